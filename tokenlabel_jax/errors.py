@@ -1,0 +1,29 @@
+"""One error type for everything a user can fix, and the launcher wrapper that prints it without a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+
+class UserError(Exception):
+  """A problem in the user's input or environment: `what` went wrong and `fix` says how to mend it."""
+
+  def __init__(self, what: str, fix: str = ""):
+    self.what = what
+    self.fix = fix
+    super().__init__(f"{what}" + (f"\n  fix: {fix}" if fix else ""))
+
+
+def exit_on_user_error(fn):
+  """Wraps an absl `main`: a UserError becomes one message on stderr and exit status 2, never a traceback."""
+
+  def wrapped(*args, **kwargs):
+    try:
+      return fn(*args, **kwargs)
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+
+  wrapped.__name__ = getattr(fn, "__name__", "main")
+  wrapped.__doc__ = fn.__doc__
+  return wrapped
