@@ -1,0 +1,185 @@
+"""The Llama forward pass as a pure function of a parameter pytree.
+
+Parameters are a plain dict of arrays (inspectable, shardable, checkpointable). Layers are stacked along a leading
+axis and run with `lax.scan`, so a 30- or 80-layer model compiles as one layer. The forward takes input embeddings, not
+token ids, so that a soft label `E^T p` can be spliced in anywhere; it takes and returns a KV cache explicitly, so a
+prompt's label-independent prefix is computed once and only the suffix is differentiated.
+
+Shape suffixes: B batch, S new positions, T cached positions, D model width, H query heads, K kv heads,
+G = H // K query heads per kv head, E head width, F MLP width, V vocabulary, L layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax.config import ModelConfig
+
+Params = dict[str, Any]
+_NEG = -1e30  # a finite "minus infinity": a fully masked row gives a uniform softmax, never NaN
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+  """Keys and values of already-processed positions, with which of them are real (not padding)."""
+
+  k_LxBxTxKxE: jax.Array
+  v_LxBxTxKxE: jax.Array
+  valid_BxT: jax.Array
+
+  @property
+  def length(self) -> int:
+    return self.valid_BxT.shape[1]
+
+
+def init_params(cfg: ModelConfig, key: jax.Array, dtype=jnp.float32) -> Params:
+  """Random weights (for tests and dry runs); real weights come from `tokenlabel_jax.loading`."""
+  L, D, H, K, E, F, V = cfg.n_layers, cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, cfg.vocab_size
+  keys = iter(jax.random.split(key, 9))
+
+  def normal(shape, fan_in):
+    return (jax.random.normal(next(keys), shape) / np.sqrt(fan_in)).astype(dtype)
+
+  params = {
+      "embed_VxD": normal((V, D), 1.0) * 0.5,
+      "layers": {
+          "attn_norm_LxD": jnp.ones((L, D), dtype),
+          "wq_LxDxHE": normal((L, D, H * E), D),
+          "wk_LxDxKE": normal((L, D, K * E), D),
+          "wv_LxDxKE": normal((L, D, K * E), D),
+          "wo_LxHExD": normal((L, H * E, D), H * E),
+          "mlp_norm_LxD": jnp.ones((L, D), dtype),
+          "w_gate_LxDxF": normal((L, D, F), D),
+          "w_up_LxDxF": normal((L, D, F), D),
+          "w_down_LxFxD": normal((L, F, D), F),
+      },
+      "final_norm_D": jnp.ones((D,), dtype),
+  }
+  if not cfg.tie_embeddings:
+    params["lm_head_DxV"] = normal((D, V), D)
+  return params
+
+
+def rope_frequencies(cfg: ModelConfig) -> np.ndarray:
+  """Inverse frequencies per rotary pair, with Llama-3.1 scaling when configured."""
+  E = cfg.head_dim
+  inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, E, 2, dtype=np.float64) / E))
+  rs = cfg.rope_scaling
+  if rs is None:
+    return inv_freq.astype(np.float32)
+  wavelen = 2 * np.pi / inv_freq
+  low_wavelen = rs.original_max_position / rs.low_freq_factor
+  high_wavelen = rs.original_max_position / rs.high_freq_factor
+  scaled = np.where(wavelen > low_wavelen, inv_freq / rs.factor, inv_freq)
+  smooth = (rs.original_max_position / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor)
+  medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+  scaled = np.where(medium, (1 - smooth) * scaled / rs.factor + smooth * scaled, scaled)
+  return scaled.astype(np.float32)
+
+
+def apply_rope(x_BxSxNxE: jax.Array, positions_BxS: jax.Array, inv_freq: np.ndarray) -> jax.Array:
+  """Rotary embedding in the Hugging Face "rotate half" layout (first half of each head pairs with the second)."""
+  angles_BxSxE2 = positions_BxS[..., None].astype(jnp.float32) * inv_freq
+  cos, sin = jnp.cos(angles_BxSxE2)[:, :, None, :], jnp.sin(angles_BxSxE2)[:, :, None, :]
+  x1, x2 = jnp.split(x_BxSxNxE.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxSxNxE.dtype)
+
+
+def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
+  x32 = x.astype(jnp.float32)
+  x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+  return (x32 * w.astype(jnp.float32)).astype(x.dtype)
+
+
+def embed(params: Params, tokens_BxS: jax.Array) -> jax.Array:
+  return params["embed_VxD"][tokens_BxS]
+
+
+def soft_embed(params: Params, probs_xV: jax.Array) -> jax.Array:
+  """The soft token `E^T p`: a probability-weighted mix of input embeddings."""
+  return jnp.einsum("...v,vd->...d", probs_xV.astype(params["embed_VxD"].dtype), params["embed_VxD"])
+
+
+def logits(params: Params, h_xD: jax.Array) -> jax.Array:
+  """Vocabulary logits (float32) for final hidden states. Separate from `forward` so callers pay for V only where read."""
+  w_DxV = params["embed_VxD"].T if "lm_head_DxV" not in params else params["lm_head_DxV"]
+  return jnp.einsum("...d,dv->...v", h_xD, w_DxV, preferred_element_type=jnp.float32)
+
+
+def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS: jax.Array,
+            valid_BxS: jax.Array | None = None, cache: KVCache | None = None,
+            return_layers: bool = False) -> tuple[jax.Array, KVCache, jax.Array | None]:
+  """Runs S new positions, attending to `cache` (if any) and causally to themselves.
+
+  Returns the final-normed hidden states h_BxSxD, the cache extended by the new positions, and (if asked) the
+  residual stream entering each layer, L x B x S x D.
+  """
+  B, S, _ = x_BxSxD.shape
+  K, E = cfg.n_kv_heads, cfg.head_dim
+  G = cfg.n_heads // K
+  if valid_BxS is None:
+    valid_BxS = jnp.ones((B, S), bool)
+  inv_freq = rope_frequencies(cfg)
+  causal_SxS = jnp.tril(jnp.ones((S, S), bool))
+  new_mask_BxSxS = causal_SxS[None] & valid_BxS[:, None, :]
+  if cache is not None:
+    mask_BxSxT = jnp.concatenate(
+        [jnp.broadcast_to(cache.valid_BxT[:, None, :], (B, S, cache.length)), new_mask_BxSxS], axis=-1)
+  else:
+    mask_BxSxT = new_mask_BxSxS
+  scale = 1.0 / np.sqrt(E)
+
+  def layer(x_BxSxD, xs):
+    w, cached_k, cached_v = xs
+    h = rms_norm(x_BxSxD, w["attn_norm_LxD"], cfg.norm_eps)
+    q_BxSxKxGxE = (h @ w["wq_LxDxHE"]).reshape(B, S, K, G, E)
+    k_BxSxKxE = (h @ w["wk_LxDxKE"]).reshape(B, S, K, E)
+    v_BxSxKxE = (h @ w["wv_LxDxKE"]).reshape(B, S, K, E)
+    q_BxSxKxGxE = apply_rope(q_BxSxKxGxE.reshape(B, S, K * G, E), positions_BxS, inv_freq).reshape(B, S, K, G, E)
+    k_BxSxKxE = apply_rope(k_BxSxKxE, positions_BxS, inv_freq)
+    keys_BxTxKxE, values_BxTxKxE = k_BxSxKxE, v_BxSxKxE
+    if cached_k is not None:
+      keys_BxTxKxE = jnp.concatenate([cached_k, k_BxSxKxE], axis=1)
+      values_BxTxKxE = jnp.concatenate([cached_v, v_BxSxKxE], axis=1)
+    scores_BxKxGxSxT = jnp.einsum("bskge,btke->bkgst", q_BxSxKxGxE, keys_BxTxKxE,
+                                  preferred_element_type=jnp.float32) * scale
+    scores_BxKxGxSxT = jnp.where(mask_BxSxT[:, None, None], scores_BxKxGxSxT, _NEG)
+    probs = jax.nn.softmax(scores_BxKxGxSxT, axis=-1).astype(values_BxTxKxE.dtype)
+    attn_BxSxKxGxE = jnp.einsum("bkgst,btke->bskge", probs, values_BxTxKxE)
+    x_BxSxD = x_BxSxD + attn_BxSxKxGxE.reshape(B, S, K * G * E) @ w["wo_LxHExD"]
+    h = rms_norm(x_BxSxD, w["mlp_norm_LxD"], cfg.norm_eps)
+    mlp_BxSxF = jax.nn.silu(h @ w["w_gate_LxDxF"]) * (h @ w["w_up_LxDxF"])
+    x_out = x_BxSxD + mlp_BxSxF @ w["w_down_LxFxD"]
+    return x_out, (k_BxSxKxE, v_BxSxKxE, x_BxSxD if return_layers else None)
+
+  cached = (cache.k_LxBxTxKxE, cache.v_LxBxTxKxE) if cache is not None else (None, None)
+  x_BxSxD = x_BxSxD.astype(params["embed_VxD"].dtype)
+  x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (params["layers"], *cached))
+  h_BxSxD = rms_norm(x_BxSxD, params["final_norm_D"], cfg.norm_eps)
+  if cache is None:
+    new_cache = KVCache(k_LxBxSxKxE, v_LxBxSxKxE, valid_BxS)
+  else:
+    new_cache = KVCache(jnp.concatenate([cache.k_LxBxTxKxE, k_LxBxSxKxE], axis=2),
+                        jnp.concatenate([cache.v_LxBxTxKxE, v_LxBxSxKxE], axis=2),
+                        jnp.concatenate([cache.valid_BxT, valid_BxS], axis=1))
+  return h_BxSxD, new_cache, resid
+
+
+def forward_tokens(params: Params, cfg: ModelConfig, tokens_BxS: jax.Array, valid_BxS: jax.Array | None = None,
+                   cache: KVCache | None = None, start_BxS: jax.Array | None = None):
+  """Convenience: token ids in, float32 logits at every position out (positions continue after `cache`)."""
+  B, S = tokens_BxS.shape
+  positions = jnp.broadcast_to(jnp.arange(S), (B, S))
+  if start_BxS is not None:
+    positions = positions + start_BxS
+  elif cache is not None:
+    positions = positions + cache.valid_BxT.sum(-1, keepdims=True)
+  h, new_cache, _ = forward(params, cfg, embed(params, tokens_BxS), positions, valid_BxS, cache)
+  return logits(params, h), new_cache

@@ -1,0 +1,85 @@
+"""Tokenizers for the discriminator model: built from GGUF metadata (no torch, no hub) or a Hugging Face directory.
+
+Both end as a transformers `PreTrainedTokenizerFast`, so prompts use one interface (`encode`, `decode`, the chat
+template) whatever the model's source.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from tokenlabel_jax.errors import UserError
+
+_CONTROL = 3  # llama.cpp token type of special tokens such as <|im_start|>
+
+
+class Tokenizer:
+  """A thin wrapper that keeps the few operations prompts need, and the human-readable form of each token."""
+
+  def __init__(self, hf_tokenizer):
+    self.hf = hf_tokenizer
+    self.vocab_size = len(hf_tokenizer)
+
+  def encode(self, text: str) -> list[int]:
+    return list(self.hf.encode(text, add_special_tokens=False))
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self.hf.decode(list(ids))
+
+  def token_str(self, token_id: int) -> str:
+    """The text a token stands for (byte-level markers decoded): ' animal', not 'Ġanimal'."""
+    return self.hf.decode([int(token_id)])
+
+  def raw_token(self, token_id: int) -> str:
+    return self.hf.convert_ids_to_tokens(int(token_id))
+
+  def chat(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    if not getattr(self.hf, "chat_template", None):
+      raise UserError("this model's tokenizer has no chat template",
+                      "use a discriminator template without chat formatting, or an instruct model")
+    return self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+  @property
+  def has_chat_template(self) -> bool:
+    return bool(getattr(self.hf, "chat_template", None))
+
+
+def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
+  """Byte-level BPE from the token list and merges stored in a GGUF file."""
+  from tokenizers import Tokenizer as RawTokenizer, decoders, models, pre_tokenizers  # pylint: disable=import-outside-toplevel
+  from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
+
+  tokens = spec["tokens"]
+  vocab = {t: i for i, t in enumerate(tokens)}
+  merges = [tuple(m.split(" ", 1)) for m in spec["merges"]]
+  raw = RawTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+  if spec.get("pre") in ("smollm", "llama-bpe", "llama3"):  # these split digits one by one before byte-level BPE
+    raw.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+  else:
+    raw.pre_tokenizer = byte_level
+  raw.decoder = decoders.ByteLevel()
+  specials = [t for t, ty in zip(tokens, spec["token_types"]) if ty == _CONTROL]
+  kwargs = {}
+  if spec.get("bos_id") is not None:
+    kwargs["bos_token"] = tokens[spec["bos_id"]]
+  if spec.get("eos_id") is not None:
+    kwargs["eos_token"] = tokens[spec["eos_id"]]
+  hf = PreTrainedTokenizerFast(tokenizer_object=raw, **kwargs)
+  hf.add_special_tokens({"additional_special_tokens": specials})
+  if spec.get("chat_template"):
+    hf.chat_template = spec["chat_template"]
+  return Tokenizer(hf)
+
+
+def from_hf_dir(path: str) -> Tokenizer:
+  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+  if not any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer.json", "tokenizer.model")):
+    raise UserError(f"{path} has no tokenizer.json or tokenizer.model",
+                    "copy the model's tokenizer files into the directory")
+  try:
+    return Tokenizer(AutoTokenizer.from_pretrained(path, local_files_only=True))
+  except Exception as e:
+    raise UserError(f"cannot load the tokenizer in {path} ({type(e).__name__}: {e})",
+                    "check tokenizer.json / tokenizer_config.json") from None
