@@ -1,0 +1,295 @@
+"""Discriminators: how a frozen model judges whether a label fits a highlighted token.
+
+Each formulation is configuration (templates with placeholders, answer tokens, a neutral label) plus one caching plan:
+the prompt is split at the label slot; everything before it is example-specific but label-independent, so its KV cache
+(and the model's next-token log-probabilities at the slot) are computed once per example. What depends on the label
+(the slot and the short suffix after it) runs every step, with gradients.
+
+- judge: the paper's prompt. Text, highlighted token, label, a question; score = logit("1") - logit("0") at the end.
+- likelihood: "... examples of <label>: <word>"; score = log P(word | label) - log P(word | neutral label).
+- namer: "... <word> is a kind of <label>"; score = log P(label | word). For one label token it is linear in p:
+  score_i = p . log q_i, with q_i computed once, so the whole vocabulary can be scored exactly.
+
+Placeholders in templates: {word} (the highlighted token as text), {context} (the text window around it, the token
+marked with [[ ]]), {label} (the label slot; exactly once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax.config import ModelConfig
+from tokenlabel_jax.errors import UserError
+
+LABEL = "{label}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorConfig:
+  """A formulation and its templates. `kind` picks the scoring rule; the text is free to change."""
+
+  name: str
+  kind: str  # "judge" | "likelihood" | "namer"
+  template: str  # the whole prompt, with {label} once; text after {label} is the suffix
+  chat: bool = False  # wrap `template` as the user turn of the model's chat template (judge)
+  answer_tokens: tuple[str, str] = ("1", "0")  # judge: (yes, no)
+  neutral_label: str = " things"  # likelihood: the baseline label
+  calibrate: bool = True  # learn a bounded scale and a bias per feature (see objective.calibrated_logit)
+  max_scale: float = 1.0
+  context_before: int = 24  # subject tokens shown before/after the highlighted one (for {context})
+  context_after: int = 8
+
+
+_JUDGE_TEXT = (
+    "Here is a text with one token marked by [[ ]].\n\nText: {context}\nMarked token: {word}\n\n"
+    "Is the marked token an example of the concept \"{label}\"? Answer with 1 for yes or 0 for no.")
+
+PRESETS: dict[str, DiscriminatorConfig] = {
+    # The paper's judge: zero-shot yes/no through the chat template (instruct models: Llama-3-Instruct).
+    "judge": DiscriminatorConfig(name="judge", kind="judge", template=_JUDGE_TEXT,
+                                 chat=True, calibrate=False),
+    # Likelihood ratio: the label stays an input embedding, as in the paper, but scored by likelihood.
+    "likelihood": DiscriminatorConfig(
+        name="likelihood", kind="likelihood",
+        template=("Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
+                  "Examples of{label}:{word}")),
+    "likelihood_context": DiscriminatorConfig(
+        name="likelihood_context", kind="likelihood",
+        template=("Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
+                  "In the text \"{context}\", the marked word is one of the examples of{label}:{word}")),
+    # Namer: the label is what the model would write after the word.
+    "namer": DiscriminatorConfig(
+        name="namer", kind="namer",
+        template=("jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
+                  "{word} is a kind of{label}")),
+    "namer_context": DiscriminatorConfig(
+        name="namer_context", kind="namer",
+        template=("jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
+                  "Text: {context}\nThe marked word, {word}, is a kind of{label}")),
+}
+
+
+def get(name: str) -> DiscriminatorConfig:
+  if name not in PRESETS:
+    raise UserError(f"unknown discriminator {name!r}", f"use one of {', '.join(PRESETS)}")
+  return PRESETS[name]
+
+
+def default_for(tokenizer, cfg: ModelConfig) -> str:
+  """Measured defaults (README, 'Discriminators'): the 135M model is at chance as a judge; namer works on it."""
+  small = cfg.dim < 1024
+  return "namer" if small or not tokenizer.has_chat_template else "judge"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleText:
+  word: str  # the highlighted token as a reader sees it
+  context: str  # the window around it with the token marked
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+  """Label-independent tensors for N examples (padded): computed once, reused every step."""
+
+  cache: model_lib.KVCache  # prefix keys/values, B rows
+  prefix_len_B: jax.Array
+  logq_BxV: jax.Array  # log next-token distribution at the label slot
+  suffix_ids_BxS: jax.Array
+  suffix_valid_BxS: jax.Array
+  readout_pos_BxR: jax.Array  # index (within slots + suffix) whose output predicts readout_tok
+  readout_tok_BxR: jax.Array
+  readout_w_BxR: jax.Array
+  baseline_B: jax.Array  # subtracted from every score (likelihood: the neutral label's score)
+
+
+def _render(disc: DiscriminatorConfig, tokenizer, ex: ExampleText) -> tuple[str, str]:
+  text = disc.template.replace("{word}", ex.word).replace("{context}", ex.context)
+  if text.count(LABEL) != 1:
+    raise UserError(f"template of discriminator {disc.name!r} must contain {LABEL} exactly once",
+                    "fix the template")
+  if disc.chat:
+    sentinel = "\x01LABEL\x01"
+    full = tokenizer.chat([{"role": "user", "content": text.replace(LABEL, sentinel)}], add_generation_prompt=True)
+    prefix, suffix = full.split(sentinel)
+    return prefix, suffix
+  prefix, suffix = text.split(LABEL)
+  return prefix, suffix
+
+
+def token_plan(disc: DiscriminatorConfig, tokenizer, ex: ExampleText, n_slots: int
+               ) -> tuple[list[int], list[int], list[tuple[int, int, float]]]:
+  """(prefix ids, suffix ids, readout (position, token, weight)) for one example; position counts slots first."""
+  prefix, suffix = _render(disc, tokenizer, ex)
+  prefix_ids = tokenizer.encode(prefix)
+  if disc.kind == "judge":
+    suffix_ids = tokenizer.encode(suffix)
+    yes, no = (_single_token(tokenizer, a) for a in disc.answer_tokens)
+    last = n_slots + len(suffix_ids) - 1
+    return prefix_ids, suffix_ids, [(last, yes, 1.0), (last, no, -1.0)]
+  if disc.kind == "likelihood":
+    glue, _, _ = suffix.partition(ex.word)
+    glue_ids, word_ids = tokenizer.encode(glue), tokenizer.encode(ex.word)
+    if not word_ids:
+      word_ids = tokenizer.encode(" ")
+    suffix_ids = glue_ids + word_ids
+    start = n_slots + len(glue_ids)  # index of the first word token in slots+suffix
+    return prefix_ids, suffix_ids, [(start + j - 1, t, 1.0) for j, t in enumerate(word_ids)]
+  if disc.kind == "namer":
+    return prefix_ids, [], []
+  raise UserError(f"unknown discriminator kind {disc.kind!r}", "use judge, likelihood or namer")
+
+
+def _single_token(tokenizer, text: str) -> int:
+  ids = tokenizer.encode(text)
+  if len(ids) != 1:
+    raise UserError(f"answer token {text!r} is {len(ids)} tokens for this tokenizer", "choose single-token answers")
+  return ids[0]
+
+
+def _pad(rows: Sequence[Sequence[Any]], fill, dtype) -> np.ndarray:
+  width = max(1, max(len(r) for r in rows))
+  out = np.full((len(rows), width), fill, dtype)
+  for i, r in enumerate(rows):
+    out[i, :len(r)] = r
+  return out
+
+
+@jax.jit
+def _stack_caches(*caches):
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1 if xs[0].ndim == 5 else 0), *caches)
+
+
+def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, examples: Sequence[ExampleText],
+            n_slots: int = 1, chunk: int = 32) -> Prepared:
+  """Tokenizes every example's prompt and runs its prefix once (no gradients)."""
+  plans = [token_plan(disc, tokenizer, ex, n_slots) for ex in examples]
+  longest = max(len(p) + n_slots + len(s) for p, s, _ in plans)
+  if longest > cfg.max_seq_len:
+    raise UserError(f"a discriminator prompt is {longest} tokens, longer than the model's context {cfg.max_seq_len}",
+                    "show less text around the token (smaller context window) or use a shorter template")
+  prefix_ids = _pad([p for p, _, _ in plans], 0, np.int32)
+  prefix_len = np.array([len(p) for p, _, _ in plans], np.int32)
+  prefix_valid = np.arange(prefix_ids.shape[1])[None] < prefix_len[:, None]
+  caches, logqs = [], []
+  for i in range(0, len(plans), chunk):  # chunks bound the activation memory of the prefix pass
+    c, lq = _prefix_pass(params, cfg, jnp.asarray(prefix_ids[i:i + chunk]), jnp.asarray(prefix_valid[i:i + chunk]),
+                         jnp.asarray(prefix_len[i:i + chunk]))
+    caches.append(c)
+    logqs.append(lq)
+  cache = caches[0] if len(caches) == 1 else _stack_caches(*caches)
+  readouts = [r for _, _, r in plans]
+  prep = Prepared(
+      cache=cache, prefix_len_B=jnp.asarray(prefix_len), logq_BxV=jnp.concatenate(logqs, 0),
+      suffix_ids_BxS=jnp.asarray(_pad([s for _, s, _ in plans], 0, np.int32)),
+      suffix_valid_BxS=jnp.asarray(_pad([[True] * len(s) for _, s, _ in plans], False, bool)),
+      readout_pos_BxR=jnp.asarray(_pad([[p for p, _, _ in r] for r in readouts], 0, np.int32)),
+      readout_tok_BxR=jnp.asarray(_pad([[t for _, t, _ in r] for r in readouts], 0, np.int32)),
+      readout_w_BxR=jnp.asarray(_pad([[w for _, _, w in r] for r in readouts], 0.0, np.float32)),
+      baseline_B=jnp.zeros(len(plans), jnp.float32))
+  if disc.kind == "likelihood":
+    neutral = np.asarray(tokenizer.encode(disc.neutral_label), np.int32)
+    if len(neutral) != n_slots:
+      raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
+                      "choose a neutral label of the same token length")
+    base = hard_scores(params, cfg, disc, prep, jnp.asarray(neutral)[None], chunk=chunk)[0]
+    prep = dataclasses.replace(prep, baseline_B=base)
+  return prep
+
+
+@jax.jit(static_argnums=1)
+def _prefix_pass(params, cfg, ids_BxP, valid_BxP, len_B):
+  logits_BxPxV, cache = model_lib.forward_tokens(params, cfg, ids_BxP, valid_BxP)
+  last_BxV = jnp.take_along_axis(logits_BxPxV, (len_B - 1)[:, None, None], axis=1)[:, 0]
+  return cache, jax.nn.log_softmax(last_BxV, axis=-1)
+
+
+def take_rows(prep: Prepared, rows: jax.Array) -> Prepared:
+  """A minibatch of prepared examples (inside jit)."""
+  def take(x):
+    return jnp.take(x, rows, axis=1 if x.ndim == 5 else 0)
+  return jax.tree.map(take, prep)
+
+
+def scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, label_NxV: jax.Array) -> jax.Array:
+  """Score per example for a soft label (N slots x vocabulary probabilities); differentiable in `label_NxV`.
+
+  A one-hot `label_NxV` is the hard label; a straight-through label is one-hot forward, soft backward.
+  """
+  if disc.kind == "namer":
+    if label_NxV.shape[0] != 1:
+      raise UserError("the namer scores soft labels of one slot", "use --label_slots=1 with the namer")
+    return prep.logq_BxV @ label_NxV[0] - prep.baseline_B
+  B = prep.prefix_len_B.shape[0]
+  N = label_NxV.shape[0]
+  slot_BxNxD = jnp.broadcast_to(model_lib.soft_embed(params, label_NxV), (B, N, cfg.dim))
+  x_BxSxD = jnp.concatenate([slot_BxNxD, model_lib.embed(params, prep.suffix_ids_BxS)], axis=1)
+  S = x_BxSxD.shape[1]
+  positions_BxS = prep.prefix_len_B[:, None] + jnp.arange(S)[None]
+  valid_BxS = jnp.concatenate([jnp.ones((B, N), bool), prep.suffix_valid_BxS], axis=1)
+  h_BxSxD, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions_BxS, valid_BxS, prep.cache)
+  h_BxRxD = jnp.take_along_axis(h_BxSxD, prep.readout_pos_BxR[..., None], axis=1)
+  logp_BxRxV = jax.nn.log_softmax(model_lib.logits(params, h_BxRxD), axis=-1)
+  tok_BxR = jnp.take_along_axis(logp_BxRxV, prep.readout_tok_BxR[..., None], axis=-1)[..., 0]
+  return jnp.sum(prep.readout_w_BxR * tok_BxR, axis=-1) - prep.baseline_B
+
+
+@jax.jit(static_argnums=(1, 2))
+def _hard_scores_chunk(params, cfg, disc, prep, label_ids_CxN):
+  V = prep.logq_BxV.shape[-1]
+  if disc.kind == "namer" and label_ids_CxN.shape[1] > 1:
+    return jax.vmap(lambda ids: _namer_multi(params, cfg, prep, ids))(label_ids_CxN)
+  return jax.vmap(lambda ids: scores(params, cfg, disc, prep, jax.nn.one_hot(ids, V)))(label_ids_CxN)
+
+
+def _namer_multi(params, cfg, prep: Prepared, ids_N):
+  """log P(t_1..t_N | prefix): the first token from the cached distribution, the rest teacher-forced."""
+  B = prep.prefix_len_B.shape[0]
+  first = prep.logq_BxV[:, ids_N[0]]
+  x_BxSxD = jnp.broadcast_to(model_lib.embed(params, ids_N[:-1]), (B, ids_N.shape[0] - 1, cfg.dim))
+  positions = prep.prefix_len_B[:, None] + jnp.arange(ids_N.shape[0] - 1)[None]
+  h, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions, None, prep.cache)
+  logp = jax.nn.log_softmax(model_lib.logits(params, h), axis=-1)
+  rest = jnp.take_along_axis(logp, jnp.broadcast_to(ids_N[1:], (B, ids_N.shape[0] - 1))[..., None], -1)[..., 0]
+  return first + rest.sum(-1) - prep.baseline_B
+
+
+def hard_scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, label_ids_CxN: jax.Array,
+                chunk: int = 32) -> jax.Array:
+  """Exact scores of C hard labels (token ids, N slots each) on every prepared example: C x B."""
+  B = prep.prefix_len_B.shape[0]
+  if disc.kind == "namer" and label_ids_CxN.shape[1] == 1:
+    return prep.logq_BxV[:, label_ids_CxN[:, 0]].T - prep.baseline_B[None]
+  # Bound the work per call: C labels x `chunk` examples at a time.
+  rows = []
+  for i in range(0, B, chunk):
+    sub = take_rows(prep, jnp.arange(i, min(B, i + chunk)))
+    rows.append(_hard_scores_chunk(params, cfg, disc, sub, label_ids_CxN))
+  return jnp.concatenate(rows, axis=1)
+
+
+def encode_label(tokenizer, label: str) -> list[int]:
+  """A human label as the discriminator sees it: with a leading space, as it follows 'of' / 'is a kind of'."""
+  text = label if label.startswith(" ") or _is_cjk(label[:1]) else " " + label
+  return tokenizer.encode(text)
+
+
+def _is_cjk(ch: str) -> bool:
+  return bool(ch) and 0x2E80 <= ord(ch) <= 0x9FFF
+
+
+def word_like_mask(tokenizer, vocab_size: int) -> np.ndarray:
+  """Tokens a person would accept as a label: letters (any script), at least 3 of them or any CJK character."""
+  mask = np.zeros(vocab_size, bool)
+  for i in range(min(vocab_size, tokenizer.vocab_size)):
+    s = tokenizer.token_str(i)
+    w = s.strip()
+    if w.isalpha() and not any(c in s for c in "\n\t<>") and (len(w) >= 3 or any(_is_cjk(c) for c in w)):
+      mask[i] = True
+  return mask

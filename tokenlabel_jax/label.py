@@ -1,0 +1,97 @@
+"""Label features: `python -m tokenlabel_jax.label --features=FILE_OR_DIR --output_dir=DIR [--model=...]`.
+
+Writes DIR/<feature>/result.json, trajectory.png and checkpoints, and DIR/summary.json. A killed run resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.optimization import LabelConfig
+
+_D = LabelConfig()
+flags.DEFINE_string("model", None, "Model: a Hugging Face directory, a .gguf file, or 'smollm2-135m-instruct' "
+                    "(the embedded default).")
+flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory of them.", required=True)
+flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go.", required=True)
+flags.DEFINE_list("only", [], "Label only these feature names.")
+flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype (float32 is faster on CPUs).")
+flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
+flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
+flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
+flags.DEFINE_integer("seeds", _D.seeds, "Random restarts optimized together (vmapped).")
+flags.DEFINE_integer("batch_size", _D.batch_size, "Examples per step.")
+flags.DEFINE_float("learning_rate", _D.learning_rate, "AdamW learning rate.")
+flags.DEFINE_float("lam_ent", _D.lam_ent, "Entropy weight λ_ent.")
+flags.DEFINE_float("lam_kl", _D.lam_kl, "KL weight λ_kl.")
+flags.DEFINE_bool("ent_anneal", _D.ent_anneal, "Ramp λ_ent up from 0 over the run.")
+flags.DEFINE_enum("forcing", _D.forcing, ["none", "straight_through", "gumbel"], "How the label enters the model.")
+flags.DEFINE_enum("vocab_filter", _D.vocab_filter, ["words", "all"], "Allowed label tokens.")
+flags.DEFINE_integer("n_train", _D.n_train, "Training examples per feature.")
+flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
+flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
+flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
+flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
+flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
+FLAGS = flags.FLAGS
+
+
+@exit_on_user_error
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
+  lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig) if f.name in FLAGS})
+  try:
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    probe = os.path.join(FLAGS.output_dir, ".write_test")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
+                    ) from None
+  features = data_lib.load_features(FLAGS.features)
+  if FLAGS.only:
+    features = [f for f in features if f.name in FLAGS.only]
+    if not features:
+      raise UserError(f"no feature named {FLAGS.only} in {FLAGS.features}", "check --only")
+  m = load_model(FLAGS.model, FLAGS.dtype)
+  disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  summary_path = os.path.join(FLAGS.output_dir, "summary.json")
+  summary = {}
+  if os.path.exists(summary_path):
+    with open(summary_path) as f:
+      summary = json.load(f)
+  failed = []
+  for i, feature in enumerate(features):
+    print(f"feature {i + 1}/{len(features)}: {feature.name}", file=sys.stderr)
+    try:
+      r = labeling.label_feature(m, feature, disc, lcfg, os.path.join(FLAGS.output_dir, feature.name),
+                                 FLAGS.reference_labels, FLAGS.resume)
+    except UserError as e:  # one bad feature must not lose the others
+      print(f"error: feature {feature.name}: {e}", file=sys.stderr)
+      failed.append(feature.name)
+      continue
+    summary[feature.name] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
+                                               "wall_time_s")}
+    with open(summary_path, "w") as f:
+      json.dump(summary, f, indent=1, ensure_ascii=False)
+    print(f"{feature.name}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
+  if failed:
+    raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
+                    "see the messages above; finished features are kept in " + summary_path)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,150 @@
+"""Labeling one feature end to end: examples -> prepared prompts -> optimization -> verification -> held-out report.
+
+The figure that counts is the hard label's score on held-out examples, never the soft label's training loss: the
+soft mixture can fool the discriminator with an embedding no single token has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import evaluation
+from tokenlabel_jax import objective
+from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax import plots
+from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.loading import LoadedModel
+
+
+def example_texts(feature: data_lib.Feature, examples: Sequence[data_lib.Example],
+                  disc: disc_lib.DiscriminatorConfig) -> list[disc_lib.ExampleText]:
+  out = []
+  for ex in examples:
+    before, tok, after = data_lib.context_window(feature.records[ex.record], ex.index, disc.context_before,
+                                                 disc.context_after)
+    word = data_lib.word_of(tok) or tok
+    context = ("".join(before) + " [[" + word + "]]" + "".join(after)).strip()
+    out.append(disc_lib.ExampleText(word=word, context=context))
+  return out
+
+
+@dataclasses.dataclass
+class Split:
+  examples: list[data_lib.Example]
+  prep: disc_lib.Prepared
+  target_B: np.ndarray
+
+
+def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
+                 lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
+  """Train and validation come from the feature's train records, held-out from its held-out records."""
+  common = dict(seed=lcfg.seed, positive_fraction=lcfg.positive_fraction, negatives=lcfg.negatives,
+                target_mode=lcfg.target_mode)
+  train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
+  heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
+  parts = {"train": train_val[:lcfg.n_train], "val": train_val[lcfg.n_train:], "heldout": heldout}
+  out = {}
+  for name, exs in parts.items():
+    targets = np.array([e.target for e in exs], np.float32)
+    binary = targets > 0.5
+    if binary.all() or not binary.any():
+      raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if binary.all() else 'negative'}",
+                      "give the feature both active and inactive tokens in each split, or raise --n_" + name)
+    prep = disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc, example_texts(feature, exs, disc),
+                            n_slots=lcfg.label_slots)
+    out[name] = Split(exs, prep, targets)
+  return out
+
+
+def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
+                    val: Split, test: Split) -> list[dict[str, Any]]:
+  """Hard labels: calibration fitted on validation, AUC/accuracy/F1 on `test`. One row per label."""
+  rows = []
+  by_len: dict[int, list[int]] = {}
+  for i, ids in enumerate(label_ids):
+    by_len.setdefault(len(ids), []).append(i)
+  results: dict[int, dict[str, Any]] = {}
+  for n, idx in by_len.items():
+    ids = jnp.asarray([label_ids[i] for i in idx], jnp.int32)
+    s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, val.prep, ids))
+    s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
+    a, b, val_loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
+    for j, i in enumerate(idx):
+      prob = 1 / (1 + np.exp(-(a[j] * s_test[j] + b[j])))
+      met = evaluation.metrics_from_scores(prob, test.target_B)
+      results[i] = {"val_loss": float(val_loss[j]), "val_auc": _auc(s_val[j], val.target_B), **met}
+  for i in range(len(label_ids)):
+    rows.append(results[i])
+  return rows
+
+
+def _auc(scores, targets) -> float:
+  try:
+    return float(evaluation.roc_auc(scores, targets > 0.5))
+  except ValueError:
+    return float("nan")
+
+
+def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
+                  lcfg: opt_lib.LabelConfig, out_dir: str, references: Sequence[str] = (), resume: bool = True
+                  ) -> dict[str, Any]:
+  """Labels one feature and writes result.json, trajectory.png and checkpoints under `out_dir`."""
+  t0 = time.time()
+  os.makedirs(out_dir, exist_ok=True)
+  log = lambda s: print(s, file=sys.stderr, flush=True)
+  log(f"[{feature.name}] preparing prompts ({disc.name} discriminator)")
+  splits = build_splits(m, feature, disc, lcfg)
+  mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
+            else np.ones(m.cfg.vocab_size, bool))
+  ckpt = opt_lib.Checkpointer(os.path.join(out_dir, "checkpoints")) if resume else None
+  fingerprint = {"config": dataclasses.asdict(lcfg), "discriminator": disc.name, "model": m.cfg.name}
+  fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as the JSON round trip would give
+  state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, splits["train"].prep, splits["train"].target_B, mask_V,
+                                 ckpt, log, fingerprint)
+  # Verification: every seed's top-k tokens, scored exactly as hard labels; the validation loss picks the label.
+  cands = opt_lib.candidates(state, mask_V, lcfg.top_k)
+  rows = evaluate_labels(m, disc, [[t] for t in cands], splits["val"], splits["heldout"])
+  best = int(np.argmin([r["val_loss"] for r in rows]))
+  token_id = cands[best]
+  p = np.asarray(objective.label_probs(state.label["v_NxV"], jnp.asarray(mask_V)))[:, 0]
+  best_seed = int(np.argmax(p[:, token_id]))
+  top = np.argsort(-p[best_seed])[:10]
+  ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
+  ref_rows = evaluate_labels(m, disc, ref_ids, splits["val"], splits["heldout"]) if ref_ids else []
+  heldout = {k: rows[best][k] for k in ("auc", "accuracy", "f1")}
+  result = {
+      "feature": feature.name,
+      "label": m.tokenizer.token_str(token_id),
+      "token_id": token_id,
+      "probability": float(p[best_seed, token_id]),
+      "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in top],
+      "steps": lcfg.steps,
+      "seeds": lcfg.seeds,
+      "heldout": heldout,
+      "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
+                     for r, row in zip(references, ref_rows)},
+      "verification": [{"label": m.tokenizer.token_str(t), "token_id": t, **row} for t, row in zip(cands, rows)],
+      "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)],
+      "discriminator": disc.name,
+      "model": m.cfg.name,
+      "n_examples": {k: len(v.examples) for k, v in splits.items()},
+      "wall_time_s": round(time.time() - t0, 2),
+      "config": dataclasses.asdict(lcfg),
+  }
+  with open(os.path.join(out_dir, "result.json"), "w") as f:
+    json.dump(result, f, indent=1, ensure_ascii=False)
+  plots.trajectory(history, os.path.join(out_dir, "trajectory.png"),
+                   title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
+  log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
+      f"{heldout['auc']:.3f}, {result['wall_time_s']:.0f}s")
+  return result

@@ -1,0 +1,219 @@
+"""Optimizing the label: S restarts (seeds) in one vmapped, jitted AdamW step; orbax checkpoints; exact verification.
+
+Only the label pytree is trained. The frozen model's params are an argument of the jitted step (not a closure), so
+XLA never folds hundreds of MB of weights into the program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import objective
+from tokenlabel_jax.config import ModelConfig
+from tokenlabel_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConfig:
+  """Everything that shapes one labeling run (the model and discriminator are chosen separately)."""
+
+  steps: int = 300
+  seeds: int = 4
+  batch_size: int = 32
+  learning_rate: float = 0.1
+  weight_decay: float = 0.01
+  lam_ent: float = 0.2
+  lam_kl: float = 0.2
+  ent_anneal: bool = False  # ramp λ_ent from 0 to its value over the run (sharpens p at the end)
+  forcing: str = "none"  # none | straight_through | gumbel
+  gumbel_temperature: tuple[float, float] = (2.0, 0.1)
+  label_slots: int = 1
+  vocab_filter: str = "words"  # words | all
+  top_k: int = 8  # candidates per seed re-scored exactly as hard labels
+  n_train: int = 128
+  n_val: int = 64
+  n_heldout: int = 128
+  positive_fraction: float = 0.5
+  negatives: str = "random"
+  target_mode: str = "binary"
+  checkpoint_every: int = 50
+  log_every: int = 25
+  seed: int = 0
+
+
+@dataclasses.dataclass
+class TrainState:
+  label: dict[str, jax.Array]  # stacked over seeds
+  opt_state: Any
+  step: int
+
+
+def make_optimizer(lcfg: LabelConfig) -> optax.GradientTransformation:
+  return optax.adamw(lcfg.learning_rate, weight_decay=lcfg.weight_decay)
+
+
+def init_state(lcfg: LabelConfig, vocab_size: int) -> TrainState:
+  keys = jax.random.split(jax.random.PRNGKey(lcfg.seed), lcfg.seeds)
+  label = jax.vmap(lambda k: objective.init_label(k, lcfg.label_slots, vocab_size))(keys)
+  return TrainState(label, make_optimizer(lcfg).init(label), 0)
+
+
+def lambdas(lcfg: LabelConfig, step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  frac = step / max(1, lcfg.steps - 1)
+  lam_ent = lcfg.lam_ent * frac if lcfg.ent_anneal else jnp.asarray(lcfg.lam_ent, jnp.float32)
+  t0, t1 = lcfg.gumbel_temperature
+  temperature = t0 * (t1 / t0) ** frac
+  return lam_ent, jnp.asarray(lcfg.lam_kl, jnp.float32), temperature
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
+def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, opt_state, step,
+               params, prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V):
+  """One AdamW step for every seed at once, on a minibatch drawn deterministically from `step`."""
+  key = jax.random.fold_in(jax.random.PRNGKey(lcfg.seed + 1), step)
+  n = target_B.shape[0]
+  rows = jax.random.permutation(key, n)[:min(lcfg.batch_size, n)]
+  batch = disc_lib.take_rows(prep, rows)
+  lam_ent, lam_kl, temp = lambdas(lcfg, step)
+  seed_keys = jax.random.split(key, lcfg.seeds)
+
+  def one(label, k):
+    return objective.loss(label, params, cfg, disc, batch, target_B[rows], logq_ref_V, mask_V, lam_ent, lam_kl,
+                          lcfg.forcing, k, temp)
+
+  (_, parts), grads = jax.vmap(jax.value_and_grad(one, has_aux=True))(label, seed_keys)
+  updates, opt_state = make_optimizer(lcfg).update(grads, opt_state, label)
+  label = optax.apply_updates(label, updates)
+  p = objective.label_probs(label["v_NxV"], mask_V)
+  top_p, top_id = jax.lax.top_k(p[:, 0], 3)
+  return label, opt_state, {**parts, "top_p": top_p, "top_id": top_id}
+
+
+class Checkpointer:
+  """Orbax checkpoints of the train state plus the loss history (JSON), so a killed run resumes bit-exactly."""
+
+  def __init__(self, directory: str, max_to_keep: int = 2):
+    import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+    self._ocp = ocp
+    self.manager = ocp.CheckpointManager(os.path.abspath(directory),
+                                         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+
+  def save(self, state: TrainState, history: list[dict[str, Any]], extra: dict[str, Any]):
+    ocp = self._ocp
+    tree = {"label": state.label, "opt_state": state.opt_state}
+    self.manager.save(state.step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave({"history": history, **extra})))
+    self.manager.wait_until_finished()
+
+  def restore(self, like: TrainState) -> tuple[TrainState, list[dict[str, Any]], dict[str, Any]] | None:
+    ocp = self._ocp
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    tree = {"label": like.label, "opt_state": like.opt_state}
+    out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(tree),
+                                                             meta=ocp.args.JsonRestore()))
+    meta = dict(out["meta"])
+    history = meta.pop("history")
+    st = out["state"]
+    return TrainState(jax.tree.map(jnp.asarray, st["label"]), jax.tree.map(jnp.asarray, st["opt_state"]), step), \
+        history, meta
+
+
+def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, prep: disc_lib.Prepared,
+          target_B: np.ndarray, mask_V: np.ndarray, checkpointer: Checkpointer | None = None,
+          log: Callable[[str], None] | None = None, fingerprint: dict[str, Any] | None = None
+          ) -> tuple[TrainState, list[dict[str, Any]]]:
+  """Runs (or resumes) the optimization; returns the final state and a per-step history of loss parts."""
+  log = log or (lambda s: print(s, file=sys.stderr))
+  if not np.all(np.isfinite(target_B)):
+    raise UserError("training targets contain NaN or infinity", "check the activations of this feature")
+  mask = jnp.asarray(mask_V)
+  logq_ref = jnp.mean(prep.logq_BxV, axis=0)
+  state, history = init_state(lcfg, cfg.vocab_size), []
+  fingerprint = fingerprint or {}
+  if checkpointer is not None:
+    restored = checkpointer.restore(state)
+    if restored is not None:
+      state, history, meta = restored
+      if meta.get("fingerprint") != fingerprint:
+        raise UserError(f"the checkpoint in this output directory was made with other settings "
+                        f"({meta.get('fingerprint')} vs {fingerprint})",
+                        "use a new --output_dir, or delete its checkpoints to start over")
+      log(f"  resumed from step {state.step}")
+  label, opt_state = state.label, state.opt_state
+  targets = jnp.asarray(target_B, jnp.float32)
+  t0 = time.time()
+  for step in range(state.step, lcfg.steps):
+    label, opt_state, parts = train_step(cfg, disc, lcfg, label, opt_state, jnp.asarray(step), params, prep, targets,
+                                         logq_ref, mask)
+    parts = jax.device_get(parts)
+    if not np.all(np.isfinite(parts["loss"])):
+      raise UserError(f"the loss became NaN at step {step}", "lower --learning_rate or the λ weights")
+    history.append({k: np.asarray(v).tolist() for k, v in parts.items()})
+    done = step + 1
+    if done % lcfg.log_every == 0 or done == lcfg.steps:
+      best = int(np.argmin(parts["acc"]))
+      rate = (done - state.step) / max(1e-9, time.time() - t0)
+      log(f"  step {done:4d}/{lcfg.steps}  loss {parts['loss'][best]:.3f} (acc {parts['acc'][best]:.3f}, "
+          f"H {parts['entropy'][best]:.2f}, KL {parts['kl'][best]:.2f})  top p {parts['top_p'][best][0]:.2f}  "
+          f"{rate:.1f} steps/s")
+    if checkpointer is not None and (done % lcfg.checkpoint_every == 0 or done == lcfg.steps):
+      checkpointer.save(TrainState(label, opt_state, done), history, {"fingerprint": fingerprint})
+  return TrainState(label, opt_state, lcfg.steps), history
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verification: the soft label's top tokens re-scored exactly as hard labels.
+
+def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: float | None, iters: int = 200
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Per candidate, the (scale, bias) minimizing cross-entropy (scale in [0, max_scale]); returns scale, bias, loss."""
+  s = jnp.asarray(score_CxB, jnp.float32)
+  t = jnp.asarray(target_B, jnp.float32)
+  cap = max_scale if max_scale else None
+
+  def loss(ab):
+    a, b = ab[..., 0], ab[..., 1]
+    if cap:
+      a = cap * jax.nn.sigmoid(a)
+    logit = a[:, None] * s + b[:, None]
+    return jnp.mean(jnp.logaddexp(0.0, logit) - t * logit, axis=-1)
+
+  opt = optax.adam(0.1)
+  ab = jnp.zeros((s.shape[0], 2), jnp.float32)
+  st = opt.init(ab)
+
+  @jax.jit
+  def step(ab, st):
+    g = jax.grad(lambda x: loss(x).sum())(ab)
+    u, st = opt.update(g, st)
+    return optax.apply_updates(ab, u), st
+
+  for _ in range(iters):
+    ab, st = step(ab, st)
+  final = np.asarray(loss(ab))
+  a = np.asarray(cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0])
+  return a, np.asarray(ab[:, 1]), final
+
+
+def candidates(state: TrainState, mask_V: np.ndarray, top_k: int) -> list[int]:
+  """Union over seeds of each seed's top-k tokens (first slot), in order of probability."""
+  p = np.asarray(objective.label_probs(state.label["v_NxV"], jnp.asarray(mask_V)))[:, 0]  # S x V
+  order = np.argsort(-p, axis=-1)[:, :top_k]
+  seen: dict[int, float] = {}
+  for s in range(p.shape[0]):
+    for t in order[s]:
+      seen[int(t)] = max(seen.get(int(t), 0.0), float(p[s, t]))
+  return sorted(seen, key=lambda t: -seen[t])
