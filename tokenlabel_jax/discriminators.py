@@ -285,11 +285,16 @@ def _is_cjk(ch: str) -> bool:
 
 
 def word_like_mask(tokenizer, vocab_size: int) -> np.ndarray:
-  """Tokens a person would accept as a label: letters (any script), at least 3 of them or any CJK character."""
+  """Tokens a person would accept as a label: a word start (leading space) of 3+ letters, or CJK characters.
+
+  Word pieces without a leading space ('ozo', 'crit') rank high by accident of tokenization and read as noise.
+  """
   mask = np.zeros(vocab_size, bool)
   for i in range(min(vocab_size, tokenizer.vocab_size)):
     s = tokenizer.token_str(i)
     w = s.strip()
-    if w.isalpha() and not any(c in s for c in "\n\t<>") and (len(w) >= 3 or any(_is_cjk(c) for c in w)):
-      mask[i] = True
+    if not w.isalpha() or any(c in s for c in "\n\t<>"):
+      continue
+    cjk = any(_is_cjk(c) for c in w)
+    mask[i] = cjk or (s.startswith(" ") and s[1:] == w and len(w) >= 3)
   return mask

@@ -55,6 +55,8 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
   parts = {"train": train_val[:lcfg.n_train], "val": train_val[lcfg.n_train:], "heldout": heldout}
   out = {}
   for name, exs in parts.items():
+    if not exs:  # e.g. scoring without training
+      continue
     targets = np.array([e.target for e in exs], np.float32)
     binary = targets > 0.5
     if binary.all() or not binary.any():
