@@ -66,6 +66,11 @@ def init_params(cfg: ModelConfig, key: jax.Array, dtype=jnp.float32) -> Params:
   return params
 
 
+def _upcast(dtype) -> jnp.dtype:
+  """At least float32 for norms, rotations and softmax (float64 stays float64, for gradient checks)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def rope_frequencies(cfg: ModelConfig) -> np.ndarray:
   """Inverse frequencies per rotary pair, with Llama-3.1 scaling when configured."""
   E = cfg.head_dim
@@ -85,17 +90,19 @@ def rope_frequencies(cfg: ModelConfig) -> np.ndarray:
 
 def apply_rope(x_BxSxNxE: jax.Array, positions_BxS: jax.Array, inv_freq: np.ndarray) -> jax.Array:
   """Rotary embedding in the Hugging Face "rotate half" layout (first half of each head pairs with the second)."""
-  angles_BxSxE2 = positions_BxS[..., None].astype(jnp.float32) * inv_freq
+  up = _upcast(x_BxSxNxE.dtype)
+  angles_BxSxE2 = positions_BxS[..., None].astype(up) * inv_freq.astype(up)
   cos, sin = jnp.cos(angles_BxSxE2)[:, :, None, :], jnp.sin(angles_BxSxE2)[:, :, None, :]
-  x1, x2 = jnp.split(x_BxSxNxE.astype(jnp.float32), 2, axis=-1)
+  x1, x2 = jnp.split(x_BxSxNxE.astype(up), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BxSxNxE.dtype)
 
 
 def rms_norm(x: jax.Array, w: jax.Array, eps: float) -> jax.Array:
-  x32 = x.astype(jnp.float32)
+  up = _upcast(x.dtype)
+  x32 = x.astype(up)
   x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
-  return (x32 * w.astype(jnp.float32)).astype(x.dtype)
+  return (x32 * w.astype(up)).astype(x.dtype)
 
 
 def embed(params: Params, tokens_BxS: jax.Array) -> jax.Array:
@@ -110,7 +117,7 @@ def soft_embed(params: Params, probs_xV: jax.Array) -> jax.Array:
 def logits(params: Params, h_xD: jax.Array) -> jax.Array:
   """Vocabulary logits (float32) for final hidden states. Separate from `forward` so callers pay for V only where read."""
   w_DxV = params["embed_VxD"].T if "lm_head_DxV" not in params else params["lm_head_DxV"]
-  return jnp.einsum("...d,dv->...v", h_xD, w_DxV, preferred_element_type=jnp.float32)
+  return jnp.einsum("...d,dv->...v", h_xD, w_DxV, preferred_element_type=_upcast(h_xD.dtype))
 
 
 def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS: jax.Array,
@@ -149,7 +156,7 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
       keys_BxTxKxE = jnp.concatenate([cached_k, k_BxSxKxE], axis=1)
       values_BxTxKxE = jnp.concatenate([cached_v, v_BxSxKxE], axis=1)
     scores_BxKxGxSxT = jnp.einsum("bskge,btke->bkgst", q_BxSxKxGxE, keys_BxTxKxE,
-                                  preferred_element_type=jnp.float32) * scale
+                                  preferred_element_type=_upcast(keys_BxTxKxE.dtype)) * scale
     scores_BxKxGxSxT = jnp.where(mask_BxSxT[:, None, None], scores_BxKxGxSxT, _NEG)
     probs = jax.nn.softmax(scores_BxKxGxSxT, axis=-1).astype(values_BxTxKxE.dtype)
     attn_BxSxKxGxE = jnp.einsum("bkgst,btke->bskge", probs, values_BxTxKxE)

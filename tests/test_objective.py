@@ -1,0 +1,185 @@
+"""The objective and the discriminators on a tiny random Llama: gradients, caching, linearity, restarts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import tinymodel
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax import objective
+from tokenlabel_jax import optimization as opt_lib
+
+EXAMPLES = [disc_lib.ExampleText("dog", "the [[dog]] ran"), disc_lib.ExampleText("cup", "a [[cup]] of tea"),
+            disc_lib.ExampleText("cat", "my [[cat]] sleeps here"), disc_lib.ExampleText("pen", "[[pen]]")]
+TARGETS = np.array([1.0, 0.0, 1.0, 0.0], np.float32)
+KINDS = ["judge", "likelihood", "namer", "likelihood_context"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+def _disc(name):
+  d = disc_lib.get(name)
+  return dataclasses.replace(d, neutral_label="x") if d.kind == "likelihood" else d
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_gradient_matches_finite_differences(tiny, name):
+  """jax.grad of the full objective w.r.t. the label logits and calibration, against central differences (float64)."""
+  with jax.enable_x64(True):
+    params = jax.tree.map(lambda x: x.astype(jnp.float64), tiny.params)
+    disc = _disc(name)
+    prep = disc_lib.prepare(params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+    label = jax.tree.map(lambda x: x.astype(jnp.float64),
+                         objective.init_label(jax.random.PRNGKey(1), 1, tiny.cfg.vocab_size))
+    label["scale_raw"] = jnp.asarray(0.3, jnp.float64)
+    mask = jnp.ones(tiny.cfg.vocab_size, bool).at[:10].set(False)
+    logq_ref = prep.logq_BxV.mean(0)
+    targets = jnp.asarray(TARGETS, jnp.float64)
+
+    def f(lab):
+      return objective.loss(lab, params, tiny.cfg, disc, prep, targets, logq_ref, mask, 0.2, 0.2)[0]
+
+    grads = jax.grad(f)(label)
+    rng = np.random.default_rng(0)
+    for leaf, idx in [("v_NxV", (0, 40)), ("v_NxV", (0, int(rng.integers(10, 256)))), ("scale_raw", ()),
+                      ("bias", ())]:
+      eps = 1e-5
+      plus = jax.tree.map(lambda x: x, label)
+      minus = jax.tree.map(lambda x: x, label)
+      plus[leaf] = plus[leaf].at[idx].add(eps)
+      minus[leaf] = minus[leaf].at[idx].add(-eps)
+      fd = (f(plus) - f(minus)) / (2 * eps)
+      an = grads[leaf][idx]
+      if name == "judge" and leaf in ("scale_raw", "bias"):
+        assert an == 0.0  # the paper's judge is not calibrated
+      np.testing.assert_allclose(an, fd, rtol=1e-5, atol=1e-9)
+    # Masked tokens get exactly zero gradient.
+    assert np.all(np.asarray(grads["v_NxV"][0, :10]) == 0.0)
+
+
+@pytest.mark.parametrize("name", ["judge", "likelihood_context"])
+def test_cached_scores_equal_full_prompt_forward(tiny, name):
+  """A hard label's score from the prefix cache equals the score from running the whole prompt at once."""
+  disc = _disc(name)
+  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  label = [tiny.tokenizer.encode(" a")[0]]
+  cached = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.asarray([label]))[0])
+  for i, ex in enumerate(EXAMPLES):
+    pre, suf, readout = disc_lib.token_plan(disc, tiny.tokenizer, ex, 1)
+    ids = jnp.asarray([pre + label + suf])
+    logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, ids)
+    logp = jax.nn.log_softmax(logits[0], -1)
+    full = sum(w * logp[len(pre) + pos, tok] for pos, tok, w in readout)
+    if disc.kind == "likelihood":  # minus the neutral label's score, computed the same way
+      neutral = tiny.tokenizer.encode(disc.neutral_label)
+      lg, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, jnp.asarray([pre + neutral + suf]))
+      lpn = jax.nn.log_softmax(lg[0], -1)
+      full -= sum(w * lpn[len(pre) + pos, tok] for pos, tok, w in readout)
+    np.testing.assert_allclose(cached[i], float(full), atol=2e-4)
+
+
+def test_namer_soft_score_is_linear_in_p(tiny):
+  disc = disc_lib.get("namer")
+  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  p = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(3), (1, tiny.cfg.vocab_size)))
+  soft = disc_lib.scores(tiny.params, tiny.cfg, disc, prep, p)
+  all_hard = disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.arange(tiny.cfg.vocab_size)[:, None])
+  np.testing.assert_allclose(soft, p[0] @ all_hard, rtol=1e-4, atol=1e-4)
+
+
+def test_namer_multi_token_label_is_teacher_forced(tiny):
+  """log P(t1 t2 | prefix) from the cache equals the full forward's sum of the two log-probabilities."""
+  disc = disc_lib.get("namer")
+  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  ids = tiny.tokenizer.encode(" ab")
+  got = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.asarray([ids]))[0])
+  for i, ex in enumerate(EXAMPLES):
+    pre, _, _ = disc_lib.token_plan(disc, tiny.tokenizer, ex, 1)
+    logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, jnp.asarray([pre + ids]))
+    logp = jax.nn.log_softmax(logits[0], -1)
+    want = sum(float(logp[len(pre) - 1 + j, t]) for j, t in enumerate(ids))
+    np.testing.assert_allclose(got[i], want, atol=2e-4)
+
+
+def test_entropy_and_kl_definitions():
+  v = jax.random.normal(jax.random.PRNGKey(0), (1, 7))
+  mask = jnp.array([True] * 6 + [False])
+  logp = objective.label_logprobs(v, mask)
+  p = np.exp(np.asarray(logp))[0]
+  assert p[-1] == 0.0 and np.isclose(p.sum(), 1.0)
+  np.testing.assert_allclose(objective.entropy(logp), -np.sum(p[:6] * np.log(p[:6])), rtol=1e-5)
+  logq = np.log(np.array([0.1, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1]))
+  q = np.exp(logq[:6]) / np.exp(logq[:6]).sum()
+  want = np.sum(p[:6] * (np.log(p[:6]) - np.log(q)))
+  np.testing.assert_allclose(objective.kl_to_model(logp, jnp.asarray(logq), mask), want, rtol=1e-5)
+
+
+def test_straight_through_forward_is_hard_backward_is_soft():
+  p = jax.nn.softmax(jnp.array([[0.1, 2.0, -1.0]]))
+  f = objective.forced(p, "straight_through", jax.random.PRNGKey(0), 1.0)
+  np.testing.assert_allclose(f, [[0.0, 1.0, 0.0]], atol=1e-7)
+  w = jnp.array([1.0, 2.0, 3.0])
+  g = jax.grad(lambda q: jnp.sum(objective.forced(q, "straight_through", jax.random.PRNGKey(0), 1.0) * w))(p)
+  np.testing.assert_allclose(g, [[1.0, 2.0, 3.0]])
+
+
+def test_restarts_vmapped_equal_separate_runs(tiny):
+  """S seeds in one vmapped step follow exactly the trajectories they follow alone."""
+  disc = disc_lib.get("judge")
+  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  mask = jnp.ones(tiny.cfg.vocab_size, bool)
+  lq = prep.logq_BxV.mean(0)
+  tg = jnp.asarray(TARGETS)
+  lcfg3 = opt_lib.LabelConfig(seeds=3, batch_size=3, steps=4)
+  st = opt_lib.init_state(lcfg3, tiny.cfg.vocab_size)
+  label, opt_state = st.label, st.opt_state
+  singles = []
+  for s in range(3):
+    lab = jax.tree.map(lambda x: x[s:s + 1], label)
+    singles.append((lab, opt_lib.make_optimizer(lcfg3).init(lab)))
+  lcfg1 = dataclasses.replace(lcfg3, seeds=1)
+  for step in range(3):
+    label, opt_state, _ = opt_lib.train_step(tiny.cfg, disc, lcfg3, label, opt_state, jnp.asarray(step), tiny.params,
+                                             prep, tg, lq, mask)
+    singles = [opt_lib.train_step(tiny.cfg, disc, lcfg1, lab, o, jnp.asarray(step), tiny.params, prep, tg, lq, mask)[:2]
+               for lab, o in singles]
+  for s in range(3):
+    np.testing.assert_allclose(label["v_NxV"][s], singles[s][0]["v_NxV"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_is_adamw_with_paper_defaults():
+  lcfg = opt_lib.LabelConfig()
+  assert (lcfg.weight_decay, lcfg.lam_ent, lcfg.lam_kl) == (0.01, 0.2, 0.2)
+  # One AdamW step on a zero gradient only decays the weights.
+  opt = opt_lib.make_optimizer(lcfg)
+  x = {"w": jnp.ones(3)}
+  upd, _ = opt.update({"w": jnp.zeros(3)}, opt.init(x), x)
+  np.testing.assert_allclose(optax.apply_updates(x, upd)["w"], 1 - lcfg.learning_rate * 0.01, rtol=1e-6)
+
+
+def test_fit_calibration_recovers_a_logistic_model():
+  rng = np.random.default_rng(0)
+  s = rng.normal(size=2000)
+  t = (rng.random(2000) < 1 / (1 + np.exp(-(0.8 * s - 0.3)))).astype(np.float32)
+  a, b, loss = opt_lib.fit_calibration(s[None], t, max_scale=None, iters=400)
+  assert abs(a[0] - 0.8) < 0.15 and abs(b[0] + 0.3) < 0.15
+  a_capped, _, loss_capped = opt_lib.fit_calibration(3 * s[None], t, max_scale=0.1, iters=400)
+  assert a_capped[0] <= 0.1 + 1e-6 and loss_capped[0] > loss[0]
+
+
+def test_prompt_longer_than_context_is_a_user_error():
+  from tokenlabel_jax.errors import UserError
+  small = tinymodel.tiny_model(max_seq_len=40)
+  long_ex = [disc_lib.ExampleText("dog", "word " * 30 + "[[dog]]")]
+  with pytest.raises(UserError, match="longer than the model's context"):
+    disc_lib.prepare(small.params, small.cfg, small.tokenizer, disc_lib.get("likelihood_context"), long_ex)
