@@ -61,6 +61,8 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
+  if FLAGS.discriminator:
+    disc_lib.get(FLAGS.discriminator)  # fail before the model loads
   features = data_lib.load_features(FLAGS.features)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]

@@ -1,0 +1,142 @@
+"""Labeling end to end on a tiny random model: outputs, determinism, resume after a kill, and the launcher's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinymodel
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax import optimization as opt_lib
+
+LCFG = opt_lib.LabelConfig(steps=12, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, checkpoint_every=4,
+                           log_every=4, top_k=3, vocab_filter="all")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_feature(path, n=40, seed=0):
+  rng = np.random.default_rng(seed)
+  pos, neg = ["cat", "dog", "cow", "owl"], ["cup", "pen", "map", "box"]
+  with open(path, "w") as f:
+    for i in range(n):
+      words = [str(rng.choice(neg)) for _ in range(4)]
+      acts = [0.0] * 4
+      if i % 2 == 0:
+        k = int(rng.integers(4))
+        words[k], acts[k] = str(rng.choice(pos)), 1.0
+      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts}) + "\n")
+  return path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+@pytest.fixture(scope="module")
+def feature(tmp_path_factory):
+  return data_lib.load_features(write_feature(tmp_path_factory.mktemp("f") / "toy.jsonl"))[0]
+
+
+def test_label_feature_writes_result_plot_and_checkpoints(tiny, feature, tmp_path):
+  r = labeling.label_feature(tiny, feature, disc_lib.get("judge"), LCFG, str(tmp_path), references=["a"])
+  on_disk = json.load(open(tmp_path / "result.json"))
+  for key in ("label", "token_id", "probability", "top_k", "steps", "seeds", "heldout", "wall_time_s", "config"):
+    assert key in on_disk
+  assert on_disk["label"] == tiny.tokenizer.token_str(on_disk["token_id"]) == r["label"]
+  assert set(on_disk["heldout"]) == {"auc", "accuracy", "f1"}
+  assert 0.0 <= on_disk["probability"] <= 1.0 and on_disk["steps"] == 12 and on_disk["seeds"] == 2
+  assert "a" in on_disk["references"]
+  # The chosen label is the verification row with the lowest validation loss.
+  rows = on_disk["verification"]
+  assert min(rows, key=lambda row: row["val_loss"])["token_id"] == on_disk["token_id"]
+  assert os.path.getsize(tmp_path / "trajectory.png") > 1000
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "8"]  # keeps the last two
+
+
+def test_same_seed_same_label_and_resume_after_kill(tiny, feature, tmp_path):
+  disc = disc_lib.get("likelihood")
+  disc = dataclasses.replace(disc, neutral_label="x")
+  full = labeling.label_feature(tiny, feature, disc, LCFG, str(tmp_path / "a"))
+
+  calls = []
+
+  class Killed(Exception):
+    pass
+
+  def dying_log(msg):
+    calls.append(msg)
+    if "step    8/" in msg:  # logged before the step-8 checkpoint: the last checkpoint is step 4
+      raise Killed()
+
+  splits = labeling.build_splits(tiny, feature, disc, LCFG)
+  mask = np.ones(tiny.cfg.vocab_size, bool)
+  fp = {"any": "fingerprint"}
+  ck = opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints"))
+  with pytest.raises(Killed):
+    opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B, mask, ck,
+                  dying_log, fp)
+  assert ck.manager.latest_step() == 4
+  resumed, history = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B,
+                                   mask, opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints")), calls.append, fp)
+  assert any("resumed from step 4" in c for c in calls)
+  assert len(history) == LCFG.steps
+  uninterrupted, _ = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B,
+                                   mask, None, calls.append, fp)
+  np.testing.assert_array_equal(np.asarray(resumed.label["v_NxV"]), np.asarray(uninterrupted.label["v_NxV"]))
+  # And the whole pipeline, run twice with the same seed, gives the same label.
+  again = labeling.label_feature(tiny, feature, disc, LCFG, str(tmp_path / "c"))
+  assert again["label"] == full["label"] and again["top_k"] == full["top_k"]
+
+
+def test_checkpoint_of_other_settings_is_refused(tiny, feature, tmp_path):
+  from tokenlabel_jax.errors import UserError
+  disc = disc_lib.get("namer")
+  labeling.label_feature(tiny, feature, disc, LCFG, str(tmp_path))
+  with pytest.raises(UserError, match="other settings"):
+    labeling.label_feature(tiny, feature, disc, dataclasses.replace(LCFG, lam_kl=0.5), str(tmp_path))
+
+
+def _run_cli(*args, env=None):
+  e = dict(os.environ, **(env or {}))
+  return subprocess.run([sys.executable, "-m", "tokenlabel_jax.label", *args], capture_output=True, text=True,
+                        cwd=ROOT, env=e, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("", "empty"),
+    ('{"tokens": ["a"], "activations": [1.0]}\n{"tokens": ["a", "b"]', "bad.jsonl:2"),
+    ('{"tokens": ["a", "b"], "activations": [1.0]}', "2 tokens but 1 activations"),
+    ('{"tokens": ["a", "b"], "activations": [1.0, NaN]}', "NaN"),
+    ('{"tokens": ["a", "b"], "activations": [0.0, -1.0]}', "negative-only"),
+    ('{"tokens": ["a", "b"], "activations": [1.0, 2.0]}', "negative"),
+])
+def test_cli_bad_features_end_with_one_message(tmp_path, content, expect):
+  f = tmp_path / "bad.jsonl"
+  f.write_text(content)
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path / 'out'}")
+  assert proc.returncode == 2
+  assert "Traceback" not in proc.stderr
+  assert expect.lower() in proc.stderr.lower() and "fix:" in proc.stderr
+
+
+def test_cli_unwritable_output_and_unknown_values(tmp_path):
+  f = write_feature(tmp_path / "ok.jsonl")
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  proc = _run_cli(f"--features={f}", f"--output_dir={blocker}/sub")
+  assert proc.returncode == 2 and "output_dir" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--discriminator=oracle")
+  assert proc.returncode == 2 and "oracle" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--forcing=magic")
+  assert proc.returncode != 0 and "forcing" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--model=/nonexistent/model")
+  assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,336 @@
+"""Activation records: load and check them, split them, and draw balanced token examples to label.
+
+A record is one text as the subject model tokenized it, with one activation per token (JSONL, one record a line):
+  {"tokens": [" The", " dog"], "activations": [0.0, 3.2], "feature": "dogs", "split": "train"}
+`feature` and `split` are optional; other fields are ignored. Reading and checking files is the only I/O here;
+everything after `load_features` is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from tokenlabel_jax.errors import UserError
+
+SPLITS = ("train", "heldout")
+TARGET_MODES = ("binary", "continuous")
+NEGATIVE_MODES = ("random", "same_record", "near_miss")
+_SPACE_MARKERS = " \u0120\u2581"  # plain space, GPT-2 byte-level 'Ġ', SentencePiece '▁'
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Record:
+  """One text: the subject model's tokens and the feature's activation on each.
+
+  Compared by identity, since it holds an array.
+  """
+
+  tokens: tuple[str, ...]
+  activations: np.ndarray  # float32, read-only, len(tokens)
+  split: str | None  # "train", "heldout", or None: assigned by `assign_splits`
+  source: str  # "file.jsonl:12", for messages
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+  """A named feature and all its records, in file order."""
+
+  name: str
+  records: tuple[Record, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+  """One highlighted token: `feature.records[record].tokens[index]`, with its target in [0, 1]."""
+
+  record: int
+  index: int
+  target: float
+  tokens: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+  @property
+  def token(self) -> str:
+    return self.tokens[self.index]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading and checking.
+
+
+def load_features(path: str | os.PathLike) -> list[Feature]:
+  """Reads a .jsonl file or a directory of them (sorted by name); every problem is a UserError naming file and line.
+
+  Records without a `feature` field belong to a feature named after their file's stem; records of the same feature
+  in several files are merged, in file order. Features are returned in order of first appearance.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise UserError(f"{path}: no such file or directory",
+                    "pass a .jsonl file of activation records or a directory of them")
+  if os.path.isdir(path):
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".jsonl"))
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+      raise UserError(f"{path}: directory holds no .jsonl file",
+                      "put activation records in files named *.jsonl, one JSON object per line")
+  else:
+    files = [path]
+
+  by_name: dict[str, list[Record]] = {}
+  files_of: dict[str, list[str]] = {}
+  for file in files:
+    for name, record in _read_file(file):
+      by_name.setdefault(name, []).append(record)
+      if file not in files_of.setdefault(name, []):
+        files_of[name].append(file)
+  features = [Feature(name, tuple(records)) for name, records in by_name.items()]
+  for feature in features:
+    _check_feature(feature, files_of[feature.name])
+  return features
+
+
+def _read_file(file: str) -> list[tuple[str, Record]]:
+  """Parses one JSONL file into (feature name, record) pairs; blank lines are skipped but still counted."""
+  stem = os.path.splitext(os.path.basename(file))[0]
+  out = []
+  with open(file, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      where = f"{file}:{lineno}"
+      try:
+        obj = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})",
+                        "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}") from None
+      out.append(_parse_record(obj, where, stem))
+  if not out:
+    raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
+  return out
+
+
+def _parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
+  """Checks one decoded line and turns it into a Record; `where` is "file:line" for messages."""
+  if not isinstance(obj, dict):
+    raise UserError(f"{where}: record is a JSON {type(obj).__name__}, not an object",
+                    "each line must be an object with fields \"tokens\" and \"activations\"")
+  for field in ("tokens", "activations"):
+    if field not in obj:
+      raise UserError(f"{where}: field \"{field}\" is missing",
+                      "each record needs \"tokens\" (list of strings) and \"activations\" (one number per token)")
+  tokens, acts = obj["tokens"], obj["activations"]
+  if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+    bad = _first_bad(tokens, lambda t: isinstance(t, str)) if isinstance(tokens, list) else None
+    detail = f"token {bad} is {json.dumps(tokens[bad])}" if bad is not None else f"got a {type(tokens).__name__}"
+    raise UserError(f"{where}: field \"tokens\" must be a list of strings ({detail})",
+                    "export the subject model's tokens as strings, e.g. [\" The\", \" dog\"]")
+  if not tokens:
+    raise UserError(f"{where}: field \"tokens\" is empty", "drop records of empty texts")
+  if not isinstance(acts, list) or not all(_is_number(a) for a in acts):
+    bad = _first_bad(acts, _is_number) if isinstance(acts, list) else None
+    detail = f"activation {bad} is {json.dumps(acts[bad])}" if bad is not None else f"got a {type(acts).__name__}"
+    raise UserError(f"{where}: field \"activations\" must be a list of numbers ({detail})",
+                    "give one number per token for a single feature, e.g. [0.0, 3.2]")
+  if len(acts) != len(tokens):
+    raise UserError(f"{where}: {len(tokens)} tokens but {len(acts)} activations",
+                    "give exactly one activation per token")
+  with np.errstate(over="ignore"):  # beyond float32 range becomes inf, reported below
+    values = np.asarray([_as_float(a) for a in acts], dtype=np.float64).astype(np.float32)
+  finite = np.isfinite(values)
+  if not finite.all():
+    i = int(np.argmin(finite))
+    raise UserError(f"{where}: field \"activations\" holds a non-finite value at token {i} ({tokens[i]!r}: {acts[i]})",
+                    "replace NaN/infinite activations (or values beyond float32 range) with finite numbers")
+  values.setflags(write=False)
+  split = obj.get("split")
+  if split is not None and split not in SPLITS:
+    raise UserError(f"{where}: field \"split\" is {json.dumps(split)}",
+                    "use \"train\" or \"heldout\", or leave the field out to split records automatically")
+  name = obj.get("feature", default_name)
+  if not isinstance(name, str) or not name:
+    raise UserError(f"{where}: field \"feature\" must be a non-empty string (got {json.dumps(name)})",
+                    "name the feature with a string, or leave the field out to use the file name")
+  return name, Record(tuple(tokens), values, split, where)
+
+
+def _is_number(x: Any) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _as_float(x: int | float) -> float:
+  try:
+    return float(x)
+  except OverflowError:  # a JSON integer too large for a float
+    return math.inf if x > 0 else -math.inf
+
+
+def _first_bad(items: list, ok) -> int:
+  return next(i for i, x in enumerate(items) if not ok(x))
+
+
+def _check_feature(feature: Feature, files: list[str]) -> None:
+  """A feature must have both an active token (act > 0) and an inactive one, or there is nothing to describe."""
+  where = ", ".join(files)
+  acts = np.concatenate([r.activations for r in feature.records])
+  if not (acts > 0).any():
+    raise UserError(f"{where}: feature {feature.name!r} is negative-only: field \"activations\" is all zero or below "
+                    f"in its {len(feature.records)} records", "add records where the feature fires (activation > 0)")
+  if (acts > 0).all():
+    raise UserError(f"{where}: feature {feature.name!r} has no negative example: every token has \"activations\" > 0",
+                    "add records where the feature does not fire (activation <= 0), e.g. unrelated texts")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Targets, splits and sampling: pure functions.
+
+
+def targets(feature: Feature, mode: str = "binary", threshold: float = 0.0) -> tuple[np.ndarray, ...]:
+  """Per-token targets in [0, 1], one float32 array per record.
+
+  "binary": 1 where act > threshold. "continuous": act / (max activation of the feature), clipped to [0, 1], so the
+  strongest token anywhere in the feature is 1 and negative activations are 0 (`threshold` is unused).
+  """
+  if mode == "binary":
+    return tuple((r.activations > threshold).astype(np.float32) for r in feature.records)
+  if mode == "continuous":
+    top = max(float(r.activations.max()) for r in feature.records)
+    if not top > 0:
+      raise UserError(f"feature {feature.name!r} has no positive activation", "add records where the feature fires")
+    return tuple(np.clip(r.activations / np.float32(top), 0.0, 1.0).astype(np.float32) for r in feature.records)
+  raise ValueError(f"target mode {mode!r} is not one of {TARGET_MODES}")
+
+
+def assign_splits(feature: Feature, heldout_fraction: float = 0.25, seed: int = 0) -> Feature:
+  """Gives every record without a split one, so held-out texts are never trained on.
+
+  Records that contain an active token (act > 0) and those that do not are split separately, so both splits get
+  positives when there are at least two such records. Within each group, records are ranked by a seeded hash of
+  their tokens and the lowest round(fraction * n) go to "heldout" (at least one and at most n - 1 when n >= 2 and
+  the fraction is in (0, 1)). Hashing content, not position, makes the split the same whatever the file order and
+  moves at most one record per group when a record is added. Records with an explicit split keep it.
+  """
+  if not 0 <= heldout_fraction <= 1:
+    raise ValueError(f"heldout_fraction={heldout_fraction} is not in [0, 1]")
+  splits = [r.split for r in feature.records]
+  for has_positive in (True, False):
+    group = [i for i, r in enumerate(feature.records)
+             if r.split is None and bool((r.activations > 0).any()) == has_positive]
+    n = len(group)
+    n_held = math.floor(heldout_fraction * n + 0.5)
+    if n >= 2 and 0 < heldout_fraction < 1:
+      n_held = min(max(n_held, 1), n - 1)
+    ranked = sorted(group, key=lambda i: (_split_key(feature.records[i].tokens, seed), i))
+    for k, i in enumerate(ranked):
+      splits[i] = "heldout" if k < n_held else "train"
+  records = tuple(r if r.split == s else dataclasses.replace(r, split=s) for r, s in zip(feature.records, splits))
+  return dataclasses.replace(feature, records=records)
+
+
+def _split_key(tokens: Sequence[str], seed: int) -> bytes:
+  text = "\x1f".join(tokens)
+  return hashlib.blake2b(f"{seed}\x00{text}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive_fraction: float = 0.5,
+                    negatives: str = "random", target_mode: str = "binary", threshold: float = 0.0,
+                    heldout_fraction: float = 0.25, split_seed: int = 0) -> list[Example]:
+  """Draws n token examples from one split, each positive (act > threshold) with probability `positive_fraction`.
+
+  Positives and negatives are each drawn without replacement until their pool runs out, then uniformly with
+  replacement. Deterministic given `seed`; the coin flips, positives and negatives use separate streams, so changing
+  `negatives` does not change which draws are positive. Records without a split are assigned by
+  `assign_splits(feature, heldout_fraction, split_seed)` — deliberately not `seed`, so that train and held-out stay
+  disjoint across sampling seeds. `negatives`:
+    "random": any inactive token of the split.
+    "same_record": inactive tokens of records holding a positive (all inactive tokens if there are none).
+    "near_miss": inactive tokens with 0 < act <= threshold first, strongest first, then the rest at random
+      (so with threshold 0 this is "random").
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split {split!r} is not one of {SPLITS}")
+  if negatives not in NEGATIVE_MODES:
+    raise ValueError(f"negatives {negatives!r} is not one of {NEGATIVE_MODES}")
+  if not 0 <= positive_fraction <= 1:
+    raise ValueError(f"positive_fraction={positive_fraction} is not in [0, 1]")
+  if n < 0:
+    raise ValueError(f"n={n} is negative")
+  feature = assign_splits(feature, heldout_fraction, split_seed)
+  tgt = targets(feature, target_mode, threshold)
+
+  pos, neg, neg_act, pos_records = [], [], [], set()
+  for r, record in enumerate(feature.records):
+    if record.split != split:
+      continue
+    active = record.activations > threshold
+    idx = np.arange(len(active))
+    pos.extend((r, int(i)) for i in idx[active])
+    neg.extend((r, int(i)) for i in idx[~active])
+    neg_act.extend(record.activations[~active].tolist())
+    if active.any():
+      pos_records.add(r)
+  fix = (f"add records with split={split} that contain both active (> {threshold:g}) and inactive tokens, or remove "
+         "the split field so records are split automatically")
+  if positive_fraction > 0 and not pos:
+    raise UserError(f"feature {feature.name!r}: split {split!r} has no positive example (activation > {threshold:g})",
+                    fix)
+  if positive_fraction < 1 and not neg:
+    raise UserError(f"feature {feature.name!r}: split {split!r} has no negative example "
+                    f"(activation <= {threshold:g})", fix)
+
+  coin_rng, pos_rng, neg_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+  is_pos = coin_rng.random(n) < positive_fraction
+  n_pos = int(is_pos.sum())
+  pos_pick = _draw(pos_rng.permutation(len(pos)), n_pos, pos_rng)
+
+  neg_act_arr = np.asarray(neg_act, dtype=np.float32)
+  pool = np.arange(len(neg))
+  if negatives == "same_record":
+    same = np.asarray([rec in pos_records for rec, _ in neg], dtype=bool)
+    if same.any():
+      pool = pool[same]
+  order = neg_rng.permutation(pool)
+  if negatives == "near_miss":
+    near = neg_act_arr[order] > 0
+    strongest_first = np.argsort(-neg_act_arr[order][near], kind="stable")
+    order = np.concatenate([order[near][strongest_first], order[~near]])
+  neg_pick = _draw(order, n - n_pos, neg_rng)
+
+  out, pi, ni = [], iter(pos_pick), iter(neg_pick)
+  for p in is_pos:
+    r, i = pos[next(pi)] if p else neg[next(ni)]
+    out.append(Example(r, i, float(tgt[r][i]), feature.records[r].tokens))
+  return out
+
+
+def _draw(order: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+  """The first k of `order`; past its end, uniform draws with replacement from it."""
+  if k <= len(order):
+    return order[:k]
+  return np.concatenate([order, order[rng.integers(len(order), size=k - len(order))]])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Presenting tokens.
+
+
+def context_window(record: Record, index: int, before: int,
+                   after: int) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+  """Up to `before` tokens, the token at `index`, and up to `after` tokens: bounded, so long texts fit a prompt."""
+  if not 0 <= index < len(record.tokens):
+    raise IndexError(f"token index {index} is outside a record of {len(record.tokens)} tokens ({record.source})")
+  if before < 0 or after < 0:
+    raise ValueError(f"before={before} and after={after} must be >= 0")
+  toks = record.tokens
+  return toks[max(0, index - before):index], toks[index], toks[index + 1:index + 1 + after]
+
+
+def word_of(token: str) -> str:
+  """The token as a reader sees it: no leading space marker (' ', 'Ġ', '▁') and no surrounding whitespace."""
+  return token.strip().lstrip(_SPACE_MARKERS).strip()
