@@ -78,19 +78,18 @@ def test_same_seed_same_label_and_resume_after_kill(tiny, feature, tmp_path):
       raise Killed()
 
   splits = labeling.build_splits(tiny, feature, disc, LCFG)
+  prep, targets = disc_lib.stack([splits["train"].prep]), splits["train"].target_B[None]
   mask = np.ones(tiny.cfg.vocab_size, bool)
   fp = {"any": "fingerprint"}
   ck = opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints"))
   with pytest.raises(Killed):
-    opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B, mask, ck,
+    opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, ck,
                   dying_log, fp)
   assert ck.manager.latest_step() == 4
-  resumed, history = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B,
-                                   mask, opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints")), calls.append, fp)
+  resumed, history = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints")), calls.append, fp)
   assert any("resumed from step 4" in c for c in calls)
   assert len(history) == LCFG.steps
-  uninterrupted, _ = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, splits["train"].prep, splits["train"].target_B,
-                                   mask, None, calls.append, fp)
+  uninterrupted, _ = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, None, calls.append, fp)
   np.testing.assert_array_equal(np.asarray(resumed.label["v_NxV"]), np.asarray(uninterrupted.label["v_NxV"]))
   # And the whole pipeline, run twice with the same seed, gives the same label.
   again = labeling.label_feature(tiny, feature, disc, LCFG, str(tmp_path / "c"))

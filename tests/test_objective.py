@@ -133,28 +133,31 @@ def test_straight_through_forward_is_hard_backward_is_soft():
   np.testing.assert_allclose(g, [[1.0, 2.0, 3.0]])
 
 
-def test_restarts_vmapped_equal_separate_runs(tiny):
-  """S seeds in one vmapped step follow exactly the trajectories they follow alone."""
+def test_restarts_and_features_vmapped_equal_separate_runs(tiny):
+  """F features x S seeds in one vmapped step follow exactly the trajectories each follows alone."""
   disc = disc_lib.get("judge")
-  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  preps = [disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs) for exs in (EXAMPLES, EXAMPLES[::-1])]
+  tgts = [TARGETS, TARGETS[::-1].copy()]
   mask = jnp.ones(tiny.cfg.vocab_size, bool)
-  lq = prep.logq_BxV.mean(0)
-  tg = jnp.asarray(TARGETS)
   lcfg3 = opt_lib.LabelConfig(seeds=3, batch_size=3, steps=4)
-  st = opt_lib.init_state(lcfg3, tiny.cfg.vocab_size)
-  label, opt_state = st.label, st.opt_state
-  singles = []
-  for s in range(3):
-    lab = jax.tree.map(lambda x: x[s:s + 1], label)
-    singles.append((lab, opt_lib.make_optimizer(lcfg3).init(lab)))
   lcfg1 = dataclasses.replace(lcfg3, seeds=1)
+  st = opt_lib.init_state(lcfg3, tiny.cfg.vocab_size, n_features=2)
+  label, opt_state = st.label, st.opt_state
+  both = disc_lib.stack(preps)  # different prompt lengths: padded
+  singles = {}
+  for f in range(2):
+    for s in range(3):
+      lab = jax.tree.map(lambda x: x[f:f + 1, s:s + 1], label)
+      singles[f, s] = (lab, opt_lib.make_optimizer(lcfg3).init(lab))
   for step in range(3):
     label, opt_state, _ = opt_lib.train_step(tiny.cfg, disc, lcfg3, label, opt_state, jnp.asarray(step), tiny.params,
-                                             prep, tg, lq, mask)
-    singles = [opt_lib.train_step(tiny.cfg, disc, lcfg1, lab, o, jnp.asarray(step), tiny.params, prep, tg, lq, mask)[:2]
-               for lab, o in singles]
-  for s in range(3):
-    np.testing.assert_allclose(label["v_NxV"][s], singles[s][0]["v_NxV"][0], rtol=1e-5, atol=1e-6)
+                                             both, jnp.asarray(np.stack(tgts)), both.logq_BxV.mean(1), mask)
+    for (f, s), (lab, o) in singles.items():
+      one = disc_lib.stack([preps[f]])
+      singles[f, s] = opt_lib.train_step(tiny.cfg, disc, lcfg1, lab, o, jnp.asarray(step), tiny.params, one,
+                                         jnp.asarray(tgts[f][None]), one.logq_BxV.mean(1), mask)[:2]
+  for (f, s), (lab, _) in singles.items():
+    np.testing.assert_allclose(label["v_NxV"][f, s], lab["v_NxV"][0, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_optimizer_is_adamw_with_paper_defaults():

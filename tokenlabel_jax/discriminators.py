@@ -210,6 +210,32 @@ def _prefix_pass(params, cfg, ids_BxP, valid_BxP, len_B):
   return cache, jax.nn.log_softmax(last_BxV, axis=-1)
 
 
+def _pad_axis(x: jax.Array, axis: int, size: int, fill=0) -> jax.Array:
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, size - x.shape[axis])
+  return jnp.pad(x, widths, constant_values=fill)
+
+
+def stack(preps: Sequence[Prepared]) -> Prepared:
+  """Several features' prepared examples -> one Prepared with a leading feature axis, padded to common shapes.
+
+  Padding is inert: padded prefix keys are invalid, padded suffix tokens are invalid, padded readouts weigh 0.
+  """
+  if len({p.prefix_len_B.shape[0] for p in preps}) != 1:
+    raise ValueError("features stacked together need the same number of examples")
+  T = max(p.cache.valid_BxT.shape[1] for p in preps)
+  S = max(p.suffix_ids_BxS.shape[1] for p in preps)
+  R = max(p.readout_pos_BxR.shape[1] for p in preps)
+  padded = [Prepared(
+      cache=model_lib.KVCache(_pad_axis(p.cache.k_LxBxTxKxE, 2, T), _pad_axis(p.cache.v_LxBxTxKxE, 2, T),
+                              _pad_axis(p.cache.valid_BxT, 1, T, False)),
+      prefix_len_B=p.prefix_len_B, logq_BxV=p.logq_BxV,
+      suffix_ids_BxS=_pad_axis(p.suffix_ids_BxS, 1, S), suffix_valid_BxS=_pad_axis(p.suffix_valid_BxS, 1, S, False),
+      readout_pos_BxR=_pad_axis(p.readout_pos_BxR, 1, R), readout_tok_BxR=_pad_axis(p.readout_tok_BxR, 1, R),
+      readout_w_BxR=_pad_axis(p.readout_w_BxR, 1, R, 0.0), baseline_B=p.baseline_B) for p in preps]
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
+
+
 def take_rows(prep: Prepared, rows: jax.Array) -> Prepared:
   """A minibatch of prepared examples (inside jit)."""
   def take(x):

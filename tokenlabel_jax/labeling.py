@@ -97,34 +97,72 @@ def _auc(scores, targets) -> float:
     return float("nan")
 
 
+def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
+                   lcfg: opt_lib.LabelConfig, output_dir: str, references: Sequence[str] = (), resume: bool = True,
+                   place=None) -> list[dict[str, Any]]:
+  """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
+
+  `place` puts feature-stacked arrays on devices (see `sharding.feature_placer`).
+  """
+  t0 = time.time()
+  log = lambda s: print(s, file=sys.stderr, flush=True)
+  names = [f.name for f in features]
+  log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
+  splits = [build_splits(m, f, disc, lcfg) for f in features]
+  prep = disc_lib.stack([s["train"].prep for s in splits])
+  if place is not None:
+    prep = place(prep)
+  targets = np.stack([s["train"].target_B for s in splits])
+  mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
+            else np.ones(m.cfg.vocab_size, bool))
+  group_dir = os.path.join(output_dir, names[0] if len(names) == 1 else os.path.join(".groups", "+".join(names)))
+  ckpt = opt_lib.Checkpointer(os.path.join(group_dir, "checkpoints")) if resume else None
+  fingerprint = {"config": dataclasses.asdict(lcfg), "discriminator": disc.name, "model": m.cfg.name,
+                 "features": names}
+  fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as the JSON round trip would give
+  state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, prep, targets, mask_V, ckpt, log, fingerprint, place)
+  train_time = time.time() - t0
+  results = []
+  for f, (feature, sp) in enumerate(zip(features, splits)):
+    t1 = time.time()
+    out_dir = os.path.join(output_dir, feature.name)
+    os.makedirs(out_dir, exist_ok=True)
+    v_SxNxV = state.label["v_NxV"][f]
+    result = _verify_and_report(m, feature, disc, lcfg, sp, v_SxNxV, mask_V, references)
+    result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
+    with open(os.path.join(out_dir, "result.json"), "w") as fh:
+      json.dump(result, fh, indent=1, ensure_ascii=False)
+    feature_history = [{k: v[f] for k, v in h.items()} for h in history]
+    plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
+                     title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
+    log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
+        f"{result['heldout']['auc']:.3f}")
+    results.append(result)
+  return results
+
+
 def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                   lcfg: opt_lib.LabelConfig, out_dir: str, references: Sequence[str] = (), resume: bool = True
                   ) -> dict[str, Any]:
-  """Labels one feature and writes result.json, trajectory.png and checkpoints under `out_dir`."""
-  t0 = time.time()
-  os.makedirs(out_dir, exist_ok=True)
-  log = lambda s: print(s, file=sys.stderr, flush=True)
-  log(f"[{feature.name}] preparing prompts ({disc.name} discriminator)")
-  splits = build_splits(m, feature, disc, lcfg)
-  mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
-            else np.ones(m.cfg.vocab_size, bool))
-  ckpt = opt_lib.Checkpointer(os.path.join(out_dir, "checkpoints")) if resume else None
-  fingerprint = {"config": dataclasses.asdict(lcfg), "discriminator": disc.name, "model": m.cfg.name}
-  fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as the JSON round trip would give
-  state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, splits["train"].prep, splits["train"].target_B, mask_V,
-                                 ckpt, log, fingerprint)
-  # Verification: every seed's top-k tokens, scored exactly as hard labels; the validation loss picks the label.
-  cands = opt_lib.candidates(state, mask_V, lcfg.top_k)
-  rows = evaluate_labels(m, disc, [[t] for t in cands], splits["val"], splits["heldout"])
+  """Labels one feature; writes out_dir/result.json, trajectory.png and checkpoints/."""
+  parent, name = os.path.split(os.path.normpath(out_dir))
+  return label_features(m, [dataclasses.replace(feature, name=name)], disc, lcfg, parent, references, resume)[0]
+
+
+def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
+                       lcfg: opt_lib.LabelConfig, sp: dict[str, Split], v_SxNxV, mask_V: np.ndarray,
+                       references: Sequence[str]) -> dict[str, Any]:
+  """Every seed's top-k tokens scored exactly as hard labels; the validation loss picks the label."""
+  cands = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
+  rows = evaluate_labels(m, disc, [[t] for t in cands], sp["val"], sp["heldout"])
   best = int(np.argmin([r["val_loss"] for r in rows]))
   token_id = cands[best]
-  p = np.asarray(objective.label_probs(state.label["v_NxV"], jnp.asarray(mask_V)))[:, 0]
+  p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]
   best_seed = int(np.argmax(p[:, token_id]))
   top = np.argsort(-p[best_seed])[:10]
   ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
-  ref_rows = evaluate_labels(m, disc, ref_ids, splits["val"], splits["heldout"]) if ref_ids else []
-  heldout = {k: rows[best][k] for k in ("auc", "accuracy", "f1")}
-  result = {
+  ref_rows = evaluate_labels(m, disc, ref_ids, sp["val"], sp["heldout"]) if ref_ids else []
+  return {
       "feature": feature.name,
       "label": m.tokenizer.token_str(token_id),
       "token_id": token_id,
@@ -132,21 +170,13 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
       "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in top],
       "steps": lcfg.steps,
       "seeds": lcfg.seeds,
-      "heldout": heldout,
+      "heldout": {k: rows[best][k] for k in ("auc", "accuracy", "f1")},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
       "verification": [{"label": m.tokenizer.token_str(t), "token_id": t, **row} for t, row in zip(cands, rows)],
       "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)],
       "discriminator": disc.name,
       "model": m.cfg.name,
-      "n_examples": {k: len(v.examples) for k, v in splits.items()},
-      "wall_time_s": round(time.time() - t0, 2),
+      "n_examples": {k: len(v.examples) for k, v in sp.items()},
       "config": dataclasses.asdict(lcfg),
   }
-  with open(os.path.join(out_dir, "result.json"), "w") as f:
-    json.dump(result, f, indent=1, ensure_ascii=False)
-  plots.trajectory(history, os.path.join(out_dir, "trajectory.png"),
-                   title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
-  log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
-      f"{heldout['auc']:.3f}, {result['wall_time_s']:.0f}s")
-  return result

@@ -54,7 +54,7 @@ class LabelConfig:
 
 @dataclasses.dataclass
 class TrainState:
-  label: dict[str, jax.Array]  # stacked over seeds
+  label: dict[str, jax.Array]  # stacked: F features x S seeds x ...
   opt_state: Any
   step: int
 
@@ -63,9 +63,11 @@ def make_optimizer(lcfg: LabelConfig) -> optax.GradientTransformation:
   return optax.adamw(lcfg.learning_rate, weight_decay=lcfg.weight_decay)
 
 
-def init_state(lcfg: LabelConfig, vocab_size: int) -> TrainState:
+def init_state(lcfg: LabelConfig, vocab_size: int, n_features: int = 1) -> TrainState:
+  """The same S seeds for every feature, so a feature's run does not depend on the batch it is labeled in."""
   keys = jax.random.split(jax.random.PRNGKey(lcfg.seed), lcfg.seeds)
   label = jax.vmap(lambda k: objective.init_label(k, lcfg.label_slots, vocab_size))(keys)
+  label = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_features, *x.shape)), label)
   return TrainState(label, make_optimizer(lcfg).init(label), 0)
 
 
@@ -77,10 +79,9 @@ def lambdas(lcfg: LabelConfig, step: jax.Array) -> tuple[jax.Array, jax.Array, j
   return lam_ent, jnp.asarray(lcfg.lam_kl, jnp.float32), temperature
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
-def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, opt_state, step,
-               params, prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V):
-  """One AdamW step for every seed at once, on a minibatch drawn deterministically from `step`."""
+def _feature_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, step, params,
+                  prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V):
+  """Loss parts and gradients of every seed of one feature, on a minibatch drawn deterministically from `step`."""
   key = jax.random.fold_in(jax.random.PRNGKey(lcfg.seed + 1), step)
   n = target_B.shape[0]
   rows = jax.random.permutation(key, n)[:min(lcfg.batch_size, n)]
@@ -88,15 +89,24 @@ def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: Label
   lam_ent, lam_kl, temp = lambdas(lcfg, step)
   seed_keys = jax.random.split(key, lcfg.seeds)
 
-  def one(label, k):
-    return objective.loss(label, params, cfg, disc, batch, target_B[rows], logq_ref_V, mask_V, lam_ent, lam_kl,
+  def one(lab, k):
+    return objective.loss(lab, params, cfg, disc, batch, target_B[rows], logq_ref_V, mask_V, lam_ent, lam_kl,
                           lcfg.forcing, k, temp)
 
   (_, parts), grads = jax.vmap(jax.value_and_grad(one, has_aux=True))(label, seed_keys)
+  return parts, grads
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
+def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, opt_state, step,
+               params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V):
+  """One AdamW step for F features x S seeds at once (features vmapped; shard them across devices by the inputs')."""
+  parts, grads = jax.vmap(_feature_step, in_axes=(None, None, None, 0, None, None, 0, 0, 0, None))(
+      cfg, disc, lcfg, label, step, params, prep, target_FxB, logq_ref_FxV, mask_V)
   updates, opt_state = make_optimizer(lcfg).update(grads, opt_state, label)
   label = optax.apply_updates(label, updates)
-  p = objective.label_probs(label["v_NxV"], mask_V)
-  top_p, top_id = jax.lax.top_k(p[:, 0], 3)
+  p = objective.label_probs(label["v_NxV"][:, :, 0], mask_V)  # F x S x V
+  top_p, top_id = jax.lax.top_k(p, 3)
   return label, opt_state, {**parts, "top_p": top_p, "top_id": top_id}
 
 
@@ -132,16 +142,22 @@ class Checkpointer:
 
 
 def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, prep: disc_lib.Prepared,
-          target_B: np.ndarray, mask_V: np.ndarray, checkpointer: Checkpointer | None = None,
-          log: Callable[[str], None] | None = None, fingerprint: dict[str, Any] | None = None
-          ) -> tuple[TrainState, list[dict[str, Any]]]:
-  """Runs (or resumes) the optimization; returns the final state and a per-step history of loss parts."""
+          target_FxB: np.ndarray, mask_V: np.ndarray, checkpointer: Checkpointer | None = None,
+          log: Callable[[str], None] | None = None, fingerprint: dict[str, Any] | None = None,
+          place: Callable[[Any], Any] | None = None) -> tuple[TrainState, list[dict[str, Any]]]:
+  """Runs (or resumes) the optimization of F features stacked along the leading axis of `prep` and `target_FxB`.
+
+  Returns the final state and a per-step history of loss parts (each entry F x S). `place` puts feature-stacked
+  arrays on devices (e.g. sharded along a mesh's feature axis); by default they stay where they are.
+  """
   log = log or (lambda s: print(s, file=sys.stderr))
-  if not np.all(np.isfinite(target_B)):
+  place = place or (lambda x: x)
+  if not np.all(np.isfinite(target_FxB)):
     raise UserError("training targets contain NaN or infinity", "check the activations of this feature")
+  n_features = target_FxB.shape[0]
   mask = jnp.asarray(mask_V)
-  logq_ref = jnp.mean(prep.logq_BxV, axis=0)
-  state, history = init_state(lcfg, cfg.vocab_size), []
+  logq_ref = place(jnp.mean(prep.logq_BxV, axis=1))
+  state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
     restored = checkpointer.restore(state)
@@ -152,8 +168,8 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
                         f"({meta.get('fingerprint')} vs {fingerprint})",
                         "use a new --output_dir, or delete its checkpoints to start over")
       log(f"  resumed from step {state.step}")
-  label, opt_state = state.label, state.opt_state
-  targets = jnp.asarray(target_B, jnp.float32)
+  label, opt_state = place(state.label), place(state.opt_state)
+  targets = place(jnp.asarray(target_FxB, jnp.float32))
   t0 = time.time()
   for step in range(state.step, lcfg.steps):
     label, opt_state, parts = train_step(cfg, disc, lcfg, label, opt_state, jnp.asarray(step), params, prep, targets,
@@ -164,11 +180,13 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
     history.append({k: np.asarray(v).tolist() for k, v in parts.items()})
     done = step + 1
     if done % lcfg.log_every == 0 or done == lcfg.steps:
-      best = int(np.argmin(parts["acc"]))
+      best = np.argmin(parts["acc"], axis=1)  # per feature, the seed with the lowest L_acc
+      f = np.arange(n_features)
       rate = (done - state.step) / max(1e-9, time.time() - t0)
-      log(f"  step {done:4d}/{lcfg.steps}  loss {parts['loss'][best]:.3f} (acc {parts['acc'][best]:.3f}, "
-          f"H {parts['entropy'][best]:.2f}, KL {parts['kl'][best]:.2f})  top p {parts['top_p'][best][0]:.2f}  "
-          f"{rate:.1f} steps/s")
+      log(f"  step {done:4d}/{lcfg.steps}  loss {parts['loss'][f, best].mean():.3f} "
+          f"(acc {parts['acc'][f, best].mean():.3f}, H {parts['entropy'][f, best].mean():.2f}, "
+          f"KL {parts['kl'][f, best].mean():.2f})  top p {parts['top_p'][f, best, 0].mean():.2f}"
+          f"{' (mean of %d features)' % n_features if n_features > 1 else ''}  {rate:.1f} steps/s")
     if checkpointer is not None and (done % lcfg.checkpoint_every == 0 or done == lcfg.steps):
       checkpointer.save(TrainState(label, opt_state, done), history, {"fingerprint": fingerprint})
   return TrainState(label, opt_state, lcfg.steps), history
@@ -208,9 +226,9 @@ def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: floa
   return a, np.asarray(ab[:, 1]), final
 
 
-def candidates(state: TrainState, mask_V: np.ndarray, top_k: int) -> list[int]:
+def candidates(v_SxNxV: jax.Array, mask_V: np.ndarray, top_k: int) -> list[int]:
   """Union over seeds of each seed's top-k tokens (first slot), in order of probability."""
-  p = np.asarray(objective.label_probs(state.label["v_NxV"], jnp.asarray(mask_V)))[:, 0]  # S x V
+  p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]  # S x V
   order = np.argsort(-p, axis=-1)[:, :top_k]
   seen: dict[int, float] = {}
   for s in range(p.shape[0]):
