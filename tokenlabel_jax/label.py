@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
+from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error
 from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
@@ -42,6 +43,12 @@ flags.DEFINE_integer("n_train", _D.n_train, "Training examples per feature.")
 flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
 flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
+flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (sharded over "
+                     "devices when it divides evenly).")
+flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port.")
+flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index.")
 flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
 flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
 FLAGS = flags.FLAGS
@@ -68,7 +75,10 @@ def main(argv):
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
       raise UserError(f"no feature named {FLAGS.only} in {FLAGS.features}", "check --only")
+  sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  mesh = sharding.make_mesh(FLAGS.model_parallel)
   m = load_model(FLAGS.model, FLAGS.dtype)
+  m = m._replace(params=sharding.place_params(mesh, m.params))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
   summary = {}
@@ -76,20 +86,33 @@ def main(argv):
     with open(summary_path) as f:
       summary = json.load(f)
   failed = []
-  for i, feature in enumerate(features):
-    print(f"feature {i + 1}/{len(features)}: {feature.name}", file=sys.stderr)
+  per = max(1, FLAGS.features_per_batch)
+  for start in range(0, len(features), per):
+    group = features[start:start + per]
+    print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
+          file=sys.stderr)
     try:
-      r = labeling.label_feature(m, feature, disc, lcfg, os.path.join(FLAGS.output_dir, feature.name),
-                                 FLAGS.reference_labels, FLAGS.resume)
-    except UserError as e:  # one bad feature must not lose the others
-      print(f"error: feature {feature.name}: {e}", file=sys.stderr)
-      failed.append(feature.name)
-      continue
-    summary[feature.name] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
-                                               "wall_time_s")}
-    with open(summary_path, "w") as f:
-      json.dump(summary, f, indent=1, ensure_ascii=False)
-    print(f"{feature.name}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
+      results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
+                                        FLAGS.resume, sharding.feature_placer(mesh, len(group)))
+    except UserError as e:  # one bad feature must not lose the others: retry the group one by one
+      if len(group) == 1:
+        print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
+        failed.append(group[0].name)
+        continue
+      results = []
+      for feature in group:
+        try:
+          results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
+                                             FLAGS.resume)
+        except UserError as e1:
+          print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
+          failed.append(feature.name)
+    for r in results:
+      summary[r["feature"]] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
+                                                 "wall_time_s")}
+      with open(summary_path, "w") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)
