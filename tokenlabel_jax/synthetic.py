@@ -30,6 +30,9 @@ NON_PROSE_FORTUNES = ("ascii-art", "translate-me") + CHINESE_FORTUNES
 # --------------------------------------------------------------------------------------------------------------
 
 HYPERNYM, HYPONYM = "@", "~"
+USAGE_DOMAIN = ";u"
+# Usage domains that mark a word as an insult; such words are never sampled into records.
+OFFENSIVE_USAGE = ("ethnic_slur", "disparagement", "obscenity")
 INSTANCE_HYPERNYM, INSTANCE_HYPONYM = "@i", "~i"
 _OTHER_POS = ("verb", "adj", "adv")
 # cntlist.rev sense keys encode the part of speech as a digit: 1 noun, 2 verb, 3 adjective, 4 adverb, 5 satellite.
@@ -127,9 +130,6 @@ class WordNet:
     # Irregular noun plurals (mice -> mouse), and irregular verb forms, which must never be read as plurals.
     self.noun_exc = _read_exc(os.path.join(self.root, "noun.exc"))
     self.verb_forms = set(_read_exc(os.path.join(self.root, "verb.exc")))
-    self.plural_of: dict[str, str] = {}
-    for plural, base in self.noun_exc.items():
-      self.plural_of.setdefault(base, plural)
     self._synsets: dict[int, Synset] = {}
     self._closures: dict[tuple[int, bool], frozenset[int]] = {}
 
@@ -196,13 +196,38 @@ class WordNet:
   def is_noun(self, lemma: str) -> bool:
     return lemma in self._index
 
+  def offensive(self, lemma: str) -> bool:
+    """True if a sense of the lemma is marked as an ethnic slur, disparagement or obscenity."""
+    for o in self.synsets_for(lemma):
+      for target in self.synset(o).targets(USAGE_DOMAIN):
+        if self.synset(target).words[0] in OFFENSIVE_USAGE:
+          return True
+    return False
+
+  def written_lowercase(self, lemma: str) -> bool:
+    """True if some synset writes the lemma in lowercase: a common noun, not only a name (index.noun lowercases)."""
+    return any(lemma in self.synset(o).words for o in self.synsets_for(lemma))
+
   def noun_only(self, lemma: str) -> bool:
     """True if the lemma is a noun and nothing else, so a sentence slot holding it holds a noun."""
     return lemma in self._index and not any(lemma in self._other_pos[p] for p in _OTHER_POS)
 
+  def verb_stems(self, word: str) -> list[str]:
+    """The verbs an -ing or -ed form may come from (riding: ride, running: run), as WordNet lists them."""
+    for suffix in ("ing", "ed"):
+      if word.endswith(suffix) and len(word) > len(suffix) + 2:
+        stem = word[: -len(suffix)]
+        stems = [stem, stem + "e"] + ([stem[:-1]] if stem[-1:] == stem[-2:-1] else [])
+        return [v for v in stems if self.is_verb(v)]
+    return []
+
   def mostly_noun(self, lemma: str) -> bool:
-    """True unless tagged text saw the lemma more often as a verb, adjective or adverb (fly, young, bear)."""
-    return self.noun_count[lemma] >= self.other_count[lemma]
+    """True unless tagged text saw the lemma more often as a verb, adjective or adverb (fly, young, bear).
+
+    An -ing or -ed noun (riding, hunting) counts its verb's uses too: text mostly writes it as the verb form.
+    """
+    other = self.other_count[lemma] + sum(self.other_count[v] for v in self.verb_stems(lemma))
+    return self.noun_count[lemma] >= other
 
   def is_verb(self, lemma: str) -> bool:
     return lemma in self._other_pos["verb"]
@@ -433,9 +458,9 @@ def concept_lemmas(
   """(positives, ambiguous) lemma sets of the categories under `roots` (lowercase; names keep their case).
 
   A positive has its dominant noun sense in the category and, with `noun_check`, is mostly used as a noun.
-  Ambiguous lemmas have some other sense there, fail the noun check, are a verb's irregular form (sang, shook)
-  or a plural of another noun (bones, stays); only lemmas of the positives' kind count, so the symbol "I"
-  (one) or the name "Fitch" does not make the words "i" or "fitch" ambiguous.
+  Ambiguous lemmas have some other sense there, fail the noun check, are a verb's irregular form (sang,
+  shook), a plural of another noun (bones, stays), a name that is also a person's (London) or an insult. Only
+  lemmas of the positives' kind count, so the symbol "I" (one) does not make the word "i" ambiguous.
   """
   closure = frozenset().union(*(wn.hyponym_closure(r) for r in roots))
   keep = is_proper_lemma if proper else is_common_lemma
@@ -451,12 +476,25 @@ def concept_lemmas(
           and senses[0] in closure
           and (proper or not noun_check or wn.mostly_noun(key))
           and (proper or (key not in wn.verb_forms and not _plural_of_other(wn, key)))
+          and not (proper and _names_a_person(wn, key))
+          and not wn.offensive(key)
       ):
         positives.add(word if proper else key)
       else:
         ambiguous.add(key)
   ambiguous -= {p.lower() for p in positives}
   return positives, ambiguous
+
+
+def _people(wn: WordNet) -> frozenset[int]:
+  """Every synset under person.n.01 (names of people included); empty for a WordNet without "person"."""
+  return wn.hyponym_closure(wn.sense("person", 1)) if wn.synsets_for("person") else frozenset()
+
+
+def _names_a_person(wn: WordNet, lemma: str) -> bool:
+  """True if some sense of the name is a person (London: Jack London), so a text's "London" may be one."""
+  people = _people(wn)
+  return any(o in people for o in wn.synsets_for(lemma))
 
 
 def _plural_of_other(wn: WordNet, lemma: str) -> bool:
@@ -492,22 +530,24 @@ def build_concept(
 
 
 def lemma_candidates(wn: WordNet, word: str) -> list[str]:
-  """Lemmas a lowercase word token may be: itself if WordNet knows it, else its singular (-s, -es, irregular).
+  """The lemma a lowercase word token is: itself if WordNet knows it, else its singular, else itself.
 
-  A form that reads as a verb's -es form (does, goes) is taken as the verb, not as a plural (doe, goe).
+  Singulars: WordNet's irregular plurals (mice), then -s (cures: cure, not cur), -ies (flies), and -es after
+  s, x, z, ch, sh or o (foxes, potatoes). A verb's -es form (does, goes) is the verb, not a plural (doe).
   """
   if wn.is_word(word) or word in wn.verb_forms:
     return [word]
   if word.endswith("es") and wn.is_verb(word[:-2]) and not wn.mostly_noun(word[:-2]):
     return [word[:-2]]
-  out = []
   if word in wn.noun_exc:
-    out.append(wn.noun_exc[word])
-  if word.endswith("es"):
-    out.append(word[:-2])
-  if word.endswith("s") and not word.endswith("ss"):
-    out.append(word[:-1])
-  return [w for w in out if wn.is_noun(w)] or [word]
+    return [wn.noun_exc[word]]
+  if word.endswith("s") and not word.endswith("ss") and wn.is_noun(word[:-1]):
+    return [word[:-1]]
+  if word.endswith("ies") and wn.is_noun(word[:-3] + "y"):
+    return [word[:-3] + "y"]
+  if word.endswith("es") and re.search(r"(s|x|z|ch|sh|o)$", word[:-2]) and wn.is_noun(word[:-2]):
+    return [word[:-2]]
+  return [word]
 
 
 class TokenJudge:
@@ -532,7 +572,15 @@ class TokenJudge:
     return hit
 
   def sentence(self, tokens: Sequence[str]) -> list[tuple[int, str | None]]:
-    return [self(t, i == 0) for i, t in enumerate(tokens)]
+    """Judges every token; a name next to another capitalised word may be part of a longer name
+    (Pierre Trudeau, Jack London), so it is ambiguous."""
+    out = [self(t, i == 0) for i, t in enumerate(tokens)]
+    if self.concept.proper:
+      capital = [t.strip()[:1].isupper() and t.strip().isalpha() for t in tokens]
+      for i, (status, _) in enumerate(out):
+        if status == POSITIVE and ((i > 1 and capital[i - 1]) or (i + 1 < len(tokens) and capital[i + 1])):
+          out[i] = (AMBIGUOUS, None)
+    return out
 
   def _judge(self, word: str, first: bool) -> tuple[int, str | None]:
     c = self.concept
@@ -588,25 +636,11 @@ def make_record(
   return rec
 
 
-def _pluralize(wn: WordNet, word: str) -> str:
-  """English plural of a noun: WordNet's irregular plural if it has one, else the -s / -es / -ies rule."""
-  if word in wn.plural_of:
-    return wn.plural_of[word]
-  if re.search(r"(s|x|z|ch|sh)$", word):
-    return word + "es"
-  if re.search(r"[^aeiou]y$", word):
-    return word[:-1] + "ies"
-  return word + "s"
-
-
-def _inflect_like(wn: WordNet, original: str, lemma: str, new: str) -> str:
-  """`new` shaped like `original` (a token whose lemma is `lemma`): same leading space, plural, capital."""
+def _shape_like(original: str, new: str) -> str:
+  """`new` with the leading space and initial capital of the token it replaces."""
   space = " " if original.startswith(" ") else ""
   word = original.strip()
-  out = _pluralize(wn, new) if word.lower() != lemma else new
-  if word[:1].isupper():
-    out = out[:1].upper() + out[1:]
-  return space + out
+  return space + (new[:1].upper() + new[1:] if word[:1].isupper() else new)
 
 
 @dataclasses.dataclass
@@ -617,6 +651,8 @@ class Corpus:
   sentences: list[list[str]]
   corpus_of: list[str]
   freq: collections.Counter
+  _fillers: list[tuple[str, float]] | None = dataclasses.field(default=None, repr=False)
+  _slots: list[list[tuple[int, str]]] | None = dataclasses.field(default=None, repr=False)
 
   @classmethod
   def build(cls, wn: WordNet, corpora: Mapping[str, Sequence[str]]) -> "Corpus":
@@ -629,25 +665,71 @@ class Corpus:
     return cls(wn, sentences, corpus_of, freq)
 
   def common_words(self, n: int = 200) -> frozenset[str]:
-    """The corpus's `n` most frequent lowercase tokens: never substitution slots, and as positives suspect."""
-    return frozenset(w for w, _ in self.freq.most_common(n))
+    """The corpus's `n` most frequent lowercase tokens (at most 2% of its vocabulary, for tiny corpora):
+    never substitution slots, and as positives suspect."""
+    return frozenset(w for w, _ in self.freq.most_common(min(n, len(self.freq) // 50)))
 
   def familiarity(self, lemma: str) -> float:
     """How well known a noun is: tagged-text count, corpus count and number of senses, on log scales."""
     wn = self.wn
     return 2.0 * math.log1p(wn.noun_count[lemma]) + math.log1p(self.freq[lemma]) + math.log(1 + wn.polysemy(lemma))
 
+  def slots(self) -> list[list[tuple[int, str]]]:
+    """Per sentence, its noun slots as (token index, noun lemma)."""
+    if self._slots is None:
+      # Wider than common_words(): frequent words that WordNet knows only as nouns are often not (might, means).
+      common = self.common_words(500)
+      self._slots = []
+      for toks in self.sentences:
+        found = []
+        for j, tok in enumerate(toks):
+          lemma = _slot_lemma(self.wn, tok, common, j == 0)
+          if lemma:
+            found.append((j, lemma))
+        self._slots.append(found)
+    return self._slots
 
-def _slot_lemma(wn: WordNet, token: str, common: frozenset[str], plural_ok: bool = True) -> str | None:
-  """The noun lemma if `token` is a plain noun slot to substitute into (a noun-only word, not a very common one)."""
+  def filler_pool(self) -> list[tuple[str, float]]:
+    """Nouns that may fill a substituted negative's slot, with their familiarity: plain common nouns only.
+
+    Words for people that neither tagged text nor the corpus ever uses are left out too: that is where
+    WordNet's unmarked slurs hide.
+    """
+    if self._fillers is None:
+      common = self.common_words()
+      people = _people(self.wn)
+      self._fillers = [
+          (w, self.familiarity(w))
+          for w in sorted(self.wn.noun_lemmas())
+          if len(w) > 2
+          and w.isascii()
+          and w.isalpha()
+          and w not in common
+          and self.wn.noun_only(w)
+          and self.wn.written_lowercase(w)
+          and not self.wn.offensive(w)
+          and (self.wn.noun_count[w] or self.freq[w] or self.wn.synsets_for(w)[0] not in people)
+      ]
+    return self._fillers
+
+
+def _slot_lemma(wn: WordNet, token: str, common: frozenset[str], first: bool = False) -> str | None:
+  """The noun if `token` is a plain noun slot to substitute into: a singular common noun-only word, not a name.
+
+  Only singular slots: WordNet cannot tell count nouns from mass nouns, so a plural made for a substitute
+  would often be wrong (blacknesses, cattles).
+  """
   word = token.strip()
-  if not word.isascii() or not word.isalpha() or not word[1:].islower() or len(word) < 3:
+  if not word.isascii() or not word.isalpha() or len(word) < 3:
+    return None
+  if not (word.islower() or (first and word[1:].islower())):
     return None
   low = word.lower()
-  for cand in lemma_candidates(wn, low):
-    if wn.noun_only(cand) and cand not in common and (cand == low or (plural_ok and _pluralize(wn, cand) == low)):
-      return cand
-  return None
+  if low in common or low in wn.verb_forms or wn.verb_stems(low) or not wn.noun_only(low):
+    return None
+  if _plural_of_other(wn, low) or not wn.written_lowercase(low):
+    return None
+  return low
 
 
 @dataclasses.dataclass
@@ -658,17 +740,12 @@ class _Scan:
   statuses: list[int]
   lemmas: list[str | None]
 
-  @property
-  def positives(self) -> set[str]:
-    return {l for s, l in zip(self.statuses, self.lemmas) if s == POSITIVE}
+  positives: frozenset[str] = frozenset()
+  hard: frozenset[str] = frozenset()
 
-  @property
-  def hard(self) -> set[str]:
-    return {l for s, l in zip(self.statuses, self.lemmas) if s == NEUTRAL and l}
-
-  @property
-  def clean(self) -> bool:
-    return AMBIGUOUS not in self.statuses
+  def __post_init__(self):
+    self.positives = frozenset(l for s, l in zip(self.statuses, self.lemmas) if s == POSITIVE)
+    self.hard = frozenset(l for s, l in zip(self.statuses, self.lemmas) if s == NEUTRAL and l)
 
 
 def concept_records(
@@ -699,10 +776,11 @@ def concept_records(
     if len(toks) > max_tokens:
       continue
     judged = judge.sentence(toks)
+    if any(s == AMBIGUOUS for s, _ in judged):
+      continue
     scan = _Scan(i, [s for s, _ in judged], [l for _, l in judged])
-    if scan.clean:
-      scans.append(scan)
-      found |= scan.positives
+    scans.append(scan)
+    found |= scan.positives
   # Words only the extra test knows (digit runs) join the split too.
   heldout = split_words(set(concept.positives) | found, rng, heldout_frac)
 
@@ -759,29 +837,20 @@ def concept_records(
   # Substitution material: negative sentences with a noun slot; nouns outside the concept by familiarity.
   neutral = [s for s in scans if not s.positives]
   hard_sents = [s for s in neutral if s.hard]
-  # Names and numbers do not take a plural -s, so they only go into singular slots.
-  plural_ok = not concept.proper and concept.extra is None
   slotted = []
+  all_slots = corpus.slots()
   for s in neutral:
-    slots = [j for j, t in enumerate(corpus.sentences[s.index]) if s.statuses[j] == NEUTRAL and not s.lemmas[j]]
-    slots = [(j, l) for j in slots if (l := _slot_lemma(wn, corpus.sentences[s.index][j], common, plural_ok))]
+    slots = [(j, l) for j, l in all_slots[s.index] if s.statuses[j] == NEUTRAL and not s.lemmas[j]]
     if slots:
       slotted.append((s, slots))
   pos_list = sorted(concept.positives)
-  pos_weight = np.array([math.sqrt(1.0 + wn.noun_count[p.lower()]) for p in pos_list])
+  # Favour familiar positives (a labeler should know what the words mean) without dropping the rare ones.
+  pos_weight = np.array([math.exp(0.35 * corpus.familiarity(p.lower())) for p in pos_list])
   pos_weight /= pos_weight.sum()
-  fillers = sorted(
-      w
-      for w in wn.noun_lemmas()
-      if is_common_lemma(w)
-      and len(w) > 2
-      and wn.noun_only(w)
-      and w not in concept.ambiguous
-      and w not in concept.positives
-      and w not in concept.hard_negatives
-      and w not in common
-  )
-  filler_fam = np.array([corpus.familiarity(w) for w in fillers])
+  excluded = concept.ambiguous | concept.hard_negatives | {p.lower() for p in concept.positives}
+  pool = [(w, f) for w, f in corpus.filler_pool() if w not in excluded]
+  fillers = [w for w, _ in pool]
+  filler_fam = np.array([f for _, f in pool])
   filler_order = np.argsort(filler_fam, kind="stable")
   sorted_fam = filler_fam[filler_order]
   hard_list = sorted(concept.hard_negatives)
@@ -791,7 +860,7 @@ def concept_records(
     j, lemma = slots[rng.integers(len(slots))]
     word, status, tag = new_word_for()
     toks = list(corpus.sentences[s.index])
-    toks[j] = _inflect_like(wn, toks[j], lemma, word)
+    toks[j] = _shape_like(toks[j], word)
     statuses, lemmas = list(s.statuses), list(s.lemmas)
     statuses[j], lemmas[j] = status, tag
     return emit(s, toks, statuses, lemmas, source)
@@ -801,9 +870,13 @@ def concept_records(
     return p, POSITIVE, p
 
   def sample_filler() -> tuple[str, int, str | None]:
+    # A filler as familiar as a sampled positive: any within half a unit, else one of the 40 nearest.
     target = corpus.familiarity(pos_list[rng.choice(len(pos_list), p=pos_weight)].lower())
-    k = int(np.searchsorted(sorted_fam, target))
-    lo, hi = max(0, k - 20), min(len(fillers), k + 20)
+    lo = int(np.searchsorted(sorted_fam, target - 0.5, "left"))
+    hi = int(np.searchsorted(sorted_fam, target + 0.5, "right"))
+    if hi - lo < 10:
+      k = int(np.searchsorted(sorted_fam, target))
+      lo, hi = max(0, k - 20), min(len(fillers), k + 20)
     return fillers[filler_order[rng.integers(lo, hi)]], NEUTRAL, None
 
   def sample_hard() -> tuple[str, int, str | None]:
@@ -816,11 +889,11 @@ def concept_records(
     substitute(sample_positive, "substituted")
   n_pos_made = len(records)
 
-  # Negatives: real sentences without the concept, and substituted ones; with hard negatives when asked.
+  # Negatives: real sentences without the concept, and substituted ones. With hard negatives, the real ones
+  # all hold a hard-negative word (as far as the corpus has them) and half the substituted ones get one.
   n_nat_neg = int(round(n_neg * natural_frac))
   if hard_list:
-    n_hard_nat = n_nat_neg // 2
-    for i in rng.permutation(len(hard_sents))[:n_hard_nat]:
+    for i in rng.permutation(len(hard_sents))[:n_nat_neg]:
       s = hard_sents[i]
       emit(s, corpus.sentences[s.index], s.statuses, s.lemmas, "natural")
   for i in rng.permutation(len(neutral)):
@@ -852,8 +925,17 @@ def mammal_concept(wn: WordNet) -> Concept:
   return build_concept(wn, "mammal", [("mammal", 1)], exclude=[("animal", 1)])
 
 
+# Animals that are plainly not mammals. Not "animal" minus "mammal": that leaves words such as beast, creature
+# and calf (WordNet files young mammals under "young", not under "mammal"), which a reader would call mammals.
+NON_MAMMAL_ROOTS = (("bird", 1), ("fish", 1), ("reptile", 1), ("amphibian", 3), ("invertebrate", 1))
+
+
 def mammal_hardneg_concept(wn: WordNet) -> Concept:
-  return build_concept(wn, "mammal_hardneg", [("mammal", 1)], hard_negative=[("animal", 1)])
+  """Mammals, with birds, fish, reptiles, amphibians and invertebrates as zero-activation words in the text;
+  any other animal word (beast, calf) is kept out, as in the mammal feature."""
+  return build_concept(
+      wn, "mammal_hardneg", [("mammal", 1)], exclude=[("animal", 1)], hard_negative=NON_MAMMAL_ROOTS
+  )
 
 
 NUMBER_ROOTS = (("integer", 1), ("digit", 1))
@@ -889,9 +971,12 @@ def concept_feature(
     seed: int = 0,
     n_records: int = 480,
     proper: bool = False,
+    noun_check: bool = True,
 ) -> list[dict]:
   """Records for any WordNet noun category, named by its lemma and sense number (e.g. "color", 1)."""
-  concept = build_concept(corpus.wn, name or root_lemma, [(root_lemma, sense)], proper=proper)
+  concept = build_concept(
+      corpus.wn, name or root_lemma, [(root_lemma, sense)], proper=proper, noun_check=noun_check
+  )
   return concept_records(corpus, concept, seed, n_records)
 
 
