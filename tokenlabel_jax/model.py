@@ -145,6 +145,7 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
 
   def layer(x_BxSxD, xs):
     w, cached_k, cached_v = xs
+    x_in = x_BxSxD
     h = rms_norm(x_BxSxD, w["attn_norm_LxD"], cfg.norm_eps)
     q_BxSxKxGxE = (h @ w["wq_LxDxHE"]).reshape(B, S, K, G, E)
     k_BxSxKxE = (h @ w["wk_LxDxKE"]).reshape(B, S, K, E)
@@ -164,7 +165,7 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
     h = rms_norm(x_BxSxD, w["mlp_norm_LxD"], cfg.norm_eps)
     mlp_BxSxF = jax.nn.silu(h @ w["w_gate_LxDxF"]) * (h @ w["w_up_LxDxF"])
     x_out = x_BxSxD + mlp_BxSxF @ w["w_down_LxFxD"]
-    return x_out, (k_BxSxKxE, v_BxSxKxE, x_BxSxD if return_layers else None)
+    return x_out, (k_BxSxKxE, v_BxSxKxE, x_in if return_layers else None)
 
   cached = (cache.k_LxBxTxKxE, cache.v_LxBxTxKxE) if cache is not None else (None, None)
   x_BxSxD = x_BxSxD.astype(params["embed_VxD"].dtype)

@@ -44,7 +44,7 @@ def resolve(spec: str | None) -> str:
   """Model argument -> a GGUF file or a Hugging Face directory."""
   if not spec or spec.lower() in (embedded.NAME, "embedded", "default"):
     return embedded.gguf_path()
-  if os.path.isdir(spec) or spec.endswith(".gguf"):
+  if os.path.isdir(spec) or (spec.endswith(".gguf") and os.path.isfile(spec)):
     return spec
   if os.path.exists(spec):
     raise UserError(f"{spec} is neither a .gguf file nor a model directory",

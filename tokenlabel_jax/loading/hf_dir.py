@@ -36,7 +36,13 @@ def read_config(path: str) -> ModelConfig:
       hf = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise UserError(f"{cfg_path} is not valid JSON ({e})", "restore the model's config.json") from None
-  return ModelConfig.from_hf(hf, name=os.path.basename(os.path.normpath(path)))
+  try:
+    return ModelConfig.from_hf(hf, name=os.path.basename(os.path.normpath(path)))
+  except UserError as e:
+    raise UserError(f"{cfg_path}: {e.what}", e.fix) from None
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
+    raise UserError(f"{cfg_path} lacks or mangles a field ({type(e).__name__}: {e})",
+                    "restore the model's config.json") from None
 
 
 def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]:
@@ -46,6 +52,16 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
   if not shards:
     raise UserError(f"{path} has no *.safetensors files",
                     "convert the checkpoint to safetensors (transformers: model.save_pretrained(dir))")
+  index = os.path.join(path, "model.safetensors.index.json")
+  if os.path.isfile(index):  # name the missing shard, not just the tensors it held
+    try:
+      with open(index) as f:
+        listed = set(json.load(f)["weight_map"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+      listed = set()
+    absent = sorted(s for s in listed if not os.path.isfile(os.path.join(path, s)))
+    if absent:
+      raise UserError(f"{path} lacks {', '.join(absent)} (listed in {index})", "re-download the missing shards")
   L, D, V = cfg.n_layers, cfg.dim, cfg.vocab_size
   HE, KE, F = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
   shapes = {"attn_norm_LxD": (D,), "wq_LxDxHE": (D, HE), "wk_LxDxKE": (D, KE), "wv_LxDxKE": (D, KE),
