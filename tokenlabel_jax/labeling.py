@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,7 +50,7 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
                  lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
   """Train and validation come from the feature's train records, held-out from its held-out records."""
   common = dict(seed=lcfg.seed, positive_fraction=lcfg.positive_fraction, negatives=lcfg.negatives,
-                target_mode=lcfg.target_mode)
+                target_mode=lcfg.target_mode, threshold=lcfg.threshold)
   train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
   heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
   parts = {"train": train_val[:lcfg.n_train], "val": train_val[lcfg.n_train:], "heldout": heldout}
@@ -127,8 +128,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     t1 = time.time()
     out_dir = os.path.join(output_dir, feature.name)
     os.makedirs(out_dir, exist_ok=True)
-    v_SxNxV = state.label["v_NxV"][f]
-    result = _verify_and_report(m, feature, disc, lcfg, sp, v_SxNxV, mask_V, references)
+    label_S = jax.tree.map(lambda x: x[f], state.label)
+    result = _verify_and_report(m, feature, disc, lcfg, sp, label_S, mask_V, references)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     with open(os.path.join(out_dir, "result.json"), "w") as fh:
       json.dump(result, fh, indent=1, ensure_ascii=False)
@@ -150,10 +151,14 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 
 
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
-                       lcfg: opt_lib.LabelConfig, sp: dict[str, Split], v_SxNxV, mask_V: np.ndarray,
+                       lcfg: opt_lib.LabelConfig, sp: dict[str, Split], label_S, mask_V: np.ndarray,
                        references: Sequence[str]) -> dict[str, Any]:
-  """Every seed's top-k tokens scored exactly as hard labels; the validation loss picks the label."""
-  cands = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
+  """Every seed's top-k tokens of p and of the gradient, scored exactly as hard labels; validation loss picks one."""
+  v_SxNxV = label_S["v_NxV"]
+  from_p = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
+  from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, sp["train"].prep,
+                                          sp["train"].target_B, mask_V, lcfg.top_k)
+  cands = from_p + [t for t in from_grad if t not in from_p]
   rows = evaluate_labels(m, disc, [[t] for t in cands], sp["val"], sp["heldout"])
   best = int(np.argmin([r["val_loss"] for r in rows]))
   token_id = cands[best]
@@ -173,7 +178,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "heldout": {k: rows[best][k] for k in ("auc", "accuracy", "f1")},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
-      "verification": [{"label": m.tokenizer.token_str(t), "token_id": t, **row} for t, row in zip(cands, rows)],
+      "verification": [{"label": m.tokenizer.token_str(t), "token_id": t, "source": "p" if t in from_p else "gradient",
+                        **row} for t, row in zip(cands, rows)],
       "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)],
       "discriminator": disc.name,
       "model": m.cfg.name,

@@ -70,6 +70,13 @@ def forced(p_NxV: jax.Array, forcing: str, key: jax.Array, temperature: jax.Arra
   raise ValueError(f"unknown forcing {forcing!r}")
 
 
+def task_loss(p_NxV: jax.Array, label: dict[str, jax.Array], params: dict[str, Any], cfg: ModelConfig,
+              disc: disc_lib.DiscriminatorConfig, prep: disc_lib.Prepared, target_B: jax.Array) -> jax.Array:
+  """L_acc: cross-entropy of the calibrated discriminator answer against the feature's target."""
+  score_B = disc_lib.scores(params, cfg, disc, prep, p_NxV)
+  return bce_with_logits(calibrated_logit(score_B, label, disc), target_B)
+
+
 def loss(label: dict[str, jax.Array], params: dict[str, Any], cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig,
          prep: disc_lib.Prepared, target_B: jax.Array, logq_ref_V: jax.Array, mask_V: jax.Array,
          lam_ent: jax.Array, lam_kl: jax.Array, forcing: str = "none", key: jax.Array | None = None,
@@ -78,10 +85,21 @@ def loss(label: dict[str, jax.Array], params: dict[str, Any], cfg: ModelConfig, 
   logp_NxV = label_logprobs(label["v_NxV"], mask_V)
   p_NxV = jnp.exp(logp_NxV)
   key = jax.random.PRNGKey(0) if key is None else key
-  score_B = disc_lib.scores(params, cfg, disc, prep, forced(p_NxV, forcing, key, temperature))
-  logit_B = calibrated_logit(score_B, label, disc)
-  acc = bce_with_logits(logit_B, target_B)
+  acc = task_loss(forced(p_NxV, forcing, key, temperature), label, params, cfg, disc, prep, target_B)
   ent = entropy(logp_NxV)
   kl = kl_to_model(logp_NxV, logq_ref_V, mask_V)
   total = acc + lam_ent * ent + lam_kl * kl
   return total, {"loss": total, "acc": acc, "entropy": ent, "kl": kl}
+
+
+def token_gradient(label: dict[str, jax.Array], params: dict[str, Any], cfg: ModelConfig,
+                   disc: disc_lib.DiscriminatorConfig, prep: disc_lib.Prepared, target_B: jax.Array,
+                   logq_ref_V: jax.Array, mask_V: jax.Array, lam_kl: float) -> jax.Array:
+  """First-order gain of moving the label toward each token: d(L_acc + λ_kl·CE(p, q))/dp (lower is better).
+
+  As in HotFlip/GCG, the most negative entries name hard tokens worth re-scoring exactly; they reach tokens the
+  soft optimization never put mass on.
+  """
+  p_NxV = label_probs(label["v_NxV"], mask_V)
+  g_NxV = jax.grad(task_loss)(p_NxV, label, params, cfg, disc, prep, target_B)
+  return jnp.where(mask_V, g_NxV - lam_kl * logq_ref_V, jnp.inf)

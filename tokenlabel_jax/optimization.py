@@ -35,7 +35,10 @@ class LabelConfig:
   weight_decay: float = 0.01
   lam_ent: float = 0.2
   lam_kl: float = 0.2
-  ent_anneal: bool = False  # ramp λ_ent from 0 to its value over the run (sharpens p at the end)
+  # Ramping λ_ent and λ_kl up from 0 lets the task signal lead early; constant λ (the paper) lets the KL prior pull
+  # every feature of the namer toward the template's generic continuation (measured: README, "Choices").
+  ent_anneal: bool = True
+  kl_anneal: bool = True
   forcing: str = "none"  # none | straight_through | gumbel
   gumbel_temperature: tuple[float, float] = (2.0, 0.1)
   label_slots: int = 1
@@ -47,6 +50,7 @@ class LabelConfig:
   positive_fraction: float = 0.5
   negatives: str = "random"
   target_mode: str = "binary"
+  threshold: float = 0.0  # a token is positive when its activation exceeds this
   checkpoint_every: int = 50
   log_every: int = 25
   seed: int = 0
@@ -76,7 +80,8 @@ def lambdas(lcfg: LabelConfig, step: jax.Array) -> tuple[jax.Array, jax.Array, j
   lam_ent = lcfg.lam_ent * frac if lcfg.ent_anneal else jnp.asarray(lcfg.lam_ent, jnp.float32)
   t0, t1 = lcfg.gumbel_temperature
   temperature = t0 * (t1 / t0) ** frac
-  return lam_ent, jnp.asarray(lcfg.lam_kl, jnp.float32), temperature
+  lam_kl = lcfg.lam_kl * frac if lcfg.kl_anneal else jnp.asarray(lcfg.lam_kl, jnp.float32)
+  return lam_ent, lam_kl, temperature
 
 
 def _feature_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, step, params,
@@ -108,6 +113,16 @@ def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: Label
   p = objective.label_probs(label["v_NxV"][:, :, 0], mask_V)  # F x S x V
   top_p, top_id = jax.lax.top_k(p, 3)
   return label, opt_state, {**parts, "top_p": top_p, "top_id": top_id}
+
+
+def reference_logq(logq_FxBxV: jax.Array, target_FxB: jax.Array) -> jax.Array:
+  """The KL term's q: the model's distribution at the label slot, averaged (in log space) over positive examples.
+
+  What the model would itself write in the slot for tokens where the feature fires; averaging over all examples
+  instead pulls every feature toward the template's generic continuation (' day' after a few-shot list of kinds).
+  """
+  w_FxB = target_FxB / jnp.maximum(target_FxB.sum(-1, keepdims=True), 1e-6)
+  return jnp.einsum("fb,fbv->fv", w_FxB, logq_FxBxV)
 
 
 class Checkpointer:
@@ -156,7 +171,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
     raise UserError("training targets contain NaN or infinity", "check the activations of this feature")
   n_features = target_FxB.shape[0]
   mask = jnp.asarray(mask_V)
-  logq_ref = place(jnp.mean(prep.logq_BxV, axis=1))
+  logq_ref = place(reference_logq(prep.logq_BxV, jnp.asarray(target_FxB, jnp.float32)))
   state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
@@ -229,9 +244,28 @@ def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: floa
 def candidates(v_SxNxV: jax.Array, mask_V: np.ndarray, top_k: int) -> list[int]:
   """Union over seeds of each seed's top-k tokens (first slot), in order of probability."""
   p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]  # S x V
-  order = np.argsort(-p, axis=-1)[:, :top_k]
-  seen: dict[int, float] = {}
-  for s in range(p.shape[0]):
+  return _union_top(-p, top_k)
+
+
+def _union_top(cost_SxV: np.ndarray, k: int) -> list[int]:
+  order = np.argsort(cost_SxV, axis=-1)[:, :k]
+  best: dict[int, float] = {}
+  for s in range(cost_SxV.shape[0]):
     for t in order[s]:
-      seen[int(t)] = max(seen.get(int(t), 0.0), float(p[s, t]))
-  return sorted(seen, key=lambda t: -seen[t])
+      best[int(t)] = min(best.get(int(t), np.inf), float(cost_SxV[s, t]))
+  return sorted(best, key=lambda t: best[t])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _seed_gradients(cfg, disc, label_S, params, prep, target_B, logq_ref_V, mask_V, lam_kl):
+  return jax.vmap(lambda lab: objective.token_gradient(lab, params, cfg, disc, prep, target_B, logq_ref_V, mask_V,
+                                                       lam_kl))(label_S)
+
+
+def gradient_candidates(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label_S,
+                        prep: disc_lib.Prepared, target_B: np.ndarray, mask_V: np.ndarray, top_k: int) -> list[int]:
+  """Per seed, the top-k tokens by first-order gain at the final label (first slot), on the training examples."""
+  t = jnp.asarray(target_B, jnp.float32)
+  logq_ref = reference_logq(prep.logq_BxV[None], t[None])[0]
+  g_SxNxV = _seed_gradients(cfg, disc, label_S, params, prep, t, logq_ref, jnp.asarray(mask_V), lcfg.lam_kl)
+  return _union_top(np.asarray(g_SxNxV[:, 0]), top_k)

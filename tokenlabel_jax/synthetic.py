@@ -804,7 +804,8 @@ def concept_records(
     records.append(
         make_record(
             tokens,
-            [1.0 if s == POSITIVE else 0.0 for s in statuses],
+            [1.0 if s == POSITIVE else (NEAR_MISS if s == NEUTRAL and l else 0.0)
+             for s, l in zip(statuses, lemmas)],
             concept.name,
             split,
             concept_word=next(iter(pos_words)) if len(pos_words) == 1 else None,
@@ -937,6 +938,10 @@ def mammal_hardneg_concept(wn: WordNet) -> Concept:
       wn, "mammal_hardneg", [("mammal", 1)], exclude=[("animal", 1)], hard_negative=NON_MAMMAL_ROOTS
   )
 
+
+# Hard negatives (birds in the mammal feature) carry this weak activation, as related tokens do in real features:
+# below a labeling threshold of 0.5 they are negatives, and `negatives="near_miss"` draws them first.
+NEAR_MISS = 0.2
 
 NUMBER_ROOTS = (("integer", 1), ("digit", 1))
 
