@@ -150,14 +150,19 @@ def test_restarts_and_features_vmapped_equal_separate_runs(tiny):
       lab = jax.tree.map(lambda x: x[f:f + 1, s:s + 1], label)
       singles[f, s] = (lab, opt_lib.make_optimizer(lcfg3).init(lab))
   for step in range(3):
-    label, opt_state, _ = opt_lib.train_step(tiny.cfg, disc, lcfg3, label, opt_state, jnp.asarray(step), tiny.params,
-                                             both, jnp.asarray(np.stack(tgts)), both.logq_BxV.mean(1), mask)
+    label, opt_state, parts = opt_lib.train_step(tiny.cfg, disc, lcfg3, label, opt_state, jnp.asarray(step),
+                                                 tiny.params, both, jnp.asarray(np.stack(tgts)), both.logq_BxV.mean(1),
+                                                 mask)
     for (f, s), (lab, o) in singles.items():
       one = disc_lib.stack([preps[f]])
-      singles[f, s] = opt_lib.train_step(tiny.cfg, disc, lcfg1, lab, o, jnp.asarray(step), tiny.params, one,
-                                         jnp.asarray(tgts[f][None]), one.logq_BxV.mean(1), mask)[:2]
+      lab, o, single_parts = opt_lib.train_step(tiny.cfg, disc, lcfg1, lab, o, jnp.asarray(step), tiny.params, one,
+                                                jnp.asarray(tgts[f][None]), one.logq_BxV.mean(1), mask)
+      singles[f, s] = (lab, o)
+      np.testing.assert_allclose(parts["loss"][f, s], single_parts["loss"][0, 0], rtol=1e-5)
   for (f, s), (lab, _) in singles.items():
-    np.testing.assert_allclose(label["v_NxV"][f, s], lab["v_NxV"][0, 0], rtol=1e-5, atol=1e-6)
+    # Adam normalizes each coordinate: where a gradient is ~0, rounding flips the sign of an lr-sized step.
+    np.testing.assert_allclose(label["v_NxV"][f, s], lab["v_NxV"][0, 0], atol=1e-3)
+    assert int(jnp.argmax(label["v_NxV"][f, s])) == int(jnp.argmax(lab["v_NxV"][0, 0]))
 
 
 def test_optimizer_is_adamw_with_paper_defaults():

@@ -1,0 +1,64 @@
+"""Shared by the experiment scripts: run labeling configurations and write a table (markdown + JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+RESULTS = os.path.join(HERE, "results")
+
+
+def quiet():
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)
+
+
+def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, notes: str = "",
+                command: str | None = None) -> str:
+  """Writes experiments/results/<name>.json and <name>.md; returns the markdown."""
+  os.makedirs(RESULTS, exist_ok=True)
+  command = command or "python " + " ".join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))] + sys.argv[1:])
+  with open(os.path.join(RESULTS, name + ".json"), "w") as f:
+    json.dump({"title": title, "command": command, "date": time.strftime("%Y-%m-%d"), "rows": list(rows)}, f,
+              indent=1, ensure_ascii=False)
+  def fmt(v):
+    if isinstance(v, float):
+      return f"{v:.3f}"
+    if isinstance(v, str) and v != v.strip():
+      return repr(v)
+    return str(v)
+  lines = [f"# {title}", "", f"Made by `{command}` on {time.strftime('%Y-%m-%d')} (2-core CPU, float32).", ""]
+  if notes:
+    lines += [notes, ""]
+  lines.append("| " + " | ".join(columns) + " |")
+  lines.append("|" + "---|" * len(columns))
+  for r in rows:
+    lines.append("| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |")
+  md = "\n".join(lines) + "\n"
+  with open(os.path.join(RESULTS, name + ".md"), "w") as f:
+    f.write(md)
+  print(md)
+  return md
+
+
+def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting: str) -> list[dict[str, Any]]:
+  """Labels the features together and returns one table row per feature."""
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  refs = sorted({r for f in features for r in references_by_feature.get(f.name, [])})
+  results = labeling.label_features(m, features, disc, lcfg, out_dir, refs, resume=True)
+  rows = []
+  for r in results:
+    row = {"feature": r["feature"], "setting": setting, "label": r["label"], "p": r["probability"],
+           "heldout AUC": r["heldout"]["auc"], "F1": r["heldout"]["f1"], "steps": r["steps"],
+           "wall s/feature": r["wall_time_s"], "seed argmax": " ".join(repr(s) for s in r["seed_argmax"])}
+    for ref in references_by_feature.get(r["feature"], []):
+      row[f"ref {ref!r} AUC"] = r["references"][ref]["auc"]
+    row["reference"] = ", ".join(f"{ref} {r['references'][ref]['auc']:.3f}"
+                                 for ref in references_by_feature.get(r["feature"], []))
+    rows.append(row)
+  return rows

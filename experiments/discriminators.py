@@ -1,0 +1,97 @@
+"""Choosing the embedded model's default discriminator by measurement (the discriminator issue).
+
+Part 1 (scoring): for each WordNet concept of concepts.json (not the paper's four) and each discriminator, the
+held-out AUC of the concept word as a hard label, and whether the concept word or one of its inflections/synonyms is
+among the top 3 of the ~40 candidate labels (ranked by calibrated validation loss).
+Part 2 (optimization, --optimize): the end-to-end optimizer from random v with the default discriminator on animal and
+further concepts, and the likelihood ratio (label as input) on animal with the gap-closing settings.
+python experiments/discriminators.py [--discriminators=namer,likelihood,...] [--optimize]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+import common
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.optimization import LabelConfig
+
+
+def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
+  rows = []
+  lcfg = LabelConfig(n_train=0, n_val=n_val, n_heldout=n_heldout)
+  for c in concepts:
+    feature = data_lib.load_features(os.path.join(common.DATA, "concepts", c["name"] + ".jsonl"))[0]
+    own = [c["concept_word"]] + c.get("synonyms", [])
+    labels = list(dict.fromkeys(candidates + own))
+    splits = labeling.build_splits(m, feature, disc, lcfg)
+    ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
+    res = labeling.evaluate_labels(m, disc, ids, splits["val"], splits["heldout"])
+    order = sorted(range(len(labels)), key=lambda i: res[i]["val_loss"])
+    rank = {labels[i]: r + 1 for r, i in enumerate(order)}
+    best_own = min(own, key=lambda l: rank[l])
+    concept = res[labels.index(c["concept_word"])]
+    rows.append({"discriminator": disc.name, "concept": c["name"], "concept word AUC": concept["auc"],
+                 "best own label": best_own, "its rank": rank[best_own], "top 3": ", ".join(labels[i] for i in order[:3]),
+                 "in top 3": rank[best_own] <= 3, "n labels": len(labels)})
+    print(rows[-1], flush=True)
+  return rows
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--model", default=None)
+  ap.add_argument("--discriminators", default="namer,namer_context,likelihood,likelihood_context,judge")
+  ap.add_argument("--n_val", type=int, default=48)
+  ap.add_argument("--n_heldout", type=int, default=96)
+  ap.add_argument("--optimize", action="store_true")
+  ap.add_argument("--skip_scoring", action="store_true")
+  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
+  args = ap.parse_args()
+  common.quiet()
+  m = load_model(args.model)
+  spec = json.load(open(os.path.join(common.HERE, "concepts.json")))
+  concepts, candidates = spec["concepts"], spec["candidate_labels"]
+  if not args.skip_scoring:
+    rows, summary = [], []
+    for name in args.discriminators.split(","):
+      r = score_concepts(m, disc_lib.get(name), concepts, candidates, args.n_val, args.n_heldout)
+      rows += r
+      aucs = [x["concept word AUC"] for x in r]
+      summary.append({"discriminator": name, "concepts": len(r), "median concept-word AUC": statistics.median(aucs),
+                      "concepts with AUC >= 0.9": sum(a >= 0.9 for a in aucs),
+                      "own label in top 3": f"{sum(x['in top 3'] for x in r)}/{len(r)}",
+                      "share in top 3": sum(x["in top 3"] for x in r) / len(r)})
+    common.write_table("discriminators_summary", summary, list(summary[0]),
+                       f"Discriminators on {m.cfg.name}: {len(concepts)} WordNet concepts, {len(candidates)}+ "
+                       "candidate labels each", "Concepts and candidates: experiments/concepts.json (the paper's "
+                       "four features are left out). AUC: the concept word as a hard label on held-out records.")
+    common.write_table("discriminators_concepts", rows, list(rows[0]), "Per concept and discriminator")
+  if args.optimize:
+    default = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
+    names = ["color", "body_part", "fruit", "country"]
+    feats = [data_lib.load_features(os.path.join(common.DATA, "animal.jsonl"))[0]] + [
+        data_lib.load_features(os.path.join(common.DATA, "concepts", n + ".jsonl"))[0] for n in names]
+    own = {c["name"]: [c["concept_word"]] for c in concepts}
+    own["animal"] = ["animal"]
+    out = os.path.join(common.HERE, "runs", "discriminators")
+    rows = common.label_rows(m, feats, default, LabelConfig(steps=args.steps), os.path.join(out, default.name), own,
+                             f"{default.name}, from random v")
+    lik = disc_lib.get("likelihood")
+    for setting, kw in {"likelihood, soft (no forcing)": dict(),
+                        "likelihood, straight-through": dict(forcing="straight_through")}.items():
+      rows += common.label_rows(m, feats[:1], lik, LabelConfig(steps=args.steps, **kw),
+                                os.path.join(out, setting.replace(" ", "_").replace(",", "")), own, setting)
+    common.write_table("discriminators_optimize", rows, ["setting", "feature", "label", "p", "heldout AUC",
+                                                         "reference", "wall s/feature", "seed argmax"],
+                       f"End-to-end optimization on {m.cfg.name}")
+
+
+if __name__ == "__main__":
+  main()

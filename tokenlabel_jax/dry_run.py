@@ -1,0 +1,110 @@
+"""Size a labeling job before launching it: `python -m tokenlabel_jax.dry_run --preset=llama-3-8b-instruct`.
+
+No weights are read. `jax.eval_shape` gives the parameter memory; the prefix caches follow from the config; the memory
+of one optimization step comes from compiling it for abstract inputs (XLA's own buffer assignment, here on the host
+backend, so a GPU/TPU figure will differ by its fusion choices) at two sizes and extrapolating linearly in B x F.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from tokenlabel_jax import config as config_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax.errors import UserError, exit_on_user_error
+
+flags.DEFINE_string("preset", "llama-3-8b-instruct", f"One of {', '.join(config_lib.PRESETS)}.")
+flags.DEFINE_enum("dtype", "bfloat16", ["float32", "bfloat16"], "Parameter and cache dtype.")
+flags.DEFINE_integer("batch_size", 32, "Examples per step (B).")
+flags.DEFINE_integer("features", 4, "Features per vmapped step (F).")
+flags.DEFINE_integer("seeds", 4, "Restarts per feature (S).")
+flags.DEFINE_integer("n_train", 128, "Prepared training examples held per feature (their prefix caches stay resident).")
+flags.DEFINE_integer("prefix_len", 96, "Prompt tokens before the label slot (judge: chat header + text window).")
+flags.DEFINE_integer("suffix_len", 24, "Label slot + tokens after it.")
+flags.DEFINE_float("device_memory_gb", 80.0, "Memory of one device, for the 'largest B x F that fits' answer.")
+flags.DEFINE_integer("model_parallel", 1, "Devices one model replica is sharded over.")
+FLAGS = flags.FLAGS
+
+GB = 1024**3
+
+
+def param_bytes(cfg, dtype) -> int:
+  shapes = jax.eval_shape(lambda k: model_lib.init_params(cfg, k, dtype), jax.random.PRNGKey(0))
+  return sum(math.prod(s.shape) * jnp.dtype(s.dtype).itemsize for s in jax.tree.leaves(shapes))
+
+
+def cache_bytes_per_example(cfg, dtype, prefix_len: int) -> int:
+  return 2 * cfg.n_layers * prefix_len * cfg.n_kv_heads * cfg.head_dim * jnp.dtype(dtype).itemsize
+
+
+def abstract_prepared(cfg, dtype, F: int, B: int, T: int, S: int) -> disc_lib.Prepared:
+  sds = jax.ShapeDtypeStruct
+  return disc_lib.Prepared(
+      cache=model_lib.KVCache(sds((F, cfg.n_layers, B, T, cfg.n_kv_heads, cfg.head_dim), dtype),
+                              sds((F, cfg.n_layers, B, T, cfg.n_kv_heads, cfg.head_dim), dtype),
+                              sds((F, B, T), jnp.bool_)),
+      prefix_len_B=sds((F, B), jnp.int32), logq_BxV=sds((F, B, cfg.vocab_size), jnp.float32),
+      suffix_ids_BxS=sds((F, B, S - 1), jnp.int32), suffix_valid_BxS=sds((F, B, S - 1), jnp.bool_),
+      readout_pos_BxR=sds((F, B, 2), jnp.int32), readout_tok_BxR=sds((F, B, 2), jnp.int32),
+      readout_w_BxR=sds((F, B, 2), jnp.float32), baseline_B=sds((F, B), jnp.float32))
+
+
+def step_temp_bytes(cfg, dtype, F: int, B: int, seeds: int, T: int, S: int) -> int:
+  """Temporary memory XLA assigns to one train step (minibatch B, F features, S seeds), inputs excluded."""
+  disc = disc_lib.get("judge")
+  lcfg = opt_lib.LabelConfig(seeds=seeds, batch_size=B)
+  params = jax.eval_shape(lambda k: model_lib.init_params(cfg, k, dtype), jax.random.PRNGKey(0))
+  state = jax.eval_shape(lambda: opt_lib.init_state(lcfg, cfg.vocab_size, F))
+  prep = abstract_prepared(cfg, dtype, F, B, T, S)
+  sds = jax.ShapeDtypeStruct
+  lowered = opt_lib.train_step.lower(cfg, disc, lcfg, state.label, state.opt_state, sds((), jnp.int32), params, prep,
+                                     sds((F, B), jnp.float32), sds((F, cfg.vocab_size), jnp.float32),
+                                     sds((cfg.vocab_size,), jnp.bool_))
+  mem = lowered.compile().memory_analysis()
+  return int(mem.temp_size_in_bytes)
+
+
+def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1) -> dict:
+  p = param_bytes(cfg, dtype) / model_parallel
+  per_ex = cache_bytes_per_example(cfg, dtype, T) / model_parallel
+  caches = per_ex * F * max(n_train, B)
+  # Step memory is close to linear in B x F: measure at one and two units of F and extrapolate.
+  t1 = step_temp_bytes(cfg, dtype, 1, B, seeds, T, S)
+  t2 = step_temp_bytes(cfg, dtype, 2, B, seeds, T, S)
+  per_feature_step = max(t2 - t1, 0) / model_parallel
+  step = (t1 + (F - 1) * max(t2 - t1, 0)) / model_parallel
+  return dict(params_gb=p / GB, cache_mb_per_example=per_ex / 2**20, caches_gb=caches / GB, step_gb=step / GB,
+              total_gb=(p + caches + step) / GB, per_feature_gb=(per_ex * max(n_train, B) + per_feature_step) / GB,
+              fixed_gb=(p + t1 - per_feature_step) / GB)
+
+
+@exit_on_user_error
+def main(argv):
+  del argv
+  cfg = config_lib.preset(FLAGS.preset)
+  dtype = jnp.bfloat16 if FLAGS.dtype == "bfloat16" else jnp.float32
+  if FLAGS.suffix_len < 2:
+    raise UserError("--suffix_len must be at least 2 (the label slot and an answer position)", "raise --suffix_len")
+  e = estimate(cfg, dtype, FLAGS.batch_size, FLAGS.features, FLAGS.seeds, FLAGS.n_train, FLAGS.prefix_len,
+               FLAGS.suffix_len, FLAGS.model_parallel)
+  print(f"{cfg.name}, {FLAGS.dtype}, B={FLAGS.batch_size} F={FLAGS.features} S={FLAGS.seeds} "
+        f"prefix={FLAGS.prefix_len} suffix={FLAGS.suffix_len} model_parallel={FLAGS.model_parallel}")
+  print(f"  parameters            {e['params_gb']:8.2f} GB per device")
+  print(f"  prefix cache          {e['cache_mb_per_example']:8.2f} MB per example; {e['caches_gb']:.2f} GB for "
+        f"{FLAGS.features} x {max(FLAGS.n_train, FLAGS.batch_size)} prepared examples")
+  print(f"  one step (temporary)  {e['step_gb']:8.2f} GB")
+  print(f"  total                 {e['total_gb']:8.2f} GB of {FLAGS.device_memory_gb:.0f} GB")
+  room = FLAGS.device_memory_gb * 0.9 - e["fixed_gb"]  # keep 10% for the runtime and fragmentation
+  largest_f = int(room // e["per_feature_gb"]) if e["per_feature_gb"] > 0 else 0
+  print(f"  largest F at B={FLAGS.batch_size} that fits (90% of the device): {largest_f} "
+        f"(B x F = {largest_f * FLAGS.batch_size})")
+
+
+if __name__ == "__main__":
+  app.run(main)
