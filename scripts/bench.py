@@ -1,0 +1,266 @@
+"""Benchmark: the JAX label step against a PyTorch/transformers step doing the same work, on the embedded model.
+
+    .venv/bin/python scripts/bench.py [--quick]
+
+Each measurement runs in its own process (torch and JAX fight over the cores in one), reports the median of repeated
+steps after warm-up, and the parent writes experiments/results/bench.{json,md}. The step is the paper's: a soft label
+(p = softmax(v)) spliced into a judge prompt after a prefix, the answer logits read at the last position, the loss
+back-propagated to v only (the model frozen). "cached": the prefix's KV cache is computed once and only the label
+slot and suffix run per step; "full": the whole prompt runs every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "experiments", "results")
+PREFIX, SUFFIX = 48, 16  # tokens before the label slot, and the slot plus the tokens after it
+YES, NO = 33, 32
+
+
+def _time(fn, repeats: int, warmup: int = 2) -> float:
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t)
+  return statistics.median(times)
+
+
+def step_flops(cfg, B: int, cached: bool) -> float:
+  """Forward FLOPs of the positions that run per step, times 2 for the backward (activation grads only: the frozen
+  weights get no gradient, so each linear layer's backward costs one forward's matmul, not two)."""
+  S = SUFFIX if cached else PREFIX + SUFFIX
+  T = PREFIX + SUFFIX
+  D, F, L, E = cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.head_dim
+  per_token = 2 * (D * cfg.n_heads * E * 2 + D * cfg.n_kv_heads * E * 2 + 3 * D * F)
+  attn = 2 * 2 * cfg.n_heads * E * S * T  # QK^T and PV, per sequence (upper bound: full T)
+  fwd = B * (L * (per_token * S + attn) + 2 * D * cfg.vocab_size)  # one readout position
+  return 2.0 * fwd
+
+
+def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from tokenlabel_jax import discriminators as disc_lib, model as model_lib, optimization as opt_lib
+  from tokenlabel_jax.loading import load_model
+  m = load_model(verbose=False)
+  cfg, params = m.cfg, m.params
+  rng = np.random.default_rng(0)
+  disc = disc_lib.get("judge")
+  lcfg = opt_lib.LabelConfig(seeds=1, batch_size=B, vocab_filter="all")
+  mask = jnp.ones(cfg.vocab_size, bool)
+
+  def prepared(seed):
+    r = np.random.default_rng(seed)
+    pre = jnp.asarray(r.integers(100, 40000, (B, PREFIX if cached else 1)), jnp.int32)
+    n_suf = SUFFIX - 1 + (0 if cached else PREFIX - 1)
+    suf = jnp.asarray(r.integers(100, 40000, (B, n_suf)), jnp.int32)
+    t0 = time.perf_counter()
+    logits, cache = jax.jit(model_lib.forward_tokens, static_argnums=1)(params, cfg, pre)
+    jax.block_until_ready(cache)
+    build = time.perf_counter() - t0
+    # "full": a one-token prefix, so the label slot and everything after run each step (the label's position moves
+    # to 1; the work per step is the whole prompt either way).
+    last = n_suf
+    prep = disc_lib.Prepared(
+        cache=cache, prefix_len_B=jnp.full((B,), pre.shape[1], jnp.int32),
+        logq_BxV=jax.nn.log_softmax(logits[:, -1]), suffix_ids_BxS=suf, suffix_valid_BxS=jnp.ones(suf.shape, bool),
+        readout_pos_BxR=jnp.full((B, 2), last, jnp.int32), readout_tok_BxR=jnp.tile(jnp.asarray([[YES, NO]]), (B, 1)),
+        readout_w_BxR=jnp.tile(jnp.asarray([[1.0, -1.0]]), (B, 1)), baseline_B=jnp.zeros((B,)))
+    return prep, build
+
+  preps, builds = zip(*[prepared(f) for f in range(F)])
+  targets = jnp.asarray(rng.integers(0, 2, (F, B)), jnp.float32)
+  out = {"framework": "jax", "B": B, "cached": cached, "F": F, "vmapped": vmapped,
+         "prefix_build_s": statistics.median(builds)}
+  if vmapped or F == 1:
+    prep = disc_lib.stack(preps)
+    st = opt_lib.init_state(lcfg, cfg.vocab_size, F)
+    state = {"label": st.label, "opt": st.opt_state}
+    lq = prep.logq_BxV.mean(1)
+
+    def run():
+      state["label"], state["opt"], parts = opt_lib.train_step(cfg, disc, lcfg, state["label"], state["opt"],
+                                                               jnp.asarray(0), params, prep, targets, lq, mask)
+      jax.block_until_ready(parts["loss"])
+  else:
+    singles = []
+    for f in range(F):
+      prep = disc_lib.stack([preps[f]])
+      st = opt_lib.init_state(lcfg, cfg.vocab_size, 1)
+      singles.append({"label": st.label, "opt": st.opt_state, "prep": prep, "lq": prep.logq_BxV.mean(1),
+                      "t": targets[f:f + 1]})
+
+    def run():
+      for s in singles:
+        s["label"], s["opt"], parts = opt_lib.train_step(cfg, disc, lcfg, s["label"], s["opt"], jnp.asarray(0),
+                                                         params, s["prep"], s["t"], s["lq"], mask)
+        jax.block_until_ready(parts["loss"])
+  out["step_s"] = _time(run, repeats)
+  out["gflop_per_s"] = F * step_flops(cfg, B, cached) / out["step_s"] / 1e9
+  return out
+
+
+def torch_worker(B: int, cached: bool, repeats: int) -> dict:
+  import copy
+  import torch
+  from transformers import AutoModelForCausalLM
+  from tokenlabel_jax.loading import embedded
+  torch.manual_seed(0)
+  path = embedded.gguf_path()
+  model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
+                                               torch_dtype=torch.float32)
+  model.eval().requires_grad_(False)
+  V = model.config.vocab_size
+  emb = model.get_input_embeddings().weight
+  g = torch.Generator().manual_seed(0)
+  pre = torch.randint(100, 40000, (B, PREFIX), generator=g)
+  suf = torch.randint(100, 40000, (B, SUFFIX - 1), generator=g)
+  target = torch.randint(0, 2, (B,), generator=g).float()
+  v = torch.randn(1, V, requires_grad=True)
+  opt = torch.optim.AdamW([v], lr=0.1, weight_decay=0.01)
+  t0 = time.perf_counter()
+  with torch.no_grad():
+    prefix_cache = model(pre, use_cache=True).past_key_values
+  build = time.perf_counter() - t0
+
+  def run():
+    p = torch.softmax(v, -1)
+    slot = (p @ emb).expand(B, 1, -1)
+    if cached:
+      x = torch.cat([slot, emb[suf]], 1)
+      cache = copy.deepcopy(prefix_cache)  # the step must not grow the shared prefix cache
+      logits = model(inputs_embeds=x, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    else:
+      x = torch.cat([emb[pre], slot, emb[suf]], 1)
+      logits = model(inputs_embeds=x, use_cache=False, logits_to_keep=1).logits[:, -1]
+    score = logits[:, YES] - logits[:, NO]
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(score, target)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+  from tokenlabel_jax.config import ModelConfig
+  cfg = ModelConfig.smollm2_135m()
+  step = _time(run, repeats)
+  return {"framework": "torch", "B": B, "cached": cached, "F": 1, "vmapped": False, "prefix_build_s": build,
+          "step_s": step, "gflop_per_s": step_flops(cfg, B, cached) / step / 1e9, "torch": torch.__version__}
+
+
+def matmul_worker(repeats: int) -> dict:
+  import jax
+  import jax.numpy as jnp
+  n = 2048
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+  f = jax.jit(lambda x, y: x @ y)
+  s = _time(lambda: jax.block_until_ready(f(a, b)), repeats)
+  return {"framework": "jax", "matmul_n": n, "step_s": s, "gflop_per_s": 2 * n**3 / s / 1e9}
+
+
+def run_worker(args: list[str]) -> dict:
+  proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False, cwd=ROOT)
+  if proc.returncode:
+    raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-3000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def end_to_end(quick: bool) -> dict:
+  """A real labeling run on the embedded model: wall time per feature and peak resident memory."""
+  out_dir = os.path.join("/tmp", f"tokenlabel_bench_{os.getpid()}")
+  steps = 60 if quick else 300
+  cmd = [sys.executable, "-m", "tokenlabel_jax.label", f"--features={ROOT}/experiments/data",
+         f"--output_dir={out_dir}", "--features_per_batch=4", f"--steps={steps}", "--only=animal,mammal,number,chinese",
+         "--resume=false"]
+  t = time.perf_counter()
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+  wall = time.perf_counter() - t
+  if proc.returncode:
+    raise RuntimeError(proc.stderr[-3000:])
+  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # GB (ru_maxrss is in KB on Linux)
+  return {"features": 4, "steps": steps, "wall_s": wall, "features_per_hour": 4 * 3600 / wall, "peak_rss_gb": peak}
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--worker", default=None)
+  ap.add_argument("--B", type=int, default=8)
+  ap.add_argument("--F", type=int, default=1)
+  ap.add_argument("--cached", type=int, default=1)
+  ap.add_argument("--vmapped", type=int, default=1)
+  ap.add_argument("--repeats", type=int, default=7)
+  ap.add_argument("--quick", action="store_true")
+  args = ap.parse_args()
+  if args.worker == "jax":
+    print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats)))
+    return
+  if args.worker == "torch":
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(json.dumps(torch_worker(args.B, bool(args.cached), args.repeats)))
+    return
+  if args.worker == "matmul":
+    print(json.dumps(matmul_worker(args.repeats)))
+    return
+  r = str(3 if args.quick else 7)
+  rows = [run_worker(["--worker=matmul", f"--repeats={r}"])]
+  peak = rows[0]["gflop_per_s"]
+  batches = [8] if args.quick else [8, 32]
+  for B in batches:
+    for cached in (1, 0):
+      rows.append(run_worker(["--worker=jax", f"--B={B}", f"--cached={cached}", f"--repeats={r}"]))
+      rows.append(run_worker(["--worker=torch", f"--B={B}", f"--cached={cached}", f"--repeats={r}"]))
+  for F in ([1, 4] if args.quick else [1, 4, 16]):
+    for vm in ((1, 0) if F > 1 else (1,)):
+      rows.append(run_worker(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}", f"--repeats={r}"]))
+  e2e = end_to_end(args.quick)
+  for row in rows:
+    row["fraction_of_matmul"] = row["gflop_per_s"] / peak
+  os.makedirs(RESULTS, exist_ok=True)
+  cmd = "python scripts/bench.py" + (" --quick" if args.quick else "")
+  with open(os.path.join(RESULTS, "bench.json"), "w") as f:
+    json.dump({"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": rows, "end_to_end": e2e}, f, indent=1)
+  lines = [f"# Benchmark: label step, JAX vs PyTorch (embedded SmolLM2-135M, float32, {os.cpu_count()} CPU cores)",
+           "", f"Made by `{cmd}` on {time.strftime('%Y-%m-%d')}; medians of repeated steps after warm-up, each "
+           f"configuration in its own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix).", "",
+           "| framework | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | of matmul rate | prefix build s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  for row in rows[1:]:
+    lines.append(f"| {row['framework']} | {row['B']} | {row['cached']} | {row['F']} | {row['vmapped']} | "
+                 f"{row['step_s']:.4f} | {row['step_s'] / row['F']:.4f} | {row['gflop_per_s']:.1f} | "
+                 f"{row['fraction_of_matmul']:.2f} | {row['prefix_build_s']:.3f} |")
+  lines += ["", f"Matmul reference: {rows[0]['matmul_n']}^2 float32 in JAX, {peak:.1f} GFLOP/s.", ""]
+  ratios = []
+  for B in batches:
+    for cached in (True, False):
+      j = next(x for x in rows if x["framework"] == "jax" and x["B"] == B and x["cached"] == cached and x["F"] == 1)
+      t = next(x for x in rows if x["framework"] == "torch" and x["B"] == B and x["cached"] == cached)
+      ratios.append(f"- B={B}, {'cached' if cached else 'full prompt'}: JAX step / PyTorch step = "
+                    f"{j['step_s'] / t['step_s']:.2f}")
+  lines += ratios
+  for F in ([4] if args.quick else [4, 16]):
+    v = next(x for x in rows if x.get("F") == F and x["vmapped"])
+    s = next(x for x in rows if x.get("F") == F and not x["vmapped"])
+    lines.append(f"- F={F}: vmapped is {s['step_s'] / v['step_s']:.2f}x faster per feature than sequential")
+  lines.append(f"- End to end ({e2e['features']} features, {e2e['steps']} steps, batches of 4): "
+               f"{e2e['features_per_hour']:.0f} features/hour, peak resident memory {e2e['peak_rss_gb']:.2f} GB")
+  md = "\n".join(lines) + "\n"
+  with open(os.path.join(RESULTS, "bench.md"), "w") as f:
+    f.write(md)
+  print(md)
+
+
+if __name__ == "__main__":
+  main()
