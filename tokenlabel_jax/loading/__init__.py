@@ -100,7 +100,7 @@ def _load(path: str, dtype: str, np_dtype, use_cache: bool, verbose: bool, t0: f
       tok = tokenizer_lib.from_hf_dir(os.path.join(out_dir, "tokenizer"))
       params = jax.tree.map(jnp.asarray, params)
       if verbose:
-        print(f"loaded {cfg.name} from cache {out_dir} in {time.time() - t0:.1f}s", file=sys.stderr)
+        print(f"loaded {path} from cache {out_dir} in {time.time() - t0:.1f}s", file=sys.stderr)
       return LoadedModel(cfg, params, tok, path)
     except Exception as e:  # a damaged cache is rebuilt, never fatal
       print(f"warning: converted-model cache {out_dir} unreadable ({type(e).__name__}); rebuilding", file=sys.stderr)
@@ -110,7 +110,7 @@ def _load(path: str, dtype: str, np_dtype, use_cache: bool, verbose: bool, t0: f
   for k in list(np_params):  # move to device leaf by leaf, dropping each host copy as we go
     params[k] = jax.tree.map(jnp.asarray, np_params.pop(k))
   if verbose:
-    print(f"converted {path} ({cfg.name}) in {time.time() - t0:.1f}s", file=sys.stderr)
+    print(f"converted {path} in {time.time() - t0:.1f}s", file=sys.stderr)
   if use_cache:
     tmp = out_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
