@@ -60,10 +60,11 @@ def step_temp_bytes(cfg, dtype, F: int, B: int, seeds: int, T: int, S: int) -> i
   disc = disc_lib.get("judge")
   lcfg = opt_lib.LabelConfig(seeds=seeds, batch_size=B)
   params = jax.eval_shape(lambda k: model_lib.init_params(cfg, k, dtype), jax.random.PRNGKey(0))
-  state = jax.eval_shape(lambda: opt_lib.init_state(lcfg, cfg.vocab_size, F))
+  label, opt_state = jax.eval_shape(lambda: (lambda st: (st.label, st.opt_state))(
+      opt_lib.init_state(lcfg, cfg.vocab_size, F)))
   prep = abstract_prepared(cfg, dtype, F, B, T, S)
   sds = jax.ShapeDtypeStruct
-  lowered = opt_lib.train_step.lower(cfg, disc, lcfg, state.label, state.opt_state, sds((), jnp.int32), params, prep,
+  lowered = opt_lib.train_step.lower(cfg, disc, lcfg, label, opt_state, sds((), jnp.int32), params, prep,
                                      sds((F, B), jnp.float32), sds((F, cfg.vocab_size), jnp.float32),
                                      sds((cfg.vocab_size,), jnp.bool_))
   mem = lowered.compile().memory_analysis()
@@ -74,14 +75,15 @@ def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1) -> dict:
   p = param_bytes(cfg, dtype) / model_parallel
   per_ex = cache_bytes_per_example(cfg, dtype, T) / model_parallel
   caches = per_ex * F * max(n_train, B)
-  # Step memory is close to linear in B x F: measure at one and two units of F and extrapolate.
+  # Step memory is close to linear in the number of examples in flight: measure F = 1 and 2 and extrapolate.
   t1 = step_temp_bytes(cfg, dtype, 1, B, seeds, T, S)
   t2 = step_temp_bytes(cfg, dtype, 2, B, seeds, T, S)
-  per_feature_step = max(t2 - t1, 0) / model_parallel
-  step = (t1 + (F - 1) * max(t2 - t1, 0)) / model_parallel
+  per_feature_step = max(t2 - t1, 0)
+  step = (t1 + (F - 1) * per_feature_step) / model_parallel
   return dict(params_gb=p / GB, cache_mb_per_example=per_ex / 2**20, caches_gb=caches / GB, step_gb=step / GB,
-              total_gb=(p + caches + step) / GB, per_feature_gb=(per_ex * max(n_train, B) + per_feature_step) / GB,
-              fixed_gb=(p + t1 - per_feature_step) / GB)
+              total_gb=(p + caches + step) / GB,
+              step_gb_per_example=per_feature_step / B / model_parallel / GB,
+              fixed_gb=(p + (t1 - per_feature_step) / model_parallel) / GB)
 
 
 @exit_on_user_error
@@ -100,11 +102,12 @@ def main(argv):
         f"{FLAGS.features} x {max(FLAGS.n_train, FLAGS.batch_size)} prepared examples")
   print(f"  one step (temporary)  {e['step_gb']:8.2f} GB")
   print(f"  total                 {e['total_gb']:8.2f} GB of {FLAGS.device_memory_gb:.0f} GB")
+  # Examples in flight (B x F, each with its S seeds) cost step memory plus a prefix cache (with n_train = B).
   room = FLAGS.device_memory_gb * 0.9 - e["fixed_gb"]  # keep 10% for the runtime and fragmentation
-  largest_f = int(room // e["per_feature_gb"]) if e["per_feature_gb"] > 0 else 0
-  print(f"  largest F at B={FLAGS.batch_size} that fits (90% of the device): {largest_f} "
-        f"(B x F = {largest_f * FLAGS.batch_size})")
-
+  per_example = e["step_gb_per_example"] + e["cache_mb_per_example"] / 1024
+  largest = int(room // per_example) if room > 0 else 0
+  print(f"  step memory per example in flight (x{FLAGS.seeds} seeds): {e['step_gb_per_example'] * 1024:.0f} MB")
+  print(f"  largest B x F that fits {FLAGS.device_memory_gb:.0f} GB (90%, n_train = B): {largest}")
 
 if __name__ == "__main__":
   app.run(main)

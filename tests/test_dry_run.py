@@ -1,0 +1,31 @@
+"""The dry run's memory figures agree with real arrays of a tiny model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tinymodel
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import dry_run
+
+
+def test_param_and_cache_bytes_match_real_arrays():
+  m = tinymodel.tiny_model()
+  real = sum(x.nbytes for x in jax.tree.leaves(m.params))
+  assert dry_run.param_bytes(m.cfg, jnp.float32) == real
+  assert dry_run.param_bytes(m.cfg, jnp.bfloat16) == real // 2
+  prep = disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc_lib.get("judge"),
+                          [disc_lib.ExampleText("dog", "a [[dog]] here")])
+  T = prep.cache.valid_BxT.shape[1]
+  cache = prep.cache.k_LxBxTxKxE.nbytes + prep.cache.v_LxBxTxKxE.nbytes
+  assert dry_run.cache_bytes_per_example(m.cfg, jnp.float32, T) == cache
+
+
+def test_step_memory_grows_with_features_and_batch():
+  m = tinymodel.tiny_model()
+  small = dry_run.step_temp_bytes(m.cfg, jnp.float32, 1, 4, 2, 16, 4)
+  more_features = dry_run.step_temp_bytes(m.cfg, jnp.float32, 2, 4, 2, 16, 4)
+  more_batch = dry_run.step_temp_bytes(m.cfg, jnp.float32, 1, 16, 2, 16, 4)
+  assert 0 < small < more_features and small < more_batch
+  e = dry_run.estimate(m.cfg, jnp.float32, 4, 3, 2, 8, 16, 4)
+  assert np.isclose(e["total_gb"], e["params_gb"] + e["caches_gb"] + e["step_gb"])
