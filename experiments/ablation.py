@@ -5,14 +5,10 @@ python experiments/ablation.py [--steps=300]
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import common
 from paper_features import FEATURES, REFERENCES
-from tokenlabel_jax import data as data_lib
-from tokenlabel_jax import discriminators as disc_lib
-from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 SETTINGS = {
@@ -25,15 +21,8 @@ SETTINGS = {
 
 
 def main():
-  ap = argparse.ArgumentParser()
-  ap.add_argument("--model", default=None)
-  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
-  ap.add_argument("--out", default=os.path.join(common.HERE, "runs", "ablation"))
-  args = ap.parse_args()
-  common.quiet()
-  m = load_model(args.model)
-  disc = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
-  feats = [data_lib.load_features(os.path.join(common.DATA, f + ".jsonl"))[0] for f in FEATURES]
+  args, m, disc = common.setup("ablation", __doc__)
+  feats = [common.feature(f) for f in FEATURES]
   rows = []
   for i, (name, kw) in enumerate(SETTINGS.items()):
     rows += common.label_rows(m, feats, disc, LabelConfig(steps=args.steps, **kw),

@@ -13,9 +13,32 @@ DATA = os.path.join(HERE, "data")
 RESULTS = os.path.join(HERE, "results")
 
 
-def quiet():
+def setup(name: str, description: str | None = None, **extra_args):
+  """Parses the flags every experiment shares (plus `extra_args`: flag -> argparse kwargs), quiets orbax, loads
+  the model. Returns (args, loaded model, its default discriminator)."""
+  import argparse  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
+  ap = argparse.ArgumentParser(description=description)
+  ap.add_argument("--model", default=None, help="model path (default: the embedded model)")
+  ap.add_argument("--discriminator", default=None, help="default: the model's measured default")
+  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
+  ap.add_argument("--out", default=os.path.join(HERE, "runs", name), help="runs and checkpoints")
+  for flag, kwargs in extra_args.items():
+    ap.add_argument(flag, **kwargs)
+  args = ap.parse_args()
   logging.set_verbosity(logging.WARNING)
+  m = load_model(args.model)
+  disc = disc_lib.get(args.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  return args, m, disc
+
+
+def feature(name: str):
+  from tokenlabel_jax import data as data_lib  # pylint: disable=import-outside-toplevel
+  path = os.path.join(DATA, name + ".jsonl")
+  return data_lib.load_features(path)[0]
 
 
 def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, notes: str = "",

@@ -7,13 +7,9 @@ python experiments/data_balance.py [--steps=300]
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import common
-from tokenlabel_jax import data as data_lib
-from tokenlabel_jax import discriminators as disc_lib
-from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 SETTINGS = {
@@ -24,15 +20,8 @@ SETTINGS = {
 
 
 def main():
-  ap = argparse.ArgumentParser()
-  ap.add_argument("--model", default=None)
-  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
-  ap.add_argument("--out", default=os.path.join(common.HERE, "runs", "data_balance"))
-  args = ap.parse_args()
-  common.quiet()
-  m = load_model(args.model)
-  disc = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
-  feat = data_lib.load_features(os.path.join(common.DATA, "mammal_hardneg.jsonl"))
+  args, m, disc = common.setup("data_balance", __doc__)
+  feat = [common.feature("mammal_hardneg")]
   rows = []
   for i, (name, kw) in enumerate(SETTINGS.items()):
     lcfg = LabelConfig(steps=args.steps, threshold=0.5, **kw)

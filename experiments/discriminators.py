@@ -10,16 +10,13 @@ python experiments/discriminators.py [--discriminators=namer,likelihood,...] [--
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 
 import common
-from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
-from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 
@@ -27,7 +24,7 @@ def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
   rows = []
   lcfg = LabelConfig(n_train=0, n_val=n_val, n_heldout=n_heldout)
   for c in concepts:
-    feature = data_lib.load_features(os.path.join(common.DATA, "concepts", c["name"] + ".jsonl"))[0]
+    feature = common.feature(os.path.join("concepts", c["name"]))
     own = [c["concept_word"]] + c.get("synonyms", [])
     labels = list(dict.fromkeys(candidates + own))
     splits = labeling.build_splits(m, feature, disc, lcfg)
@@ -45,17 +42,11 @@ def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
 
 
 def main():
-  ap = argparse.ArgumentParser()
-  ap.add_argument("--model", default=None)
-  ap.add_argument("--discriminators", default="namer,namer_context,likelihood,likelihood_context,judge")
-  ap.add_argument("--n_val", type=int, default=48)
-  ap.add_argument("--n_heldout", type=int, default=96)
-  ap.add_argument("--optimize", action="store_true")
-  ap.add_argument("--skip_scoring", action="store_true")
-  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
-  args = ap.parse_args()
-  common.quiet()
-  m = load_model(args.model)
+  args, m, default = common.setup(
+      "discriminators", __doc__,
+      **{"--discriminators": dict(default="namer,namer_context,likelihood,likelihood_context,judge"),
+         "--n_val": dict(type=int, default=48), "--n_heldout": dict(type=int, default=96),
+         "--optimize": dict(action="store_true"), "--skip_scoring": dict(action="store_true")})
   spec = json.load(open(os.path.join(common.HERE, "concepts.json")))
   concepts, candidates = spec["concepts"], spec["candidate_labels"]
   if not args.skip_scoring:
@@ -74,13 +65,11 @@ def main():
                        "four features are left out). AUC: the concept word as a hard label on held-out records.")
     common.write_table("discriminators_concepts", rows, list(rows[0]), "Per concept and discriminator")
   if args.optimize:
-    default = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
     names = ["color", "body_part", "fruit", "country"]
-    feats = [data_lib.load_features(os.path.join(common.DATA, "animal.jsonl"))[0]] + [
-        data_lib.load_features(os.path.join(common.DATA, "concepts", n + ".jsonl"))[0] for n in names]
+    feats = [common.feature("animal")] + [common.feature(os.path.join("concepts", n)) for n in names]
     own = {c["name"]: [c["concept_word"]] for c in concepts}
     own["animal"] = ["animal"]
-    out = os.path.join(common.HERE, "runs", "discriminators")
+    out = args.out
     rows = common.label_rows(m, feats, default, LabelConfig(steps=args.steps), os.path.join(out, default.name), own,
                              f"{default.name}, from random v")
     lik = disc_lib.get("likelihood")

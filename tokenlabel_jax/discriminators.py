@@ -50,28 +50,25 @@ _JUDGE_TEXT = (
     "Here is a text with one token marked by [[ ]].\n\nText: {context}\nMarked token: {word}\n\n"
     "Is the marked token an example of the concept \"{label}\"? Answer with 1 for yes or 0 for no.")
 
+# Few-shot lines. Their categories (music, rock, day) are kept out of experiments/concepts.json, so the examples
+# cannot hand the answer to a concept the defaults are chosen on.
+_LIST_SHOTS = "Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
+_KIND_SHOTS = "jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
+
 PRESETS: dict[str, DiscriminatorConfig] = {
     # The paper's judge: zero-shot yes/no through the chat template (instruct models: Llama-3-Instruct).
-    "judge": DiscriminatorConfig(name="judge", kind="judge", template=_JUDGE_TEXT,
-                                 chat=True, calibrate=False),
+    "judge": DiscriminatorConfig(name="judge", kind="judge", template=_JUDGE_TEXT, chat=True, calibrate=False),
     # Likelihood ratio: the label stays an input embedding, as in the paper, but scored by likelihood.
-    "likelihood": DiscriminatorConfig(
-        name="likelihood", kind="likelihood",
-        template=("Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
-                  "Examples of{label}:{word}")),
+    "likelihood": DiscriminatorConfig(name="likelihood", kind="likelihood",
+                                      template=_LIST_SHOTS + "Examples of{label}:{word}"),
     "likelihood_context": DiscriminatorConfig(
         name="likelihood_context", kind="likelihood",
-        template=("Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
-                  "In the text \"{context}\", the marked word is one of the examples of{label}:{word}")),
+        template=_LIST_SHOTS + "In the text \"{context}\", the marked word is one of the examples of{label}:{word}"),
     # Namer: the label is what the model would write after the word.
-    "namer": DiscriminatorConfig(
-        name="namer", kind="namer",
-        template=("jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
-                  "{word} is a kind of{label}")),
+    "namer": DiscriminatorConfig(name="namer", kind="namer", template=_KIND_SHOTS + "{word} is a kind of{label}"),
     "namer_context": DiscriminatorConfig(
         name="namer_context", kind="namer",
-        template=("jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
-                  "Text: {context}\nThe marked word, {word}, is a kind of{label}")),
+        template=_KIND_SHOTS + "Text: {context}\nThe marked word, {word}, is a kind of{label}"),
 }
 
 
