@@ -139,3 +139,22 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode != 0 and "forcing" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--model=/nonexistent/model")
   assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.model
+def test_cli_keeps_finished_features_when_one_fails(tmp_path):
+  """A batch with a feature whose held-out split is empty: the good one is labeled and kept, the bad one named."""
+  feats = tmp_path / "feats"
+  feats.mkdir()
+  write_feature(feats / "good.jsonl")
+  bad = [json.loads(l) for l in open(write_feature(tmp_path / "b.jsonl"))]
+  with open(feats / "bad.jsonl", "w") as f:
+    for r in bad:
+      f.write(json.dumps({**r, "split": "train"}) + "\n")
+  out = tmp_path / "out"
+  proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--steps=3", "--seeds=1", "--n_train=8",
+                  "--n_val=8", "--n_heldout=8", "--features_per_batch=2")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert "bad" in proc.stderr and "heldout" in proc.stderr
+  summary = json.load(open(out / "summary.json"))
+  assert list(summary) == ["good"] and os.path.exists(out / "good" / "result.json")

@@ -41,6 +41,7 @@ flags.DEFINE_bool("kl_anneal", _D.kl_anneal, "Ramp λ_kl up from 0 over the run.
 flags.DEFINE_enum("forcing", _D.forcing, ["none", "straight_through", "gumbel"], "How the label enters the model.")
 flags.DEFINE_enum("vocab_filter", _D.vocab_filter, ["words", "all"], "Allowed label tokens.")
 flags.DEFINE_integer("n_train", _D.n_train, "Training examples per feature.")
+flags.DEFINE_integer("n_val", _D.n_val, "Validation examples per feature (verification; from training records).")
 flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
 flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
 flags.DEFINE_float("threshold", _D.threshold, "A token is positive when its activation exceeds this.")
