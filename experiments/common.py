@@ -42,13 +42,13 @@ def feature(name: str):
 
 
 def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, notes: str = "",
-                command: str | None = None) -> str:
+                command: str | None = None, summary: dict[str, Any] | None = None) -> str:
   """Writes experiments/results/<name>.json and <name>.md; returns the markdown."""
   os.makedirs(RESULTS, exist_ok=True)
   command = command or "python " + " ".join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))] + sys.argv[1:])
   with open(os.path.join(RESULTS, name + ".json"), "w") as f:
-    json.dump({"title": title, "command": command, "date": time.strftime("%Y-%m-%d"), "rows": list(rows)}, f,
-              indent=1, ensure_ascii=False)
+    json.dump({"title": title, "command": command, "date": time.strftime("%Y-%m-%d"), "summary": summary,
+               "rows": list(rows)}, f, indent=1, ensure_ascii=False)
   def fmt(v):
     if isinstance(v, float):
       return f"{v:.3f}"
@@ -65,7 +65,7 @@ def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str
   md = "\n".join(lines) + "\n"
   with open(os.path.join(RESULTS, name + ".md"), "w") as f:
     f.write(md)
-  print(md)
+  print(md, flush=True)
   return md
 
 
