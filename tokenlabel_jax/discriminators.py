@@ -312,6 +312,9 @@ def word_like_mask(tokenizer, vocab_size: int) -> np.ndarray:
 
   Word pieces without a leading space ('ozo', 'crit') rank high by accident of tokenization and read as noise.
   """
+  cached = getattr(tokenizer, "_word_like_mask", None)
+  if cached is not None and cached.shape[0] == vocab_size:
+    return cached
   mask = np.zeros(vocab_size, bool)
   for i in range(min(vocab_size, tokenizer.vocab_size)):
     s = tokenizer.token_str(i)
@@ -320,4 +323,5 @@ def word_like_mask(tokenizer, vocab_size: int) -> np.ndarray:
       continue
     cjk = any(_is_cjk(c) for c in w)
     mask[i] = cjk or (s.startswith(" ") and s[1:] == w and len(w) >= 3)
+  tokenizer._word_like_mask = mask  # decoding 128k tokens takes seconds; once per tokenizer is enough
   return mask
