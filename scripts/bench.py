@@ -121,7 +121,7 @@ def torch_worker(B: int, cached: bool, repeats: int) -> dict:
   torch.manual_seed(0)
   path = embedded.gguf_path()
   model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                               torch_dtype=torch.float32)
+                                               dtype=torch.float32)
   model.eval().requires_grad_(False)
   V = model.config.vocab_size
   emb = model.get_input_embeddings().weight
