@@ -202,7 +202,12 @@ def main():
   ap.add_argument("--vmapped", type=int, default=1)
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--quick", action="store_true")
+  ap.add_argument("--report", action="store_true", help="only rebuild bench.md from bench.json")
   args = ap.parse_args()
+  if args.report:
+    with open(os.path.join(RESULTS, "bench.json")) as f:
+      write_markdown(json.load(f))
+    return
   if args.worker == "jax":
     print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats)))
     return
@@ -226,33 +231,39 @@ def main():
     for vm in ((1, 0) if F > 1 else (1,)):
       rows.append(run_worker(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}", f"--repeats={r}"]))
   e2e = end_to_end(args.quick)
-  for row in rows:
-    row["fraction_of_matmul"] = row["gflop_per_s"] / peak
   os.makedirs(RESULTS, exist_ok=True)
   cmd = "python scripts/bench.py" + (" --quick" if args.quick else "")
+  data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": rows, "end_to_end": e2e}
   with open(os.path.join(RESULTS, "bench.json"), "w") as f:
-    json.dump({"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": rows, "end_to_end": e2e}, f, indent=1)
+    json.dump(data, f, indent=1)
+  write_markdown(data)
+
+
+def write_markdown(data: dict) -> None:
+  """experiments/results/bench.md from the measurements (`--report` rebuilds it from bench.json alone)."""
+  rows, e2e, cmd = data["rows"], data["end_to_end"], data["command"]
+  peak = rows[0]["gflop_per_s"]
+  steps = [r for r in rows[1:]]
+  batches = sorted({r["B"] for r in steps if r["framework"] == "torch"})
   lines = [f"# Benchmark: label step, JAX vs PyTorch (embedded SmolLM2-135M, float32, {os.cpu_count()} CPU cores)",
-           "", f"Made by `{cmd}` on {time.strftime('%Y-%m-%d')}; medians of repeated steps after warm-up, each "
+           "", f"Made by `{cmd}` on {data['date']}; medians of repeated steps after warm-up, each "
            f"configuration in its own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix).", "",
            "| framework | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | of matmul rate | prefix build s |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-  for row in rows[1:]:
+  for row in steps:
     lines.append(f"| {row['framework']} | {row['B']} | {row['cached']} | {row['F']} | {row['vmapped']} | "
                  f"{row['step_s']:.4f} | {row['step_s'] / row['F']:.4f} | {row['gflop_per_s']:.1f} | "
-                 f"{row['fraction_of_matmul']:.2f} | {row['prefix_build_s']:.3f} |")
+                 f"{row['gflop_per_s'] / peak:.2f} | {row['prefix_build_s']:.3f} |")
   lines += ["", f"Matmul reference: {rows[0]['matmul_n']}^2 float32 in JAX, {peak:.1f} GFLOP/s.", ""]
-  ratios = []
   for B in batches:
     for cached in (True, False):
-      j = next(x for x in rows if x["framework"] == "jax" and x["B"] == B and x["cached"] == cached and x["F"] == 1)
-      t = next(x for x in rows if x["framework"] == "torch" and x["B"] == B and x["cached"] == cached)
-      ratios.append(f"- B={B}, {'cached' if cached else 'full prompt'}: JAX step / PyTorch step = "
-                    f"{j['step_s'] / t['step_s']:.2f}")
-  lines += ratios
-  for F in ([4] if args.quick else [4, 16]):
-    v = next(x for x in rows if x.get("F") == F and x["vmapped"])
-    s = next(x for x in rows if x.get("F") == F and not x["vmapped"])
+      j = next(x for x in steps if x["framework"] == "jax" and x["B"] == B and x["cached"] == cached and x["F"] == 1)
+      t = next(x for x in steps if x["framework"] == "torch" and x["B"] == B and x["cached"] == cached)
+      lines.append(f"- B={B}, {'cached' if cached else 'full prompt'}: JAX step / PyTorch step = "
+                   f"{j['step_s'] / t['step_s']:.2f}")
+  for F in sorted({r["F"] for r in steps if r["F"] > 1}):
+    v = next(x for x in steps if x["F"] == F and x["vmapped"])
+    s = next(x for x in steps if x["F"] == F and not x["vmapped"])
     lines.append(f"- F={F}: vmapped is {s['step_s'] / v['step_s']:.2f}x faster per feature than sequential")
   lines.append(f"- End to end ({e2e['features']} features, {e2e['steps']} steps, batches of 4): "
                f"{e2e['features_per_hour']:.0f} features/hour, peak resident memory {e2e['peak_rss_gb']:.2f} GB")
@@ -260,7 +271,6 @@ def main():
   with open(os.path.join(RESULTS, "bench.md"), "w") as f:
     f.write(md)
   print(md)
-
 
 if __name__ == "__main__":
   main()
