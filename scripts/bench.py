@@ -221,7 +221,6 @@ def main():
     return
   r = str(3 if args.quick else 7)
   rows = [run_worker(["--worker=matmul", f"--repeats={r}"])]
-  peak = rows[0]["gflop_per_s"]
   batches = [8] if args.quick else [8, 32]
   for B in batches:
     for cached in (1, 0):
