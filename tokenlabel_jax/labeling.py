@@ -72,7 +72,6 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
                     val: Split, test: Split) -> list[dict[str, Any]]:
   """Hard labels: calibration fitted on validation, AUC/accuracy/F1 on `test`. One row per label."""
-  rows = []
   by_len: dict[int, list[int]] = {}
   for i, ids in enumerate(label_ids):
     by_len.setdefault(len(ids), []).append(i)
@@ -86,9 +85,7 @@ def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_id
       prob = 1 / (1 + np.exp(-(a[j] * s_test[j] + b[j])))
       met = evaluation.metrics_from_scores(prob, test.target_B)
       results[i] = {"val_loss": float(val_loss[j]), "val_auc": _auc(s_val[j], val.target_B), **met}
-  for i in range(len(label_ids)):
-    rows.append(results[i])
-  return rows
+  return [results[i] for i in range(len(label_ids))]
 
 
 def _auc(scores, targets) -> float:
