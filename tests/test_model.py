@@ -210,3 +210,15 @@ def test_return_layers_is_residual_entering_each_layer(tiny):
     h_sub = fwd(sub, dataclasses.replace(cfg, n_layers=n), x, pos)[0]
     np.testing.assert_allclose(np.asarray(M.rms_norm(resid[n], params["final_norm_D"], cfg.norm_eps)),
                                np.asarray(h_sub), atol=1e-5)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_token_logits_equal_gathered_logits(tied):
+  """The judge's readout path: chosen tokens' logits without the vocabulary-wide head, tied or untied."""
+  cfg = ModelConfig.tiny(tie_embeddings=tied)
+  params = M.init_params(cfg, jax.random.PRNGKey(0))
+  assert ("lm_head_DxV" in params) != tied
+  h_BxRxD = jax.random.normal(jax.random.PRNGKey(1), (3, 2, cfg.dim))
+  tok_BxR = jnp.asarray([[5, 7], [0, 255], [9, 9]])
+  want = jnp.take_along_axis(M.logits(params, h_BxRxD), tok_BxR[..., None], axis=-1)[..., 0]
+  np.testing.assert_allclose(M.token_logits(params, h_BxRxD, tok_BxR), want, rtol=1e-5, atol=1e-5)

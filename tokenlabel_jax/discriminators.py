@@ -258,6 +258,11 @@ def scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, 
   valid_BxS = jnp.concatenate([jnp.ones((B, N), bool), prep.suffix_valid_BxS], axis=1)
   h_BxSxD, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions_BxS, valid_BxS, prep.cache)
   h_BxRxD = jnp.take_along_axis(h_BxSxD, prep.readout_pos_BxR[..., None], axis=1)
+  if disc.kind == "judge":
+    # The answer weights (+1, -1) at one position sum to zero, so log-softmax's normalizer cancels: the score is a
+    # difference of two logits, and the vocabulary-wide head (and its backward) is never computed.
+    return jnp.sum(prep.readout_w_BxR * model_lib.token_logits(params, h_BxRxD, prep.readout_tok_BxR), axis=-1) \
+        - prep.baseline_B
   logp_BxRxV = jax.nn.log_softmax(model_lib.logits(params, h_BxRxD), axis=-1)
   tok_BxR = jnp.take_along_axis(logp_BxRxV, prep.readout_tok_BxR[..., None], axis=-1)[..., 0]
   return jnp.sum(prep.readout_w_BxR * tok_BxR, axis=-1) - prep.baseline_B

@@ -120,6 +120,16 @@ def logits(params: Params, h_xD: jax.Array) -> jax.Array:
   return jnp.einsum("...d,dv->...v", h_xD, w_DxV, preferred_element_type=_upcast(h_xD.dtype))
 
 
+def token_logits(params: Params, h_xD: jax.Array, tokens_x: jax.Array) -> jax.Array:
+  """The logits of chosen tokens only (float32): h · unembedding row, for readouts that need no normalizer."""
+  if "lm_head_DxV" in params:
+    u_xD = jnp.moveaxis(jnp.take(params["lm_head_DxV"], tokens_x, axis=1), 0, -1)
+  else:
+    u_xD = params["embed_VxD"][tokens_x]
+  up = _upcast(h_xD.dtype)
+  return jnp.sum(h_xD.astype(up) * u_xD.astype(up), axis=-1)
+
+
 def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS: jax.Array,
             valid_BxS: jax.Array | None = None, cache: KVCache | None = None,
             return_layers: bool = False) -> tuple[jax.Array, KVCache, jax.Array | None]:
