@@ -45,17 +45,17 @@ def step_flops(cfg, B: int, cached: bool) -> float:
   D, F, L, E = cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.head_dim
   per_token = 2 * (D * cfg.n_heads * E * 2 + D * cfg.n_kv_heads * E * 2 + 3 * D * F)
   attn = 2 * 2 * cfg.n_heads * E * S * T  # QK^T and PV, per sequence (upper bound: full T)
-  fwd = B * (L * (per_token * S + attn) + 2 * D * cfg.vocab_size)  # one readout position
+  fwd = B * L * (per_token * S + attn)  # the judge's score is two logits: no vocabulary-wide head is needed
   return 2.0 * fwd
 
 
-def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int) -> dict:
+def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype: str) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
   from tokenlabel_jax import discriminators as disc_lib, model as model_lib, optimization as opt_lib
   from tokenlabel_jax.loading import load_model
-  m = load_model(verbose=False)
+  m = load_model(dtype=dtype, verbose=False)
   cfg, params = m.cfg, m.params
   rng = np.random.default_rng(0)
   disc = disc_lib.get("judge")
@@ -83,8 +83,9 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int) -> dic
 
   preps, builds = zip(*[prepared(f) for f in range(F)])
   targets = jnp.asarray(rng.integers(0, 2, (F, B)), jnp.float32)
-  out = {"framework": "jax", "B": B, "cached": cached, "F": F, "vmapped": vmapped,
-         "prefix_build_s": statistics.median(builds)}
+  out = {"framework": "jax", "B": B, "cached": cached, "F": F, "vmapped": vmapped, "dtype": dtype, "head": "read",
+         "prefix_build_s": statistics.median(builds),
+         "prefix_cache_mb_per_example": _cache_bytes(preps[0].cache) / B / 1e6}
   if vmapped or F == 1:
     prep = disc_lib.stack(preps)
     st = opt_lib.init_state(lcfg, cfg.vocab_size, F)
@@ -110,10 +111,22 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int) -> dic
         jax.block_until_ready(parts["loss"])
   out["step_s"] = _time(run, repeats)
   out["gflop_per_s"] = F * step_flops(cfg, B, cached) / out["step_s"] / 1e9
+  out["peak_rss_gb"] = _peak_rss_gb()
   return out
 
 
-def torch_worker(B: int, cached: bool, repeats: int) -> dict:
+def _cache_bytes(cache) -> int:
+  return cache.k_LxBxTxKxE.nbytes + cache.v_LxBxTxKxE.nbytes
+
+
+def _peak_rss_gb() -> float:
+  """This process's own peak resident memory (ru_maxrss is in KB on Linux)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def torch_worker(B: int, cached: bool, repeats: int, dtype: str, head: str) -> dict:
+  """head="read": logits only at the read position (logits_to_keep=1, our tuned reference); "all": transformers'
+  default of logits at every position, as a plain `model(inputs_embeds=..., past_key_values=...)` call computes."""
   import copy
   import torch
   from transformers import AutoModelForCausalLM
@@ -121,7 +134,7 @@ def torch_worker(B: int, cached: bool, repeats: int) -> dict:
   torch.manual_seed(0)
   path = embedded.gguf_path()
   model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                               dtype=torch.float32)
+                                               dtype=getattr(torch, dtype))
   model.eval().requires_grad_(False)
   V = model.config.vocab_size
   emb = model.get_input_embeddings().weight
@@ -130,6 +143,7 @@ def torch_worker(B: int, cached: bool, repeats: int) -> dict:
   suf = torch.randint(100, 40000, (B, SUFFIX - 1), generator=g)
   target = torch.randint(0, 2, (B,), generator=g).float()
   v = torch.randn(1, V, requires_grad=True)
+  keep = 1 if head == "read" else 0
   opt = torch.optim.AdamW([v], lr=0.1, weight_decay=0.01)
   t0 = time.perf_counter()
   with torch.no_grad():
@@ -138,14 +152,15 @@ def torch_worker(B: int, cached: bool, repeats: int) -> dict:
 
   def run():
     p = torch.softmax(v, -1)
-    slot = (p @ emb).expand(B, 1, -1)
+    slot = (p.to(emb.dtype) @ emb).expand(B, 1, -1)
     if cached:
       x = torch.cat([slot, emb[suf]], 1)
       cache = copy.deepcopy(prefix_cache)  # the step must not grow the shared prefix cache
-      logits = model(inputs_embeds=x, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+      logits = model(inputs_embeds=x, past_key_values=cache, use_cache=True, logits_to_keep=keep).logits[:, -1]
     else:
       x = torch.cat([emb[pre], slot, emb[suf]], 1)
-      logits = model(inputs_embeds=x, use_cache=False, logits_to_keep=1).logits[:, -1]
+      logits = model(inputs_embeds=x, use_cache=False, logits_to_keep=keep).logits[:, -1]
+    logits = logits.float()
     score = logits[:, YES] - logits[:, NO]
     loss = torch.nn.functional.binary_cross_entropy_with_logits(score, target)
     opt.zero_grad()
@@ -155,8 +170,9 @@ def torch_worker(B: int, cached: bool, repeats: int) -> dict:
   from tokenlabel_jax.config import ModelConfig
   cfg = ModelConfig.smollm2_135m()
   step = _time(run, repeats)
-  return {"framework": "torch", "B": B, "cached": cached, "F": 1, "vmapped": False, "prefix_build_s": build,
-          "step_s": step, "gflop_per_s": step_flops(cfg, B, cached) / step / 1e9, "torch": torch.__version__}
+  return {"framework": "torch", "B": B, "cached": cached, "F": 1, "vmapped": False, "dtype": dtype, "head": head,
+          "prefix_build_s": build, "step_s": step, "gflop_per_s": step_flops(cfg, B, cached) / step / 1e9,
+          "torch": torch.__version__, "peak_rss_gb": _peak_rss_gb()}
 
 
 def matmul_worker(repeats: int) -> dict:
@@ -178,19 +194,30 @@ def run_worker(args: list[str]) -> dict:
 
 
 def end_to_end(quick: bool) -> dict:
-  """A real labeling run on the embedded model: wall time per feature and peak resident memory."""
+  """A real labeling run on the embedded model (its default discriminator and step count): features per hour, and
+  the peak resident memory of that process alone (os.wait4 returns the rusage of one child)."""
   out_dir = os.path.join("/tmp", f"tokenlabel_bench_{os.getpid()}")
-  steps = 60 if quick else 300
+  features = ["animal", "mammal", "number", "chinese"]
   cmd = [sys.executable, "-m", "tokenlabel_jax.label", f"--features={ROOT}/experiments/data",
-         f"--output_dir={out_dir}", "--features_per_batch=4", f"--steps={steps}", "--only=animal,mammal,number,chinese",
-         "--resume=false"]
+         f"--output_dir={out_dir}", "--features_per_batch=4", f"--only={','.join(features)}", "--resume=false"]
+  if quick:
+    cmd.append("--steps=60")
   t = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+  with open(os.path.join("/tmp", f"tokenlabel_bench_{os.getpid()}.log"), "w") as log:
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
   wall = time.perf_counter() - t
-  if proc.returncode:
-    raise RuntimeError(proc.stderr[-3000:])
-  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # GB (ru_maxrss is in KB on Linux)
-  return {"features": 4, "steps": steps, "wall_s": wall, "features_per_hour": 4 * 3600 / wall, "peak_rss_gb": peak}
+  if os.waitstatus_to_exitcode(status):
+    raise RuntimeError(f"labeling run failed; see {log.name}")
+  with open(os.path.join(out_dir, "summary.json")) as f:
+    summary = json.load(f)
+  steps = 60 if quick else 300
+  return {"features": len(features), "steps": steps, "wall_s": wall, "features_per_hour": len(features) * 3600 / wall,
+          "peak_rss_gb": usage.ru_maxrss / 1024**2, "labels": _labels(summary)}
+
+
+def _labels(summary: dict) -> dict:
+  return {name: {"label": r["label"], "heldout_auc": r["heldout"]["auc"]} for name, r in summary.items()}
 
 
 def main():
@@ -200,6 +227,8 @@ def main():
   ap.add_argument("--F", type=int, default=1)
   ap.add_argument("--cached", type=int, default=1)
   ap.add_argument("--vmapped", type=int, default=1)
+  ap.add_argument("--dtype", default="float32")
+  ap.add_argument("--head", default="read", help="torch: logits at the read position only, or at 'all' positions")
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--quick", action="store_true")
   ap.add_argument("--report", action="store_true", help="only rebuild bench.md from bench.json")
@@ -209,67 +238,97 @@ def main():
       write_markdown(json.load(f))
     return
   if args.worker == "jax":
-    print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats)))
+    print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats, args.dtype)))
     return
   if args.worker == "torch":
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
-    print(json.dumps(torch_worker(args.B, bool(args.cached), args.repeats)))
+    print(json.dumps(torch_worker(args.B, bool(args.cached), args.repeats, args.dtype, args.head)))
     return
   if args.worker == "matmul":
     print(json.dumps(matmul_worker(args.repeats)))
     return
-  r = str(3 if args.quick else 7)
-  rows = [run_worker(["--worker=matmul", f"--repeats={r}"])]
-  batches = [8] if args.quick else [8, 32]
-  for B in batches:
+  r = f"--repeats={3 if args.quick else 7}"
+  plan = [["--worker=matmul"]]
+  for B in ([8] if args.quick else [8, 32]):
     for cached in (1, 0):
-      rows.append(run_worker(["--worker=jax", f"--B={B}", f"--cached={cached}", f"--repeats={r}"]))
-      rows.append(run_worker(["--worker=torch", f"--B={B}", f"--cached={cached}", f"--repeats={r}"]))
-  for F in ([1, 4] if args.quick else [1, 4, 16]):
-    for vm in ((1, 0) if F > 1 else (1,)):
-      rows.append(run_worker(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}", f"--repeats={r}"]))
-  e2e = end_to_end(args.quick)
-  os.makedirs(RESULTS, exist_ok=True)
+      plan.append(["--worker=jax", f"--B={B}", f"--cached={cached}"])
+      plan.append(["--worker=torch", f"--B={B}", f"--cached={cached}"])
+    plan.append(["--worker=torch", f"--B={B}", "--cached=1", "--head=all"])
+    if not args.quick:  # the same comparison in bfloat16 (both frameworks use the CPU's bf16 dot instructions)
+      plan.append(["--worker=jax", f"--B={B}", "--cached=1", "--dtype=bfloat16"])
+      plan.append(["--worker=torch", f"--B={B}", "--cached=1", "--dtype=bfloat16"])
+  for F in ([4] if args.quick else [4, 16]):
+    for vm in (1, 0):
+      plan.append(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}"])
   cmd = "python scripts/bench.py" + (" --quick" if args.quick else "")
-  data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": rows, "end_to_end": e2e}
+  data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": [], "end_to_end": None}
+  os.makedirs(RESULTS, exist_ok=True)
+  for i, worker in enumerate(plan):
+    print(f"[{i + 1}/{len(plan) + 1}] {' '.join(worker)}", file=sys.stderr, flush=True)
+    data["rows"].append(run_worker([*worker, r]))
+    _save(data)  # partial results survive an interrupted benchmark
+  print(f"[{len(plan) + 1}/{len(plan) + 1}] end to end", file=sys.stderr, flush=True)
+  data["end_to_end"] = end_to_end(args.quick)
+  _save(data)
+  write_markdown(data)
+
+
+def _save(data: dict) -> None:
   with open(os.path.join(RESULTS, "bench.json"), "w") as f:
     json.dump(data, f, indent=1)
-  write_markdown(data)
 
 
 def write_markdown(data: dict) -> None:
   """experiments/results/bench.md from the measurements (`--report` rebuilds it from bench.json alone)."""
   rows, e2e, cmd = data["rows"], data["end_to_end"], data["command"]
   peak = rows[0]["gflop_per_s"]
-  steps = [r for r in rows[1:]]
-  batches = sorted({r["B"] for r in steps if r["framework"] == "torch"})
-  lines = [f"# Benchmark: label step, JAX vs PyTorch (embedded SmolLM2-135M, float32, {os.cpu_count()} CPU cores)",
-           "", f"Made by `{cmd}` on {data['date']}; medians of repeated steps after warm-up, each "
-           f"configuration in its own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix).", "",
-           "| framework | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | of matmul rate | prefix build s |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+  steps = rows[1:]
+  lines = [f"# Benchmark: label step, JAX vs PyTorch (embedded SmolLM2-135M, {os.cpu_count()} CPU cores)",
+           "", f"Made by `{cmd}` on {data['date']}; medians of repeated steps after warm-up, each configuration in its "
+           f"own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix), the judge's 1/0 readout. "
+           "head: 'read' computes what the score needs (JAX: the two answer logits; torch: logits_to_keep=1); 'all' is "
+           "transformers' default of logits at every position. FLOPs count the model's positions that run per step, "
+           "forward + activation-gradient backward.", "",
+           "| framework | dtype | head | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | of matmul "
+           "rate | prefix build s | prefix cache MB/example | worker peak RSS GB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for row in steps:
-    lines.append(f"| {row['framework']} | {row['B']} | {row['cached']} | {row['F']} | {row['vmapped']} | "
-                 f"{row['step_s']:.4f} | {row['step_s'] / row['F']:.4f} | {row['gflop_per_s']:.1f} | "
-                 f"{row['gflop_per_s'] / peak:.2f} | {row['prefix_build_s']:.3f} |")
+    cache_mb = row.get("prefix_cache_mb_per_example")
+    lines.append(f"| {row['framework']} | {row.get('dtype', 'float32')} | {row.get('head', 'read')} | {row['B']} | "
+                 f"{row['cached']} | {row['F']} | {row['vmapped']} | {row['step_s']:.4f} | "
+                 f"{row['step_s'] / row['F']:.4f} | {row['gflop_per_s']:.1f} | {row['gflop_per_s'] / peak:.2f} | "
+                 f"{row['prefix_build_s']:.3f} | {'' if cache_mb is None else f'{cache_mb:.2f}'} | "
+                 f"{row.get('peak_rss_gb', float('nan')):.2f} |")
   lines += ["", f"Matmul reference: {rows[0]['matmul_n']}^2 float32 in JAX, {peak:.1f} GFLOP/s.", ""]
-  for B in batches:
-    for cached in (True, False):
-      j = next(x for x in steps if x["framework"] == "jax" and x["B"] == B and x["cached"] == cached and x["F"] == 1)
-      t = next(x for x in steps if x["framework"] == "torch" and x["B"] == B and x["cached"] == cached)
-      lines.append(f"- B={B}, {'cached' if cached else 'full prompt'}: JAX step / PyTorch step = "
-                   f"{j['step_s'] / t['step_s']:.2f}")
+
+  def find(**kw):
+    return next((x for x in steps if all(x.get(k, d) == v for k, (v, d) in kw.items())), None)
+
+  for B in sorted({r["B"] for r in steps if r["framework"] == "torch"}):
+    for cached, dtype, head in ((True, "float32", "read"), (True, "float32", "all"), (False, "float32", "read"),
+                                (True, "bfloat16", "read")):
+      j = find(framework=("jax", None), B=(B, None), cached=(cached, None), F=(1, None), dtype=(dtype, "float32"))
+      t = find(framework=("torch", None), B=(B, None), cached=(cached, None), dtype=(dtype, "float32"),
+               head=(head, "read"))
+      if j and t:
+        lines.append(f"- B={B}, {'cached' if cached else 'full prompt'}, {dtype}, torch head '{head}': "
+                     f"JAX step / PyTorch step = {j['step_s'] / t['step_s']:.2f}")
   for F in sorted({r["F"] for r in steps if r["F"] > 1}):
-    v = next(x for x in steps if x["F"] == F and x["vmapped"])
-    s = next(x for x in steps if x["F"] == F and not x["vmapped"])
+    v = find(F=(F, None), vmapped=(True, None))
+    s = find(F=(F, None), vmapped=(False, None))
     lines.append(f"- F={F}: vmapped is {s['step_s'] / v['step_s']:.2f}x faster per feature than sequential")
-  lines.append(f"- End to end ({e2e['features']} features, {e2e['steps']} steps, batches of 4): "
-               f"{e2e['features_per_hour']:.0f} features/hour, peak resident memory {e2e['peak_rss_gb']:.2f} GB")
+  if e2e:
+    labels = ", ".join(f"{k} '{v['label']}' {v['heldout_auc']:.3f}" for k, v in e2e.get("labels", {}).items())
+    lines.append(f"- End to end (`python -m tokenlabel_jax.label`, default discriminator, {e2e['features']} features, "
+                 f"{e2e['steps']} steps, batches of 4): {e2e['wall_s']:.0f} s, {e2e['features_per_hour']:.0f} "
+                 f"features/hour, peak resident memory of the labeling process {e2e['peak_rss_gb']:.2f} GB"
+                 + (f"; labels (held-out AUC): {labels}" if labels else ""))
   md = "\n".join(lines) + "\n"
   with open(os.path.join(RESULTS, "bench.md"), "w") as f:
     f.write(md)
   print(md)
+
 
 if __name__ == "__main__":
   main()
