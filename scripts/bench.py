@@ -74,8 +74,9 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype:
     # "full": a one-token prefix, so the label slot and everything after run each step (the label's position moves
     # to 1; the work per step is the whole prompt either way).
     last = n_suf
+    no_head = model_lib.KVCache(cache.k_LxBxTxKxE[:, :1, :0], cache.v_LxBxTxKxE[:, :1, :0], cache.valid_BxT[:1, :0])
     prep = disc_lib.Prepared(
-        cache=cache, prefix_len_B=jnp.full((B,), pre.shape[1], jnp.int32),
+        shared=no_head, cache=cache, prefix_len_B=jnp.full((B,), pre.shape[1], jnp.int32),
         logq_BxV=jax.nn.log_softmax(logits[:, -1]), suffix_ids_BxS=suf, suffix_valid_BxS=jnp.ones(suf.shape, bool),
         readout_pos_BxR=jnp.full((B, 2), last, jnp.int32), readout_tok_BxR=jnp.tile(jnp.asarray([[YES, NO]]), (B, 1)),
         readout_w_BxR=jnp.tile(jnp.asarray([[1.0, -1.0]]), (B, 1)), baseline_B=jnp.zeros((B,)))

@@ -72,6 +72,27 @@ def test_padded_prefix_cache_matches_unpadded(tiny):
   assert np.abs(np.asarray(h_bad[0]) - np.asarray(h[0])).max() > 1e-2
 
 
+def test_shared_head_cache_broadcasts_to_every_row(tiny):
+  """A 1-row head cache, then per-row caches of different lengths, then new positions: same as each full sequence."""
+  cfg, params = tiny
+  rng = np.random.default_rng(4)
+  head = rng.integers(0, cfg.vocab_size, 5)
+  own_len, P, S = np.array([3, 1]), 3, 4
+  own = rng.integers(0, cfg.vocab_size, (2, P))
+  new = rng.integers(0, cfg.vocab_size, (2, S))
+  _, head_cache, _ = fwd(params, cfg, M.embed(params, jnp.asarray([head])), jnp.arange(5)[None])
+  own_valid = np.arange(P)[None] < own_len[:, None]
+  _, joined, _ = fwd(params, cfg, M.embed(params, jnp.asarray(own)), jnp.asarray(5 + np.arange(P)[None].repeat(2, 0)),
+                     valid_BxS=jnp.asarray(own_valid), cache=head_cache)
+  assert joined.k_LxBxTxKxE.shape[1] == 2 and joined.length == 5 + P
+  own_cache = M.KVCache(joined.k_LxBxTxKxE[:, :, 5:], joined.v_LxBxTxKxE[:, :, 5:], joined.valid_BxT[:, 5:])
+  pos = jnp.asarray(5 + own_len[:, None] + np.arange(S)[None])
+  h, _, _ = fwd(params, cfg, M.embed(params, jnp.asarray(new)), pos, cache=(head_cache, own_cache))
+  for b in range(2):
+    full = _full_h(params, cfg, np.concatenate([head, own[b, :own_len[b]], new[b]]))
+    np.testing.assert_allclose(np.asarray(h[b]), full[-S:], atol=1e-5, err_msg=f"row {b}")
+
+
 def test_padding_does_not_leak(tiny):
   """Padded positions (left, middle, right; in the new positions and in the cache) never change real outputs."""
   cfg, params = tiny

@@ -88,6 +88,38 @@ def test_cached_scores_equal_full_prompt_forward(tiny, name):
     np.testing.assert_allclose(cached[i], float(full), atol=2e-4)
 
 
+@pytest.mark.parametrize("name", KINDS)
+def test_common_prompt_head_is_cached_once(tiny, name):
+  """The head all prompts share is one cache row; each example keeps only its own prefix tokens."""
+  disc = _disc(name)
+  prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)
+  prefixes = [disc_lib.token_plan(disc, tiny.tokenizer, ex, 1)[0] for ex in EXAMPLES]
+  head = prep.shared.length
+  assert prep.shared.k_LxBxTxKxE.shape[1] == 1 and head > 0
+  assert all(p[:head] == prefixes[0][:head] for p in prefixes)
+  assert len({tuple(p[:head + 1]) for p in prefixes}) > 1 or min(map(len, prefixes)) == head + 1
+  np.testing.assert_array_equal(np.asarray(prep.cache.valid_BxT).sum(1), [len(p) - head for p in prefixes])
+  np.testing.assert_array_equal(np.asarray(prep.prefix_len_B), [len(p) for p in prefixes])
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("word", ["pup", "wildebeest", "7"])
+def test_likelihood_word_is_tokenized_as_in_running_text(embedded_model, word):
+  """After "Examples of<label>:" the word is read as in running text (": pup" is ':' + ' pup'), as in the few-shot
+  lines; a word glued to the colon ('pup' without its space) made the embedded model a much weaker discriminator."""
+  tok = embedded_model.tokenizer
+  _, suffix, readout = disc_lib.token_plan(disc_lib.get("likelihood"), tok, disc_lib.ExampleText(word, word), 1)
+  assert suffix == tok.encode(": " + word)
+  assert [t for _, t, _ in readout] == tok.encode(" " + word)
+  assert [pos for pos, _, _ in readout] == list(range(1, 1 + len(readout)))  # slot at 0, ':' at 1 predicts the word
+
+
+def test_likelihood_template_must_end_with_the_word(tiny):
+  disc = dataclasses.replace(disc_lib.get("likelihood"), template="Examples of{label}: {word}.")
+  with pytest.raises(disc_lib.UserError, match="must end with"):
+    disc_lib.token_plan(disc, tiny.tokenizer, EXAMPLES[0], 1)
+
+
 def test_namer_soft_score_is_linear_in_p(tiny):
   disc = disc_lib.get("namer")
   prep = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, EXAMPLES)

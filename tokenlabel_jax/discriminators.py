@@ -60,10 +60,10 @@ PRESETS: dict[str, DiscriminatorConfig] = {
     "judge": DiscriminatorConfig(name="judge", kind="judge", template=_JUDGE_TEXT, chat=True, calibrate=False),
     # Likelihood ratio: the label stays an input embedding, as in the paper, but scored by likelihood.
     "likelihood": DiscriminatorConfig(name="likelihood", kind="likelihood",
-                                      template=_LIST_SHOTS + "Examples of{label}:{word}"),
+                                      template=_LIST_SHOTS + "Examples of{label}: {word}"),
     "likelihood_context": DiscriminatorConfig(
         name="likelihood_context", kind="likelihood",
-        template=_LIST_SHOTS + "In the text \"{context}\", the marked word is one of the examples of{label}:{word}"),
+        template=_LIST_SHOTS + "In the text \"{context}\", the marked word is one of the examples of{label}: {word}"),
     # Namer: the label is what the model would write after the word.
     "namer": DiscriminatorConfig(name="namer", kind="namer", template=_KIND_SHOTS + "{word} is a kind of{label}"),
     "namer_context": DiscriminatorConfig(
@@ -93,10 +93,16 @@ class ExampleText:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-  """Label-independent tensors for N examples (padded): computed once, reused every step."""
+  """Label-independent tensors for N examples (padded): computed once, reused every step.
 
-  cache: model_lib.KVCache  # prefix keys/values, B rows
-  prefix_len_B: jax.Array
+  The prefix cache is split in two: `shared` holds the prompt head that every example has in common (few-shot lines,
+  chat header: one row, stored once), `cache` each example's own remainder. Attending to both in order is the same
+  as attending to the whole prefix.
+  """
+
+  shared: model_lib.KVCache  # keys/values of the common head, 1 row
+  cache: model_lib.KVCache  # each example's own prefix keys/values after the head, B rows
+  prefix_len_B: jax.Array  # head + own prefix: the label slot's position
   logq_BxV: jax.Array  # log next-token distribution at the label slot
   suffix_ids_BxS: jax.Array
   suffix_valid_BxS: jax.Array
@@ -131,8 +137,13 @@ def token_plan(disc: DiscriminatorConfig, tokenizer, ex: ExampleText, n_slots: i
     last = n_slots + len(suffix_ids) - 1
     return prefix_ids, suffix_ids, [(last, yes, 1.0), (last, no, -1.0)]
   if disc.kind == "likelihood":
-    glue, _, _ = suffix.partition(ex.word)
-    glue_ids, word_ids = tokenizer.encode(glue), tokenizer.encode(ex.word)
+    if not suffix.endswith(ex.word):
+      raise UserError(f"the template of discriminator {disc.name!r} must end with {{word}}",
+                      "put {word} last: the likelihood discriminator scores the word given the label")
+    glue, word = suffix[:len(suffix) - len(ex.word)], ex.word
+    if glue.endswith(" "):  # ": dog" tokenizes as ":" + " dog": the space belongs to the word's first token
+      glue, word = glue[:-1], " " + word
+    glue_ids, word_ids = tokenizer.encode(glue), tokenizer.encode(word)
     if not word_ids:
       word_ids = tokenizer.encode(" ")
     suffix_ids = glue_ids + word_ids
@@ -158,32 +169,46 @@ def _pad(rows: Sequence[Sequence[Any]], fill, dtype) -> np.ndarray:
   return out
 
 
-@jax.jit
-def _stack_caches(*caches):
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1 if xs[0].ndim == 5 else 0), *caches)
+@jax.jit(static_argnums=(0, 1))
+def _join_chunks(n: int, width: int, *caches):
+  """The chunks' caches as one, without the rows and positions added to round shapes up."""
+  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1)[:, :n, :width] if xs[0].ndim == 5
+                      else jnp.concatenate(xs, axis=0)[:n, :width], *caches)
 
 
 def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, examples: Sequence[ExampleText],
             n_slots: int = 1, chunk: int = 32) -> Prepared:
-  """Tokenizes every example's prompt and runs its prefix once (no gradients)."""
+  """Tokenizes every example's prompt and runs its prefix once (no gradients): the common head once for all."""
   plans = [token_plan(disc, tokenizer, ex, n_slots) for ex in examples]
   longest = max(len(p) + n_slots + len(s) for p, s, _ in plans)
   if longest > cfg.max_seq_len:
     raise UserError(f"a discriminator prompt is {longest} tokens, longer than the model's context {cfg.max_seq_len}",
                     "show less text around the token (smaller context window) or use a shorter template")
-  prefix_ids = _pad([p for p, _, _ in plans], 0, np.int32)
-  prefix_len = np.array([len(p) for p, _, _ in plans], np.int32)
-  prefix_valid = np.arange(prefix_ids.shape[1])[None] < prefix_len[:, None]
+  prefixes = [p for p, _, _ in plans]
+  head = _common_head(prefixes)
+  shared = _head_pass(params, cfg, jnp.asarray([prefixes[0][:head]], jnp.int32))
+  own = [p[head:] for p in prefixes]
+  # Widths and chunk sizes are rounded up, so preparing features of different lengths reuses compiled passes.
+  width = _round_up(max(len(p) for p in own), 16)
+  n_rows = _round_up(len(own), chunk) if len(own) > chunk else len(own)
+  own_ids = np.zeros((n_rows, width), np.int32)
+  own_len = np.ones(n_rows, np.int32)
+  for i, p in enumerate(own):
+    own_ids[i, :len(p)] = p
+    own_len[i] = len(p)
+  own_valid = np.arange(width)[None] < own_len[:, None]
   caches, logqs = [], []
-  for i in range(0, len(plans), chunk):  # chunks bound the activation memory of the prefix pass
-    c, lq = _prefix_pass(params, cfg, jnp.asarray(prefix_ids[i:i + chunk]), jnp.asarray(prefix_valid[i:i + chunk]),
-                         jnp.asarray(prefix_len[i:i + chunk]))
+  for i in range(0, n_rows, chunk):  # chunks bound the activation memory of the prefix pass
+    c, lq = _prefix_pass(params, cfg, shared, jnp.asarray(own_ids[i:i + chunk]), jnp.asarray(own_valid[i:i + chunk]),
+                         jnp.asarray(own_len[i:i + chunk]))
     caches.append(c)
     logqs.append(lq)
-  cache = caches[0] if len(caches) == 1 else _stack_caches(*caches)
+  n = len(plans)
+  cache = _join_chunks(n, max(len(p) for p in own), *caches)
   readouts = [r for _, _, r in plans]
   prep = Prepared(
-      cache=cache, prefix_len_B=jnp.asarray(prefix_len), logq_BxV=jnp.concatenate(logqs, 0),
+      shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p in prefixes], jnp.int32),
+      logq_BxV=jnp.concatenate(logqs, 0)[:n],
       suffix_ids_BxS=jnp.asarray(_pad([s for _, s, _ in plans], 0, np.int32)),
       suffix_valid_BxS=jnp.asarray(_pad([[True] * len(s) for _, s, _ in plans], False, bool)),
       readout_pos_BxR=jnp.asarray(_pad([[p for p, _, _ in r] for r in readouts], 0, np.int32)),
@@ -200,11 +225,35 @@ def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, exam
   return prep
 
 
+def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
+  """Tokens every prefix starts with, leaving each at least one token of its own (whose output gives q)."""
+  head = min(len(p) for p in prefixes) - 1
+  first = prefixes[0]
+  for p in prefixes[1:]:
+    head = next((i for i in range(head) if p[i] != first[i]), head)
+  return max(head, 0)
+
+
+def _round_up(n: int, k: int) -> int:
+  return -(-n // k) * k
+
+
 @jax.jit(static_argnums=1)
-def _prefix_pass(params, cfg, ids_BxP, valid_BxP, len_B):
-  logits_BxPxV, cache = model_lib.forward_tokens(params, cfg, ids_BxP, valid_BxP)
-  last_BxV = jnp.take_along_axis(logits_BxPxV, (len_B - 1)[:, None, None], axis=1)[:, 0]
-  return cache, jax.nn.log_softmax(last_BxV, axis=-1)
+def _head_pass(params, cfg, ids_1xH):
+  _, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_1xH), jnp.arange(ids_1xH.shape[1])[None])
+  return cache
+
+
+@jax.jit(static_argnums=1)
+def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
+  """Each example's own prefix after the shared head: its keys/values, and log q at its last position."""
+  H, (B, P) = shared.length, ids_BxP.shape
+  positions_BxP = jnp.broadcast_to(H + jnp.arange(P), (B, P))
+  h_BxPxD, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_BxP), positions_BxP, valid_BxP,
+                                        shared)
+  own = model_lib.KVCache(cache.k_LxBxTxKxE[:, :, H:], cache.v_LxBxTxKxE[:, :, H:], cache.valid_BxT[:, H:])
+  last_BxD = jnp.take_along_axis(h_BxPxD, (len_B - 1)[:, None, None], axis=1)[:, 0]
+  return own, jax.nn.log_softmax(model_lib.logits(params, last_BxD), axis=-1)
 
 
 def _pad_axis(x: jax.Array, axis: int, size: int, fill=0) -> jax.Array:
@@ -220,12 +269,12 @@ def stack(preps: Sequence[Prepared]) -> Prepared:
   """
   if len({p.prefix_len_B.shape[0] for p in preps}) != 1:
     raise ValueError("features stacked together need the same number of examples")
+  H = max(p.shared.length for p in preps)
   T = max(p.cache.valid_BxT.shape[1] for p in preps)
   S = max(p.suffix_ids_BxS.shape[1] for p in preps)
   R = max(p.readout_pos_BxR.shape[1] for p in preps)
   padded = [Prepared(
-      cache=model_lib.KVCache(_pad_axis(p.cache.k_LxBxTxKxE, 2, T), _pad_axis(p.cache.v_LxBxTxKxE, 2, T),
-                              _pad_axis(p.cache.valid_BxT, 1, T, False)),
+      shared=_pad_cache(p.shared, H), cache=_pad_cache(p.cache, T),
       prefix_len_B=p.prefix_len_B, logq_BxV=p.logq_BxV,
       suffix_ids_BxS=_pad_axis(p.suffix_ids_BxS, 1, S), suffix_valid_BxS=_pad_axis(p.suffix_valid_BxS, 1, S, False),
       readout_pos_BxR=_pad_axis(p.readout_pos_BxR, 1, R), readout_tok_BxR=_pad_axis(p.readout_tok_BxR, 1, R),
@@ -233,11 +282,16 @@ def stack(preps: Sequence[Prepared]) -> Prepared:
   return jax.tree.map(lambda *xs: jnp.stack(xs), *padded)
 
 
+def _pad_cache(c: model_lib.KVCache, T: int) -> model_lib.KVCache:
+  return model_lib.KVCache(_pad_axis(c.k_LxBxTxKxE, 2, T), _pad_axis(c.v_LxBxTxKxE, 2, T),
+                           _pad_axis(c.valid_BxT, 1, T, False))
+
+
 def take_rows(prep: Prepared, rows: jax.Array) -> Prepared:
-  """A minibatch of prepared examples (inside jit)."""
+  """A minibatch of prepared examples (inside jit); the shared head stays as it is."""
   def take(x):
     return jnp.take(x, rows, axis=1 if x.ndim == 5 else 0)
-  return jax.tree.map(take, prep)
+  return dataclasses.replace(jax.tree.map(take, dataclasses.replace(prep, shared=None)), shared=prep.shared)
 
 
 def scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, label_NxV: jax.Array) -> jax.Array:
@@ -256,7 +310,7 @@ def scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, 
   S = x_BxSxD.shape[1]
   positions_BxS = prep.prefix_len_B[:, None] + jnp.arange(S)[None]
   valid_BxS = jnp.concatenate([jnp.ones((B, N), bool), prep.suffix_valid_BxS], axis=1)
-  h_BxSxD, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions_BxS, valid_BxS, prep.cache)
+  h_BxSxD, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions_BxS, valid_BxS, (prep.shared, prep.cache))
   h_BxRxD = jnp.take_along_axis(h_BxSxD, prep.readout_pos_BxR[..., None], axis=1)
   if disc.kind == "judge":
     # The answer weights (+1, -1) at one position sum to zero, so log-softmax's normalizer cancels: the score is a
@@ -282,7 +336,7 @@ def _namer_multi(params, cfg, prep: Prepared, ids_N):
   first = prep.logq_BxV[:, ids_N[0]]
   x_BxSxD = jnp.broadcast_to(model_lib.embed(params, ids_N[:-1]), (B, ids_N.shape[0] - 1, cfg.dim))
   positions = prep.prefix_len_B[:, None] + jnp.arange(ids_N.shape[0] - 1)[None]
-  h, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions, None, prep.cache)
+  h, _, _ = model_lib.forward(params, cfg, x_BxSxD, positions, None, (prep.shared, prep.cache))
   logp = jax.nn.log_softmax(model_lib.logits(params, h), axis=-1)
   rest = jnp.take_along_axis(logp, jnp.broadcast_to(ids_N[1:], (B, ids_N.shape[0] - 1))[..., None], -1)[..., 0]
   return first + rest.sum(-1) - prep.baseline_B

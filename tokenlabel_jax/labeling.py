@@ -42,7 +42,7 @@ def example_texts(feature: data_lib.Feature, examples: Sequence[data_lib.Example
 @dataclasses.dataclass
 class Split:
   examples: list[data_lib.Example]
-  prep: disc_lib.Prepared
+  prep: disc_lib.Prepared | None  # None once stacked with other features for training (labeling.label_features)
   target_B: np.ndarray
 
 
@@ -108,6 +108,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
   splits = [build_splits(m, f, disc, lcfg) for f in features]
   prep = disc_lib.stack([s["train"].prep for s in splits])
+  for s in splits:  # the stacked copy is the one kept: feature f's training examples are prep[f]
+    s["train"].prep = None
   if place is not None:
     prep = place(prep)
   targets = np.stack([s["train"].target_B for s in splits])
@@ -126,7 +128,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     out_dir = os.path.join(output_dir, feature.name)
     os.makedirs(out_dir, exist_ok=True)
     label_S = jax.tree.map(lambda x: x[f], state.label)
-    result = _verify_and_report(m, feature, disc, lcfg, sp, label_S, mask_V, references)
+    train_prep = jax.tree.map(lambda x: x[f], prep)  # padded to the batch's shapes: padding is inert
+    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     with open(os.path.join(out_dir, "result.json"), "w") as fh:
       json.dump(result, fh, indent=1, ensure_ascii=False)
@@ -148,12 +151,12 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 
 
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
-                       lcfg: opt_lib.LabelConfig, sp: dict[str, Split], label_S, mask_V: np.ndarray,
-                       references: Sequence[str]) -> dict[str, Any]:
+                       lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
+                       mask_V: np.ndarray, references: Sequence[str]) -> dict[str, Any]:
   """Every seed's top-k tokens of p and of the gradient, scored exactly as hard labels; validation loss picks one."""
   v_SxNxV = label_S["v_NxV"]
   from_p = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
-  from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, sp["train"].prep,
+  from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
                                           sp["train"].target_B, mask_V, lcfg.top_k)
   cands = from_p + [t for t in from_grad if t not in from_p]
   rows = evaluate_labels(m, disc, [[t] for t in cands], sp["val"], sp["heldout"])

@@ -12,7 +12,7 @@ G = H // K query heads per kv head, E head width, F MLP width, V vocabulary, L l
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -130,31 +130,36 @@ def token_logits(params: Params, h_xD: jax.Array, tokens_x: jax.Array) -> jax.Ar
   return jnp.sum(h_xD.astype(up) * u_xD.astype(up), axis=-1)
 
 
+def _rows(x: jax.Array, B: int, axis: int) -> jax.Array:
+  """A cache array with B rows along `axis` (a shared cache has 1 row: broadcast, not copied until used)."""
+  return jnp.broadcast_to(x, (*x.shape[:axis], B, *x.shape[axis + 1:]))
+
+
 def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS: jax.Array,
-            valid_BxS: jax.Array | None = None, cache: KVCache | None = None,
+            valid_BxS: jax.Array | None = None, cache: KVCache | Sequence[KVCache] | None = None,
             return_layers: bool = False) -> tuple[jax.Array, KVCache, jax.Array | None]:
   """Runs S new positions, attending to `cache` (if any) and causally to themselves.
 
-  Returns the final-normed hidden states h_BxSxD, the cache extended by the new positions, and (if asked) the
-  residual stream entering each layer, L x B x S x D.
+  `cache` may be several caches, attended in order as if concatenated along T; a cache with batch size 1 is shared by
+  every row (a prompt head common to all examples is stored once). Returns the final-normed hidden states h_BxSxD, the
+  caches extended by the new positions (one cache, batch B), and (if asked) the residual stream entering each layer,
+  L x B x S x D.
   """
   B, S, _ = x_BxSxD.shape
   K, E = cfg.n_kv_heads, cfg.head_dim
   G = cfg.n_heads // K
   if valid_BxS is None:
     valid_BxS = jnp.ones((B, S), bool)
+  caches = [] if cache is None else [cache] if isinstance(cache, KVCache) else list(cache)
   inv_freq = rope_frequencies(cfg)
   causal_SxS = jnp.tril(jnp.ones((S, S), bool))
-  new_mask_BxSxS = causal_SxS[None] & valid_BxS[:, None, :]
-  if cache is not None:
-    mask_BxSxT = jnp.concatenate(
-        [jnp.broadcast_to(cache.valid_BxT[:, None, :], (B, S, cache.length)), new_mask_BxSxS], axis=-1)
-  else:
-    mask_BxSxT = new_mask_BxSxS
+  mask_BxSxT = jnp.concatenate(
+      [jnp.broadcast_to(c.valid_BxT[:, None, :], (B, S, c.length)) for c in caches]
+      + [causal_SxS[None] & valid_BxS[:, None, :]], axis=-1)
   scale = 1.0 / np.sqrt(E)
 
   def layer(x_BxSxD, xs):
-    w, cached_k, cached_v = xs
+    w, cached_kv = xs
     x_in = x_BxSxD
     h = rms_norm(x_BxSxD, w["attn_norm_LxD"], cfg.norm_eps)
     q_BxSxKxGxE = (h @ w["wq_LxDxHE"]).reshape(B, S, K, G, E)
@@ -162,10 +167,8 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
     v_BxSxKxE = (h @ w["wv_LxDxKE"]).reshape(B, S, K, E)
     q_BxSxKxGxE = apply_rope(q_BxSxKxGxE.reshape(B, S, K * G, E), positions_BxS, inv_freq).reshape(B, S, K, G, E)
     k_BxSxKxE = apply_rope(k_BxSxKxE, positions_BxS, inv_freq)
-    keys_BxTxKxE, values_BxTxKxE = k_BxSxKxE, v_BxSxKxE
-    if cached_k is not None:
-      keys_BxTxKxE = jnp.concatenate([cached_k, k_BxSxKxE], axis=1)
-      values_BxTxKxE = jnp.concatenate([cached_v, v_BxSxKxE], axis=1)
+    keys_BxTxKxE = jnp.concatenate([_rows(k, B, 0) for k, _ in cached_kv] + [k_BxSxKxE], axis=1)
+    values_BxTxKxE = jnp.concatenate([_rows(v, B, 0) for _, v in cached_kv] + [v_BxSxKxE], axis=1)
     scores_BxKxGxSxT = jnp.einsum("bskge,btke->bkgst", q_BxSxKxGxE, keys_BxTxKxE,
                                   preferred_element_type=_upcast(keys_BxTxKxE.dtype)) * scale
     scores_BxKxGxSxT = jnp.where(mask_BxSxT[:, None, None], scores_BxKxGxSxT, _NEG)
@@ -177,16 +180,13 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
     x_out = x_BxSxD + mlp_BxSxF @ w["w_down_LxFxD"]
     return x_out, (k_BxSxKxE, v_BxSxKxE, x_in if return_layers else None)
 
-  cached = (cache.k_LxBxTxKxE, cache.v_LxBxTxKxE) if cache is not None else (None, None)
+  cached_kv = tuple((c.k_LxBxTxKxE, c.v_LxBxTxKxE) for c in caches)
   x_BxSxD = x_BxSxD.astype(params["embed_VxD"].dtype)
-  x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (params["layers"], *cached))
+  x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (params["layers"], cached_kv))
   h_BxSxD = rms_norm(x_BxSxD, params["final_norm_D"], cfg.norm_eps)
-  if cache is None:
-    new_cache = KVCache(k_LxBxSxKxE, v_LxBxSxKxE, valid_BxS)
-  else:
-    new_cache = KVCache(jnp.concatenate([cache.k_LxBxTxKxE, k_LxBxSxKxE], axis=2),
-                        jnp.concatenate([cache.v_LxBxTxKxE, v_LxBxSxKxE], axis=2),
-                        jnp.concatenate([cache.valid_BxT, valid_BxS], axis=1))
+  new_cache = KVCache(jnp.concatenate([_rows(c.k_LxBxTxKxE, B, 1) for c in caches] + [k_LxBxSxKxE], axis=2),
+                      jnp.concatenate([_rows(c.v_LxBxTxKxE, B, 1) for c in caches] + [v_LxBxSxKxE], axis=2),
+                      jnp.concatenate([_rows(c.valid_BxT, B, 0) for c in caches] + [valid_BxS], axis=1))
   return h_BxSxD, new_cache, resid
 
 
