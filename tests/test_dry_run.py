@@ -1,5 +1,7 @@
 """The dry run's memory figures agree with real arrays of a tiny model."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,3 +31,11 @@ def test_step_memory_grows_with_features_and_batch():
   assert 0 < small < more_features and small < more_batch
   e = dry_run.estimate(m.cfg, jnp.float32, 4, 3, 2, 8, 16, 4)
   assert np.isclose(e["total_gb"], e["params_gb"] + e["caches_gb"] + e["step_gb"])
+
+
+def test_remat_shrinks_step_memory_per_example():
+  m = tinymodel.tiny_model(n_layers=4)
+  plain = dry_run.estimate(m.cfg, jnp.float32, 8, 2, 2, 8, 16, 8)
+  remat = dry_run.estimate(dataclasses.replace(m.cfg, remat=True), jnp.float32, 8, 2, 2, 8, 16, 8)
+  assert 0 < remat["step_gb_per_example"] < plain["step_gb_per_example"]
+  assert remat["params_gb"] == plain["params_gb"] and remat["caches_gb"] == plain["caches_gb"]

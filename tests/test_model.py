@@ -188,6 +188,24 @@ def _llama31_reference(head_dim: int, theta: float, rs: RopeScaling | None) -> l
   return out
 
 
+def test_remat_same_gradient_less_step_memory(tiny):
+  """Rematerialized layers give the same gradient w.r.t. the input embeddings, with less memory kept for backward."""
+  cfg, params = tiny
+  rng = np.random.default_rng(5)
+  B, S = 4, 32
+  x = M.embed(params, jnp.asarray(rng.integers(0, cfg.vocab_size, (B, S))))
+  pos = jnp.broadcast_to(jnp.arange(S), (B, S))
+  w = jnp.asarray(rng.standard_normal((B, S, cfg.dim)), jnp.float32)
+
+  def grad_fn(c):
+    return jax.jit(jax.grad(lambda x_: jnp.sum(M.forward(params, c, x_, pos)[0] * w)))
+
+  plain, remat = grad_fn(cfg), grad_fn(dataclasses.replace(cfg, remat=True))
+  np.testing.assert_allclose(np.asarray(remat(x)), np.asarray(plain(x)), atol=1e-5)
+  temp = [f.lower(x).compile().memory_analysis().temp_size_in_bytes for f in (plain, remat)]
+  assert temp[1] < temp[0], temp
+
+
 @pytest.mark.parametrize("cfg", [ModelConfig.tiny(), ModelConfig.tiny(head_dim=32), ModelConfig.llama31_8b(),
                                  ModelConfig.llama32_1b()], ids=["tiny", "tiny-hd32", "llama3.1-8b", "llama3.2-1b"])
 def test_rope_frequencies_llama3_scaling(cfg):

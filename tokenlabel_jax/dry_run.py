@@ -3,10 +3,12 @@
 No weights are read. `jax.eval_shape` gives the parameter memory; the prefix caches follow from the config; the memory
 of one optimization step comes from compiling it for abstract inputs (XLA's own buffer assignment, here on the host
 backend, so a GPU/TPU figure will differ by its fusion choices) at two sizes and extrapolating linearly in B x F.
+`--remat` sizes the job with rematerialized layers (label --remat), which keep far less for the backward pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -31,6 +33,7 @@ flags.DEFINE_integer("head_len", 20, "Of these, the head every example's prompt 
 flags.DEFINE_integer("suffix_len", 24, "Label slot + tokens after it.")
 flags.DEFINE_float("device_memory_gb", 80.0, "Memory of one device, for the 'largest B x F that fits' answer.")
 flags.DEFINE_integer("model_parallel", 1, "Devices one model replica is sharded over.")
+flags.DEFINE_bool("remat", False, "Size the job with rematerialized layers (label --remat).")
 FLAGS = flags.FLAGS
 
 GB = 1024**3
@@ -82,9 +85,12 @@ def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1, H=0) -> d
   p = param_bytes(cfg, dtype) / model_parallel
   per_ex = cache_bytes_per_example(cfg, dtype, T - H) / model_parallel
   caches = per_ex * F * max(n_train, B) + cache_bytes_per_example(cfg, dtype, H) * F / model_parallel
-  # Step memory is close to linear in the number of examples in flight: measure F = 1 and 2 and extrapolate.
-  t1 = step_temp_bytes(cfg, dtype, 1, B, seeds, T, S, H)
-  t2 = step_temp_bytes(cfg, dtype, 2, B, seeds, T, S, H)
+  # Step memory is close to linear in the number of examples in flight: measure F = 1 and 2 and extrapolate. The step
+  # is compiled in float32 whatever the dtype: the host backend computes bfloat16 dots by making float32 copies of
+  # all weights (measured: +2x the bfloat16 parameter bytes), which a GPU/TPU does not; float32 activations are an
+  # upper bound for bfloat16 ones.
+  t1 = step_temp_bytes(cfg, jnp.float32, 1, B, seeds, T, S, H)
+  t2 = step_temp_bytes(cfg, jnp.float32, 2, B, seeds, T, S, H)
   per_feature_step = max(t2 - t1, 0)
   step = (t1 + (F - 1) * per_feature_step) / model_parallel
   return dict(params_gb=p / GB, cache_mb_per_example=per_ex / 2**20, caches_gb=caches / GB, step_gb=step / GB,
@@ -96,7 +102,7 @@ def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1, H=0) -> d
 @exit_on_user_error
 def main(argv):
   del argv
-  cfg = config_lib.preset(FLAGS.preset)
+  cfg = dataclasses.replace(config_lib.preset(FLAGS.preset), remat=FLAGS.remat)
   dtype = jnp.bfloat16 if FLAGS.dtype == "bfloat16" else jnp.float32
   if not 0 <= FLAGS.head_len < FLAGS.prefix_len:
     raise UserError(f"--head_len={FLAGS.head_len} must be at least 0 and less than --prefix_len={FLAGS.prefix_len}",
@@ -106,7 +112,8 @@ def main(argv):
   e = estimate(cfg, dtype, FLAGS.batch_size, FLAGS.features, FLAGS.seeds, FLAGS.n_train, FLAGS.prefix_len,
                FLAGS.suffix_len, FLAGS.model_parallel, FLAGS.head_len)
   print(f"{cfg.name}, {FLAGS.dtype}, B={FLAGS.batch_size} F={FLAGS.features} S={FLAGS.seeds} "
-        f"prefix={FLAGS.prefix_len} (head {FLAGS.head_len}) suffix={FLAGS.suffix_len} model_parallel={FLAGS.model_parallel}")
+        f"prefix={FLAGS.prefix_len} (head {FLAGS.head_len}) suffix={FLAGS.suffix_len} "
+        f"model_parallel={FLAGS.model_parallel}{' remat' if FLAGS.remat else ''}")
   print(f"  parameters            {e['params_gb']:8.2f} GB per device")
   print(f"  prefix cache          {e['cache_mb_per_example']:8.2f} MB per example (the head is stored once); "
         f"{e['caches_gb']:.2f} GB for {FLAGS.features} x {max(FLAGS.n_train, FLAGS.batch_size)} prepared examples")

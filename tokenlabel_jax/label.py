@@ -28,6 +28,8 @@ flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go
 flags.DEFINE_list("only", [], "Label only these feature names.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
 flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype (float32 is faster on CPUs).")
+flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward pass: about 1/3 more compute, far less "
+                  "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
 flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
 flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
@@ -83,7 +85,7 @@ def main(argv):
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   mesh = sharding.make_mesh(FLAGS.model_parallel)
   m = load_model(FLAGS.model, FLAGS.dtype)
-  m = m._replace(params=sharding.place_params(mesh, m.params))
+  m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
   summary = {}

@@ -182,6 +182,8 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
 
   cached_kv = tuple((c.k_LxBxTxKxE, c.v_LxBxTxKxE) for c in caches)
   x_BxSxD = x_BxSxD.astype(params["embed_VxD"].dtype)
+  if cfg.remat:  # keep only each layer's input for the backward pass; recompute the rest
+    layer = jax.checkpoint(layer, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
   x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (params["layers"], cached_kv))
   h_BxSxD = rms_norm(x_BxSxD, params["final_norm_D"], cfg.norm_eps)
   new_cache = KVCache(jnp.concatenate([_rows(c.k_LxBxTxKxE, B, 1) for c in caches] + [k_LxBxSxKxE], axis=2),
