@@ -12,6 +12,7 @@ slot and suffix run per step; "full": the whole prompt runs every step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -49,14 +50,14 @@ def step_flops(cfg, B: int, cached: bool) -> float:
   return 2.0 * fwd
 
 
-def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype: str) -> dict:
+def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype: str, remat: bool = False) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
   from tokenlabel_jax import discriminators as disc_lib, model as model_lib, optimization as opt_lib
   from tokenlabel_jax.loading import load_model
   m = load_model(dtype=dtype, verbose=False)
-  cfg, params = m.cfg, m.params
+  cfg, params = dataclasses.replace(m.cfg, remat=remat), m.params
   rng = np.random.default_rng(0)
   disc = disc_lib.get("judge")
   lcfg = opt_lib.LabelConfig(seeds=1, batch_size=B, vocab_filter="all")
@@ -85,6 +86,7 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype:
   preps, builds = zip(*[prepared(f) for f in range(F)])
   targets = jnp.asarray(rng.integers(0, 2, (F, B)), jnp.float32)
   out = {"framework": "jax", "B": B, "cached": cached, "F": F, "vmapped": vmapped, "dtype": dtype, "head": "read",
+         "remat": remat,
          "prefix_build_s": statistics.median(builds),
          "prefix_cache_mb_per_example": _cache_bytes(preps[0].cache) / B / 1e6}
   if vmapped or F == 1:
@@ -230,6 +232,7 @@ def main():
   ap.add_argument("--vmapped", type=int, default=1)
   ap.add_argument("--dtype", default="float32")
   ap.add_argument("--head", default="read", help="torch: logits at the read position only, or at 'all' positions")
+  ap.add_argument("--remat", type=int, default=0, help="jax: rematerialized layers")
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--quick", action="store_true")
   ap.add_argument("--report", action="store_true", help="only rebuild bench.md from bench.json")
@@ -239,7 +242,8 @@ def main():
       write_markdown(json.load(f))
     return
   if args.worker == "jax":
-    print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats, args.dtype)))
+    print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats, args.dtype,
+                                bool(args.remat))))
     return
   if args.worker == "torch":
     import torch
@@ -256,9 +260,10 @@ def main():
       plan.append(["--worker=jax", f"--B={B}", f"--cached={cached}"])
       plan.append(["--worker=torch", f"--B={B}", f"--cached={cached}"])
     plan.append(["--worker=torch", f"--B={B}", "--cached=1", "--head=all"])
-    if not args.quick:  # the same comparison in bfloat16 (both frameworks use the CPU's bf16 dot instructions)
+    if not args.quick:  # the same comparison in bfloat16; and what rematerialized layers cost
       plan.append(["--worker=jax", f"--B={B}", "--cached=1", "--dtype=bfloat16"])
       plan.append(["--worker=torch", f"--B={B}", "--cached=1", "--dtype=bfloat16"])
+      plan.append(["--worker=jax", f"--B={B}", "--cached=1", "--remat=1"])
   for F in ([4] if args.quick else [4, 16]):
     for vm in (1, 0):
       plan.append(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}"])
@@ -291,12 +296,13 @@ def write_markdown(data: dict) -> None:
            "head: 'read' computes what the score needs (JAX: the two answer logits; torch: logits_to_keep=1); 'all' is "
            "transformers' default of logits at every position. FLOPs count the model's positions that run per step, "
            "forward + activation-gradient backward.", "",
-           "| framework | dtype | head | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | of matmul "
-           "rate | prefix build s | prefix cache MB/example | worker peak RSS GB |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| framework | dtype | head | remat | B | cached | F | vmapped | step s | s per feature-step | GFLOP/s | "
+           "of matmul rate | prefix build s | prefix cache MB/example | worker peak RSS GB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for row in steps:
     cache_mb = row.get("prefix_cache_mb_per_example")
-    lines.append(f"| {row['framework']} | {row.get('dtype', 'float32')} | {row.get('head', 'read')} | {row['B']} | "
+    lines.append(f"| {row['framework']} | {row.get('dtype', 'float32')} | {row.get('head', 'read')} | "
+                 f"{row.get('remat', False)} | {row['B']} | "
                  f"{row['cached']} | {row['F']} | {row['vmapped']} | {row['step_s']:.4f} | "
                  f"{row['step_s'] / row['F']:.4f} | {row['gflop_per_s']:.1f} | {row['gflop_per_s'] / peak:.2f} | "
                  f"{row['prefix_build_s']:.3f} | {'' if cache_mb is None else f'{cache_mb:.2f}'} | "
@@ -309,14 +315,22 @@ def write_markdown(data: dict) -> None:
   for B in sorted({r["B"] for r in steps if r["framework"] == "torch"}):
     for cached, dtype, head in ((True, "float32", "read"), (True, "float32", "all"), (False, "float32", "read"),
                                 (True, "bfloat16", "read")):
-      j = find(framework=("jax", None), B=(B, None), cached=(cached, None), F=(1, None), dtype=(dtype, "float32"))
+      j = find(framework=("jax", None), B=(B, None), cached=(cached, None), F=(1, None), dtype=(dtype, "float32"),
+               remat=(False, False))
       t = find(framework=("torch", None), B=(B, None), cached=(cached, None), dtype=(dtype, "float32"),
                head=(head, "read"))
       if j and t:
+        # At equal work no step can beat the matmul rate, so the ratio cannot fall below torch's fraction of it.
         lines.append(f"- B={B}, {'cached' if cached else 'full prompt'}, {dtype}, torch head '{head}': "
-                     f"JAX step / PyTorch step = {j['step_s'] / t['step_s']:.2f}")
+                     f"JAX step / PyTorch step = {j['step_s'] / t['step_s']:.2f} (floor at equal work: "
+                     f"{t['gflop_per_s'] / peak:.2f})")
+    r = find(framework=("jax", None), B=(B, None), cached=(True, None), remat=(True, False))
+    j = find(framework=("jax", None), B=(B, None), cached=(True, None), F=(1, None), dtype=("float32", "float32"),
+             remat=(False, False))
+    if r and j:
+      lines.append(f"- B={B}, cached, rematerialized layers: {r['step_s'] / j['step_s']:.2f}x the step time")
   for F in sorted({r["F"] for r in steps if r["F"] > 1}):
-    v = find(F=(F, None), vmapped=(True, None))
+    v = find(F=(F, None), vmapped=(True, None), remat=(False, False))
     s = find(F=(F, None), vmapped=(False, None))
     lines.append(f"- F={F}: vmapped is {s['step_s'] / v['step_s']:.2f}x faster per feature than sequential")
   if e2e:
