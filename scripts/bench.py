@@ -214,7 +214,8 @@ def end_to_end(quick: bool) -> dict:
     raise RuntimeError(f"labeling run failed; see {log.name}")
   with open(os.path.join(out_dir, "summary.json")) as f:
     summary = json.load(f)
-  steps = 60 if quick else 300
+  from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
+  steps = 60 if quick else LabelConfig().steps  # what the launcher ran: --steps=60, or its default
   return {"features": len(features), "steps": steps, "wall_s": wall, "features_per_hour": len(features) * 3600 / wall,
           "peak_rss_gb": usage.ru_maxrss / 1024**2, "labels": _labels(summary)}
 
