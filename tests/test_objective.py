@@ -102,6 +102,36 @@ def test_common_prompt_head_is_cached_once(tiny, name):
   np.testing.assert_array_equal(np.asarray(prep.prefix_len_B), [len(p) for p in prefixes])
 
 
+@pytest.mark.parametrize("name", ["judge", "namer", "likelihood_context"])
+def test_splits_prepared_together_equal_each_example_alone(tiny, name):
+  """One prefix pass over several splits, with repeated prompts (run once) and lengths spread over several width
+  buckets and chunks, gives every example the log q and the scores it gets when prepared alone."""
+  disc = _disc(name)
+  words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "a", "cat"]
+  exs = [disc_lib.ExampleText(w, f"the [[{w}]]" + " and more" * (i % 4)) for i, w in enumerate(words)]
+  exs.append(exs[0])  # an exact repeat
+  splits = [exs[:5], exs[5:], exs[1:4]]
+  preps = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, splits, chunk=2)
+  own = [len(p) for p, _, _ in (disc_lib.token_plan(disc, tiny.tokenizer, ex, 1) for ex in exs)]
+  assert max(own) - min(own) > 8  # the chunks fall in different width buckets
+  label = jnp.asarray([tiny.tokenizer.encode(" ab" if disc.kind == "namer" else " a")])  # namer: 2 tokens use the cache
+  for split, prep in zip(splits, preps):
+    got = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, label)[0])
+    for i, ex in enumerate(split):
+      alone = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, [ex])
+      np.testing.assert_allclose(prep.logq_BxV[i], alone.logq_BxV[0], atol=2e-5)
+      want = float(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, alone, label)[0, 0])
+      np.testing.assert_allclose(got[i], want, atol=2e-4)
+  np.testing.assert_array_equal(preps[0].cache.k_LxBxTxKxE[:, 0], preps[1].cache.k_LxBxTxKxE[:, 2])  # the repeat
+
+
+def test_width_buckets_bound_padding():
+  widths = [disc_lib._width_bucket(n) for n in range(1, 600)]
+  assert all(w >= n for n, w in zip(range(1, 600), widths))
+  assert all(w - n < max(8, n / 4) for n, w in zip(range(1, 600), widths))
+  assert len(set(widths)) < 40  # few distinct shapes: compiled passes are reused
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("word", ["pup", "wildebeest", "7"])
 def test_likelihood_word_is_tokenized_as_in_running_text(embedded_model, word):

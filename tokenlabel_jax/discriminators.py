@@ -169,60 +169,48 @@ def _pad(rows: Sequence[Sequence[Any]], fill, dtype) -> np.ndarray:
   return out
 
 
-@jax.jit(static_argnums=(0, 1))
-def _join_chunks(n: int, width: int, *caches):
-  """The chunks' caches as one, without the rows and positions added to round shapes up."""
-  return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1)[:, :n, :width] if xs[0].ndim == 5
-                      else jnp.concatenate(xs, axis=0)[:n, :width], *caches)
-
-
 def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, examples: Sequence[ExampleText],
             n_slots: int = 1, chunk: int = 32) -> Prepared:
   """Tokenizes every example's prompt and runs its prefix once (no gradients): the common head once for all."""
-  plans = [token_plan(disc, tokenizer, ex, n_slots) for ex in examples]
-  longest = max(len(p) + n_slots + len(s) for p, s, _ in plans)
+  return prepare_splits(params, cfg, tokenizer, disc, [examples], n_slots, chunk)[0]
+
+
+def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
+                   splits: Sequence[Sequence[ExampleText]], n_slots: int = 1, chunk: int = 32) -> list[Prepared]:
+  """`prepare` for several lists of examples (train, validation, held-out) with one prefix pass over all of them, so
+  a prompt that recurs across lists (a frequent word, for the namer) runs once."""
+  plans = [[token_plan(disc, tokenizer, ex, n_slots) for ex in exs] for exs in splits]
+  every = [plan for ps in plans for plan in ps]
+  longest = max(len(p) + n_slots + len(s) for p, s, _ in every)
   if longest > cfg.max_seq_len:
     raise UserError(f"a discriminator prompt is {longest} tokens, longer than the model's context {cfg.max_seq_len}",
                     "show less text around the token (smaller context window) or use a shorter template")
-  prefixes = [p for p, _, _ in plans]
-  head = _common_head(prefixes)
-  shared = _head_pass(params, cfg, jnp.asarray([prefixes[0][:head]], jnp.int32))
-  own = [p[head:] for p in prefixes]
-  # Widths and chunk sizes are rounded up, so preparing features of different lengths reuses compiled passes.
-  width = _round_up(max(len(p) for p in own), 16)
-  n_rows = _round_up(len(own), chunk) if len(own) > chunk else len(own)
-  own_ids = np.zeros((n_rows, width), np.int32)
-  own_len = np.ones(n_rows, np.int32)
-  for i, p in enumerate(own):
-    own_ids[i, :len(p)] = p
-    own_len[i] = len(p)
-  own_valid = np.arange(width)[None] < own_len[:, None]
-  caches, logqs = [], []
-  for i in range(0, n_rows, chunk):  # chunks bound the activation memory of the prefix pass
-    c, lq = _prefix_pass(params, cfg, shared, jnp.asarray(own_ids[i:i + chunk]), jnp.asarray(own_valid[i:i + chunk]),
-                         jnp.asarray(own_len[i:i + chunk]))
-    caches.append(c)
-    logqs.append(lq)
-  n = len(plans)
-  cache = _join_chunks(n, max(len(p) for p in own), *caches)
-  readouts = [r for _, _, r in plans]
-  prep = Prepared(
-      shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p in prefixes], jnp.int32),
-      logq_BxV=jnp.concatenate(logqs, 0)[:n],
-      suffix_ids_BxS=jnp.asarray(_pad([s for _, s, _ in plans], 0, np.int32)),
-      suffix_valid_BxS=jnp.asarray(_pad([[True] * len(s) for _, s, _ in plans], False, bool)),
-      readout_pos_BxR=jnp.asarray(_pad([[p for p, _, _ in r] for r in readouts], 0, np.int32)),
-      readout_tok_BxR=jnp.asarray(_pad([[t for _, t, _ in r] for r in readouts], 0, np.int32)),
-      readout_w_BxR=jnp.asarray(_pad([[w for _, _, w in r] for r in readouts], 0.0, np.float32)),
-      baseline_B=jnp.zeros(len(plans), jnp.float32))
-  if disc.kind == "likelihood":
-    neutral = np.asarray(tokenizer.encode(disc.neutral_label), np.int32)
-    if len(neutral) != n_slots:
-      raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
-                      "choose a neutral label of the same token length")
-    base = hard_scores(params, cfg, disc, prep, jnp.asarray(neutral)[None], chunk=chunk)[0]
-    prep = dataclasses.replace(prep, baseline_B=base)
-  return prep
+  head = _common_head([p for p, _, _ in every])
+  shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
+  cache_all, logq_all, row_of = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
+  out = []
+  for ps in plans:
+    rows = np.asarray([row_of[tuple(p[head:])] for p, _, _ in ps], np.int64)
+    cache, logq_BxV = _gather_rows(rows, cache_all, logq_all)
+    readouts = [r for _, _, r in ps]
+    prep = Prepared(
+        shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p, _, _ in ps], jnp.int32),
+        logq_BxV=logq_BxV,
+        suffix_ids_BxS=jnp.asarray(_pad([s for _, s, _ in ps], 0, np.int32)),
+        suffix_valid_BxS=jnp.asarray(_pad([[True] * len(s) for _, s, _ in ps], False, bool)),
+        readout_pos_BxR=jnp.asarray(_pad([[p for p, _, _ in r] for r in readouts], 0, np.int32)),
+        readout_tok_BxR=jnp.asarray(_pad([[t for _, t, _ in r] for r in readouts], 0, np.int32)),
+        readout_w_BxR=jnp.asarray(_pad([[w for _, _, w in r] for r in readouts], 0.0, np.float32)),
+        baseline_B=jnp.zeros(len(ps), jnp.float32))
+    if disc.kind == "likelihood":
+      neutral = np.asarray(tokenizer.encode(disc.neutral_label), np.int32)
+      if len(neutral) != n_slots:
+        raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} "
+                        "slot(s)", "choose a neutral label of the same token length")
+      base = hard_scores(params, cfg, disc, prep, jnp.asarray(neutral)[None], chunk=chunk)[0]
+      prep = dataclasses.replace(prep, baseline_B=base)
+    out.append(prep)
+  return out
 
 
 def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
@@ -234,8 +222,57 @@ def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
   return max(head, 0)
 
 
-def _round_up(n: int, k: int) -> int:
-  return -(-n // k) * k
+def _width_bucket(n: int) -> int:
+  """n rounded up to a multiple of 8 (to 64), 16 (to 128), 32 (to 256)...: under 8 or n/4 padding tokens, and
+  prompts of nearby lengths share one compiled pass."""
+  granule = max(8, 2 ** (max(n - 1, 1).bit_length() - 3))
+  return -(-n // granule) * granule
+
+
+def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int
+                  ) -> tuple[model_lib.KVCache, jax.Array, dict[tuple[int, ...], int]]:
+  """Own prefixes after the shared head, each distinct one run once: their KV caches and log q at the last token,
+  and each prompt's row in them (for `_gather_rows`).
+
+  Identical prompts (the namer's "dog is a kind of" for every "dog") run once. The others run in chunks of `chunk`
+  rows sorted by length, each chunk padded only to its own width bucket, so short prompts do not pay for the longest
+  one. Every chunk's cache comes back padded to one width (invalid positions are masked in attention).
+  """
+  unique = list(dict.fromkeys(own))
+  order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+  rows = min(chunk, len(unique))  # a short list runs as one exact chunk; longer ones in full chunks
+  width = _width_bucket(max(len(u) for u in unique))
+  at = np.empty(len(unique), np.int64)  # where each unique prompt lands in the concatenated chunks
+  caches, logqs = [], []
+  for start in range(0, len(order), rows):
+    idx = order[start:start + rows]
+    w = _width_bucket(len(unique[idx[-1]]))
+    ids = np.zeros((rows, w), np.int32)
+    lens = np.ones(rows, np.int32)  # padding rows: one token, never read
+    for r, i in enumerate(idx):
+      ids[r, :len(unique[i])] = unique[i]
+      lens[r] = len(unique[i])
+      at[i] = start + r
+    valid = np.arange(w)[None] < lens[:, None]
+    c, lq = _prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens), width)
+    caches.append(c)
+    logqs.append(lq)
+  cache = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1 if xs[0].ndim == 5 else 0), *caches)
+  return cache, jnp.concatenate(logqs, 0), {u: int(at[i]) for i, u in enumerate(unique)}
+
+
+def _gather_rows(index_B: np.ndarray, cache: model_lib.KVCache, logq_NxV: jax.Array
+                 ) -> tuple[model_lib.KVCache, jax.Array]:
+  """Each example's row of the computed prompts (a repeated prompt's row is shared).
+
+  On the CPU backend the arrays already live in host memory and numpy gathers them without compiling anything
+  (XLA takes ~0.2 s to compile each gather shape); on accelerators the gather stays on the device.
+  """
+  on_host = all(d.platform == "cpu" for d in logq_NxV.devices())
+  take = (lambda x, axis: jnp.asarray(np.take(np.asarray(x), index_B, axis=axis))) if on_host else \
+      (lambda x, axis: jnp.take(x, jnp.asarray(index_B), axis=axis))
+  return (model_lib.KVCache(take(cache.k_LxBxTxKxE, 1), take(cache.v_LxBxTxKxE, 1), take(cache.valid_BxT, 0)),
+          take(logq_NxV, 0))
 
 
 @jax.jit(static_argnums=1)
@@ -244,14 +281,16 @@ def _head_pass(params, cfg, ids_1xH):
   return cache
 
 
-@jax.jit(static_argnums=1)
-def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
-  """Each example's own prefix after the shared head: its keys/values, and log q at its last position."""
+@jax.jit(static_argnums=(1, 6))
+def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B, width):
+  """Own prefixes after the shared head: their keys/values (padded to `width`), and log q at their last token."""
   H, (B, P) = shared.length, ids_BxP.shape
   positions_BxP = jnp.broadcast_to(H + jnp.arange(P), (B, P))
   h_BxPxD, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_BxP), positions_BxP, valid_BxP,
                                         shared)
-  own = model_lib.KVCache(cache.k_LxBxTxKxE[:, :, H:], cache.v_LxBxTxKxE[:, :, H:], cache.valid_BxT[:, H:])
+  own = model_lib.KVCache(_pad_axis(cache.k_LxBxTxKxE[:, :, H:], 2, width),
+                          _pad_axis(cache.v_LxBxTxKxE[:, :, H:], 2, width),
+                          _pad_axis(cache.valid_BxT[:, H:], 1, width, False))
   last_BxD = jnp.take_along_axis(h_BxPxD, (len_B - 1)[:, None, None], axis=1)[:, 0]
   return own, jax.nn.log_softmax(model_lib.logits(params, last_BxD), axis=-1)
 

@@ -53,20 +53,18 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
                 target_mode=lcfg.target_mode, threshold=lcfg.threshold)
   train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
   heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
-  parts = {"train": train_val[:lcfg.n_train], "val": train_val[lcfg.n_train:], "heldout": heldout}
-  out = {}
+  parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
+                                         ("heldout", heldout)) if exs}  # a split may be empty: scoring only
+  targets = {}
   for name, exs in parts.items():
-    if not exs:  # e.g. scoring without training
-      continue
-    targets = np.array([e.target for e in exs], np.float32)
-    binary = targets > 0.5
+    targets[name] = np.array([e.target for e in exs], np.float32)
+    binary = targets[name] > 0.5
     if binary.all() or not binary.any():
       raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if binary.all() else 'negative'}",
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
-    prep = disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc, example_texts(feature, exs, disc),
-                            n_slots=lcfg.label_slots)
-    out[name] = Split(exs, prep, targets)
-  return out
+  preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
+                                  [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots)
+  return {name: Split(exs, prep, targets[name]) for (name, exs), prep in zip(parts.items(), preps)}
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],

@@ -115,6 +115,17 @@ def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: Label
   return label, opt_state, {**parts, "top_p": top_p, "top_id": top_id}
 
 
+def _place_like(x: jax.Array) -> Callable[[Any], Any]:
+  """Puts arrays where `x` is (replicated there), so that the first step's inputs are placed as every later step's
+  are: fresh, unplaced arrays would compile the step a second time."""
+  sharding = x.sharding
+  if not sharding.is_fully_replicated:
+    return lambda tree: tree
+  if isinstance(sharding, jax.sharding.NamedSharding):
+    sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+  return lambda tree: jax.device_put(tree, sharding)
+
+
 def reference_logq(logq_FxBxV: jax.Array, target_FxB: jax.Array) -> jax.Array:
   """The KL term's q: the model's distribution at the label slot, averaged (in log space) over positive examples.
 
@@ -166,7 +177,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   arrays on devices (e.g. sharded along a mesh's feature axis); by default they stay where they are.
   """
   log = log or (lambda s: print(s, file=sys.stderr))
-  place = place or (lambda x: x)
+  place = place or _place_like(prep.logq_BxV)
   if not np.all(np.isfinite(target_FxB)):
     raise UserError("training targets contain NaN or infinity", "check the activations of this feature")
   n_features = target_FxB.shape[0]
@@ -213,32 +224,32 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
 def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: float | None, iters: int = 200
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Per candidate, the (scale, bias) minimizing cross-entropy (scale in [0, max_scale]); returns scale, bias, loss."""
-  s = jnp.asarray(score_CxB, jnp.float32)
-  t = jnp.asarray(target_B, jnp.float32)
-  cap = max_scale if max_scale else None
+  cap = float(max_scale) if max_scale else None
+  C = score_CxB.shape[0]
+  padded = np.zeros((-(-C // 16) * 16, score_CxB.shape[1]), np.float32)  # candidate counts vary: compile once per 16
+  padded[:C] = score_CxB
+  a, b, final = _fit_calibration(jnp.asarray(padded), jnp.asarray(target_B, jnp.float32), cap, iters)
+  return np.asarray(a)[:C], np.asarray(b)[:C], np.asarray(final)[:C]
 
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _fit_calibration(s_CxB, t_B, cap, iters):
+  """Adam on (scale, bias) per candidate, the whole loop in one compiled call."""
   def loss(ab):
-    a, b = ab[..., 0], ab[..., 1]
-    if cap:
-      a = cap * jax.nn.sigmoid(a)
-    logit = a[:, None] * s + b[:, None]
-    return jnp.mean(jnp.logaddexp(0.0, logit) - t * logit, axis=-1)
+    a = cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0]
+    logit = a[:, None] * s_CxB + ab[:, 1:2]
+    return jnp.mean(jnp.logaddexp(0.0, logit) - t_B * logit, axis=-1)
 
   opt = optax.adam(0.1)
-  ab = jnp.zeros((s.shape[0], 2), jnp.float32)
-  st = opt.init(ab)
 
-  @jax.jit
-  def step(ab, st):
-    g = jax.grad(lambda x: loss(x).sum())(ab)
-    u, st = opt.update(g, st)
+  def step(_, carry):
+    ab, st = carry
+    u, st = opt.update(jax.grad(lambda x: loss(x).sum())(ab), st)
     return optax.apply_updates(ab, u), st
 
-  for _ in range(iters):
-    ab, st = step(ab, st)
-  final = np.asarray(loss(ab))
-  a = np.asarray(cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0])
-  return a, np.asarray(ab[:, 1]), final
+  ab = jnp.zeros((s_CxB.shape[0], 2), jnp.float32)
+  ab, _ = jax.lax.fori_loop(0, iters, step, (ab, opt.init(ab)))
+  return (cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0]), ab[:, 1], loss(ab)
 
 
 def candidates(v_SxNxV: jax.Array, mask_V: np.ndarray, top_k: int) -> list[int]:
