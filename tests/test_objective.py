@@ -103,9 +103,10 @@ def test_common_prompt_head_is_cached_once(tiny, name):
 
 
 @pytest.mark.parametrize("name", ["judge", "namer", "likelihood_context"])
-def test_splits_prepared_together_equal_each_example_alone(tiny, name):
+def test_splits_prepared_together_equal_each_split_alone(tiny, name):
   """One prefix pass over several splits, with repeated prompts (run once) and lengths spread over several width
-  buckets and chunks, gives every example the log q and the scores it gets when prepared alone."""
+  buckets and chunks, gives every example the log q and the scores it gets when its split is prepared alone, in one
+  chunk (which test_cached_scores_equal_full_prompt_forward checks against the whole prompt)."""
   disc = _disc(name)
   words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "a", "cat"]
   exs = [disc_lib.ExampleText(w, f"the [[{w}]]" + " and more" * (i % 4)) for i, w in enumerate(words)]
@@ -116,13 +117,12 @@ def test_splits_prepared_together_equal_each_example_alone(tiny, name):
   assert max(own) - min(own) > 8  # the chunks fall in different width buckets
   label = jnp.asarray([tiny.tokenizer.encode(" ab" if disc.kind == "namer" else " a")])  # namer: 2 tokens use the cache
   for split, prep in zip(splits, preps):
-    got = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, label)[0])
-    for i, ex in enumerate(split):
-      alone = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, [ex])
-      np.testing.assert_allclose(prep.logq_BxV[i], alone.logq_BxV[0], atol=2e-5)
-      want = float(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, alone, label)[0, 0])
-      np.testing.assert_allclose(got[i], want, atol=2e-4)
-  np.testing.assert_array_equal(preps[0].cache.k_LxBxTxKxE[:, 0], preps[1].cache.k_LxBxTxKxE[:, 2])  # the repeat
+    alone = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, split, chunk=64)
+    np.testing.assert_allclose(prep.logq_BxV, alone.logq_BxV, atol=2e-5)
+    np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, label),
+                               disc_lib.hard_scores(tiny.params, tiny.cfg, disc, alone, label), atol=2e-4)
+  n = int(preps[0].cache.valid_BxT[0].sum())  # the repeat's own prefix: one row, copied to both places
+  np.testing.assert_array_equal(preps[0].cache.k_LxBxTxKxE[:, 0, :n], preps[1].cache.k_LxBxTxKxE[:, 2, :n])
 
 
 def test_width_buckets_bound_padding():
@@ -195,9 +195,10 @@ def test_straight_through_forward_is_hard_backward_is_soft():
   np.testing.assert_allclose(g, [[1.0, 2.0, 3.0]])
 
 
-def test_restarts_and_features_vmapped_equal_separate_runs(tiny):
-  """F features x S seeds in one vmapped step follow exactly the trajectories each follows alone."""
-  disc = disc_lib.get("judge")
+@pytest.mark.parametrize("name", ["judge", "namer"])  # vmapped features; the namer's written out one by one
+def test_restarts_and_features_vmapped_equal_separate_runs(tiny, name):
+  """F features x S seeds in one step follow exactly the trajectories each follows alone."""
+  disc = disc_lib.get(name)
   preps = [disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs) for exs in (EXAMPLES, EXAMPLES[::-1])]
   tgts = [TARGETS, TARGETS[::-1].copy()]
   mask = jnp.ones(tiny.cfg.vocab_size, bool)

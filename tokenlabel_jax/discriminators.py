@@ -187,11 +187,11 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
                     "show less text around the token (smaller context window) or use a shorter template")
   head = _common_head([p for p, _, _ in every])
   shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
-  cache_all, logq_all, row_of = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
+  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
   out = []
   for ps in plans:
-    rows = np.asarray([row_of[tuple(p[head:])] for p, _, _ in ps], np.int64)
-    cache, logq_BxV = _gather_rows(rows, cache_all, logq_all)
+    cache, logq_BxV = _gather_rows([where[tuple(p[head:])] for p, _, _ in ps], chunks,
+                                   max(len(p) - head for p, _, _ in ps))
     readouts = [r for _, _, r in ps]
     prep = Prepared(
         shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p, _, _ in ps], jnp.int32),
@@ -230,20 +230,18 @@ def _width_bucket(n: int) -> int:
 
 
 def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int
-                  ) -> tuple[model_lib.KVCache, jax.Array, dict[tuple[int, ...], int]]:
-  """Own prefixes after the shared head, each distinct one run once: their KV caches and log q at the last token,
-  and each prompt's row in them (for `_gather_rows`).
+                  ) -> tuple[list[tuple[model_lib.KVCache, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
+  """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
+  token; and where each prompt's row is (chunk, row), for `_gather_rows`.
 
   Identical prompts (the namer's "dog is a kind of" for every "dog") run once. The others run in chunks of `chunk`
   rows sorted by length, each chunk padded only to its own width bucket, so short prompts do not pay for the longest
-  one. Every chunk's cache comes back padded to one width (invalid positions are masked in attention).
+  one (invalid positions are masked in attention).
   """
   unique = list(dict.fromkeys(own))
   order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
   rows = min(chunk, len(unique))  # a short list runs as one exact chunk; longer ones in full chunks
-  width = _width_bucket(max(len(u) for u in unique))
-  at = np.empty(len(unique), np.int64)  # where each unique prompt lands in the concatenated chunks
-  caches, logqs = [], []
+  chunks, where = [], {}
   for start in range(0, len(order), rows):
     idx = order[start:start + rows]
     w = _width_bucket(len(unique[idx[-1]]))
@@ -252,27 +250,48 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
     for r, i in enumerate(idx):
       ids[r, :len(unique[i])] = unique[i]
       lens[r] = len(unique[i])
-      at[i] = start + r
+      where[unique[i]] = (len(chunks), r)
     valid = np.arange(w)[None] < lens[:, None]
-    c, lq = _prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens), width)
-    caches.append(c)
-    logqs.append(lq)
-  cache = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1 if xs[0].ndim == 5 else 0), *caches)
-  return cache, jnp.concatenate(logqs, 0), {u: int(at[i]) for i, u in enumerate(unique)}
+    chunks.append(_prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens)))
+  return chunks, where
 
 
-def _gather_rows(index_B: np.ndarray, cache: model_lib.KVCache, logq_NxV: jax.Array
+def _gather_rows(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[model_lib.KVCache, jax.Array]], T: int
                  ) -> tuple[model_lib.KVCache, jax.Array]:
-  """Each example's row of the computed prompts (a repeated prompt's row is shared).
+  """Each example's (chunk, row) of the computed prompts as one cache of width T (a repeated prompt's row is shared).
 
-  On the CPU backend the arrays already live in host memory and numpy gathers them without compiling anything
-  (XLA takes ~0.2 s to compile each gather shape); on accelerators the gather stays on the device.
+  On the CPU backend the arrays already live in host memory: numpy copies each row once into the result, compiling
+  nothing (XLA takes ~0.2 s to compile each gather shape) and building no concatenated intermediate. On accelerators
+  the gather stays on the device.
   """
-  on_host = all(d.platform == "cpu" for d in logq_NxV.devices())
-  take = (lambda x, axis: jnp.asarray(np.take(np.asarray(x), index_B, axis=axis))) if on_host else \
-      (lambda x, axis: jnp.take(x, jnp.asarray(index_B), axis=axis))
-  return (model_lib.KVCache(take(cache.k_LxBxTxKxE, 1), take(cache.v_LxBxTxKxE, 1), take(cache.valid_BxT, 0)),
-          take(logq_NxV, 0))
+  first = chunks[0][0]
+  if all(d.platform == "cpu" for d in first.k_LxBxTxKxE.devices()):
+    L, _, _, K, E = first.k_LxBxTxKxE.shape
+    B = len(where_B)
+    k = np.zeros((L, B, T, K, E), first.k_LxBxTxKxE.dtype)
+    v = np.zeros_like(k)
+    valid = np.zeros((B, T), bool)
+    logq = np.empty((B, chunks[0][1].shape[-1]), chunks[0][1].dtype)
+    for c, (cache, lq) in enumerate(chunks):
+      out = [b for b, (cc, _) in enumerate(where_B) if cc == c]
+      if not out:
+        continue
+      src = [where_B[b][1] for b in out]
+      w = min(T, cache.valid_BxT.shape[1])  # past an example's own length everything is padding
+      k[:, out, :w] = np.asarray(cache.k_LxBxTxKxE)[:, src, :w]
+      v[:, out, :w] = np.asarray(cache.v_LxBxTxKxE)[:, src, :w]
+      valid[out, :w] = np.asarray(cache.valid_BxT)[src, :w]
+      logq[out] = np.asarray(lq)[src]
+    return model_lib.KVCache(jnp.asarray(k), jnp.asarray(v), jnp.asarray(valid)), jnp.asarray(logq)
+  width = max(c.valid_BxT.shape[1] for c, _ in chunks)
+  rows = chunks[0][1].shape[0]
+  index = jnp.asarray([c * rows + r for c, r in where_B], jnp.int32)
+  cat = lambda xs, axis: jnp.take(jnp.concatenate(xs, axis), index, axis=axis)
+  cache = model_lib.KVCache(
+      cat([_pad_axis(c.k_LxBxTxKxE, 2, width) for c, _ in chunks], 1)[:, :, :T],
+      cat([_pad_axis(c.v_LxBxTxKxE, 2, width) for c, _ in chunks], 1)[:, :, :T],
+      cat([_pad_axis(c.valid_BxT, 1, width, False) for c, _ in chunks], 0)[:, :T])
+  return cache, cat([lq for _, lq in chunks], 0)
 
 
 @jax.jit(static_argnums=1)
@@ -281,16 +300,14 @@ def _head_pass(params, cfg, ids_1xH):
   return cache
 
 
-@jax.jit(static_argnums=(1, 6))
-def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B, width):
-  """Own prefixes after the shared head: their keys/values (padded to `width`), and log q at their last token."""
+@jax.jit(static_argnums=1)
+def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
+  """Own prefixes after the shared head: their keys/values, and log q at their last token."""
   H, (B, P) = shared.length, ids_BxP.shape
   positions_BxP = jnp.broadcast_to(H + jnp.arange(P), (B, P))
   h_BxPxD, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_BxP), positions_BxP, valid_BxP,
                                         shared)
-  own = model_lib.KVCache(_pad_axis(cache.k_LxBxTxKxE[:, :, H:], 2, width),
-                          _pad_axis(cache.v_LxBxTxKxE[:, :, H:], 2, width),
-                          _pad_axis(cache.valid_BxT[:, H:], 1, width, False))
+  own = model_lib.KVCache(cache.k_LxBxTxKxE[:, :, H:], cache.v_LxBxTxKxE[:, :, H:], cache.valid_BxT[:, H:])
   last_BxD = jnp.take_along_axis(h_BxPxD, (len_B - 1)[:, None, None], axis=1)[:, 0]
   return own, jax.nn.log_softmax(model_lib.logits(params, last_BxD), axis=-1)
 
@@ -324,6 +341,11 @@ def stack(preps: Sequence[Prepared]) -> Prepared:
 def _pad_cache(c: model_lib.KVCache, T: int) -> model_lib.KVCache:
   return model_lib.KVCache(_pad_axis(c.k_LxBxTxKxE, 2, T), _pad_axis(c.v_LxBxTxKxE, 2, T),
                            _pad_axis(c.valid_BxT, 1, T, False))
+
+
+def empty_cache(cache: model_lib.KVCache) -> model_lib.KVCache:
+  """The same rows with no positions: for examples whose scores never read their cache."""
+  return model_lib.KVCache(cache.k_LxBxTxKxE[:, :, :0], cache.v_LxBxTxKxE[:, :, :0], cache.valid_BxT[:, :0])
 
 
 def take_rows(prep: Prepared, rows: jax.Array) -> Prepared:

@@ -64,6 +64,10 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
   preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
                                   [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots)
+  if disc.kind == "namer" and "train" in parts:
+    # The namer's step and gradient read only log q at the slot: training examples keep no KV cache (multi-token
+    # labels are scored on validation and held-out examples, which keep theirs).
+    preps[0] = dataclasses.replace(preps[0], cache=disc_lib.empty_cache(preps[0].cache))
   return {name: Split(exs, prep, targets[name]) for (name, exs), prep in zip(parts.items(), preps)}
 
 
