@@ -19,17 +19,19 @@ def report():
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_eight_devices_are_used(report):
+@pytest.mark.parametrize("name", ["judge", "namer"])
+def test_eight_devices_are_used(report, name):
   assert report["devices"] == 8
-  assert "features" in report["label_sharding"]
+  assert "features" in report[name]["label_sharding"]
 
 
-def test_sharded_features_match_one_device(report):
-  assert report["loss_diff"] < 1e-5
-  assert report["same_argmax"]
+@pytest.mark.parametrize("name", ["judge", "namer"])
+def test_sharded_features_match_one_device(report, name):
+  assert report[name]["loss_diff"] < 1e-5
+  assert report[name]["same_argmax"]
   # Adam divides by sqrt(second moment): where a gradient is ~0, a rounding difference flips the sign of a step of
   # size lr, so the logits themselves agree only to about lr * 1e-2 after a few steps.
-  assert report["v_diff"] < 1e-3
+  assert report[name]["v_diff"] < 1e-3
 
 
 def test_tensor_parallel_forward_matches_replicated(report):

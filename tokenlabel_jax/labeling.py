@@ -6,7 +6,9 @@ soft mixture can fool the discriminator with an embedding no single token has.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -141,7 +143,19 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
         f"{result['heldout']['auc']:.3f}")
     results.append(result)
+  _return_freed_memory()
   return results
+
+
+def _return_freed_memory() -> None:
+  """Hands the heap pages this batch freed back to the OS. glibc keeps them otherwise (XLA's worker threads free into
+  several arenas): a launcher run over 26 features grew from 2.2 to 4.0 GB of resident memory while the data it held
+  stayed the same."""
+  gc.collect()
+  try:
+    ctypes.CDLL(None).malloc_trim(0)
+  except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+    pass
 
 
 def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,

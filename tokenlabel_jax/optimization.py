@@ -107,13 +107,13 @@ def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: Label
                params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V):
   """One AdamW step for F features x S seeds at once (features vmapped; shard them across devices by the inputs')."""
   if disc.kind == "namer":
-    # The namer's step is a few memory-bound, vocabulary-wide products per feature. Batched over features, XLA
-    # gathers the minibatch rows into a transposed copy first (measured 2.5x slower per feature than one feature
-    # alone); features written out one after another in the same program keep each product a plain one.
-    outs = [_feature_step(cfg, disc, lcfg, jax.tree.map(lambda x: x[f], label), step, params,
-                          jax.tree.map(lambda x: x[f], prep), target_FxB[f], logq_ref_FxV[f], mask_V)
-            for f in range(target_FxB.shape[0])]
-    parts, grads = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    # The namer's step is a few memory-bound, vocabulary-wide products per feature. Vmapped over features, XLA gathers
+    # the minibatch rows into a transposed copy (2.5x slower per feature than one feature alone); a loop over the
+    # features keeps each product plain and one feature's arrays in cache (measured: 5.7 ms per feature-step at
+    # F = 16, 5.1 ms alone). The namer reads no KV cache.
+    parts, grads = jax.lax.map(
+        lambda xs: _feature_step(cfg, disc, lcfg, xs[0], step, params, xs[1], xs[2], xs[3], mask_V),
+        (label, dataclasses.replace(prep, cache=None, shared=None), target_FxB, logq_ref_FxV))
   else:  # the model-running discriminators gain from batching: larger matrix products
     parts, grads = jax.vmap(_feature_step, in_axes=(None, None, None, 0, None, None, 0, 0, 0, None))(
         cfg, disc, lcfg, label, step, params, prep, target_FxB, logq_ref_FxV, mask_V)
