@@ -276,7 +276,7 @@ def main():
   for vm in (1, 0):  # the embedded model's default discriminator: no model pass in its step (B = its default 32)
     plan.append(["--worker=jax", "--B=32", f"--F={4 if args.quick else 16}", f"--vmapped={vm}", "--disc=namer"])
   cmd = "python scripts/bench.py" + (" --quick" if args.quick else "")
-  data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "rows": [], "end_to_end": None}
+  data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "host": _host(), "rows": [], "end_to_end": None}
   os.makedirs(RESULTS, exist_ok=True)
   for i, worker in enumerate(plan):
     print(f"[{i + 1}/{len(plan) + 1}] {' '.join(worker)}", file=sys.stderr, flush=True)
@@ -291,6 +291,25 @@ def main():
     data["end_to_end"].append(end_to_end(args.quick, path, only, per_batch))
     _save(data)
   write_markdown(data)
+
+
+def _host() -> str:
+  """The CPU and the SIMD extensions its kernels can use: results move with them (PyTorch's bfloat16 most of all)."""
+  model, flags = "unknown CPU", set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+  except OSError:
+    pass
+  simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+  import importlib.metadata as md
+  versions = ", ".join(f"{p} {md.version(p)}" for p in ("jax", "torch", "transformers"))
+  return f"{model}, {os.cpu_count()} cores, SIMD: {' '.join(simd) or 'none reported'}; {versions}"
 
 
 def _save(data: dict) -> None:
@@ -308,7 +327,7 @@ def write_markdown(data: dict) -> None:
            f"own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix), the judge's 1/0 readout. "
            "head: 'read' computes what the score needs (JAX: the two answer logits; torch: logits_to_keep=1); 'all' is "
            "transformers' default of logits at every position. FLOPs count the model's positions that run per step, "
-           "forward + activation-gradient backward.", "",
+           "forward + activation-gradient backward.", "", f"Host: {data.get('host', 'not recorded')}.", "",
            "| framework | discriminator | dtype | head | remat | B | cached | F | vmapped | step s | s per feature-step | "
            "GFLOP/s | of matmul rate | prefix build s | prefix cache MB/example | worker peak RSS GB |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -349,8 +368,9 @@ def write_markdown(data: dict) -> None:
     v = find(F=(F, None), vmapped=(True, None), remat=(False, False), disc=(disc, "judge"))
     s = find(F=(F, None), vmapped=(False, None), disc=(disc, "judge"))
     if v and s:
-      lines.append(f"- {disc}, B={v['B']}, F={F}: vmapped is {s['step_s'] / v['step_s']:.2f}x faster per feature than "
-                   "sequential")
+      how = "one step over the features (lax.map inside)" if disc == "namer" else "vmapped"
+      lines.append(f"- {disc}, B={v['B']}, F={F}: {how} is {s['step_s'] / v['step_s']:.2f}x faster per feature than "
+                   "one feature per step")
   for e2e in ([e2e] if isinstance(e2e, dict) else e2e or []):  # one run in older result files, a list now
     labels = ", ".join(f"{k} '{v['label']}' {v['heldout_auc']:.3f}" for k, v in e2e.get("labels", {}).items())
     if len(e2e.get("labels", {})) > 8:
