@@ -334,12 +334,12 @@ def write_markdown(data: dict) -> None:
   for row in steps:
     cache_mb = row.get("prefix_cache_mb_per_example")
     namer = row.get("disc") == "namer"  # its step runs no model pass: FLOPs and the matmul fraction do not apply
-    rate = "" if namer else f"{row['gflop_per_s']:.1f} | {row['gflop_per_s'] / peak:.2f}"
+    rate = " | " if namer else f"{row['gflop_per_s']:.1f} | {row['gflop_per_s'] / peak:.2f}"
     lines.append(f"| {row['framework']} | {row.get('disc', 'judge')} | {row.get('dtype', 'float32')} | "
                  f"{row.get('head', 'read')} | "
                  f"{row.get('remat', False)} | {row['B']} | "
                  f"{row['cached']} | {row['F']} | {row['vmapped']} | {row['step_s']:.4f} | "
-                 f"{row['step_s'] / row['F']:.4f} | {rate if rate else ' | '} | "
+                 f"{row['step_s'] / row['F']:.4f} | {rate} | "
                  f"{row['prefix_build_s']:.3f} | {'' if cache_mb is None else f'{cache_mb:.2f}'} | "
                  f"{row.get('peak_rss_gb', float('nan')):.2f} |")
   lines += ["", f"Matmul reference: {rows[0]['matmul_n']}^2 float32 in JAX, {peak:.1f} GFLOP/s.", ""]

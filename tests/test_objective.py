@@ -195,7 +195,7 @@ def test_straight_through_forward_is_hard_backward_is_soft():
   np.testing.assert_allclose(g, [[1.0, 2.0, 3.0]])
 
 
-@pytest.mark.parametrize("name", ["judge", "namer"])  # vmapped features; the namer's written out one by one
+@pytest.mark.parametrize("name", ["judge", "namer"])  # vmapped features; the namer's step loops over them
 def test_restarts_and_features_vmapped_equal_separate_runs(tiny, name):
   """F features x S seeds in one step follow exactly the trajectories each follows alone."""
   disc = disc_lib.get(name)

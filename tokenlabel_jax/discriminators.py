@@ -185,6 +185,13 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
   if longest > cfg.max_seq_len:
     raise UserError(f"a discriminator prompt is {longest} tokens, longer than the model's context {cfg.max_seq_len}",
                     "show less text around the token (smaller context window) or use a shorter template")
+  neutral_1xN = None  # the likelihood ratio's baseline label, scored on every example
+  if disc.kind == "likelihood":
+    neutral = tokenizer.encode(disc.neutral_label)
+    if len(neutral) != n_slots:
+      raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
+                      "choose a neutral label of the same token length")
+    neutral_1xN = jnp.asarray([neutral], jnp.int32)
   head = _common_head([p for p, _, _ in every])
   shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
   chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
@@ -202,13 +209,8 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
         readout_tok_BxR=jnp.asarray(_pad([[t for _, t, _ in r] for r in readouts], 0, np.int32)),
         readout_w_BxR=jnp.asarray(_pad([[w for _, _, w in r] for r in readouts], 0.0, np.float32)),
         baseline_B=jnp.zeros(len(ps), jnp.float32))
-    if disc.kind == "likelihood":
-      neutral = np.asarray(tokenizer.encode(disc.neutral_label), np.int32)
-      if len(neutral) != n_slots:
-        raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} "
-                        "slot(s)", "choose a neutral label of the same token length")
-      base = hard_scores(params, cfg, disc, prep, jnp.asarray(neutral)[None], chunk=chunk)[0]
-      prep = dataclasses.replace(prep, baseline_B=base)
+    if neutral_1xN is not None:
+      prep = dataclasses.replace(prep, baseline_B=hard_scores(params, cfg, disc, prep, neutral_1xN, chunk=chunk)[0])
     out.append(prep)
   return out
 
