@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
+from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error
 from tokenlabel_jax.loading import load_model
@@ -50,6 +51,12 @@ flags.DEFINE_float("threshold", _D.threshold, "A token is positive when its acti
 flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"], "Binary targets, or activation / max.")
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
+_S = selection.SelectConfig()
+flags.DEFINE_float("select_margin", _S.margin, "Candidates within this validation loss of the best compete on "
+                   "naturalness (the model's own log-probability of the label after the positive examples).")
+flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
+flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
+                    "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (sharded over "
                      "devices when it divides evenly).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
@@ -75,8 +82,11 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
-  if FLAGS.discriminator:
-    disc_lib.get(FLAGS.discriminator)  # fail before the model loads
+  for name in (FLAGS.discriminator, FLAGS.score_discriminator):
+    if name:
+      disc_lib.get(name)  # fail before the model loads
+  scfg = dataclasses.replace(selection.SelectConfig(), margin=FLAGS.select_margin, extend_top=FLAGS.extend_top)
+  scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   features = data_lib.load_features(FLAGS.features)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]
@@ -100,7 +110,7 @@ def main(argv):
           file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                        FLAGS.resume, sharding.feature_placer(mesh, len(group)))
+                                        FLAGS.resume, sharding.feature_placer(mesh, len(group)), scfg, scorer)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
@@ -110,16 +120,20 @@ def main(argv):
       for feature in group:
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                             FLAGS.resume)
+                                             FLAGS.resume, None, scfg, scorer)
         except UserError as e1:
           print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)
     for r in results:
-      summary[r["feature"]] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
-                                                 "wall_time_s")}
+      summary[r["feature"]] = {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids",
+                                                 "probability", "heldout", "references", "scorer", "wall_time_s")
+                               if k in r}
       with open(summary_path, "w") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
-      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
+      scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
+      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
+            f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
+                            "chance"))
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)
