@@ -48,9 +48,9 @@ def main():
                 "name_ids": [disc_lib.encode_label(m.tokenizer, n) for n in c["names"]]})
     print(f"{i + 1}/{len(cats)} {c['name']}: best val loss {rows[0]['label']!r}  ({time.time() - t0:.0f}s)",
           flush=True)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, f"{args.split}.json"), "w") as f:
-    json.dump(out, f, ensure_ascii=False)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"{args.split}.json"), "w") as f:  # rewritten as it goes: partial results
+      json.dump(out, f, ensure_ascii=False)
 
 
 if __name__ == "__main__":
