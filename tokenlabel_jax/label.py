@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
+from tokenlabel_jax import runlock
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error
 from tokenlabel_jax.loading import load_model
@@ -32,6 +33,7 @@ flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward p
                   "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
 flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
+flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
 flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
 flags.DEFINE_integer("seeds", _D.seeds, "Random restarts optimized together (vmapped).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Examples per step.")
@@ -75,6 +77,7 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
+  runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   if FLAGS.discriminator:
     disc_lib.get(FLAGS.discriminator)  # fail before the model loads
   features = data_lib.load_features(FLAGS.features)
