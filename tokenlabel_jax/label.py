@@ -1,6 +1,7 @@
 """Label features: `python -m tokenlabel_jax.label --features=FILE_OR_DIR --output_dir=DIR [--model=...]`.
 
-Writes DIR/<feature>/result.json, trajectory.png and checkpoints, and DIR/summary.json. A killed run resumes.
+Writes DIR/<feature>/result.json, examples.json, trajectory.png and checkpoints, DIR/summary.json and the HTML report
+DIR/index.html (tokenlabel_jax.report). A killed run resumes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from absl import app, flags, logging
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
+from tokenlabel_jax import report
 from tokenlabel_jax import runlock
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error
@@ -123,6 +125,8 @@ def main(argv):
       with open(summary_path, "w") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
+  if os.path.exists(summary_path):
+    print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)

@@ -137,6 +137,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     with open(os.path.join(out_dir, "result.json"), "w") as fh:
       json.dump(result, fh, indent=1, ensure_ascii=False)
+    with open(os.path.join(out_dir, "examples.json"), "w") as fh:
+      json.dump(example_dump(m, feature, disc, sp, _chosen_token(result)), fh, ensure_ascii=False)
     feature_history = [{k: v[f] for k, v in h.items()} for h in history]
     plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                      title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
@@ -145,6 +147,46 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     results.append(result)
   _return_freed_memory()
   return results
+
+
+def _chosen_token(result: dict[str, Any]) -> int | None:
+  """The token whose scores the report shows: the label, or when no label was kept, the best candidate."""
+  if result.get("token_id") is not None:
+    return int(result["token_id"])
+  best = result.get("best_candidate")
+  return int(best["token_id"]) if isinstance(best, dict) and best.get("token_id") is not None else None
+
+
+def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, sp: dict[str, Split],
+                 token_id: int | None, n_top: int = 20, before: int = 12, after: int = 6) -> dict[str, Any]:
+  """What the run report shows a reader: the records with the highest activations (all tokens, for shading) and
+  every held-out example with its activation, target and the calibrated score of the hard label `token_id`."""
+  peak = [float(r.activations.max()) for r in feature.records]
+  top = sorted(range(len(feature.records)), key=lambda i: -peak[i])[:n_top]
+  dump: dict[str, Any] = {
+      "feature": feature.name,
+      "top_records": [{"tokens": list(feature.records[i].tokens),
+                       "activations": [round(float(a), 4) for a in feature.records[i].activations],
+                       "split": feature.records[i].split, "source": feature.records[i].source} for i in top],
+      "heldout": [],
+  }
+  test = sp.get("heldout")
+  if test is None:
+    return dump
+  probs = None
+  if token_id is not None and "val" in sp and test.prep is not None and sp["val"].prep is not None:
+    ids = jnp.asarray([[token_id]], jnp.int32)
+    s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, sp["val"].prep, ids))
+    s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
+    a, b, _ = opt_lib.fit_calibration(s_val, sp["val"].target_B, disc.max_scale if disc.calibrate else None)
+    probs = 1 / (1 + np.exp(-(a[0] * s_test[0] + b[0])))
+  for j, ex in enumerate(test.examples):
+    rec = feature.records[ex.record]
+    left, tok, right = data_lib.context_window(rec, ex.index, before, after)
+    dump["heldout"].append({"tokens": [*left, tok, *right], "index": len(left),
+                            "activation": round(float(rec.activations[ex.index]), 4), "target": float(ex.target),
+                            "score": None if probs is None else round(float(probs[j]), 4)})
+  return dump
 
 
 def _return_freed_memory() -> None:
