@@ -15,6 +15,7 @@ from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
 from tokenlabel_jax import report
 from tokenlabel_jax import runlock
@@ -26,7 +27,10 @@ from tokenlabel_jax.optimization import LabelConfig
 _D = LabelConfig()
 flags.DEFINE_string("model", None, "Model: a Hugging Face directory, a .gguf file, or 'smollm2-135m-instruct' "
                     "(the embedded default).")
-flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory of them.", required=True)
+flags.DEFINE_string("features", None, "Activation data: .jsonl records, a Neuronpedia / SAEDashboard / OpenAI "
+                    "neuron-explainer JSON, a delphi latent cache, or a directory of them.", required=True)
+flags.DEFINE_string("subject_tokenizer", None, "Tokenizer directory of the model the activations come from, where "
+                    "the data stores token ids (delphi caches).")
 flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go.", required=True)
 flags.DEFINE_list("only", [], "Label only these feature names.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
@@ -82,7 +86,7 @@ def main(argv):
   runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   if FLAGS.discriminator:
     disc_lib.get(FLAGS.discriminator)  # fail before the model loads
-  features = data_lib.load_features(FLAGS.features)
+  features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
@@ -127,6 +131,7 @@ def main(argv):
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
   if os.path.exists(summary_path):
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
+    formats.write_explanations(FLAGS.output_dir)
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)
