@@ -20,7 +20,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 if [[ $with_test == 1 ]]; then
   bash scripts/install_corpora.sh || echo "setup: corpora not installed; tests marked 'corpora' will be skipped" >&2
-  bash scripts/install_browser.sh || echo "setup: chromium not installed; tests marked 'browser' will be skipped" >&2
+  bash scripts/install_browser.sh || echo "setup: chromium not installed; the report's browser tests will be skipped" >&2
 fi
 # Fetch and convert the embedded model once (a no-op when cached).
 .venv/bin/python -c "from tokenlabel_jax.loading import load_model; load_model()"

@@ -181,3 +181,44 @@ def test_report_cli_and_errors(tiny_run, tmp_path):
   proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.report", str(tmp_path)], capture_output=True,
                         text=True, cwd=ROOT, timeout=120, check=False)
   assert proc.returncode == 2 and "result.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@browser
+def test_report_of_exported_sae_latents(tmp_path):
+  """Latents read from an SAEDashboard (SAELens) export, labeled, and shown under their export ids."""
+  rows = [json.loads(l) for l in open(write_feature(tmp_path / "toy.jsonl"))]
+  batch = {"model_id": "gpt2-small", "layer": 8, "sae_set": "res-jb", "features": [
+      {"feature_index": k, "activations": [{"tokens": r["tokens"], "values": r["activations"], "bin_min": -1,
+                                            "bin_max": 99, "bin_contains": -1} for r in rows]} for k in (11, 42)]}
+  (tmp_path / "batch-0.json").write_text(json.dumps(batch))
+  feats = data_lib.load_features(tmp_path / "batch-0.json")
+  run = tmp_path / "run"
+  results = labeling.label_features(tinymodel.tiny_model(), feats, disc_lib.get("namer"), LCFG, str(run))
+  dom = Dom(render(report.write_report(str(run))))
+  rows = dom.body_rows("features")
+  assert [r["attrs"]["data-feature"] for r in rows] == ["gpt2-small@8_latent11", "gpt2-small@8_latent42"]
+  assert [r["text"][1] for r in rows] == [r["label"] for r in results]
+
+
+@browser
+@pytest.mark.model
+@pytest.mark.slow
+def test_report_of_the_26_concept_features(tmp_path):
+  """The launcher over the 26 concept features (short run) writes a report that Chromium shows with 26 rows."""
+  out = tmp_path / "concepts"
+  proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.label", "--features=experiments/data/concepts",
+                         f"--output_dir={out}", "--steps=20", "--seeds=2", "--n_train=48", "--n_val=32",
+                         "--n_heldout=48", "--features_per_batch=13", "--log_every=20"],
+                        capture_output=True, text=True, cwd=ROOT, timeout=1800, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "report: " in proc.stderr and (out / "explanations.jsonl").is_file()
+  summary = json.load(open(out / "summary.json"))
+  dom = Dom(render(str(out / "index.html")))
+  rows = dom.body_rows("features")
+  assert len(rows) == 26 == len(summary)
+  for r in rows:
+    assert r["text"][1] == summary[r["attrs"]["data-feature"]]["label"]
+  dom = Dom(render(str(out / "index.html"), "#q=bird"))
+  shown = [r for r in dom.body_rows("features") if r["shown"]]
+  assert "bird" in [r["attrs"]["data-feature"] for r in shown] and len(shown) < 26
+  assert all("bird" in "".join(r["text"]).lower() for r in shown)

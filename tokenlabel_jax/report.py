@@ -27,7 +27,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.2em;color:#222}
 h1{font-size:1.4em;margin:.2em 0} h2{font-size:1.1em;margin:1.2em 0 .4em}
 table{border-collapse:collapse} th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap} th.sorted-asc:after{content:" \\25B2"}
-th.sorted-desc:after{content:" \\25BC"} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th.sorted-desc:after{content:" \\25BC"} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .label{font-family:ui-monospace,monospace;background:#eef;padding:0 3px;border-radius:3px;white-space:pre}
 .none{color:#a00;font-style:italic} .muted{color:#777} .ctx{font-family:ui-monospace,monospace;white-space:pre-wrap}
 .tok{border-radius:2px} .hl{outline:2px solid #c60;border-radius:2px} tr.miss{background:#fdecea} tr.hit{background:#eef8ee}
@@ -174,7 +174,10 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   cols = [("feature", "feature"), ("label", "label"), ("auc", "held-out AUC")]
   if has_scorer:
     cols.append(("scorer", "scorer AUC"))
-  cols += [("refs", "reference labels (held-out AUC)"), ("p", "probability"), ("cands", "candidates")]
+  has_refs = any(isinstance(r.get("references"), dict) and r["references"] for r in results)
+  if has_refs:
+    cols.append(("refs", "reference labels (held-out AUC)"))
+  cols += [("p", "probability"), ("cands", "candidates")]
   head = "".join(f'<th data-col="{c}">{_e(t)}</th>' for c, t in cols)
   rows = []
   for r in results:
@@ -191,8 +194,9 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     if has_scorer:
       s = _scorer_auc(r)
       cells.append(f'<td data-col="scorer" class="num" data-v="{"" if s is None else s}">{_fmt(s)}</td>')
-    cells += [f'<td data-col="refs" data-v="{"" if best_ref is None else best_ref}">{ref_html}</td>',
-              f'<td data-col="p" class="num" data-v="{_num(r.get("probability")) or ""}">'
+    if has_refs:
+      cells.append(f'<td data-col="refs" data-v="{"" if best_ref is None else best_ref}">{ref_html}</td>')
+    cells += [f'<td data-col="p" class="num" data-v="{_num(r.get("probability")) or ""}">'
               f'{_fmt(r.get("probability"), 2)}</td>',
               f'<td data-col="cands" data-v="{_e(" ".join(c.get("label", "") for c in _candidates(r, 5)))}">'
               f"{cands}</td>"]
