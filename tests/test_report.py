@@ -222,3 +222,19 @@ def test_report_of_the_26_concept_features(tmp_path):
   shown = [r for r in dom.body_rows("features") if r["shown"]]
   assert "bird" in [r["attrs"]["data-feature"] for r in shown] and len(shown) < 26
   assert all("bird" in "".join(r["text"]).lower() for r in shown)
+
+
+@browser
+def test_report_reads_results_defensively(tmp_path, capsys):
+  """Results of older or newer runs: missing keys, a null label, an unreadable file; the report still renders."""
+  for name, content in (("bare", "{}"), ("nolabel", json.dumps({"label": None, "heldout": {}, "verification": [{}]})),
+                        ("broken", "{not json")):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "result.json").write_text(content)
+  dom = Dom(render(report.write_report(str(tmp_path))))
+  assert "broken/result.json unreadable" in capsys.readouterr().err
+  rows = dom.body_rows("features")
+  assert sorted(r["attrs"]["data-feature"] for r in rows) == ["bare", "nolabel"]
+  assert all("no label" in r["text"][1] and r["text"][2] == "—" for r in rows)
+  dom = Dom(render(str(tmp_path / "nolabel" / "report.html")))
+  assert "heldout" not in dom.tables  # no examples.json: said in words, no empty table
