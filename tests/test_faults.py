@@ -113,3 +113,21 @@ def test_no_pytorch_note_without_torch():
                         env=dict(os.environ, PYTHONPATH=ROOT), check=False)
   assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
   assert "PyTorch was not found" not in proc.stderr
+
+
+@pytest.mark.model
+def test_cli_resumes_past_a_corrupted_checkpoint(tmp_path):
+  """The reported fault end to end: the launcher, its newest checkpoint overwritten with random bytes, run again."""
+  feats = write_feature(tmp_path / "toy.jsonl")
+  args = [f"--features={feats}", f"--output_dir={tmp_path / 'out'}", "--steps=6", "--checkpoint_every=3", "--seeds=1",
+          "--n_train=16", "--n_val=8", "--n_heldout=8", "--log_every=3"]
+  first = _run_cli(*args)
+  assert first.returncode == 0, first.stderr[-2000:]
+  ckpt = tmp_path / "out" / "toy" / "checkpoints"
+  assert sorted(os.listdir(ckpt)) == ["3", "6"]
+  _scramble(ckpt / "6")
+  second = _run_cli(*args)
+  assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr[-2000:]
+  assert "checkpoint at step 6 is unreadable" in second.stderr and "resumed from step 3" in second.stderr
+  label = lambda proc: [l for l in proc.stdout.splitlines() if l.startswith("toy:")]
+  assert label(second) == label(first)
