@@ -4,7 +4,6 @@ explanations file written per run."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
