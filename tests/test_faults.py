@@ -131,3 +131,15 @@ def test_cli_resumes_past_a_corrupted_checkpoint(tmp_path):
   assert "checkpoint at step 6 is unreadable" in second.stderr and "resumed from step 3" in second.stderr
   label = lambda proc: [l for l in proc.stdout.splitlines() if l.startswith("toy:")]
   assert label(second) == label(first)
+
+
+def test_checkpoint_of_other_shapes_is_refused_not_moved(tiny, feature, tmp_path):
+  """A readable checkpoint made with other settings that change array shapes (--seeds) is not mistaken for a
+  damaged one: it is refused and left where it is."""
+  import dataclasses
+  disc = disc_lib.get("namer")
+  out = tmp_path / "toy"
+  labeling.label_feature(tiny, feature, disc, LCFG, str(out))
+  with pytest.raises(UserError, match="other settings"):
+    labeling.label_feature(tiny, feature, disc, dataclasses.replace(LCFG, seeds=3), str(out))
+  assert sorted(os.listdir(out / "checkpoints")) == ["12", "8"]

@@ -162,19 +162,34 @@ class Checkpointer:
         state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave({"history": history, **extra})))
     self.manager.wait_until_finished()
 
-  def restore(self, like: TrainState, log: Callable[[str], None] | None = None
+  def restore(self, like: TrainState, log: Callable[[str], None] | None = None,
+              fingerprint: dict[str, Any] | None = None
               ) -> tuple[TrainState, list[dict[str, Any]], dict[str, Any]] | None:
     """The newest checkpoint that reads back whole; unreadable ones (a disk error, a killed copy, overwritten bytes)
-    are moved aside with a warning, so the run falls back to an older one or starts over instead of failing."""
+    are moved aside with a warning, so the run falls back to an older one or starts over instead of failing. A
+    readable checkpoint of other settings (`fingerprint`) is refused, never moved."""
     log = log or (lambda s: print(s, file=sys.stderr))
+    ocp = self._ocp
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        return self._restore(step, like)
+        meta = dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
       except Exception as e:  # pylint: disable=broad-except  # orbax raises whatever the damaged bytes provoke
-        aside = self._move_aside(step)
-        log(f"  warning: checkpoint at step {step} is unreadable ({type(e).__name__}); moved to {aside}, trying "
-            "an older one")
+        self._unreadable(step, e, log)
+        continue
+      if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        raise UserError(f"the checkpoint in this output directory was made with other settings "
+                        f"({meta.get('fingerprint')} vs {fingerprint})",
+                        "use a new --output_dir, or delete its checkpoints to start over")
+      try:
+        return self._restore(step, like)
+      except Exception as e:  # pylint: disable=broad-except
+        self._unreadable(step, e, log)
     return None
+
+  def _unreadable(self, step: int, e: Exception, log: Callable[[str], None]) -> None:
+    aside = self._move_aside(step)
+    log(f"  warning: checkpoint at step {step} is unreadable ({type(e).__name__}); moved to {aside}, trying an "
+        "older one")
 
   def _restore(self, step: int, like: TrainState):
     ocp = self._ocp
@@ -219,7 +234,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   fingerprint = fingerprint or {}
   if checkpointer is not None:
     had_checkpoints = bool(checkpointer.manager.all_steps())
-    restored = checkpointer.restore(state, log)
+    restored = checkpointer.restore(state, log, fingerprint)
     if restored is None and had_checkpoints:
       log("  warning: no checkpoint could be read; starting over from step 0")
     if restored is not None:
