@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+import urllib.parse
 from typing import Any, Sequence
 
 from tokenlabel_jax.errors import UserError, exit_on_user_error
@@ -186,7 +187,7 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     ref_html = ", ".join(f'{_e(k)} {_fmt(_get(v, "auc"))}' for k, v in refs.items())
     best_ref = max((_num(_get(v, "auc")) for v in refs.values() if _num(_get(v, "auc")) is not None), default=None)
     cands = " ".join(f'<span class="label">{_e(c.get("label", ""))}</span>' for c in _candidates(r, 5))
-    cells = [f'<td data-col="feature" data-v="{_e(r["feature"])}"><a href="{_e(r["_dir"])}/report.html">'
+    cells = [f'<td data-col="feature" data-v="{_e(r["feature"])}"><a href="{_e(urllib.parse.quote(r["_dir"]))}/report.html">'
              f'{_e(r["feature"])}</a></td>',
              f'<td data-col="label" data-v="{_e(_label_text(r))}">{_label_html(r)}</td>',
              f'<td data-col="auc" class="num" data-v="{_fmt(auc, 6) if _num(auc) is not None else ""}">'
