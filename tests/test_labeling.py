@@ -57,10 +57,12 @@ def test_label_feature_writes_result_plot_and_checkpoints(tiny, feature, tmp_pat
   assert set(on_disk["heldout"]) == {"auc", "accuracy", "f1"}
   assert 0.0 <= on_disk["probability"] <= 1.0 and on_disk["steps"] == 12 and on_disk["seeds"] == 2
   assert "a" in on_disk["references"]
-  # The chosen label is the most natural verification row within the margin of the lowest validation loss.
-  rows = on_disk["verification"]
-  near = [row for row in rows if row["val_loss"] <= min(x["val_loss"] for x in rows) + on_disk["selection"]["margin"]]
-  assert max(near, key=lambda row: row["naturalness"])["token_ids"] == on_disk["token_ids"]
+  # The chosen label is the most typical of the best few verification rows (by validation loss).
+  rows = sorted(on_disk["verification"], key=lambda row: row["val_loss"])
+  sel = on_disk["selection"]
+  fin = [row for row in rows[:sel["typical_top"]] if row["val_loss"] <= rows[0]["val_loss"] + sel["margin"]]
+  assert all("typicality" in row for row in fin) or len(fin) == 1
+  assert max(fin, key=lambda row: row.get("typicality", 0.0))["token_ids"] == on_disk["token_ids"]
   assert os.path.getsize(tmp_path / "trajectory.png") > 1000
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "8"]  # keeps the last two
 

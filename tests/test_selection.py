@@ -1,4 +1,4 @@
-"""Choosing the label: the naturalness-within-margin rule, two-token namer scores, the chance check, null labels."""
+"""Choosing the label: typicality among the finalists, two-token namer scores, the chance check, null labels."""
 
 from __future__ import annotations
 
@@ -20,17 +20,40 @@ LCFG = opt_lib.LabelConfig(steps=6, seeds=2, batch_size=8, n_train=16, n_val=16,
                            vocab_filter="all", checkpoint_every=100)
 
 
-def _cand(text, loss, nat):
-  return selection.Candidate((0,), text, "scan", {"val_loss": loss, "naturalness": nat})
+def _cand(text, loss, typ):
+  return selection.Candidate((0,), text, "scan", {"val_loss": loss, "typicality": typ})
 
 
-def test_choose_prefers_the_natural_label_within_the_margin_only():
-  member, category = _cand(" knife", 0.30, -6.0), _cand(" tool", 0.33, -2.0)
-  scfg = selection.SelectConfig(margin=0.05)
+def test_choose_prefers_the_typical_label_among_the_finalists_only():
+  member, category = _cand(" knife", 0.30, 1.0), _cand(" tool", 0.33, 4.0)
+  scfg = selection.SelectConfig(margin=0.05, typical_top=4)
   assert selection.choose([member, category], scfg) == 1
-  # Outside the margin, discrimination wins, however natural the other label is.
-  assert selection.choose([member, _cand(" tool", 0.40, -1.0)], scfg) == 0
+  # Outside the margin, or past the best typical_top, discrimination wins, however typical the other label is.
+  assert selection.choose([member, _cand(" tool", 0.40, 9.0)], scfg) == 0
   assert selection.choose([member, category], dataclasses.replace(scfg, margin=0.0)) == 0
+  assert selection.choose([member, _cand(" saw", 0.31, 0.0), category], dataclasses.replace(scfg, typical_top=2)) == 0
+  # Without typicality measured, the lowest validation loss.
+  assert selection.choose([_cand(" a", 0.5, float("nan")), _cand(" b", 0.4, float("nan"))], scfg) == 1
+
+
+def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
+  """On the tiny model the figure must equal its definition: mean over positives of the likelihood ratio."""
+  lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")
+  words = ["cat", "dog", "owl", "cup"]
+  feature = data_lib.Feature("f", tuple(data_lib.Record((" " + w,), np.array([1.0 if w != "cup" else 0.0], np.float32),
+                                                        "train", f"f:{i}") for i, w in enumerate(words)))
+  exs = [data_lib.Example(i, 0, 1.0 if w != "cup" else 0.0, feature.records[i].tokens) for i, w in enumerate(words)]
+  val = labeling.Split(exs, None, np.array([e.target for e in exs], np.float32))
+  cands = [selection.Candidate((ord("a"),), "a", "scan"), selection.Candidate((ord("b"), ord("c")), "bc", "scan")]
+  typ = selection.typicality(tiny, feature, val, cands, lik)
+  texts = labeling.example_texts(feature, exs[:3], lik)
+  one = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, lik, texts, 1)
+  two = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, dataclasses.replace(lik, neutral_label="xx"), texts, 2)
+  raw1 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, one, jnp.asarray([[ord("a")]]))) 
+  raw2 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, two, jnp.asarray([[ord("b"), ord("c")]])))
+  # Both measured against the same one-slot neutral label.
+  expect2 = raw2 + np.asarray(two.baseline_B) - np.asarray(one.baseline_B)
+  np.testing.assert_allclose(typ, [raw1.mean(), expect2.mean()], rtol=1e-5, atol=1e-5)
 
 
 def test_auc_lower_bound_separates_chance_from_signal():

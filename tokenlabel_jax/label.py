@@ -1,6 +1,7 @@
 """Label features: `python -m tokenlabel_jax.label --features=FILE_OR_DIR --output_dir=DIR [--model=...]`.
 
-Writes DIR/<feature>/result.json, trajectory.png and checkpoints, and DIR/summary.json. A killed run resumes.
+Writes DIR/<feature>/result.json, examples.json, trajectory.png and checkpoints, DIR/summary.json and the HTML report
+DIR/index.html (tokenlabel_jax.report). A killed run resumes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
+from tokenlabel_jax import report
+from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error
@@ -24,7 +28,10 @@ from tokenlabel_jax.optimization import LabelConfig
 _D = LabelConfig()
 flags.DEFINE_string("model", None, "Model: a Hugging Face directory, a .gguf file, or 'smollm2-135m-instruct' "
                     "(the embedded default).")
-flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory of them.", required=True)
+flags.DEFINE_string("features", None, "Activation data: .jsonl records, a Neuronpedia / SAEDashboard / OpenAI "
+                    "neuron-explainer JSON, a delphi latent cache, or a directory of them.", required=True)
+flags.DEFINE_string("subject_tokenizer", None, "Tokenizer directory of the model the activations come from, where "
+                    "the data stores token ids (delphi caches).")
 flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go.", required=True)
 flags.DEFINE_list("only", [], "Label only these feature names.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
@@ -33,6 +40,7 @@ flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward p
                   "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
 flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
+flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
 flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
 flags.DEFINE_integer("seeds", _D.seeds, "Random restarts optimized together (vmapped).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Examples per step.")
@@ -82,12 +90,13 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
+  runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), margin=FLAGS.select_margin, extend_top=FLAGS.extend_top)
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
-  features = data_lib.load_features(FLAGS.features)
+  features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
@@ -134,6 +143,9 @@ def main(argv):
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
+  if os.path.exists(summary_path):
+    print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
+    formats.write_explanations(FLAGS.output_dir)
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)

@@ -149,6 +149,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     with open(os.path.join(out_dir, "result.json"), "w") as fh:
       json.dump(result, fh, indent=1, ensure_ascii=False)
+    with open(os.path.join(out_dir, "examples.json"), "w") as fh:
+      json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
     feature_history = [{k: v[f] for k, v in h.items()} for h in history]
     plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                      title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
@@ -158,6 +160,39 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     results.append(result)
   _return_freed_memory()
   return results
+
+
+def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, sp: dict[str, Split],
+                 label_ids: Sequence[int] | None, n_top: int = 20, before: int = 12, after: int = 6) -> dict[str, Any]:
+  """What the run report shows a reader: the records with the highest activations (all tokens, for shading) and
+  every held-out example with its activation, target and the calibrated score of the hard label `label_ids` (the
+  label, or the best candidate when no label was kept)."""
+  peak = [float(r.activations.max()) for r in feature.records]
+  top = sorted(range(len(feature.records)), key=lambda i: -peak[i])[:n_top]
+  dump: dict[str, Any] = {
+      "feature": feature.name,
+      "top_records": [{"tokens": list(feature.records[i].tokens),
+                       "activations": [round(float(a), 4) for a in feature.records[i].activations],
+                       "split": feature.records[i].split, "source": feature.records[i].source} for i in top],
+      "heldout": [],
+  }
+  test = sp.get("heldout")
+  if test is None:
+    return dump
+  probs = None
+  if label_ids and "val" in sp and test.prep is not None and sp["val"].prep is not None:
+    ids = jnp.asarray([list(label_ids)], jnp.int32)
+    s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, sp["val"].prep, ids))
+    s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
+    a, b, _ = opt_lib.fit_calibration(s_val, sp["val"].target_B, disc.max_scale if disc.calibrate else None)
+    probs = 1 / (1 + np.exp(-(a[0] * s_test[0] + b[0])))
+  for j, ex in enumerate(test.examples):
+    rec = feature.records[ex.record]
+    left, tok, right = data_lib.context_window(rec, ex.index, before, after)
+    dump["heldout"].append({"tokens": [*left, tok, *right], "index": len(left),
+                            "activation": round(float(rec.activations[ex.index]), 4), "target": float(ex.target),
+                            "score": None if probs is None else round(float(probs[j]), 4)})
+  return dump
 
 
 def _return_freed_memory() -> None:
@@ -192,6 +227,11 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
                            scfg)
   selection.score(m, disc, cands, sp["val"], sp["heldout"])
+  fin = selection.finalists(cands, scfg)
+  if len(fin) > 1 and scfg.typical_disc:
+    typ = selection.typicality(m, feature, sp["val"], [cands[i] for i in fin], disc_lib.get(scfg.typical_disc))
+    for i, t in zip(fin, typ):
+      cands[i].stats["typicality"] = float(t)
   chosen = cands[selection.choose(cands, scfg)]
   selection.ensure_heldout(m, disc, chosen, sp["heldout"])
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
@@ -219,7 +259,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "seeds": lcfg.seeds,
       "heldout": heldout,
       "heldout_auc_lower95": lower,
-      "validation": {k: chosen.stats[k] for k in ("val_loss", "val_auc", "naturalness")},
+      "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality")},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
       "verification": [selection.summary_row(c) for c in sorted(cands, key=lambda c: c.stats["val_loss"])[:40]],

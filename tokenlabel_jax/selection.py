@@ -1,15 +1,19 @@
 """Choosing the label among exactly scored candidates, so that it names the category rather than one of its members.
 
 Held-out discrimination alone cannot tell a category's name from a member word: ' knife' separates tools from random
-words as well as ' tool' does, and with 64 validation examples the two are a near tie decided by noise. What tells
-them apart is how naturally the discriminator's model writes the label after the positive examples: "a hammer, a saw
-and a drill are kinds of *tool*" is what it expects, *knife* only after knives. So the rule is: among candidates whose
-calibrated validation loss is within `margin` of the best, the one with the highest naturalness wins.
+words as well as ' tool' does, and with 64 validation examples the two are a near tie decided by noise. The other
+direction tells them apart: a category's name makes *all* its members likely after it ("Examples of tool: hammer",
+"... : saw"), a member only the members like itself ("Examples of knife: saw" is odd). So the rule is: the few best
+candidates by calibrated validation loss (within `margin` of the best) compete on typicality, the mean over positive
+validation examples of log P(word | "Examples of<label>:") - log P(word | "Examples of things:").
 
-Naturalness is the mean log-probability the model gives the label at the slot, over the positive validation examples
-(the prior that the KL term of the objective already pulls toward). The candidate pool is the optimizer's (each
-seed's top tokens of p and of the gradient) plus, for the namer, an exact scan of the whole vocabulary and two-token
-extensions of its best first tokens (" body" + " part", " mamm" + "al"): a category's name is often two tokens.
+Measured on the naming benchmark's tuning half (experiments/results/naming_rules.md): the model's own prior at the
+slot ("naturalness", what the KL term pulls toward) picks broader words (' person' for criminals) and named the
+category less often than the lowest validation loss; typicality among the best few named it more often.
+
+The candidate pool is the optimizer's (each seed's top tokens of p and of the gradient) plus, for the namer, an
+exact scan of the whole vocabulary and two-token extensions of its best first tokens (" body" + " part",
+" mamm" + "al"): a category's name is often two tokens.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from tokenlabel_jax import optimization as opt_lib
 class SelectConfig:
   """How candidates are gathered and one is chosen (chosen on the naming benchmark's tuning half)."""
 
-  margin: float = 0.05  # validation-loss margin within which naturalness decides
+  margin: float = 0.1  # validation-loss margin within which typicality decides
+  typical_top: int = 4  # at most this many of the best candidates (by validation loss) compete on typicality
+  typical_disc: str = "likelihood"  # the reverse-direction prompt that measures typicality
   scan_top: int = 48  # namer: best single tokens of the exact vocabulary scan, by validation loss
   natural_top: int = 16  # namer: most natural single tokens among those with validation AUC >= 0.75
   extend_top: int = 12  # first tokens extended by a second token
@@ -206,12 +212,48 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   c.stats.update(evaluation.metrics_from_scores(prob, heldout.target_B))
 
 
-def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> int:
-  """Index of the chosen candidate: the most natural among those within `margin` of the best validation loss."""
+def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
+  """The reverse direction: how much each label raises the probability of the positive words after it, under a
+  likelihood prompt ("Examples of<label>: <word>") against a neutral label. A member label explains only the
+  positives like itself ("Examples of tank: barrel" is odd), a category's name explains them all. C values.
+
+  Two-token labels are run with two slots; both preparations are measured against the one-slot neutral label, so
+  every candidate's figure is log P(word | label) - log P(word | neutral) on the same examples.
+  """
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  pos = [e for e, t in zip(val.examples, val.target_B) if t > 0.5]
+  texts = labeling.example_texts(feature, pos, disc)
+  out = np.full(len(cands), np.nan)
+  base_B = None
+  for n in sorted({len(c.ids) for c in cands}):
+    # The n-slot preparation needs an n-token neutral label; its baseline is replaced by the one-slot one.
+    neutral = m.tokenizer.decode(m.tokenizer.encode(disc.neutral_label)[:1] * n)
+    prep = disc_lib.prepare(m.params, m.cfg, m.tokenizer, dataclasses.replace(disc, neutral_label=neutral), texts, n)
+    if base_B is None:
+      base_B = prep.baseline_B if n == 1 else disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc, texts).baseline_B
+    prep = dataclasses.replace(prep, baseline_B=base_B)
+    idx = [i for i, c in enumerate(cands) if len(c.ids) == n]
+    ids = jnp.asarray([cands[i].ids for i in idx], jnp.int32)
+    out[idx] = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, prep, ids)).mean(1)
+  return out
+
+
+def finalists(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> list[int]:
+  """Indices of the candidates that compete on typicality: the best `typical_top` by validation loss, within
+  `margin` of the best."""
   loss = np.asarray([c.stats["val_loss"] for c in cands])
-  nat = np.asarray([c.stats["naturalness"] for c in cands])
-  near = loss <= loss.min() + scfg.margin
-  return int(np.flatnonzero(near)[np.argmax(nat[near])])
+  order = [int(i) for i in np.argsort(loss, kind="stable")[:max(1, scfg.typical_top)]]
+  return [i for i in order if loss[i] <= loss.min() + scfg.margin]
+
+
+def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> int:
+  """Index of the chosen candidate: among the finalists, the one with the highest typicality (stats["typicality"],
+  see `typicality`); the lowest validation loss when typicality was not measured."""
+  fin = finalists(cands, scfg)
+  typ = [cands[i].stats.get("typicality", float("nan")) for i in fin]
+  if not np.isfinite(typ).any():
+    return fin[0]
+  return fin[int(np.nanargmax(typ))]
 
 
 def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:
