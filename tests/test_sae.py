@@ -103,6 +103,8 @@ def test_encode_is_k_sparse_and_decode_matches_dense():
   pre = np.asarray(sae_lib.pre_activations(p, x))
   np.testing.assert_allclose(np.sort(pre, -1)[:, -5:][:, ::-1], np.asarray(jax.lax.top_k(pre, 5)[0]), atol=1e-6)
   np.testing.assert_allclose(sae_lib.decode(p, vals, idx), z @ p["w_dec_MxD"] + p["b_pre_D"], atol=1e-5)
+  off, _ = sae_lib.encode(dict(p, b_enc_M=p["b_enc_M"] - 100.0), x, 5)  # every pre-activation negative: no latent on
+  assert not np.asarray(off).any()
 
 
 def test_sae_learns_a_sparse_dictionary_with_unit_decoder_rows():
@@ -325,3 +327,14 @@ def test_cli_errors_are_one_message(tmp_path):
   assert proc.returncode == 2 and "heldout_fraction" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}", "--model=/nonexistent/m")
   assert proc.returncode == 2 and "/nonexistent/m" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.corpora
+def test_debian_corpus_has_every_source():
+  """The five Debian sources of scripts/install_corpora.sh are read, each into documents of real English text."""
+  docs = corpus_lib.read_documents("debian")
+  assert sorted(docs) == ["fortunes", "jargon", "kjv", "python_docs", "wordnet"]
+  assert len(docs["kjv"]) == 1189  # one document per chapter
+  assert any(d.startswith("In the beginning God created") for d in docs["kjv"])
+  assert any(d.startswith("dog: ") for d in docs["wordnet"])
+  assert all(len(v) > 400 for v in docs.values())
