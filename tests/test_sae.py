@@ -338,3 +338,23 @@ def test_debian_corpus_has_every_source():
   assert any(d.startswith("In the beginning God created") for d in docs["kjv"])
   assert any(d.startswith("dog: ") for d in docs["wordnet"])
   assert all(len(v) > 400 for v in docs.values())
+
+
+def test_real_features_baselines_top_token_and_token_lookup():
+  """experiments/real_features.py: the top-token label is the commonest peak token of the strongest train records;
+  the token lookup scores held-out tokens by their mean train activation (a perfect token detector gets AUC 1)."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments"))
+  import real_features  # pylint: disable=import-outside-toplevel
+  def rec(tokens, acts, split):
+    return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")
+  feat = data_lib.Feature("f", (
+      rec([" a", " dog", " ran"], [0, 3, 0], "train"), rec([" the", " dog"], [0, 2], "train"),
+      rec([" big", " cat"], [0, 5], "train"), rec([" a", " rat"], [0, 0.5], "train"),
+      rec([" dog", " sat"], [1, 0], "heldout"), rec([" a", " cat", " ran"], [0, 2, 0], "heldout")))
+  assert real_features.top_token_label(feat, 0.0) == "dog"  # peaks: cat (the strongest), dog, dog, rat
+  held = data_lib.sample_examples(feat, n=20, split="heldout", seed=0)
+  assert real_features.token_lookup_auc(feat, held) == 1.0
+  flipped = dataclasses.replace(feat, records=tuple(
+      dataclasses.replace(r, activations=np.where(np.isin(r.tokens, [" dog", " cat"]), 0.0, 1.0).astype(np.float32))
+      if r.split == "train" else r for r in feat.records))
+  assert real_features.token_lookup_auc(flipped, held) == 0.0
