@@ -103,6 +103,8 @@ def test_encode_is_k_sparse_and_decode_matches_dense():
   pre = np.asarray(sae_lib.pre_activations(p, x))
   np.testing.assert_allclose(np.sort(pre, -1)[:, -5:][:, ::-1], np.asarray(jax.lax.top_k(pre, 5)[0]), atol=1e-6)
   np.testing.assert_allclose(sae_lib.decode(p, vals, idx), z @ p["w_dec_MxD"] + p["b_pre_D"], atol=1e-5)
+  _, parts = sae_lib.loss_fn(p, x, jnp.zeros(64, bool), dataclasses.replace(sae_lib.SAEConfig(), k=5))
+  np.testing.assert_allclose(float(parts["fvu"]), sae_lib.evaluate(p, np.asarray(x), 1.0, 5)["fvu"], rtol=1e-4)
   off, _ = sae_lib.encode(dict(p, b_enc_M=p["b_enc_M"] - 100.0), x, 5)  # every pre-activation negative: no latent on
   assert not np.asarray(off).any()
 
@@ -324,7 +326,7 @@ def test_cli_errors_are_one_message(tmp_path):
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}/missing")
   assert proc.returncode == 2 and "corpus" in proc.stderr and "fix:" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", "--heldout_fraction=1.5")
-  assert proc.returncode == 2 and "heldout_fraction" in proc.stderr and "Traceback" not in proc.stderr
+  assert proc.returncode == 2 and "heldout_fraction=1.5 is not in (0, 1)" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}", "--model=/nonexistent/m")
   assert proc.returncode == 2 and "/nonexistent/m" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -123,9 +123,11 @@ def train(state: TrainState, cfg: SAEConfig, x_NxD: np.ndarray, scale: float, st
   """Steps `start_step`..`steps` over seeded per-epoch permutations of the rows of x (a float16 memory map is fine)."""
   N = x_NxD.shape[0]
   per_epoch = max(1, N // cfg.batch_size)
+  perm, perm_epoch = None, -1
   for step in range(start_step, steps):
     epoch, i = divmod(step, per_epoch)
-    perm = np.random.default_rng([cfg.seed, epoch]).permutation(N)
+    if epoch != perm_epoch:
+      perm, perm_epoch = np.random.default_rng([cfg.seed, epoch]).permutation(N), epoch
     rows = np.sort(perm[i * cfg.batch_size:(i + 1) * cfg.batch_size])
     x = jnp.asarray(np.asarray(x_NxD[rows], np.float32) * scale)
     state, m = train_step(state, x, cfg)
