@@ -52,6 +52,18 @@ def token_lookup_auc(feature: data_lib.Feature, heldout: list[data_lib.Example])
   return float(evaluation.roc_auc(np.array(scores), targets))
 
 
+def top_contexts(feature: data_lib.Feature, n: int = 2, before: int = 10, after: int = 3) -> str:
+  """The n strongest training records, each as a window around its peak token, shown [[like this]]."""
+  recs = sorted((r for r in feature.records if r.split == "train"), key=lambda r: -float(r.activations.max()))[:n]
+  out = []
+  for r in recs:
+    i = int(np.argmax(r.activations))
+    b, t, a = data_lib.context_window(r, i, before, after)
+    out.append(("".join(b) + "[[" + t + "]]" + "".join(a)).replace("\n", "⏎").replace("|", "\\|")
+               + f" ({float(r.activations[i]):.1f})")
+  return "<br>".join(out)
+
+
 def baselines(m, disc, lcfg: LabelConfig, feature: data_lib.Feature, mask_V: np.ndarray, rng) -> dict:
   splits = labeling.build_splits(m, feature, disc, dataclasses.replace(lcfg, n_train=0))
   top = top_token_label(feature, lcfg.threshold)
@@ -71,6 +83,7 @@ def main():
   args, m, disc = common.setup("real_features", __doc__,
                                **{"--run": dict(default="runs/sae"), "--n_latents": dict(type=int, default=200),
                                   "--n_neurons": dict(type=int, default=50),
+                                  "--name": dict(default="real_features", help="results file name"),
                                   "--features_per_batch": dict(type=int, default=4)})
   with open(os.path.join(args.run, "export.json")) as f:
     export = json.load(f)
@@ -95,6 +108,7 @@ def main():
         chunk = group[i:i + args.features_per_batch]
         for f, r in zip(chunk, labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind))):
           rows.append({"id": f.name, "label": r["label"], "heldout_auc": r["heldout"]["auc"],
+                       "top_contexts": top_contexts(f),
                        **baselines(m, disc, lcfg, f, mask_V, rng)})
           print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     out[kind] = rows
@@ -112,12 +126,14 @@ def main():
            "vocab scan": f"{r['baselines']['vocab_scan']['label']!r} {r['baselines']['vocab_scan']['heldout_auc']:.3f}",
            "random": f"{r['baselines']['random']['heldout_auc']:.3f}", "token lookup": r["token_lookup_auc"]}
           for k in ("latents", "neurons") for r in out[k]]
-  common.write_table("real_features", flat, ["kind", "id", "label", "AUC", "top token", "vocab scan", "random",
-                                                   "token lookup"],
+  for row, r in zip(flat, [r for k in ("latents", "neurons") for r in out[k]]):
+    row["top contexts"] = r["top_contexts"]
+  common.write_table(args.name, flat, ["kind", "id", "label", "AUC", "top token", "vocab scan", "random",
+                                       "token lookup", "top contexts"],
                      f"Real features of {m.cfg.name}: labels vs baselines (held-out AUC)",
                      "```\n" + json.dumps(summary, indent=1) + "\n```")
   # The table's JSON is replaced by the issue's structure: the summary, then one row per feature.
-  with open(os.path.join(common.RESULTS, "real_features.json"), "w") as f:
+  with open(os.path.join(common.RESULTS, args.name + ".json"), "w") as f:
     json.dump({**summary, **out, "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1,
               ensure_ascii=False)
 
