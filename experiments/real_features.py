@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -79,6 +80,20 @@ def baselines(m, disc, lcfg: LabelConfig, feature: data_lib.Feature, mask_V: np.
           "token_lookup_auc": token_lookup_auc(feature, splits["heldout"].examples)}
 
 
+def summarize(out: dict) -> dict:
+  """Medians of our label's and each baseline's held-out AUC, and the share of features with AUC >= 0.8."""
+  summary = {}
+  for kind in ("latents", "neurons"):
+    aucs = [r["heldout_auc"] for r in out.get(kind, [])]
+    if aucs:
+      summary[kind] = {"n": len(aucs), "median_auc": statistics.median(aucs),
+                       "share_auc_ge_0.8": float(np.mean(np.array(aucs) >= 0.8)),
+                       **{f"median_{b}_auc": statistics.median(r["baselines"][b]["heldout_auc"] for r in out[kind])
+                          for b in ("top_token", "vocab_scan", "random")},
+                       "median_token_lookup_auc": statistics.median(r["token_lookup_auc"] for r in out[kind])}
+  return summary
+
+
 def main():
   args, m, disc = common.setup("real_features", __doc__,
                                **{"--run": dict(default="runs/sae"), "--n_latents": dict(type=int, default=200),
@@ -112,15 +127,8 @@ def main():
                        **baselines(m, disc, lcfg, f, mask_V, rng)})
           print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     out[kind] = rows
-  summary = {"sae": {k: sae[k] for k in ("fvu", "l0", "dead_fraction", "loss_recovered", "tokens")}}
-  for kind in ("latents", "neurons"):
-    aucs = [r["heldout_auc"] for r in out[kind]]
-    if aucs:
-      summary[kind] = {"n": len(aucs), "median_auc": statistics.median(aucs),
-                       "share_auc_ge_0.8": float(np.mean(np.array(aucs) >= 0.8)),
-                       **{f"median_{b}_auc": statistics.median(r["baselines"][b]["heldout_auc"] for r in out[kind])
-                          for b in ("top_token", "vocab_scan", "random")},
-                       "median_token_lookup_auc": statistics.median(r["token_lookup_auc"] for r in out[kind])}
+  summary = {"sae": {k: sae[k] for k in ("fvu", "l0", "dead_fraction", "loss_recovered", "tokens")},
+             "summary": summarize(out)}
   flat = [{"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"],
            "top token": f"{r['baselines']['top_token']['label']!r} {r['baselines']['top_token']['heldout_auc']:.3f}",
            "vocab scan": f"{r['baselines']['vocab_scan']['label']!r} {r['baselines']['vocab_scan']['heldout_auc']:.3f}",
@@ -134,8 +142,8 @@ def main():
                      "```\n" + json.dumps(summary, indent=1) + "\n```")
   # The table's JSON is replaced by the issue's structure: the summary, then one row per feature.
   with open(os.path.join(common.RESULTS, args.name + ".json"), "w") as f:
-    json.dump({**summary, **out, "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1,
-              ensure_ascii=False)
+    json.dump({"command": "python experiments/real_features.py " + " ".join(sys.argv[1:]), **summary, **out,
+               "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1, ensure_ascii=False)
 
 
 if __name__ == "__main__":
