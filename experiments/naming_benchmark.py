@@ -64,6 +64,10 @@ def main():
     rate = sum(r["names"] for r in rows) / done
     print(f"{done}/{len(cats)} categories, {time.time() - t0:.0f}s: names the category {rate:.0%} "
           f"(scan {sum(r['scan names'] for r in rows) / done:.0%})", flush=True)
+    _write(args, rows, t0, len(cats))
+
+
+def _write(args, rows, t0, total):
   n = len(rows)
   summary = {
       "split": args.split, "categories": n,
@@ -76,12 +80,14 @@ def main():
       "median_random_auc": float(np.nanmedian([r["random AUC"] for r in rows])),
       "no_label": sum(r["label"] is None for r in rows),
       "wall_s": round(time.time() - t0, 1), "margin": args.margin, "extend_top": args.extend_top,
-      "scorer": args.scorer}
+      "scorer": args.scorer, "typical_top": selection.SelectConfig().typical_top}
   notes = (f"**{summary['names_category']} of {n}** labels name the category ({summary['rate']:.0%}); the exact "
            f"vocabulary scan names it for {summary['scan_names_category']} ({summary['scan_rate']:.0%}). Median "
            f"held-out AUC (namer) {summary['median_heldout_auc_all']:.3f}, independent scorer ({args.scorer}) "
            f"{summary['median_scorer_auc']:.3f}; scan {summary['median_scan_auc']:.3f}; random word "
            f"{summary['median_random_auc']:.3f}. No label (not above chance): {summary['no_label']}.")
+  if n < total:
+    notes = f"Partial: {n} of {total} categories so far. " + notes
   common.write_table(f"naming_{args.split}{args.tag}", rows,
                      ["category", "label", "names", "heldout AUC", "scorer AUC", "source", "scan label", "scan names",
                       "scan AUC", "random label", "random AUC"],
