@@ -47,7 +47,11 @@ flags.DEFINE_integer("n_val", _D.n_val, "Validation examples per feature (verifi
 flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
 flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
 flags.DEFINE_float("threshold", _D.threshold, "A token is positive when its activation exceeds this.")
-flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"], "Binary targets, or activation / max.")
+flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"],
+                  "Loss targets: binary, or activation / (a high quantile of positive activations). Which tokens count "
+                  "as positive (sampling, checks, metrics) is --threshold either way.")
+flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
+                   "Continuous mode: the quantile of positive activations that maps to target 1.")
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (sharded over "

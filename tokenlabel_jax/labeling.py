@@ -45,24 +45,27 @@ def example_texts(feature: data_lib.Feature, examples: Sequence[data_lib.Example
 class Split:
   examples: list[data_lib.Example]
   prep: disc_lib.Prepared | None  # None once stacked with other features for training (labeling.label_features)
-  target_B: np.ndarray
+  target_B: np.ndarray  # the loss target (binary, or graded in continuous mode)
+  positive_B: np.ndarray  # activation > threshold: what every check and metric counts as positive
 
 
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                  lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
   """Train and validation come from the feature's train records, held-out from its held-out records."""
   common = dict(seed=lcfg.seed, positive_fraction=lcfg.positive_fraction, negatives=lcfg.negatives,
-                target_mode=lcfg.target_mode, threshold=lcfg.threshold)
+                target_mode=lcfg.target_mode, threshold=lcfg.threshold, scale_quantile=lcfg.target_scale_quantile)
   train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
   heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
   parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
                                          ("heldout", heldout)) if exs}  # a split may be empty: scoring only
-  targets = {}
+  targets, positives = {}, {}
   for name, exs in parts.items():
     targets[name] = np.array([e.target for e in exs], np.float32)
-    binary = targets[name] > 0.5
-    if binary.all() or not binary.any():
-      raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if binary.all() else 'negative'}",
+    positives[name] = np.array([e.positive for e in exs], bool)
+    pos = positives[name]
+    if pos.all() or not pos.any():
+      raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if pos.all() else 'negative'}"
+                      f" (activation > {lcfg.threshold:g})",
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
   preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
                                   [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots)
@@ -70,7 +73,8 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
     # The namer's step and gradient read only log q at the slot: training examples keep no KV cache (multi-token
     # labels are scored on validation and held-out examples, which keep theirs).
     preps[0] = dataclasses.replace(preps[0], cache=disc_lib.empty_cache(preps[0].cache))
-  return {name: Split(exs, prep, targets[name]) for (name, exs), prep in zip(parts.items(), preps)}
+  return {name: Split(exs, prep, targets[name], positives[name])
+          for (name, exs), prep in zip(parts.items(), preps)}
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
@@ -87,14 +91,14 @@ def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_id
     a, b, val_loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
     for j, i in enumerate(idx):
       prob = 1 / (1 + np.exp(-(a[j] * s_test[j] + b[j])))
-      met = evaluation.metrics_from_scores(prob, test.target_B)
-      results[i] = {"val_loss": float(val_loss[j]), "val_auc": _auc(s_val[j], val.target_B), **met}
+      met = evaluation.metrics_from_scores(prob, test.positive_B)
+      results[i] = {"val_loss": float(val_loss[j]), "val_auc": _auc(s_val[j], val.positive_B), **met}
   return [results[i] for i in range(len(label_ids))]
 
 
-def _auc(scores, targets) -> float:
+def _auc(scores, positive_B) -> float:
   try:
-    return float(evaluation.roc_auc(scores, targets > 0.5))
+    return float(evaluation.roc_auc(scores, positive_B))
   except ValueError:
     return float("nan")
 

@@ -50,7 +50,8 @@ class LabelConfig:
   positive_fraction: float = 0.5
   negatives: str = "random"
   target_mode: str = "binary"
-  threshold: float = 0.0  # a token is positive when its activation exceeds this
+  threshold: float = 0.0  # a token is positive when its activation exceeds this (sampling, checks, metrics)
+  target_scale_quantile: float = 0.9  # continuous mode: target = activation / this quantile of positive activations
   checkpoint_every: int = 50
   log_every: int = 25
   seed: int = 0

@@ -35,10 +35,11 @@ flags.DEFINE_integer("seed", 0, "Sampling seed.")
 FLAGS = flags.FLAGS
 
 
-def vocab_auc(prep: disc_lib.Prepared, target_B: np.ndarray, mask_V: np.ndarray, chunk: int = 2048) -> np.ndarray:
+def vocab_auc(prep: disc_lib.Prepared, positive_B: np.ndarray, mask_V: np.ndarray, chunk: int = 2048) -> np.ndarray:
   """AUC of every single token as a label (namer: the score of token t on example i is log q_i[t])."""
   logq_BxV = np.asarray(prep.logq_BxV)
-  pos, neg = logq_BxV[target_B > 0.5], logq_BxV[target_B <= 0.5]
+  positive_B = np.asarray(positive_B, bool)
+  pos, neg = logq_BxV[positive_B], logq_BxV[~positive_B]
   out = np.full(logq_BxV.shape[1], np.nan, np.float32)
   for i in range(0, logq_BxV.shape[1], chunk):
     p, n = pos[:, None, i:i + chunk], neg[None, :, i:i + chunk]
@@ -63,7 +64,7 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
       raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",
                       "pass --discriminator=namer, or score chosen labels with --labels")
     mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
-    auc = vocab_auc(splits["val"].prep, splits["val"].target_B, mask)
+    auc = vocab_auc(splits["val"].prep, splits["val"].positive_B, mask)
     order = np.argsort(-np.nan_to_num(auc, nan=-1.0))[:top_k]
     out["vocab_top"] = [[m.tokenizer.token_str(int(t)), float(auc[t])] for t in order]
   return out
