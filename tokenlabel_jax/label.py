@@ -54,8 +54,8 @@ flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
                    "Continuous mode: the quantile of positive activations that maps to target 1.")
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
-flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (sharded over "
-                     "devices when it divides evenly).")
+flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
+                     "the devices; a count that does not divide them is padded).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
 flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port.")
 flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
@@ -97,6 +97,7 @@ def main(argv):
     with open(summary_path) as f:
       summary = json.load(f)
   failed = []
+  place = sharding.FeaturePlacer(mesh)
   per = max(1, FLAGS.features_per_batch)
   for start in range(0, len(features), per):
     group = features[start:start + per]
@@ -104,7 +105,7 @@ def main(argv):
           file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                        FLAGS.resume, sharding.feature_placer(mesh, len(group)))
+                                        FLAGS.resume, place)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
@@ -114,7 +115,7 @@ def main(argv):
       for feature in group:
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                             FLAGS.resume)
+                                             FLAGS.resume, place)
         except UserError as e1:
           print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)

@@ -25,6 +25,7 @@ from tokenlabel_jax import evaluation
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import plots
+from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
 
@@ -105,21 +106,23 @@ def _auc(scores, positive_B) -> float:
 
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
                    lcfg: opt_lib.LabelConfig, output_dir: str, references: Sequence[str] = (), resume: bool = True,
-                   place=None) -> list[dict[str, Any]]:
+                   place: sharding.FeaturePlacer | None = None, write: bool | None = None) -> list[dict[str, Any]]:
   """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
 
-  `place` puts feature-stacked arrays on devices (see `sharding.feature_placer`).
+  `place` puts feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
+  parameters are on). `write` (default: process 0 of a multi-host job) says whether this process writes files; every
+  process computes the same results.
   """
   t0 = time.time()
-  log = lambda s: print(s, file=sys.stderr, flush=True)
+  write = jax.process_index() == 0 if write is None else write
+  log = (lambda s: print(s, file=sys.stderr, flush=True)) if write else (lambda s: None)
+  place = place or sharding.FeaturePlacer(sharding.mesh_of(m.params))
   names = [f.name for f in features]
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
   splits = [build_splits(m, f, disc, lcfg) for f in features]
-  prep = disc_lib.stack([s["train"].prep for s in splits])
-  for s in splits:  # the stacked copy is the one kept: feature f's training examples are prep[f]
+  prep = place(disc_lib.stack([s["train"].prep for s in splits]))
+  for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
     s["train"].prep = None
-  if place is not None:
-    prep = place(prep)
   targets = np.stack([s["train"].target_B for s in splits])
   mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
             else np.ones(m.cfg.vocab_size, bool))
@@ -134,16 +137,17 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   for f, (feature, sp) in enumerate(zip(features, splits)):
     t1 = time.time()
     out_dir = os.path.join(output_dir, feature.name)
-    os.makedirs(out_dir, exist_ok=True)
     label_S = jax.tree.map(lambda x: x[f], state.label)
-    train_prep = jax.tree.map(lambda x: x[f], prep)  # padded to the batch's shapes: padding is inert
+    train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
     result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
-    with open(os.path.join(out_dir, "result.json"), "w") as fh:
-      json.dump(result, fh, indent=1, ensure_ascii=False)
-    feature_history = [{k: v[f] for k, v in h.items()} for h in history]
-    plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
-                     title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
+    if write:
+      os.makedirs(out_dir, exist_ok=True)
+      with open(os.path.join(out_dir, "result.json"), "w") as fh:
+        json.dump(result, fh, indent=1, ensure_ascii=False)
+      feature_history = [{k: v[f] for k, v in h.items()} for h in history]
+      plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
+                       title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
         f"{result['heldout']['auc']:.3f}")
     results.append(result)
