@@ -16,7 +16,7 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import sharding
-from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -131,4 +131,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
