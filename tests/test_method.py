@@ -155,3 +155,61 @@ def test_gradient_candidates_are_the_best_first_order_moves(tiny, name):
     first_order = np.asarray(g_V)[allowed] - float(jnp.sum(jnp.where(mask, g_V, 0.0) * p_NxV[0]))
     np.testing.assert_allclose(first_order, fd, rtol=1e-4, atol=1e-6)
     assert cands == [int(k) for k in allowed[np.argsort(fd)[:5]]]  # the steepest descents, steepest first
+
+
+class _Tokens:
+  def __init__(self, strs):
+    self.strs, self.vocab_size = strs, len(strs)
+
+  def token_str(self, i):
+    return self.strs[i]
+
+
+def test_word_like_mask():
+  """Word starts of 3+ letters (any script) and CJK tokens; not word pieces, short words, digits, markup or
+  whitespace-laden tokens; ids past the tokenizer's vocabulary (padded embeddings) are never labels."""
+  cases = {" dog": True, "dog": False, " ab": False, " the": True, "\n cat": False, " 中文": True, "中": True,
+           " Dog": True, " x1y": False, " café": True, "<s>": False, "  dog": False, " über": True, " 123": False,
+           " <tag>": False, "\tcat": False}
+  tok = _Tokens(list(cases))
+  mask = disc_lib.word_like_mask(tok, len(cases) + 3)
+  assert mask.tolist() == list(cases.values()) + [False] * 3
+
+
+def test_vocab_auc_is_each_tokens_auc(tiny):
+  """score --vocab: every token's AUC as a single-token label of the namer equals the AUC of its score log q_i[t]."""
+  from tokenlabel_jax import score
+  disc, prep, target_B = planted_namer_problem(tiny, seed=1)
+  positive_B = target_B > 0
+  mask = np.ones(tiny.cfg.vocab_size, bool)
+  mask[:5] = False
+  auc = score.vocab_auc(prep, positive_B, mask, chunk=100)  # chunks that do not divide the vocabulary
+  assert np.isnan(auc[:5]).all()
+  want = [evaluation.roc_auc(np.asarray(prep.logq_BxV)[:, t], positive_B) for t in range(5, tiny.cfg.vocab_size)]
+  np.testing.assert_allclose(auc[5:], want, atol=1e-6)
+  assert np.nanargmax(auc) == PLANTED and auc[PLANTED] == 1.0
+
+
+def test_score_feature_ranks_labels_and_scans_the_vocabulary(tiny, tmp_path, monkeypatch):
+  """The `score` command's core on a feature: each label's row is evaluate_labels', ranks follow validation loss,
+  and the vocabulary scan lists the tokens of highest validation AUC, best first."""
+  from test_labeling import write_feature
+  from tokenlabel_jax import data as data_lib
+  from tokenlabel_jax import labeling
+  from tokenlabel_jax import score
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  disc = disc_lib.get("namer")
+  lcfg = opt_lib.LabelConfig(n_train=0, n_val=16, n_heldout=16)
+  monkeypatch.setattr(disc_lib, "word_like_mask", lambda tok, v: np.ones(v, bool))  # byte tokens are not words
+  out = score.score_feature(tiny, feature, disc, ["a", "b", "c"], lcfg, vocab=True, top_k=4)
+  splits = labeling.build_splits(tiny, feature, disc, lcfg)
+  rows = labeling.evaluate_labels(tiny, disc, [disc_lib.encode_label(tiny.tokenizer, l) for l in "abc"],
+                                  splits["val"], splits["heldout"])
+  for l, row in zip("abc", rows):
+    assert out["labels"][l]["auc"] == row["auc"] and out["labels"][l]["val_loss"] == row["val_loss"]
+  order = sorted("abc", key=lambda l: out["labels"][l]["val_loss"])
+  assert [out["labels"][l]["rank"] for l in order] == [1.0, 2.0, 3.0]
+  logq = np.asarray(splits["val"].prep.logq_BxV)
+  aucs = np.array([evaluation.roc_auc(logq[:, t], splits["val"].positive_B) for t in range(tiny.cfg.vocab_size)])
+  assert [a for _, a in out["vocab_top"]] == pytest.approx(sorted(aucs, reverse=True)[:4], abs=1e-6)
+  assert [s for s, _ in out["vocab_top"]][0] == tiny.tokenizer.token_str(int(np.argmax(aucs)))
