@@ -12,15 +12,16 @@ import os
 import sys
 import tempfile
 
-p = argparse.ArgumentParser()
-p.add_argument("--devices", type=int, required=True)
-p.add_argument("--model_parallel", type=int, default=1)
-p.add_argument("--features", default="1,3,5,8")
-p.add_argument("--discriminators", default="judge,likelihood,namer")
-p.add_argument("--steps", type=int, default=6)
-args = p.parse_args()
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
-os.environ["JAX_PLATFORMS"] = "cpu"
+if __name__ == "__main__":
+  p = argparse.ArgumentParser()
+  p.add_argument("--devices", type=int, required=True)
+  p.add_argument("--model_parallel", type=int, default=1)
+  p.add_argument("--features", default="1,3,5,8")
+  p.add_argument("--discriminators", default="judge,likelihood,namer")
+  p.add_argument("--steps", type=int, default=6)
+  args = p.parse_args()
+  os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+  os.environ["JAX_PLATFORMS"] = "cpu"
 
 import dataclasses  # noqa: E402
 
@@ -35,7 +36,6 @@ from tokenlabel_jax import labeling  # noqa: E402
 from tokenlabel_jax import optimization as opt_lib  # noqa: E402
 from tokenlabel_jax import sharding  # noqa: E402
 
-assert len(jax.devices()) == args.devices, jax.devices()
 WORDS = ["cat", "dog", "cow", "owl", "cup", "pen", "map", "box", "sun", "hat", "car", "bee"]
 
 
@@ -56,22 +56,32 @@ def feature(k: int) -> data_lib.Feature:
   return data_lib.Feature(f"f{k}", tuple(records))
 
 
-m = tinymodel.tiny_model()
-mesh = sharding.make_mesh(args.model_parallel)
-m = m._replace(params=sharding.place_params(mesh, m.params))
-place = sharding.FeaturePlacer(mesh)
-lcfg = opt_lib.LabelConfig(steps=args.steps, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, top_k=3,
-                           log_every=1000, checkpoint_every=1000, vocab_filter="all")
-out = {"devices": len(jax.devices()), "mesh": dict(mesh.shape), "results": {}}
-with tempfile.TemporaryDirectory() as tmp:
-  for name in args.discriminators.split(","):
-    disc = disc_lib.get(name)
-    if disc.kind == "likelihood":
-      disc = dataclasses.replace(disc, neutral_label="x")  # one token for the byte-level tokenizer
-    for n in map(int, args.features.split(",")):
-      results = labeling.label_features(m, [feature(k) for k in range(n)], disc, lcfg, os.path.join(tmp, f"{name}{n}"),
-                                        resume=False, place=place)
-      out["results"][f"{name}/{n}"] = [{"token_id": r["token_id"], "probability": r["probability"],
-                                        "auc": r["heldout"]["auc"],
-                                        "val_loss": [v["val_loss"] for v in r["verification"]]} for r in results]
-print(json.dumps(out))
+def labeling_config(steps: int = 6) -> opt_lib.LabelConfig:
+  return opt_lib.LabelConfig(steps=steps, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, top_k=3,
+                             log_every=1000, checkpoint_every=1000, vocab_filter="all")
+
+
+def main(args):
+  assert len(jax.devices()) == args.devices, jax.devices()
+  m = tinymodel.tiny_model()
+  mesh = sharding.make_mesh(args.model_parallel)
+  m = m._replace(params=sharding.place_params(mesh, m.params))
+  place = sharding.FeaturePlacer(mesh)
+  lcfg = labeling_config(args.steps)
+  out = {"devices": len(jax.devices()), "mesh": dict(mesh.shape), "results": {}}
+  with tempfile.TemporaryDirectory() as tmp:
+    for name in args.discriminators.split(","):
+      disc = disc_lib.get(name)
+      if disc.kind == "likelihood":
+        disc = dataclasses.replace(disc, neutral_label="x")  # one token for the byte-level tokenizer
+      for n in map(int, args.features.split(",")):
+        results = labeling.label_features(m, [feature(k) for k in range(n)], disc, lcfg,
+                                          os.path.join(tmp, f"{name}{n}"), resume=False, place=place)
+        out["results"][f"{name}/{n}"] = [{"token_id": r["token_id"], "probability": r["probability"],
+                                          "auc": r["heldout"]["auc"],
+                                          "val_loss": [v["val_loss"] for v in r["verification"]]} for r in results]
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  main(args)

@@ -139,6 +139,8 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode == 2 and "forcing" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}")  # --output_dir is required
   assert proc.returncode == 2 and "output_dir" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--num_processes=2")  # not silently alone
+  assert proc.returncode == 2 and "--coordinator_address" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--model=/nonexistent/model")
   assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr
 

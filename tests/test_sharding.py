@@ -104,3 +104,51 @@ def test_model_parallel_that_does_not_divide_the_model_is_a_clear_error():
   sharding.check_model_parallel(m.params, 4)  # tiny: 4 heads, 2 KV heads of 16, MLP 128, vocabulary 256
   with pytest.raises(UserError, match="model_parallel=3 does not divide"):
     sharding.check_model_parallel(m.params, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Several hosts: two processes on this machine, 2 simulated CPU devices each, jax.distributed on 127.0.0.1 (JAX's
+# gloo CPU collectives carry arrays between them).
+
+
+def test_two_processes_label_as_one_and_one_writes(tmp_path):
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "multihost_check.py"), str(i), "2", str(port),
+                             str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+           for i in range(2)]
+  outs, errs = [], []
+  for p in procs:
+    stdout, stderr = p.communicate(timeout=900)
+    assert p.returncode == 0, stderr[-3000:]
+    outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    errs.append(stderr)
+  assert [o["process"] for o in outs] == [0, 1]
+  assert all(o["processes"] == 2 and o["devices"] == 4 and o["local_devices"] == 2 for o in outs)
+  assert outs[0]["results"] == outs[1]["results"]  # every process holds every result
+  ref = _reference()["results"]
+  for name, got in outs[0]["results"].items():  # 3 features over 4 devices in 2 processes = on one device
+    want = ref[f"{name}/3"]
+    assert [r["token_id"] for r in got] == [r["token_id"] for r in want], name
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g["val_loss"], w["val_loss"], atol=1e-4)
+  for name in ("judge", "namer"):
+    assert sorted(os.listdir(tmp_path / "out" / name / "f0")) == ["result.json", "trajectory.png"]
+  # Process 0 reports the progress; process 1 reports nothing (and writes nothing: the files above are process 0's).
+  assert "held-out AUC" in errs[0] and "held-out AUC" not in errs[1] and "step" not in errs[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("127.0.0.1:1234", None, None), "--num_processes, --process_id"),
+    ((None, 2, None), "--coordinator_address, --process_id"),
+    ((None, None, 0), "--coordinator_address, --num_processes"),
+    (("127.0.0.1:1234", 2, 2), "not in 0..1"),
+])
+def test_inconsistent_multi_host_flags_are_a_clear_error(args, message):
+  from tokenlabel_jax import sharding
+  from tokenlabel_jax.errors import UserError
+  with pytest.raises(UserError, match=message):
+    sharding.init_distributed(*args)

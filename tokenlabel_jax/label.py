@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+import jax
 from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
@@ -57,9 +58,10 @@ flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
                      "the devices; a count that does not divide them is padded).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
-flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port (with "
+                    "--num_processes and --process_id, on every process; process 0 writes the results).")
 flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
-flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index.")
+flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index, 0..num_processes-1.")
 flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
 flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
 FLAGS = flags.FLAGS
@@ -73,7 +75,7 @@ def main(argv):
   lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig) if f.name in FLAGS})
   try:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, ".write_test")
+    probe = os.path.join(FLAGS.output_dir, f".write_test.{os.getpid()}")  # one per process of a multi-host job
     open(probe, "w").close()
     os.remove(probe)
   except OSError as e:
@@ -87,6 +89,7 @@ def main(argv):
     if not features:
       raise UserError(f"no feature named {FLAGS.only} in {FLAGS.features}", "check --only")
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   mesh = sharding.make_mesh(FLAGS.model_parallel)
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
@@ -101,14 +104,16 @@ def main(argv):
   per = max(1, FLAGS.features_per_batch)
   for start in range(0, len(features), per):
     group = features[start:start + per]
-    print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
-          file=sys.stderr)
+    if writer:
+      print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
+            file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
                                         FLAGS.resume, place)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
-        print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
+        if writer:
+          print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
         failed.append(group[0].name)
         continue
       results = []
@@ -117,9 +122,10 @@ def main(argv):
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
                                              FLAGS.resume, place)
         except UserError as e1:
-          print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
+          if writer:
+            print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)
-    for r in results:
+    for r in results if writer else ():
       summary[r["feature"]] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
                                                  "wall_time_s")}
       with open(summary_path, "w") as f:

@@ -36,9 +36,28 @@ PARAM_RULES = {
 
 
 def init_distributed(coordinator_address: str | None, num_processes: int | None, process_id: int | None) -> None:
-  """Multi-host jobs (TPU pods, several GPU hosts): call once per process before anything touches a device."""
-  if coordinator_address:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  """Multi-host jobs (TPU pods, several GPU hosts): call once per process before anything touches a device.
+
+  All three flags together start jax.distributed; none of them is a single-process job. Anything in between is an
+  error: a process that silently runs alone would label every feature again and write over the others' files.
+  On CPUs, processes exchange arrays through JAX's gloo collectives (jax_cpu_collectives_implementation).
+  """
+  given = {"--coordinator_address": coordinator_address, "--num_processes": num_processes,
+           "--process_id": process_id}
+  if all(v is None for v in given.values()):
+    return
+  missing = [k for k, v in given.items() if v is None]
+  if missing:
+    raise UserError(f"a multi-host job needs {', '.join(missing)} as well "
+                    f"(given: {', '.join(k for k, v in given.items() if v is not None)})",
+                    "pass --coordinator_address=HOST:PORT, --num_processes=N and --process_id=I on every process, "
+                    "or none of them for a single-process job")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise UserError(f"--process_id={process_id} is not in 0..{num_processes - 1} (--num_processes={num_processes})",
+                    "number the processes 0, 1, ..., N-1")
+  if num_processes == 1:
+    return
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def make_mesh(model_parallel: int = 1, devices=None) -> Mesh:
