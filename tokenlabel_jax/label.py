@@ -1,6 +1,7 @@
 """Label features: `python -m tokenlabel_jax.label --features=FILE_OR_DIR --output_dir=DIR [--model=...]`.
 
-Writes DIR/<feature>/result.json, trajectory.png and checkpoints, and DIR/summary.json. A killed run resumes.
+Writes DIR/<feature>/result.json, examples.json, trajectory.png and checkpoints, DIR/summary.json and the HTML report
+DIR/index.html (tokenlabel_jax.report). A killed run resumes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
+from tokenlabel_jax import report
+from tokenlabel_jax import runlock
+from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import load_model
@@ -24,7 +29,10 @@ from tokenlabel_jax.optimization import LabelConfig
 _D = LabelConfig()
 flags.DEFINE_string("model", None, "Model: a Hugging Face directory, a .gguf file, or 'smollm2-135m-instruct' "
                     "(the embedded default).")
-flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory of them.", required=True)
+flags.DEFINE_string("features", None, "Activation data: .jsonl records, a Neuronpedia / SAEDashboard / OpenAI "
+                    "neuron-explainer JSON, a delphi latent cache, or a directory of them.", required=True)
+flags.DEFINE_string("subject_tokenizer", None, "Tokenizer directory of the model the activations come from, where "
+                    "the data stores token ids (delphi caches).")
 flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go.", required=True)
 flags.DEFINE_list("only", [], "Label only these feature names.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
@@ -33,6 +41,7 @@ flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward p
                   "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
 flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
+flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
 flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
 flags.DEFINE_integer("seeds", _D.seeds, "Random restarts optimized together (vmapped).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Examples per step.")
@@ -55,6 +64,12 @@ flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
                    "Continuous mode: the quantile of positive activations that maps to target 1.")
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
+_S = selection.SelectConfig()
+flags.DEFINE_float("select_margin", _S.margin, "Candidates within this validation loss of the best compete on "
+                   "naturalness (the model's own log-probability of the label after the positive examples).")
+flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
+flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
+                    "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
                      "the devices; a count that does not divide them is padded).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
@@ -81,9 +96,13 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
-  if FLAGS.discriminator:
-    disc_lib.get(FLAGS.discriminator)  # fail before the model loads
-  features = data_lib.load_features(FLAGS.features)
+  runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
+  for name in (FLAGS.discriminator, FLAGS.score_discriminator):
+    if name:
+      disc_lib.get(name)  # fail before the model loads
+  scfg = dataclasses.replace(selection.SelectConfig(), margin=FLAGS.select_margin, extend_top=FLAGS.extend_top)
+  scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
+  features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
@@ -109,7 +128,7 @@ def main(argv):
             file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                        FLAGS.resume, place)
+                                        FLAGS.resume, place, scfg, scorer)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         if writer:
@@ -120,17 +139,24 @@ def main(argv):
       for feature in group:
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                             FLAGS.resume, place)
+                                             FLAGS.resume, place, scfg, scorer)
         except UserError as e1:
           if writer:
             print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)
     for r in results if writer else ():
-      summary[r["feature"]] = {k: r[k] for k in ("label", "token_id", "probability", "heldout", "references",
-                                                 "wall_time_s")}
+      summary[r["feature"]] = {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids",
+                                                 "probability", "heldout", "references", "scorer", "wall_time_s")
+                               if k in r}
       with open(summary_path, "w") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
-      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f})")
+      scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
+      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
+            f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
+                            "chance"))
+  if os.path.exists(summary_path):
+    print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
+    formats.write_explanations(FLAGS.output_dir)
   if failed:
     raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
                     "see the messages above; finished features are kept in " + summary_path)

@@ -25,6 +25,7 @@ from tokenlabel_jax import evaluation
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import plots
+from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
@@ -47,7 +48,12 @@ class Split:
   examples: list[data_lib.Example]
   prep: disc_lib.Prepared | None  # None once stacked with other features for training (labeling.label_features)
   target_B: np.ndarray  # the loss target (binary, or graded in continuous mode)
-  positive_B: np.ndarray  # activation > threshold: what every check and metric counts as positive
+  positive_B: np.ndarray | None = None  # activation > threshold: what every check and metric counts as positive
+  # (None: target_B > 0.5, for a Split built by hand from binary targets)
+
+  def __post_init__(self):
+    if self.positive_B is None:
+      self.positive_B = np.asarray(self.target_B) > 0.5
 
 
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
@@ -89,12 +95,22 @@ def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_id
     ids = jnp.asarray([label_ids[i] for i in idx], jnp.int32)
     s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, val.prep, ids))
     s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
-    a, b, val_loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
-    for j, i in enumerate(idx):
-      prob = 1 / (1 + np.exp(-(a[j] * s_test[j] + b[j])))
-      met = evaluation.metrics_from_scores(prob, test.positive_B)
-      results[i] = {"val_loss": float(val_loss[j]), "val_auc": _auc(s_val[j], val.positive_B), **met}
+    for i, row in zip(idx, rows_from_scores(disc, s_val, s_test, val, test)):
+      results[i] = row
   return [results[i] for i in range(len(label_ids))]
+
+
+def rows_from_scores(disc: disc_lib.DiscriminatorConfig, s_val_CxB: np.ndarray, s_test_CxB: np.ndarray,
+                     val: Split, test: Split) -> list[dict[str, Any]]:
+  """`evaluate_labels` from scores already computed: calibration on validation (against the loss targets), figures
+  on the test examples (against positive = activation > threshold)."""
+  a, b, val_loss = opt_lib.fit_calibration(s_val_CxB, val.target_B, disc.max_scale if disc.calibrate else None)
+  rows = []
+  for j in range(s_val_CxB.shape[0]):
+    prob = 1 / (1 + np.exp(-(a[j] * s_test_CxB[j] + b[j])))
+    rows.append({"val_loss": float(val_loss[j]), "val_auc": _auc(s_val_CxB[j], val.positive_B),
+                 **evaluation.metrics_from_scores(prob, test.positive_B)})
+  return rows
 
 
 def _auc(scores, positive_B) -> float:
@@ -106,12 +122,15 @@ def _auc(scores, positive_B) -> float:
 
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
                    lcfg: opt_lib.LabelConfig, output_dir: str, references: Sequence[str] = (), resume: bool = True,
-                   place: sharding.FeaturePlacer | None = None, write: bool | None = None) -> list[dict[str, Any]]:
+                   place: sharding.FeaturePlacer | None = None, scfg: selection.SelectConfig = selection.SelectConfig(),
+                   scorer: disc_lib.DiscriminatorConfig | None = None, write: bool | None = None
+                   ) -> list[dict[str, Any]]:
   """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
 
   `place` puts feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
-  parameters are on). `write` (default: process 0 of a multi-host job) says whether this process writes files; every
-  process computes the same results.
+  parameters are on); `scfg` says how the label is chosen among candidates; `scorer`, a second discriminator, adds
+  independent held-out figures. `write` (default: process 0 of a multi-host job) says whether this process writes
+  files; every process computes the same results.
   """
   t0 = time.time()
   write = jax.process_index() == 0 if write is None else write
@@ -139,20 +158,57 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     out_dir = os.path.join(output_dir, feature.name)
     label_S = jax.tree.map(lambda x: x[f], state.label)
     train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
-    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references)
+    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references, scfg, scorer)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     if write:
       os.makedirs(out_dir, exist_ok=True)
       with open(os.path.join(out_dir, "result.json"), "w") as fh:
         json.dump(result, fh, indent=1, ensure_ascii=False)
+      with open(os.path.join(out_dir, "examples.json"), "w") as fh:
+        json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
       plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
-        f"{result['heldout']['auc']:.3f}")
+        f"{result['heldout']['auc']:.3f}" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
+                                              "is not above chance: no label)"))
     results.append(result)
   _return_freed_memory()
   return results
+
+
+def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, sp: dict[str, Split],
+                 label_ids: Sequence[int] | None, n_top: int = 20, before: int = 12, after: int = 6) -> dict[str, Any]:
+  """What the run report shows a reader: the records with the highest activations (all tokens, for shading) and
+  every held-out example with its activation, target and the calibrated score of the hard label `label_ids` (the
+  label, or the best candidate when no label was kept)."""
+  peak = [float(r.activations.max()) for r in feature.records]
+  top = sorted(range(len(feature.records)), key=lambda i: -peak[i])[:n_top]
+  dump: dict[str, Any] = {
+      "feature": feature.name,
+      "top_records": [{"tokens": list(feature.records[i].tokens),
+                       "activations": [round(float(a), 4) for a in feature.records[i].activations],
+                       "split": feature.records[i].split, "source": feature.records[i].source} for i in top],
+      "heldout": [],
+  }
+  test = sp.get("heldout")
+  if test is None:
+    return dump
+  probs = None
+  if label_ids and "val" in sp and test.prep is not None and sp["val"].prep is not None:
+    ids = jnp.asarray([list(label_ids)], jnp.int32)
+    s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, sp["val"].prep, ids))
+    s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
+    a, b, _ = opt_lib.fit_calibration(s_val, sp["val"].target_B, disc.max_scale if disc.calibrate else None)
+    probs = 1 / (1 + np.exp(-(a[0] * s_test[0] + b[0])))
+  for j, ex in enumerate(test.examples):
+    rec = feature.records[ex.record]
+    left, tok, right = data_lib.context_window(rec, ex.index, before, after)
+    dump["heldout"].append({"tokens": [*left, tok, *right], "index": len(left),
+                            "activation": round(float(rec.activations[ex.index]), 4), "target": float(ex.target),
+                            "positive": bool(ex.positive),
+                            "score": None if probs is None else round(float(probs[j]), 4)})
+  return dump
 
 
 def _return_freed_memory() -> None:
@@ -176,37 +232,72 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                        lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
-                       mask_V: np.ndarray, references: Sequence[str]) -> dict[str, Any]:
-  """Every seed's top-k tokens of p and of the gradient, scored exactly as hard labels; validation loss picks one."""
+                       mask_V: np.ndarray, references: Sequence[str], scfg: selection.SelectConfig,
+                       scorer: disc_lib.DiscriminatorConfig | None) -> dict[str, Any]:
+  """Every seed's top-k tokens of p and of the gradient (and, for the namer, the exact vocabulary scan and two-token
+  extensions) scored exactly as hard labels on validation examples; `selection.choose` picks one."""
   v_SxNxV = label_S["v_NxV"]
   from_p = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
   from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
                                           sp["train"].target_B, mask_V, lcfg.top_k)
-  cands = from_p + [t for t in from_grad if t not in from_p]
-  rows = evaluate_labels(m, disc, [[t] for t in cands], sp["val"], sp["heldout"])
-  best = int(np.argmin([r["val_loss"] for r in rows]))
-  token_id = cands[best]
+  cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
+                           scfg)
+  selection.score(m, disc, cands, sp["val"], sp["heldout"])
+  fin = selection.finalists(cands, scfg)
+  if len(fin) > 1 and scfg.typical_disc:
+    typ = selection.typicality(m, feature, sp["val"], [cands[i] for i in fin], disc_lib.get(scfg.typical_disc))
+    for i, t in zip(fin, typ):
+      cands[i].stats["typicality"] = float(t)
+  chosen = cands[selection.choose(cands, scfg)]
+  selection.ensure_heldout(m, disc, chosen, sp["heldout"])
+  heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
+  n_pos = int(sp["heldout"].positive_B.sum())
+  lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)
+  is_label = bool(lower > scfg.min_auc_lower)
   p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]
-  best_seed = int(np.argmax(p[:, token_id]))
+  first = chosen.ids[0]
+  best_seed = int(np.argmax(p[:, first]))
   top = np.argsort(-p[best_seed])[:10]
   ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
   ref_rows = evaluate_labels(m, disc, ref_ids, sp["val"], sp["heldout"]) if ref_ids else []
-  return {
+  result = {
       "feature": feature.name,
-      "label": m.tokenizer.token_str(token_id),
-      "token_id": token_id,
-      "probability": float(p[best_seed, token_id]),
+      # None when the best candidate does not beat chance on held-out examples: no label is better than a wrong one.
+      "label": chosen.text if is_label else None,
+      "best_candidate": chosen.text,
+      "label_status": "ok" if is_label else "not above chance",
+      "token_id": first,
+      "token_ids": list(chosen.ids),
+      "source": chosen.source,
+      "probability": float(p[best_seed, first]),
       "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in top],
       "steps": lcfg.steps,
       "seeds": lcfg.seeds,
-      "heldout": {k: rows[best][k] for k in ("auc", "accuracy", "f1")},
+      "heldout": heldout,
+      "heldout_auc_lower95": lower,
+      "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality")},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
-      "verification": [{"label": m.tokenizer.token_str(t), "token_id": t, "source": "p" if t in from_p else "gradient",
-                        **row} for t, row in zip(cands, rows)],
+      "verification": [selection.summary_row(c) for c in sorted(cands, key=lambda c: c.stats["val_loss"])[:40]],
       "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)],
       "discriminator": disc.name,
       "model": m.cfg.name,
       "n_examples": {k: len(v.examples) for k, v in sp.items()},
       "config": dataclasses.asdict(lcfg),
+      "selection": dataclasses.asdict(scfg),
   }
+  if scorer is not None:
+    result["scorer"] = independent_scores(m, feature, scorer, lcfg, [list(chosen.ids)] + ref_ids,
+                                          ["label"] + list(references))
+  return result
+
+
+def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_lib.DiscriminatorConfig,
+                       lcfg: opt_lib.LabelConfig, label_ids: Sequence[Sequence[int]], names: Sequence[str]
+                       ) -> dict[str, Any]:
+  """Held-out figures of labels under a discriminator that was not optimized against, on the same held-out examples
+  (its own validation examples fit its calibration): a member word that fooled one prompt rarely fools another."""
+  sp = build_splits(m, feature, scorer, dataclasses.replace(lcfg, n_train=0))
+  rows = evaluate_labels(m, scorer, label_ids, sp["val"], sp["heldout"])
+  return {"discriminator": scorer.name,
+          **{n: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")} for n, row in zip(names, rows)}}

@@ -144,14 +144,20 @@ def _rows(x: jax.Array, B: int, axis: int) -> jax.Array:
 
 def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS: jax.Array,
             valid_BxS: jax.Array | None = None, cache: KVCache | Sequence[KVCache] | None = None,
-            return_layers: bool = False) -> tuple[jax.Array, KVCache, jax.Array | None]:
+            return_layers: bool | str = False, layers: tuple[int, int] | None = None
+            ) -> tuple[jax.Array, KVCache, jax.Array | None]:
   """Runs S new positions, attending to `cache` (if any) and causally to themselves.
 
   `cache` may be several caches, attended in order as if concatenated along T; a cache with batch size 1 is shared by
   every row (a prompt head common to all examples is stored once). Returns the final-normed hidden states h_BxSxD, the
-  caches extended by the new positions (one cache, batch B), and (if asked) the residual stream entering each layer,
-  L x B x S x D.
+  caches extended by the new positions (one cache, batch B), and (if asked) per layer: the residual stream entering
+  it (`return_layers=True`, L x B x S x D) or its MLP activations silu(gate)·up (`return_layers="mlp"`, L x B x S x F).
+
+  `layers=(start, stop)` runs only those layers, `x_BxSxD` being the residual stream entering `start` (a cache must
+  then hold exactly those layers): how a sparse autoencoder's reconstruction replaces one layer's input.
   """
+  if return_layers not in (False, True, "mlp"):
+    raise ValueError(f"return_layers={return_layers!r} is not False, True or 'mlp'")
   B, S, _ = x_BxSxD.shape
   K, E = cfg.n_kv_heads, cfg.head_dim
   G = cfg.n_heads // K
@@ -185,13 +191,17 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
     h = rms_norm(x_BxSxD, w["mlp_norm_LxD"], cfg.norm_eps)
     mlp_BxSxF = jax.nn.silu(h @ w["w_gate_LxDxF"]) * (h @ w["w_up_LxDxF"])
     x_out = x_BxSxD + mlp_BxSxF @ w["w_down_LxFxD"]
-    return x_out, (k_BxSxKxE, v_BxSxKxE, x_in if return_layers else None)
+    tap = mlp_BxSxF if return_layers == "mlp" else x_in if return_layers else None
+    return x_out, (k_BxSxKxE, v_BxSxKxE, tap)
 
   cached_kv = tuple((c.k_LxBxTxKxE, c.v_LxBxTxKxE) for c in caches)
+  stack = params["layers"]
+  if layers is not None:
+    stack = jax.tree.map(lambda w: w[layers[0]:layers[1]], stack)
   x_BxSxD = x_BxSxD.astype(params["embed_VxD"].dtype)
   if cfg.remat:  # keep only each layer's input for the backward pass; recompute the rest
     layer = jax.checkpoint(layer, prevent_cse=False, policy=jax.checkpoint_policies.nothing_saveable)
-  x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (params["layers"], cached_kv))
+  x_BxSxD, (k_LxBxSxKxE, v_LxBxSxKxE, resid) = jax.lax.scan(layer, x_BxSxD, (stack, cached_kv))
   h_BxSxD = rms_norm(x_BxSxD, params["final_norm_D"], cfg.norm_eps)
   new_cache = KVCache(jnp.concatenate([_rows(c.k_LxBxTxKxE, B, 1) for c in caches] + [k_LxBxSxKxE], axis=2),
                       jnp.concatenate([_rows(c.v_LxBxTxKxE, B, 1) for c in caches] + [v_LxBxSxKxE], axis=2),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 import sys
 import time
 from typing import Any, Callable
@@ -152,19 +153,56 @@ class Checkpointer:
         state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave({"history": history, **extra})))
     self.manager.wait_until_finished()
 
-  def restore(self, like: TrainState) -> tuple[TrainState, list[dict[str, Any]], dict[str, Any]] | None:
+  def restore(self, like: TrainState, log: Callable[[str], None] | None = None,
+              fingerprint: dict[str, Any] | None = None
+              ) -> tuple[TrainState, list[dict[str, Any]], dict[str, Any]] | None:
+    """The newest checkpoint that reads back whole; unreadable ones (a disk error, a killed copy, overwritten bytes)
+    are moved aside with a warning, so the run falls back to an older one or starts over instead of failing. A
+    readable checkpoint of other settings (`fingerprint`) is refused, never moved."""
+    log = log or (lambda s: print(s, file=sys.stderr))
     ocp = self._ocp
-    step = self.manager.latest_step()
-    if step is None:
-      return None
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        meta = dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+      except Exception as e:  # pylint: disable=broad-except  # orbax raises whatever the damaged bytes provoke
+        self._unreadable(step, e, log)
+        continue
+      if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        raise UserError(f"the checkpoint in this output directory was made with other settings "
+                        f"({meta.get('fingerprint')} vs {fingerprint})",
+                        "use a new --output_dir, or delete its checkpoints to start over")
+      try:
+        return self._restore(step, like)
+      except Exception as e:  # pylint: disable=broad-except
+        self._unreadable(step, e, log)
+    return None
+
+  def _unreadable(self, step: int, e: Exception, log: Callable[[str], None]) -> None:
+    aside = self._move_aside(step)
+    log(f"  warning: checkpoint at step {step} is unreadable ({type(e).__name__}); moved to {aside}, trying an "
+        "older one")
+
+  def _restore(self, step: int, like: TrainState):
+    ocp = self._ocp
     tree = {"label": like.label, "opt_state": like.opt_state}
     out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(tree),
                                                              meta=ocp.args.JsonRestore()))
     meta = dict(out["meta"])
     history = meta.pop("history")
+    if not isinstance(history, list) or len(history) != step:
+      raise ValueError(f"history of {len(history)} steps in the checkpoint of step {step}")
     st = out["state"]
     return TrainState(jax.tree.map(jnp.asarray, st["label"]), jax.tree.map(jnp.asarray, st["opt_state"]), step), \
         history, meta
+
+  def _move_aside(self, step: int) -> str:
+    """Renames a damaged step directory to `corrupt-<step>` (kept for inspection, out of orbax's sight)."""
+    directory = str(self.manager.directory)
+    src, dst = os.path.join(directory, str(step)), os.path.join(directory, f"corrupt-{step}")
+    shutil.rmtree(dst, ignore_errors=True)
+    os.replace(src, dst)
+    self.manager.reload()
+    return dst
 
 
 def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, prep: disc_lib.Prepared,
@@ -189,7 +227,10 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
-    restored = checkpointer.restore(state)
+    had_checkpoints = bool(checkpointer.manager.all_steps())
+    restored = checkpointer.restore(state, log, fingerprint)
+    if restored is None and had_checkpoints:
+      log("  warning: no checkpoint could be read; starting over from step 0")
     if restored is not None:
       state, history, meta = restored
       if meta.get("fingerprint") != fingerprint:

@@ -35,19 +35,6 @@ flags.DEFINE_integer("seed", 0, "Sampling seed.")
 FLAGS = flags.FLAGS
 
 
-def vocab_auc(prep: disc_lib.Prepared, positive_B: np.ndarray, mask_V: np.ndarray, chunk: int = 2048) -> np.ndarray:
-  """AUC of every single token as a label (namer: the score of token t on example i is log q_i[t])."""
-  logq_BxV = np.asarray(prep.logq_BxV)
-  positive_B = np.asarray(positive_B, bool)
-  pos, neg = logq_BxV[positive_B], logq_BxV[~positive_B]
-  out = np.full(logq_BxV.shape[1], np.nan, np.float32)
-  for i in range(0, logq_BxV.shape[1], chunk):
-    p, n = pos[:, None, i:i + chunk], neg[None, :, i:i + chunk]
-    out[i:i + chunk] = ((p > n).mean((0, 1)) + 0.5 * (p == n).mean((0, 1)))
-  out[~mask_V] = np.nan
-  return out
-
-
 def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, labels: list[str],
                   lcfg: LabelConfig, vocab: bool, top_k: int) -> dict:
   splits = labeling.build_splits(m, feature, disc, lcfg)
@@ -64,7 +51,7 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
       raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",
                       "pass --discriminator=namer, or score chosen labels with --labels")
     mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
-    auc = vocab_auc(splits["val"].prep, splits["val"].positive_B, mask)
+    auc = evaluation.vocab_auc(splits["val"].prep.logq_BxV, splits["val"].positive_B, mask)
     order = np.argsort(-np.nan_to_num(auc, nan=-1.0))[:top_k]
     out["vocab_top"] = [[m.tokenizer.token_str(int(t)), float(auc[t])] for t in order]
   return out

@@ -1,4 +1,5 @@
-"""Loading a discriminator model: the embedded default, a GGUF file, or a local Hugging Face directory.
+"""Loading a discriminator model: the embedded default, a GGUF file, or a local Hugging Face directory (safetensors, or
+Flax msgpack weights).
 
 Every source is converted once into the project's own checkpoint (orbax params + config + tokenizer files) under the
 cache directory, so a second load restores arrays instead of dequantizing or re-reading shards.
@@ -7,6 +8,7 @@ cache directory, so a second load restores arrays instead of dequantizing or re-
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -22,7 +24,7 @@ import numpy as np
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.config import ModelConfig, RopeScaling
 from tokenlabel_jax.errors import UserError
-from tokenlabel_jax.loading import embedded, gguf_file, hf_dir
+from tokenlabel_jax.loading import embedded, flax_dir, gguf_file, hf_dir
 
 DTYPES = {"float32": np.float32, "bfloat16": jnp.bfloat16}
 
@@ -55,7 +57,7 @@ def resolve(spec: str | None) -> str:
 
 def _cache_key(path: str, dtype: str) -> str:
   files = [path] if os.path.isfile(path) else sorted(
-      os.path.join(path, f) for f in os.listdir(path) if f.endswith((".json", ".safetensors")))
+      os.path.join(path, f) for f in os.listdir(path) if f.endswith((".json", ".safetensors", ".msgpack")))
   h = hashlib.sha256(f"{dtype} format 2".encode())  # format 2: GGUF rope_freqs and pre-tokenizers read
   for f in files:
     st = os.stat(f)
@@ -74,6 +76,8 @@ def _convert(path: str, np_dtype) -> tuple[ModelConfig, dict[str, Any], tokenize
   if os.path.isdir(path):
     cfg = hf_dir.read_config(path)
     tok = tokenizer_lib.from_hf_dir(path)
+    if flax_dir.has_weights(path) and not glob.glob(os.path.join(path, "*.safetensors")):
+      return cfg, flax_dir.read_params(path, cfg, np_dtype), tok  # saved by Flax (FlaxLlamaForCausalLM)
     return cfg, hf_dir.read_params(path, cfg, np_dtype), tok
   cfg, params, spec = gguf_file.load(path, np.float32)
   params = jax.tree.map(lambda x: x.astype(np_dtype), params)

@@ -50,7 +50,7 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
   from safetensors import safe_open  # pylint: disable=import-outside-toplevel
   shards = sorted(glob.glob(os.path.join(path, "*.safetensors")))
   if not shards:
-    raise UserError(f"{path} has no *.safetensors files",
+    raise UserError(f"{path} has no *.safetensors files (nor flax_model.msgpack)",
                     "convert the checkpoint to safetensors (transformers: model.save_pretrained(dir))")
   index = os.path.join(path, "model.safetensors.index.json")
   if os.path.isfile(index):  # name the missing shard, not just the tensors it held

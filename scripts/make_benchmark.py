@@ -1,0 +1,77 @@
+"""Builds the naming benchmark: WordNet noun categories chosen by rule, split by hash, and their activation records.
+
+  python scripts/make_benchmark.py [--out experiments/data/benchmark] [--records 300] [--seed 0] [--list-only]
+
+Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
+tuning list is the "tune" half of it) and one JSONL feature per category under --out. The categories tuned on in
+earlier work (experiments/concepts.json and the paper's animal, mammal and number) are left out. Per-category
+synonyms come from experiments/naming/synonyms.json, written before any tuning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import make_features  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import naming, synthetic  # pylint: disable=g-import-not-at-top
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC_DIR = os.path.join(REPO, "experiments", "naming")
+PAPER_ROOTS = (("animal", 1), ("mammal", 1)) + synthetic.NUMBER_ROOTS
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", default=os.path.join(REPO, "experiments", "data", "benchmark"))
+  parser.add_argument("--records", type=int, default=300)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--list-only", action="store_true", help="write categories.json only")
+  args = parser.parse_args(argv)
+  for path, package in ((synthetic.WORDNET_DIR, "wordnet-base"), (synthetic.FORTUNES_DIR, "fortunes")):
+    if not os.path.isdir(path):
+      print(f"make_benchmark: {path} is missing: run scripts/install_corpora.sh ({package})", file=sys.stderr)
+      return 2
+  start = time.time()
+  wn = synthetic.WordNet()
+  corpus = synthetic.Corpus.build(wn, synthetic.load_english_sentences(synthetic.FORTUNES_DIR,
+                                                                        make_features._kjv_text()))
+  with open(os.path.join(REPO, "experiments", "concepts.json"), encoding="utf-8") as f:
+    tuned_before = [tuple(c["synset"]) for c in json.load(f)["concepts"]]
+  exclude = [wn.sense(l, s) for l, s in tuned_before + list(PAPER_ROOTS)]
+  with open(os.path.join(SPEC_DIR, "synonyms.json"), encoding="utf-8") as f:
+    synonyms = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+  cats = naming.select_categories(wn, corpus.freq, exclude)
+  spec = []
+  for c in cats:
+    names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
+    spec.append({"name": c.name, "synset": c.synset, "split": c.split, "names": names,
+                 "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
+                 "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus})
+  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
+  with open(os.path.join(SPEC_DIR, "categories.json"), "w", encoding="utf-8") as f:
+    json.dump({"_doc": __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name).",
+               "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
+  print(f"{len(spec)} categories ({counts['tune']} tune, {counts['test']} test)")
+  if args.list_only:
+    return 0
+  for i, c in enumerate(spec):
+    lemma, sense = c["synset"].split(".n.")
+    concept = synthetic.build_concept(wn, c["name"], [(lemma, int(sense))])
+    # The seed comes from the synset name, so adding a category changes no other category's records.
+    seed = args.seed * 1_000_003 + int.from_bytes(c["synset"].encode()[:6].ljust(6, b"_"), "little") % 1_000_000
+    records = synthetic.concept_records(corpus, concept, seed=seed, n_records=args.records)
+    make_features._write_jsonl(os.path.join(args.out, f"{c['name']}.jsonl"), records)
+    if (i + 1) % 20 == 0 or i + 1 == len(spec):
+      print(f"  {i + 1}/{len(spec)} features written ({time.time() - start:.0f}s)", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,93 @@
+"""The public Python API: in-memory features, no output directory, a model from a pytree, and the README's example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+import pytest
+
+import tinymodel
+import tokenlabel_jax as tl
+from test_labeling import LCFG, ROOT, write_feature
+from tokenlabel_jax import model as model_lib
+
+SMALL = dict(steps=LCFG.steps, seeds=LCFG.seeds, batch_size=LCFG.batch_size, n_train=LCFG.n_train, n_val=LCFG.n_val,
+             n_heldout=LCFG.n_heldout, top_k=LCFG.top_k, vocab_filter="all")
+
+
+def _records(n=40, seed=0):
+  """The toy feature of test_labeling, as (tokens, numpy activations) pairs."""
+  rows = [json.loads(l) for l in open(write_feature(os.path.join(tempfile.mkdtemp(), "t.jsonl"), n, seed))]
+  return [(r["tokens"], np.asarray(r["activations"], np.float32)) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def tiny_params():
+  m = tinymodel.tiny_model()
+  return m.params, m.cfg, m.tokenizer
+
+
+def test_label_in_memory_without_output_dir(tiny_params, tmp_path, monkeypatch):
+  params, cfg, tok = tiny_params
+  m = tl.model_from_params(params, cfg, tok)
+  records = _records()
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's scratch directory would be left
+  results = tl.label(m, {"toy": records}, discriminator="namer", **SMALL)
+  assert os.listdir(tmp_path) == []  # nothing kept on disk
+  (r,) = results
+  assert isinstance(r, tl.LabelResult) and r is results["toy"]
+  assert r.label in (None, r.result["best_candidate"]) and 0.0 <= r.auc <= 1.0
+  assert r.result["best_candidate"] == tok.decode(r.result["token_ids"])
+  losses = [row["val_loss"] for row in r.result["verification"]]
+  assert [c for c, _ in r.candidates] == [row["label"] for row in r.result["verification"]] and losses == sorted(losses)
+  assert "<table>" in results._repr_html_() and "toy" in results._repr_html_()
+  # The same feature read from the file through the launcher's path gives the same label: in-memory records are
+  # the same data.
+  monkeypatch.undo()
+  again = tl.label(m, write_feature(tmp_path / "toy.jsonl"), discriminator="namer", **SMALL)
+  assert again[0].label == r.label and again[0].auc == pytest.approx(r.auc)
+
+
+def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
+  params, cfg, tok = tiny_params
+  m = tl.model_from_params(params, cfg, tok)
+  recs = [{"tokens": t, "activations": a.tolist()} for t, a in _records()]
+  results = tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", **SMALL)
+  for f in ("toy/result.json", "toy/examples.json", "toy/report.html", "index.html", "explanations.jsonl"):
+    assert (tmp_path / "run" / f).is_file(), f
+  assert json.load(open(tmp_path / "run" / "toy" / "result.json"))["label"] == results[0].label
+
+
+def test_api_errors_are_user_errors(tiny_params):
+  params, cfg, tok = tiny_params
+  m = tl.model_from_params(params, cfg, tok)
+  with pytest.raises(tl.UserError, match="unknown setting"):
+    tl.label(m, {"toy": _records()}, stepz=3)
+  with pytest.raises(tl.UserError, match="2 tokens but 1 activations"):
+    tl.label(m, {"toy": [(["a", "b"], [1.0])]})
+  with pytest.raises(tl.UserError, match="ModelConfig"):
+    tl.model_from_params(model_lib.init_params(tl.ModelConfig.tiny(dim=32), __import__("jax").random.PRNGKey(0)),
+                         cfg, tok)
+
+
+def readme_example() -> str:
+  text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+  section = text[text.index("## Python API"):]
+  return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.model
+def test_readme_example_runs(tmp_path, monkeypatch):
+  """The README's example, as written: an in-memory feature labeled on the embedded model, no output directory."""
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  scope: dict = {}
+  exec(compile(readme_example(), "README.md", "exec"), scope)  # pylint: disable=exec-used
+  r = scope["results"]["animal"]
+  assert os.listdir(tmp_path) == []
+  print(r)
+  assert r.label.strip() in ("animal", "animals", "creature", "beast") and r.auc > 0.8

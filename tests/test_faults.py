@@ -1,0 +1,145 @@
+"""Faults a user meets: a corrupted checkpoint, two runs on one output directory, transformers' note about PyTorch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tinymodel
+from test_labeling import LCFG, ROOT, _run_cli, write_feature
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax import runlock
+from tokenlabel_jax.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+@pytest.fixture(scope="module")
+def feature(tmp_path_factory):
+  return data_lib.load_features(write_feature(tmp_path_factory.mktemp("f") / "toy.jsonl"))[0]
+
+
+def _scramble(step_dir, seed=0):
+  """Overwrites every file of a checkpoint with random bytes of the same length."""
+  rng = np.random.default_rng(seed)
+  n = 0
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      size = max(os.path.getsize(path), 16)
+      with open(path, "wb") as f:
+        f.write(rng.bytes(size))
+      n += 1
+  assert n > 0
+
+
+@pytest.mark.parametrize("scrambled", [["12"], ["12", "8"]])
+def test_corrupted_checkpoint_falls_back_or_starts_over(tiny, feature, tmp_path, scrambled, capsys):
+  disc = disc_lib.get("namer")
+  reference = labeling.label_feature(tiny, feature, disc, LCFG, str(tmp_path / "ref"), resume=False)
+  out = tmp_path / "run" / "toy"
+  labeling.label_feature(tiny, feature, disc, LCFG, str(out))
+  ckpt = out / "checkpoints"
+  for step in scrambled:
+    _scramble(ckpt / step)
+  capsys.readouterr()
+  again = labeling.label_feature(tiny, feature, disc, LCFG, str(out))
+  err = capsys.readouterr().err
+  for step in scrambled:
+    assert f"checkpoint at step {step} is unreadable" in err
+    assert (ckpt / f"corrupt-{step}").is_dir()  # kept aside for inspection
+  if len(scrambled) == 1:
+    assert "resumed from step 8" in err
+  else:
+    assert "starting over from step 0" in err and "resumed" not in err
+  # Either way the run ends with the label of an uninterrupted run, and fresh checkpoints.
+  assert again["label"] == reference["label"] and again["top_k"] == reference["top_k"]
+  assert {"12", "8"} <= set(os.listdir(ckpt))
+
+
+def test_second_run_on_same_output_dir_is_refused(tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  feats = write_feature(tmp_path / "toy.jsonl")
+  holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tokenlabel_jax import runlock; "
+                             f"runlock.acquire({str(out)!r}); print('held', flush=True); time.sleep(60)"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--steps=2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"pid {holder.pid}" in proc.stderr and "another run" in proc.stderr and "fix:" in proc.stderr
+    with pytest.raises(UserError, match="another run"):
+      runlock.acquire(str(out), wait_s=0.3)
+  finally:
+    holder.kill()
+    holder.wait()
+  # The holder is gone (killed, not cleaned up): the kernel dropped its lock, nothing stale is left.
+  lock = runlock.acquire(str(out))
+  assert open(lock.path).read().startswith(f"pid {os.getpid()} ")
+  lock.release()
+
+
+def test_lock_waits_for_a_run_that_ends(tmp_path):
+  holder = subprocess.Popen([sys.executable, "-c", "import time; from tokenlabel_jax import runlock; "
+                             f"runlock.acquire({str(tmp_path)!r}); print('held', flush=True); time.sleep(1.5)"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+  assert holder.stdout.readline().strip() == "held"
+  t0 = time.monotonic()
+  lock = runlock.acquire(str(tmp_path), wait_s=30)
+  assert 0.3 < time.monotonic() - t0 < 30
+  lock.release()
+  holder.wait()
+
+
+def test_no_pytorch_note_without_torch():
+  """Without torch (a user's install), importing the package and its tokenizers prints nothing about PyTorch."""
+  code = ("import sys; sys.modules['torch'] = None; import tokenlabel_jax; from tokenlabel_jax import tokenizer; "
+          "import transformers; from transformers.utils import is_torch_available; "
+          "assert not is_torch_available(); print('ok')")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                        env=dict(os.environ, PYTHONPATH=ROOT), check=False)
+  assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+  assert "PyTorch was not found" not in proc.stderr
+
+
+@pytest.mark.model
+def test_cli_resumes_past_a_corrupted_checkpoint(tmp_path):
+  """The reported fault end to end: the launcher, its newest checkpoint overwritten with random bytes, run again."""
+  feats = write_feature(tmp_path / "toy.jsonl")
+  args = [f"--features={feats}", f"--output_dir={tmp_path / 'out'}", "--steps=6", "--checkpoint_every=3", "--seeds=1",
+          "--n_train=16", "--n_val=8", "--n_heldout=8", "--log_every=3"]
+  first = _run_cli(*args)
+  assert first.returncode == 0, first.stderr[-2000:]
+  ckpt = tmp_path / "out" / "toy" / "checkpoints"
+  assert sorted(os.listdir(ckpt)) == ["3", "6"]
+  _scramble(ckpt / "6")
+  second = _run_cli(*args)
+  assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr[-2000:]
+  assert "checkpoint at step 6 is unreadable" in second.stderr and "resumed from step 3" in second.stderr
+  label = lambda proc: [l for l in proc.stdout.splitlines() if l.startswith("toy:")]
+  assert label(second) == label(first)
+
+
+def test_checkpoint_of_other_shapes_is_refused_not_moved(tiny, feature, tmp_path):
+  """A readable checkpoint made with other settings that change array shapes (--seeds) is not mistaken for a
+  damaged one: it is refused and left where it is."""
+  import dataclasses
+  disc = disc_lib.get("namer")
+  out = tmp_path / "toy"
+  labeling.label_feature(tiny, feature, disc, LCFG, str(out))
+  with pytest.raises(UserError, match="other settings"):
+    labeling.label_feature(tiny, feature, disc, dataclasses.replace(LCFG, seeds=3), str(out))
+  assert sorted(os.listdir(out / "checkpoints")) == ["12", "8"]

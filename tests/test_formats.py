@@ -1,0 +1,147 @@
+"""Readers of other tools' activation exports (a small file in each format), the unknown-format message, and the
+explanations file written per run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import helpers
+import tinymodel
+from test_labeling import LCFG, _run_cli, write_feature
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import formats
+from tokenlabel_jax import labeling
+from tokenlabel_jax.errors import UserError
+
+SEQS = [([" the", " dog", " sat"], [0.0, 2.5, 0.0]), ([" a", " cat", " ran", "."], [0.0, 1.25, 0.0, 0.0]),
+        ([" the", " mat"], [0.0, 0.0])]
+
+
+def _as_dict(feature):
+  return [(list(r.tokens), r.activations.tolist()) for r in feature.records]
+
+
+def test_neuronpedia_feature_json(tmp_path):
+  f = tmp_path / "204.json"
+  f.write_text(json.dumps({
+      "modelId": "gpt2-small", "layer": "6-res-jb", "index": "204", "maxActApprox": 2.5,
+      "activations": [{"tokens": t, "values": v, "maxValue": max(v), "maxValueTokenIndex": int(np.argmax(v)),
+                       "minValue": 0.0} for t, v in SEQS],
+      "explanations": [{"description": "animals", "explanationModelName": "gpt-4o-mini"}]}))
+  assert formats.detect(str(f)) == "neuronpedia"
+  (feat,) = data_lib.load_features(f)
+  assert feat.name == "gpt2-small@6-res-jb_latent204" and _as_dict(feat) == SEQS
+  assert formats.parse_name(feat.name) == {"modelId": "gpt2-small", "layer": "6-res-jb", "index": "204"}
+
+
+def test_neuronpedia_export_rows(tmp_path):
+  f = tmp_path / "batch-0.jsonl"
+  rows = [{"modelId": "gemma-2-2b", "layer": "20-gemmascope-res-16k", "index": str(i), "tokens": t, "values": v,
+           "maxValue": max(v)} for i in (3, 9) for t, v in SEQS]
+  f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+  feats = data_lib.load_features(f)
+  assert [x.name for x in feats] == ["gemma-2-2b@20-gemmascope-res-16k_latent3", "gemma-2-2b@20-gemmascope-res-16k_latent9"]
+  assert all(_as_dict(x) == SEQS for x in feats)
+
+
+def test_sae_dashboard_batch(tmp_path):
+  f = tmp_path / "batch-0.json"
+  feats = [{"feature_index": k, "neg_str": ["x"], "neg_values": [-1.0], "frac_nonzero": 0.01,
+            "activations": [{"bin_min": -1, "bin_max": 99, "bin_contains": -1, "tokens": t, "values": v}
+                            for t, v in (SEQS if k == 5 else SEQS[::-1])]} for k in (5, 17)]
+  f.write_text(json.dumps({"model_id": "gpt2-small", "layer": 8, "sae_set": "res-jb", "features": feats}))
+  assert formats.detect(str(f)) == "sae_dashboard"
+  a, b = data_lib.load_features(f)
+  assert (a.name, b.name) == ("gpt2-small@8_latent5", "gpt2-small@8_latent17")
+  assert _as_dict(a) == SEQS and _as_dict(b) == SEQS[::-1]
+
+
+def test_openai_neuron_record(tmp_path):
+  rec = lambda t, v: {"dataclass_name": "ActivationRecord", "tokens": t, "activations": v}
+  f = tmp_path / "131.json"
+  f.write_text(json.dumps({
+      "dataclass_name": "NeuronRecord", "neuron_id": {"dataclass_name": "NeuronId", "layer_index": 5,
+                                                      "neuron_index": 131},
+      "random_sample": [rec(*SEQS[2])], "random_sample_by_quantile": [[rec(*SEQS[1])]],
+      "quantile_boundaries": [0.0, 1.0], "mean": 0.1, "variance": 0.2, "skewness": 1.0, "kurtosis": 3.0,
+      "most_positive_activation_records": [rec(*SEQS[0])]}))
+  assert formats.detect(str(f)) == "openai"
+  (feat,) = data_lib.load_features(f)
+  assert feat.name == "5_latent131"
+  assert _as_dict(feat) == [SEQS[0], SEQS[2], SEQS[1]]  # most positive, random, by quantile
+
+
+def _write_delphi(root, with_tokens=True):
+  """A delphi cache of 4 sequences x 6 positions, latents 0-19 in two split files of hookpoint layers.3."""
+  from safetensors.numpy import save_file
+  rng = np.random.default_rng(0)
+  n_words = len(helpers.WORDS)
+  tokens = rng.integers(3, 3 + n_words, (4, 6)).astype(np.int64)
+  # latent 12 fires at (0, 1) = 2.0 and (2, 4) = 0.5; latent 3 at (1, 0) = 1.0; (sequence, position, latent)
+  fires = {12: [(0, 1, 2.0), (2, 4, 0.5)], 3: [(1, 0, 1.0)]}
+  module = root / "latents" / "layers.3"
+  module.mkdir(parents=True)
+  for first, last in ((0, 9), (10, 19)):
+    loc = [(s, p, lat - first) for lat, hits in fires.items() if first <= lat <= last for s, p, _ in hits]
+    act = [a for lat, hits in fires.items() if first <= lat <= last for _, _, a in hits]
+    data = {"locations": np.asarray(loc, np.uint16).reshape(-1, 3), "activations": np.asarray(act, np.float16)}
+    if with_tokens:
+      data["tokens"] = tokens
+    save_file(data, str(module / f"{first}_{last}.safetensors"))
+  (module / "config.json").write_text(json.dumps({"model_name": "org/not-on-this-machine", "ctx_len": 6}))
+  return root / "latents", tokens, fires
+
+
+def test_delphi_latent_cache(tmp_path):
+  cache, tokens, fires = _write_delphi(tmp_path)
+  tok_dir = tmp_path / "tok"
+  helpers.word_tokenizer().save_pretrained(str(tok_dir))
+  assert formats.detect(str(cache)) == "delphi"
+  feats = {f.name: f for f in data_lib.load_features(cache, subject_tokenizer=str(tok_dir))}
+  assert sorted(feats) == ["layers.3_latent12", "layers.3_latent3"]  # the split file's offset is added back
+  f12 = feats["layers.3_latent12"]
+  # Active sequences first, strongest first, then the inactive ones, each with its dense activations.
+  assert len(f12.records) == 4
+  first, second = f12.records[0], f12.records[1]
+  np.testing.assert_array_equal(first.activations, [0, 2.0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(second.activations, [0, 0, 0, 0, 0.5, 0])
+  assert list(first.tokens) == [helpers.WORDS[t - 3] for t in tokens[0]]  # ids decoded by the subject tokenizer
+  # Without a tokenizer (config.json names a hub model that is not here) the message says what to pass.
+  with pytest.raises(UserError, match="subject_tokenizer"):
+    data_lib.load_features(cache)
+  bare, _, _ = _write_delphi(tmp_path / "bare", with_tokens=False)
+  with pytest.raises(UserError, match="tokens"):
+    data_lib.load_features(bare, subject_tokenizer=str(tok_dir))
+
+
+def test_unknown_format_lists_known_ones(tmp_path):
+  f = tmp_path / "weird.json"
+  f.write_text(json.dumps({"feature_id": 3, "examples": [{"text": "a dog"}]}))
+  with pytest.raises(UserError) as e:
+    data_lib.load_features(f)
+  for name in formats.FORMATS:
+    assert name in str(e.value)
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path / 'out'}")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not a known activation format" in proc.stderr
+  assert "delphi" in proc.stderr and "Neuronpedia" in proc.stderr
+
+
+def test_explanations_file_per_run(tmp_path):
+  rows = [json.loads(l) for l in open(write_feature(tmp_path / "toy.jsonl"))]
+  f = tmp_path / "np.json"
+  f.write_text(json.dumps({"modelId": "gpt2-small", "layer": "6-res-jb", "index": 204,
+                           "activations": [{"tokens": r["tokens"], "values": r["activations"]} for r in rows]}))
+  (feat,) = data_lib.load_features(f)
+  run = tmp_path / "run"
+  (r,) = labeling.label_features(tinymodel.tiny_model(), [feat], disc_lib.get("namer"), LCFG, str(run))
+  path = formats.write_explanations(str(run))
+  (entry,) = [json.loads(l) for l in open(path)]
+  assert entry["modelId"] == "gpt2-small" and entry["layer"] == "6-res-jb" and entry["index"] == "204"
+  # A label that did not beat chance is written as no explanation (null), never as its best candidate.
+  description = r["label"].strip() if r["label"] else None
+  assert entry["description"] == description and entry["score"] == r["heldout"]["auc"]
+  assert json.load(open(run / "explanations" / f"{feat.name}.txt")) == description

@@ -1,0 +1,138 @@
+"""Choosing the label: typicality among the finalists, two-token namer scores, the chance check, null labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tinymodel
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax import selection
+
+LCFG = opt_lib.LabelConfig(steps=6, seeds=2, batch_size=8, n_train=16, n_val=16, n_heldout=16, top_k=3,
+                           vocab_filter="all", checkpoint_every=100)
+
+
+def _cand(text, loss, typ):
+  return selection.Candidate((0,), text, "scan", {"val_loss": loss, "typicality": typ})
+
+
+def test_choose_prefers_the_typical_label_among_the_finalists_only():
+  member, category = _cand(" knife", 0.30, 1.0), _cand(" tool", 0.33, 4.0)
+  scfg = selection.SelectConfig(margin=0.05, typical_top=4)
+  assert selection.choose([member, category], scfg) == 1
+  # Outside the margin, or past the best typical_top, discrimination wins, however typical the other label is.
+  assert selection.choose([member, _cand(" tool", 0.40, 9.0)], scfg) == 0
+  assert selection.choose([member, category], dataclasses.replace(scfg, margin=0.0)) == 0
+  assert selection.choose([member, _cand(" saw", 0.31, 0.0), category], dataclasses.replace(scfg, typical_top=2)) == 0
+  # Without typicality measured, the lowest validation loss.
+  assert selection.choose([_cand(" a", 0.5, float("nan")), _cand(" b", 0.4, float("nan"))], scfg) == 1
+
+
+def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
+  """On the tiny model the figure must equal its definition: mean over positives of the likelihood ratio."""
+  lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")
+  words = ["cat", "dog", "owl", "cup"]
+  feature = data_lib.Feature("f", tuple(data_lib.Record((" " + w,), np.array([1.0 if w != "cup" else 0.0], np.float32),
+                                                        "train", f"f:{i}") for i, w in enumerate(words)))
+  exs = [data_lib.Example(i, 0, 1.0 if w != "cup" else 0.0, feature.records[i].tokens) for i, w in enumerate(words)]
+  val = labeling.Split(exs, None, np.array([e.target for e in exs], np.float32))
+  cands = [selection.Candidate((ord("a"),), "a", "scan"), selection.Candidate((ord("b"), ord("c")), "bc", "scan")]
+  typ = selection.typicality(tiny, feature, val, cands, lik)
+  texts = labeling.example_texts(feature, exs[:3], lik)
+  one = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, lik, texts, 1)
+  two = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, dataclasses.replace(lik, neutral_label="xx"), texts, 2)
+  raw1 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, one, jnp.asarray([[ord("a")]]))) 
+  raw2 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, two, jnp.asarray([[ord("b"), ord("c")]])))
+  # Both measured against the same one-slot neutral label.
+  expect2 = raw2 + np.asarray(two.baseline_B) - np.asarray(one.baseline_B)
+  np.testing.assert_allclose(typ, [raw1.mean(), expect2.mean()], rtol=1e-5, atol=1e-5)
+
+
+def test_auc_lower_bound_separates_chance_from_signal():
+  assert selection.auc_lower_bound(0.5, 64, 64) < 0.5
+  assert selection.auc_lower_bound(0.62, 16, 16) < 0.5 < selection.auc_lower_bound(0.62, 200, 200)
+  assert 0.5 < selection.auc_lower_bound(0.9, 64, 64) < 0.9
+  assert np.isnan(selection.auc_lower_bound(0.7, 0, 10))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+def _prepared(tiny, words):
+  disc = disc_lib.get("namer")
+  exs = [disc_lib.ExampleText(word=w, context=w) for w in words]
+  return disc, disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs)
+
+
+def test_namer_scores_of_two_token_labels_match_the_teacher_forced_model(tiny):
+  """The batched continuation path (one model step per first token) against the discriminator's own scorer."""
+  disc, prep = _prepared(tiny, ["cat", "dog", "owl", "a cup", "pen"])
+  enc = tiny.tokenizer.encode
+  ids = [tuple(enc(w)) for w in (" o", " a", "ab", "xy")] + [tuple(enc(" "))]
+  assert [len(i) for i in ids] == [2, 2, 2, 2, 1]
+  ids = ids[:4]
+  ours = selection.namer_scores(tiny, prep, ids)
+  ref = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.asarray(ids, jnp.int32)))
+  np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_extension_candidates_carry_their_exact_validation_scores(tiny):
+  disc, prep = _prepared(tiny, ["cat", "dog", "owl", "cup", "pen", "map"])
+  val = labeling.Split([], prep, np.array([1, 1, 1, 0, 0, 0], np.float32))
+  mask = np.zeros(tiny.cfg.vocab_size, bool)
+  mask[[ord(c) for c in "abcdefghij"]] = True  # byte-level ids of plain letters
+  scfg = selection.SelectConfig(scan_top=4, natural_top=2, extend_top=3, extend_each=2)
+  cands = selection.gather(tiny, disc, val, mask, [], scfg)
+  ext = [c for c in cands if c.source == "extension"]
+  assert ext and all(len(c.ids) == 2 for c in ext)
+  np.testing.assert_allclose(np.stack([c.s_val for c in ext]), selection.namer_scores(tiny, prep, [c.ids for c in ext]),
+                             rtol=1e-5, atol=1e-5)
+  # The scan keeps the tokens with the lowest calibrated validation loss among the allowed ones.
+  singles = [c for c in cands if c.source == "scan"]
+  assert all(mask[c.ids[0]] for c in singles) and len(singles) == 4
+
+
+def _write_noise_feature(path, n=60, seed=0):
+  """Activations independent of the tokens: no label can beat chance."""
+  rng = np.random.default_rng(seed)
+  words = ["cat", "dog", "cow", "owl", "cup", "pen", "map", "box"]
+  with open(path, "w") as f:
+    for _ in range(n):
+      toks = [" " + str(rng.choice(words)) for _ in range(5)]
+      f.write(json.dumps({"tokens": toks, "activations": [float(rng.random() < 0.5) for _ in toks]}) + "\n")
+  return path
+
+
+def test_a_label_at_chance_is_reported_as_no_label(tiny, tmp_path):
+  feature = data_lib.load_features(_write_noise_feature(tmp_path / "noise.jsonl"))[0]
+  r = labeling.label_feature(tiny, feature, disc_lib.get("namer"), LCFG, str(tmp_path / "out"))
+  assert r["label"] is None and r["label_status"] == "not above chance"
+  assert isinstance(r["best_candidate"], str) and r["heldout_auc_lower95"] <= 0.5
+  on_disk = json.load(open(tmp_path / "out" / "result.json"))
+  assert on_disk["label"] is None and on_disk["best_candidate"] == r["best_candidate"]
+
+
+def test_independent_scorer_scores_the_chosen_label_on_the_same_heldout_examples(tiny, tmp_path):
+  feature = data_lib.load_features(_write_noise_feature(tmp_path / "f.jsonl", seed=1))[0]
+  lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")  # one token for the byte tokenizer
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), ["cat"],
+                              scorer=lik)[0]
+  s = r["scorer"]
+  assert s["discriminator"] == "likelihood" and set(s) == {"discriminator", "label", "cat"}
+  # The same figure computed directly with the scorer on the held-out examples the namer was scored on.
+  sp = labeling.build_splits(tiny, feature, lik, dataclasses.replace(LCFG, n_train=0))
+  namer_sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG)
+  assert [(e.record, e.index) for e in sp["heldout"].examples] == \
+      [(e.record, e.index) for e in namer_sp["heldout"].examples]
+  direct = labeling.evaluate_labels(tiny, lik, [r["token_ids"]], sp["val"], sp["heldout"])[0]
+  assert s["label"]["auc"] == pytest.approx(direct["auc"])

@@ -1,0 +1,144 @@
+"""The public Python API, for notebooks and forks: `import tokenlabel_jax as tl`.
+
+    m = tl.load_model()                                    # the embedded SmolLM2-135M, or a path as for --model
+    results = tl.label(m, {"animals": [(tokens, acts), ...]}, steps=100)
+    results[0].label, results[0].auc                       # plain objects; a notebook shows `results` as a table
+
+Features may be in-memory records (token strings with activations, lists or numpy arrays), `Feature` objects, or
+paths in any format `--features` reads. The output directory is optional: without one, nothing is kept on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import os
+import tempfile
+from typing import Any, Iterable, Mapping, Sequence
+
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import formats
+from tokenlabel_jax import labeling
+from tokenlabel_jax import runlock
+from tokenlabel_jax import tokenizer as tokenizer_lib
+from tokenlabel_jax.config import ModelConfig
+from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.loading import LoadedModel
+from tokenlabel_jax.loading import load_model as _load_model
+from tokenlabel_jax.optimization import LabelConfig
+
+
+def load_model(model: str | None = None, dtype: str = "float32", verbose: bool = False) -> LoadedModel:
+  """A model as `--model` takes it: None for the embedded default, a Hugging Face or Flax directory, a .gguf file."""
+  return _load_model(model, dtype, verbose=verbose)
+
+
+def model_from_params(params: Mapping[str, Any], cfg: ModelConfig, tokenizer: Any, name: str = "custom"
+                      ) -> LoadedModel:
+  """A model from a parameter pytree and a `ModelConfig` you already hold (e.g. from `tokenlabel_jax.model.
+  init_params` or your own conversion). `tokenizer`: a tokenizer directory, a transformers tokenizer, or ours."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  if isinstance(tokenizer, (str, os.PathLike)):
+    tokenizer = tokenizer_lib.from_hf_dir(os.fspath(tokenizer))
+  elif not isinstance(tokenizer, tokenizer_lib.Tokenizer):
+    tokenizer = tokenizer_lib.Tokenizer(tokenizer)
+  params = jax.tree.map(jnp.asarray, dict(params))
+  if params["embed_VxD"].shape != (cfg.vocab_size, cfg.dim):
+    raise UserError(f"params['embed_VxD'] has shape {params['embed_VxD'].shape}, the ModelConfig says "
+                    f"{(cfg.vocab_size, cfg.dim)}", "pass the ModelConfig these parameters were made for")
+  return LoadedModel(cfg, params, tokenizer, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelResult:
+  """One feature's label. `auc` is the hard label's held-out AUC; `result` is the full result.json dict."""
+
+  feature: str
+  label: str | None
+  auc: float | None
+  probability: float | None
+  references: dict[str, float]
+  candidates: list[tuple[str, float]]  # (label, held-out AUC), lowest validation loss first
+  result: dict[str, Any] = dataclasses.field(repr=False)
+
+  @classmethod
+  def from_result(cls, r: dict[str, Any]) -> "LabelResult":
+    rows = sorted(r.get("verification") or [], key=lambda row: row.get("val_loss", float("inf")))
+    return cls(feature=r.get("feature", ""), label=r.get("label"), auc=(r.get("heldout") or {}).get("auc"),
+               probability=r.get("probability"),
+               references={k: v.get("auc") for k, v in (r.get("references") or {}).items()},
+               candidates=[(row.get("label"), row.get("auc")) for row in rows], result=r)
+
+
+class Results(list):
+  """A list of `LabelResult`; shows itself as a table in a notebook."""
+
+  def _repr_html_(self) -> str:
+    head = "<tr><th>feature</th><th>label</th><th>held-out AUC</th><th>references</th><th>candidates</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(r.feature)}</td><td><code>{html.escape(repr(r.label))}</code></td>"
+        f"<td>{'' if r.auc is None else f'{r.auc:.3f}'}</td>"
+        f"<td>{html.escape(', '.join(f'{k} {v:.3f}' for k, v in r.references.items() if v is not None))}</td>"
+        f"<td>{html.escape(', '.join(repr(c) for c, _ in r.candidates[:5]))}</td></tr>" for r in self)
+    return f"<table>{head}{rows}</table>"
+
+  def __getitem__(self, key):
+    if isinstance(key, str):  # results["animals"]
+      for r in self:
+        if r.feature == key:
+          return r
+      raise KeyError(key)
+    return super().__getitem__(key)
+
+
+def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
+  """Paths, `Feature`s, {name: records}, or one feature's records -> checked `Feature`s (see `formats.from_records`)."""
+  if isinstance(features, (str, os.PathLike)):
+    return data_lib.load_features(features)
+  if isinstance(features, data_lib.Feature):
+    return [features]
+  if isinstance(features, Mapping) and not formats.looks_like_record(features):
+    return [formats.from_records(recs, str(k)) for k, recs in features.items()]
+  if isinstance(features, Iterable):
+    items = list(features)
+    if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):
+      return [f for x in items for f in as_features(x)]
+    return [formats.from_records(items, name)]
+  raise UserError(f"cannot read features from a {type(features).__name__}",
+                  "pass a path, Feature objects, {name: records} or a list of (tokens, activations) records")
+
+
+def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
+          output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), features_per_batch: int = 4,
+          resume: bool = True, **config: Any) -> Results:
+  """Labels features; `config` sets `LabelConfig` fields (steps=, seeds=, n_train=, ...).
+
+  With `output_dir`, results, plots, checkpoints, the report and explanations.json are written there (and a killed
+  run resumes); without one, they go to a temporary directory that is removed.
+  """
+  unknown = sorted(set(config) - {f.name for f in dataclasses.fields(LabelConfig)})
+  if unknown:
+    raise UserError(f"unknown setting(s) {unknown}", f"use fields of LabelConfig: "
+                    f"{', '.join(f.name for f in dataclasses.fields(LabelConfig))}")
+  lcfg = LabelConfig(**config)
+  feats = as_features(features)
+  if isinstance(discriminator, disc_lib.DiscriminatorConfig):
+    disc = discriminator
+  else:
+    disc = disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
+  with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
+    out = os.fspath(output_dir) if output_dir is not None else tmp
+    os.makedirs(out, exist_ok=True)
+    with runlock.hold(out):
+      raw = []
+      per = max(1, features_per_batch)
+      for start in range(0, len(feats), per):
+        raw += labeling.label_features(model, feats[start:start + per], disc, lcfg, out, references,
+                                       resume and output_dir is not None)
+      if output_dir is not None:
+        from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
+        report.write_report(out)
+        formats.write_explanations(out)
+  return Results(LabelResult.from_result(r) for r in raw)

@@ -1,0 +1,269 @@
+"""Choosing the label among exactly scored candidates, so that it names the category rather than one of its members.
+
+Held-out discrimination alone cannot tell a category's name from a member word: ' knife' separates tools from random
+words as well as ' tool' does, and with 64 validation examples the two are a near tie decided by noise. The other
+direction tells them apart: a category's name makes *all* its members likely after it ("Examples of tool: hammer",
+"... : saw"), a member only the members like itself ("Examples of knife: saw" is odd). So the rule is: the few best
+candidates by calibrated validation loss (within `margin` of the best) compete on typicality, the mean over positive
+validation examples of log P(word | "Examples of<label>:") - log P(word | "Examples of things:").
+
+Measured on the naming benchmark's tuning half (experiments/results/naming_rules.md): the model's own prior at the
+slot ("naturalness", what the KL term pulls toward) picks broader words (' person' for criminals) and named the
+category less often than the lowest validation loss; typicality among the best few named it more often.
+
+The candidate pool is the optimizer's (each seed's top tokens of p and of the gradient) plus, for the namer, an
+exact scan of the whole vocabulary and two-token extensions of its best first tokens (" body" + " part",
+" mamm" + "al"): a category's name is often two tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import evaluation
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax import optimization as opt_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectConfig:
+  """How candidates are gathered and one is chosen (chosen on the naming benchmark's tuning half)."""
+
+  margin: float = 0.1  # validation-loss margin within which typicality decides
+  typical_top: int = 4  # at most this many of the best candidates (by validation loss) compete on typicality
+  typical_disc: str = "likelihood"  # the reverse-direction prompt that measures typicality
+  scan_top: int = 48  # namer: best single tokens of the exact vocabulary scan, by validation loss
+  natural_top: int = 16  # namer: most natural single tokens among those with validation AUC >= 0.75
+  extend_top: int = 4  # first tokens extended by a second token
+  extend_each: int = 3  # continuations per first token
+  min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
+
+
+@dataclasses.dataclass
+class Candidate:
+  ids: tuple[int, ...]
+  text: str
+  source: str  # "p" | "gradient" | "scan" | "natural" | "extension"
+  stats: dict[str, float] = dataclasses.field(default_factory=dict)
+  s_val: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer scores on validation examples
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _next_token_logp(params, cfg, prep: disc_lib.Prepared, first_K):
+  """log P(next token | prompt, first) for each first token on every example: K x B x V."""
+  return jax.lax.map(lambda t: _after(params, cfg, prep, t), first_K)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _continuations(params, cfg, prep: disc_lib.Prepared, first_K, second_KxJ):
+  """log P(second | prompt, first) for J second tokens per first token, on every example: K x J x B."""
+  return jax.lax.map(lambda a: _after(params, cfg, prep, a[0])[:, a[1]].T, (first_K, second_KxJ))
+
+
+def _after(params, cfg, prep: disc_lib.Prepared, t):
+  """log P(next token | prompt, t) on every example (t run from the cached prefix at the label slot): B x V."""
+  B = prep.prefix_len_B.shape[0]
+  x = jnp.broadcast_to(model_lib.embed(params, t[None]), (B, 1, cfg.dim))
+  h, _, _ = model_lib.forward(params, cfg, x, prep.prefix_len_B[:, None], None, (prep.shared, prep.cache))
+  return jax.nn.log_softmax(model_lib.logits(params, h[:, 0]), axis=-1)
+
+
+def _bucketed(prep: disc_lib.Prepared) -> disc_lib.Prepared:
+  """The cache padded to a width bucket (padding is invalid, so inert): features of nearby prompt lengths share one
+  compiled model step instead of compiling one each."""
+  T = prep.cache.valid_BxT.shape[1]
+  return dataclasses.replace(prep, cache=disc_lib._pad_cache(prep.cache, _round_up(max(T, 1), 16)))  # pylint: disable=protected-access
+
+
+def namer_scores(m, prep: disc_lib.Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """Exact namer scores log P(label | prompt) of one- and two-token labels on every prepared example: C x B.
+
+  One model step per distinct first token of the two-token labels, whatever their number of second tokens.
+  """
+  logq = np.asarray(prep.logq_BxV) - np.asarray(prep.baseline_B)[:, None]
+  out = np.stack([logq[:, c[0]] for c in ids]) if ids else np.zeros((0, logq.shape[0]), np.float32)
+  multi = [i for i, c in enumerate(ids) if len(c) == 2]
+  if len(multi) < sum(len(c) > 1 for c in ids):
+    raise ValueError("the namer's candidates have at most two tokens")
+  if multi:
+    firsts = sorted({ids[i][0] for i in multi})
+    seconds = {f: sorted({ids[i][1] for i in multi if ids[i][0] == f}) for f in firsts}
+    K, J = _round_up(len(firsts), 8), _round_up(max(len(v) for v in seconds.values()), 4)  # few compiled shapes
+    second_KxJ = np.asarray([v + [v[0]] * (J - len(v)) for v in seconds.values()] + [[0] * J] * (K - len(firsts)),
+                            np.int32)
+    cont = np.asarray(_continuations(m.params, m.cfg, _bucketed(prep), jnp.asarray(firsts + [0] * (K - len(firsts)), jnp.int32),
+                                     jnp.asarray(second_KxJ)))
+    for i in multi:
+      f, t2 = ids[i]
+      k = firsts.index(f)
+      out[i] = out[i] + cont[k, seconds[f].index(t2)]
+  return out
+
+
+def _round_up(n: int, k: int) -> int:
+  return -(-n // k) * k
+
+
+def _continuation_ok(tokenizer, t: int) -> bool:
+  """A second token that continues a word ('al' in ' mammal') or adds one (' part' in ' body part')."""
+  s = tokenizer.token_str(t)
+  w = s.strip()
+  return w.isalpha() and w.isascii() and (s == w or (s.startswith(" ") and s[1:] == w and len(w) >= 3))
+
+
+def scan_candidates(val_loss_V: np.ndarray, val_auc_V: np.ndarray, nat_V: np.ndarray, mask_V: np.ndarray,
+                    scfg: SelectConfig) -> list[tuple[int, str]]:
+  """The namer's exact vocabulary scan: best tokens by validation loss, and the most natural discriminating ones."""
+  loss = np.where(mask_V, val_loss_V, np.inf)
+  out = [(int(t), "scan") for t in np.argsort(loss)[:scfg.scan_top]]
+  nat = np.where(mask_V & (val_auc_V >= 0.75), nat_V, -np.inf)
+  out += [(int(t), "natural") for t in np.argsort(-nat)[:scfg.natural_top] if np.isfinite(nat[t])]
+  return out
+
+
+def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optimizer_ids: Sequence[tuple[int, str]],
+           scfg: SelectConfig = SelectConfig()) -> list[Candidate]:
+  """Candidates from the optimizer (token ids with their source) plus, for the namer, the scan and extensions.
+
+  `val` is the validation Split (examples, prepared prompts, targets). Single tokens only need the cached slot
+  distribution; extensions run one token through the model per first token, on the validation examples.
+  """
+  singles: dict[int, str] = {}
+  for t, src in optimizer_ids:
+    singles.setdefault(int(t), src)
+  if disc.kind != "namer":
+    return [Candidate((t,), m.tokenizer.token_str(t), src) for t, src in singles.items()]
+  logq = np.asarray(val.prep.logq_BxV) - np.asarray(val.prep.baseline_B)[:, None]
+  cap = disc.max_scale if disc.calibrate else None
+  words = np.flatnonzero(mask_V)
+  loss_V = np.full(mask_V.shape[0], np.inf, np.float32)
+  loss_V[words] = opt_lib.fit_calibration(logq[:, words].T, val.target_B, cap)[2]
+  auc_V = np.nan_to_num(evaluation.vocab_auc(logq, val.positive_B, mask_V), nan=0.0)
+  nat_V = logq[val.positive_B].mean(0)
+  for t, src in scan_candidates(loss_V, auc_V, nat_V, mask_V, scfg):
+    singles.setdefault(t, src)
+  cands = [Candidate((t,), m.tokenizer.token_str(t), src, s_val=logq[:, t]) for t, src in singles.items()]
+  if scfg.extend_top:
+    first = [c.ids[0] for c in sorted(cands, key=lambda c: loss_V[c.ids[0]])[:scfg.extend_top]]
+    cands += _extensions(m, val, logq, first, scfg)
+  return cands
+
+
+def _extensions(m, val, logq_BxV: np.ndarray, first: Sequence[int], scfg: SelectConfig) -> list[Candidate]:
+  """Two-token labels: each first token followed by its likeliest word-continuing or word-adding second tokens
+  (by mean log-probability over the positive validation examples), with their exact validation scores."""
+  pos = val.positive_B
+  padded = list(first) + [first[-1]] * (scfg.extend_top - len(first))  # one compiled shape
+  nxt_KxBxV = np.asarray(_next_token_logp(m.params, m.cfg, _bucketed(val.prep), jnp.asarray(padded, jnp.int32)))
+  out = []
+  for k, t1 in enumerate(first):
+    taken = 0
+    for t2 in np.argsort(-nxt_KxBxV[k][pos].mean(0))[:64]:
+      if taken == scfg.extend_each:
+        break
+      if _continuation_ok(m.tokenizer, int(t2)):
+        ids = (int(t1), int(t2))
+        out.append(Candidate(ids, m.tokenizer.decode(list(ids)), "extension",
+                             s_val=logq_BxV[:, t1] + nxt_KxBxV[k][:, t2]))
+        taken += 1
+  return out
+
+
+def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = False) -> None:
+  """Exact validation and held-out figures of every candidate (in place): val_loss, val_auc, naturalness, auc...
+
+  Naturalness is the positives' mean label log-probability at the slot (for the namer, its score). The namer's
+  two-token candidates get held-out figures only with `multi_heldout` (a model step per first token); `ensure_heldout`
+  adds them for the one chosen.
+  """
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  if disc.kind != "namer":
+    rows = labeling.evaluate_labels(m, disc, [list(c.ids) for c in cands], val, heldout)
+    logq = np.asarray(val.prep.logq_BxV)[val.positive_B]
+    for c, row in zip(cands, rows):
+      c.stats.update(row, naturalness=float(logq[:, c.ids[0]].mean()) if len(c.ids) == 1 else float("nan"))
+    return
+  s_val = np.stack([c.s_val if c.s_val is not None else namer_scores(m, val.prep, [c.ids])[0] for c in cands])
+  a, b, loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
+  pos = val.positive_B
+  with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
+  s_test = namer_scores(m, heldout.prep, [cands[i].ids for i in with_test])
+  for j, i in enumerate(with_test):
+    prob = 1 / (1 + np.exp(-(a[i] * s_test[j] + b[i])))
+    cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
+  for i, c in enumerate(cands):
+    c.stats.update(val_loss=float(loss[i]), val_auc=float(evaluation.roc_auc(s_val[i], pos)),
+                   naturalness=float(s_val[i][pos].mean()), scale=float(a[i]), bias=float(b[i]))
+
+
+def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
+  """Held-out figures for a candidate scored on validation only (a namer two-token label), with its calibration."""
+  if "auc" in c.stats:
+    return
+  s = namer_scores(m, heldout.prep, [c.ids])[0]
+  prob = 1 / (1 + np.exp(-(c.stats["scale"] * s + c.stats["bias"])))
+  c.stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
+
+
+def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
+  """The reverse direction: how much each label raises the probability of the positive words after it, under a
+  likelihood prompt ("Examples of<label>: <word>") against a neutral label. A member label explains only the
+  positives like itself ("Examples of tank: barrel" is odd), a category's name explains them all. C values.
+
+  Two-token labels are run with two slots; both preparations are measured against the one-slot neutral label, so
+  every candidate's figure is log P(word | label) - log P(word | neutral) on the same examples.
+  """
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  pos = [e for e in val.examples if e.positive]
+  texts = labeling.example_texts(feature, pos, disc)
+  out = np.full(len(cands), np.nan)
+  base_B = None
+  for n in sorted({len(c.ids) for c in cands}):
+    # The n-slot preparation needs an n-token neutral label; its baseline is replaced by the one-slot one.
+    neutral = m.tokenizer.decode(m.tokenizer.encode(disc.neutral_label)[:1] * n)
+    prep = disc_lib.prepare(m.params, m.cfg, m.tokenizer, dataclasses.replace(disc, neutral_label=neutral), texts, n)
+    if base_B is None:
+      base_B = prep.baseline_B if n == 1 else disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc, texts).baseline_B
+    prep = dataclasses.replace(prep, baseline_B=base_B)
+    idx = [i for i, c in enumerate(cands) if len(c.ids) == n]
+    ids = jnp.asarray([cands[i].ids for i in idx], jnp.int32)
+    out[idx] = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, prep, ids)).mean(1)
+  return out
+
+
+def finalists(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> list[int]:
+  """Indices of the candidates that compete on typicality: the best `typical_top` by validation loss, within
+  `margin` of the best."""
+  loss = np.asarray([c.stats["val_loss"] for c in cands])
+  order = [int(i) for i in np.argsort(loss, kind="stable")[:max(1, scfg.typical_top)]]
+  return [i for i in order if loss[i] <= loss.min() + scfg.margin]
+
+
+def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> int:
+  """Index of the chosen candidate: among the finalists, the one with the highest typicality (stats["typicality"],
+  see `typicality`); the lowest validation loss when typicality was not measured."""
+  fin = finalists(cands, scfg)
+  typ = [cands[i].stats.get("typicality", float("nan")) for i in fin]
+  if not np.isfinite(typ).any():
+    return fin[0]
+  return fin[int(np.nanargmax(typ))]
+
+
+def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:
+  """One-sided 95% lower bound of an AUC (Hanley & McNeil's standard error): is the label better than chance?"""
+  if not np.isfinite(auc) or not n_pos or not n_neg:
+    return float("nan")
+  q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+  var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+  return float(auc - 1.645 * np.sqrt(max(var, 0.0)))
+
+
+def summary_row(c: Candidate) -> dict[str, Any]:
+  return {"label": c.text, "token_ids": list(c.ids), "source": c.source, **c.stats}
