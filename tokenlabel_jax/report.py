@@ -343,6 +343,13 @@ def _write(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def _positive(h: dict) -> bool:
+  """An example's class: activation > threshold, as recorded; files written before that field: target > 0.5."""
+  if "positive" in h:
+    return bool(h["positive"])
+  return (_num(h.get("target")) or 0.0) > 0.5
+
+
 @exit_on_user_error
 def main(argv: Sequence[str]) -> None:
   if len(argv) != 2 or argv[1].startswith("-"):
@@ -352,10 +359,3 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
   main(sys.argv)
-
-
-def _positive(h: dict) -> bool:
-  """An example's class: activation > threshold, as recorded; files written before that field: target > 0.5."""
-  if "positive" in h:
-    return bool(h["positive"])
-  return (_num(h.get("target")) or 0.0) > 0.5
