@@ -34,6 +34,7 @@ from tokenlabel_jax import data as data_lib  # noqa: E402
 from tokenlabel_jax import discriminators as disc_lib  # noqa: E402
 from tokenlabel_jax import labeling  # noqa: E402
 from tokenlabel_jax import optimization as opt_lib  # noqa: E402
+from tokenlabel_jax import selection  # noqa: E402
 from tokenlabel_jax import sharding  # noqa: E402
 
 WORDS = ["cat", "dog", "cow", "owl", "cup", "pen", "map", "box", "sun", "hat", "car", "bee"]
@@ -56,6 +57,10 @@ def feature(k: int) -> data_lib.Feature:
   return data_lib.Feature(f"f{k}", tuple(records))
 
 
+# The typicality prompt's neutral label (' things') is 7 byte tokens for the tiny model's tokenizer: off here.
+SELECT = selection.SelectConfig(typical_disc="")
+
+
 def labeling_config(steps: int = 6) -> opt_lib.LabelConfig:
   return opt_lib.LabelConfig(steps=steps, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, top_k=3,
                              log_every=1000, checkpoint_every=1000, vocab_filter="all")
@@ -76,7 +81,8 @@ def main(args):
         disc = dataclasses.replace(disc, neutral_label="x")  # one token for the byte-level tokenizer
       for n in map(int, args.features.split(",")):
         results = labeling.label_features(m, [feature(k) for k in range(n)], disc, lcfg,
-                                          os.path.join(tmp, f"{name}{n}"), resume=False, place=place)
+                                          os.path.join(tmp, f"{name}{n}"), resume=False, place=place,
+                                          scfg=SELECT)
         out["results"][f"{name}/{n}"] = [{"token_id": r["token_id"], "probability": r["probability"],
                                           "auc": r["heldout"]["auc"],
                                           "val_loss": [v["val_loss"] for v in r["verification"]]} for r in results]

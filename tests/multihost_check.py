@@ -15,7 +15,7 @@ process_id, num_processes, port, output_dir = int(sys.argv[1]), int(sys.argv[2])
 import jax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from device_matrix import feature, labeling_config  # noqa: E402
+from device_matrix import SELECT, feature, labeling_config  # noqa: E402
 import tinymodel  # noqa: E402
 from tokenlabel_jax import discriminators as disc_lib  # noqa: E402
 from tokenlabel_jax import labeling  # noqa: E402
@@ -29,7 +29,8 @@ out = {"process": jax.process_index(), "processes": jax.process_count(), "device
        "local_devices": len(jax.local_devices()), "results": {}}
 for name in ("judge", "namer"):
   results = labeling.label_features(m, [feature(k) for k in range(3)], disc_lib.get(name), labeling_config(),
-                                    os.path.join(output_dir, name), resume=True, place=sharding.FeaturePlacer(mesh))
+                                    os.path.join(output_dir, name), resume=True, place=sharding.FeaturePlacer(mesh),
+                                    scfg=SELECT)
   out["results"][name] = [{"token_id": r["token_id"], "val_loss": [v["val_loss"] for v in r["verification"]]}
                           for r in results]
 print(json.dumps(out))

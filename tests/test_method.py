@@ -45,8 +45,8 @@ def test_optimization_finds_the_planted_label(tiny, forcing):
   """From random v, every seed ends with p concentrated on the planted token, and the task loss falls well below its
   start (an update of the wrong sign, or a loss of the wrong sign, ends elsewhere)."""
   disc, prep, target_B = planted_namer_problem(tiny)
-  lcfg = opt_lib.LabelConfig(steps=150 if forcing == "gumbel" else 60, seeds=3, batch_size=8, lam_ent=0.0, lam_kl=0.0, forcing=forcing,
-                             learning_rate=0.2)
+  lcfg = opt_lib.LabelConfig(steps=150 if forcing == "gumbel" else 60, seeds=3, batch_size=8, lam_ent=0.0,
+                             lam_kl=0.0, forcing=forcing, learning_rate=0.2)
   state, history = opt_lib.train(tiny.params, tiny.cfg, disc, lcfg, disc_lib.stack([prep]), target_B[None],
                                  np.ones(tiny.cfg.vocab_size, bool), log=lambda s: None)
   p = np.asarray(objective.label_probs(jnp.asarray(state.label["v_NxV"][0, :, 0]), jnp.ones(tiny.cfg.vocab_size)))

@@ -278,8 +278,8 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
   Positives and negatives are each drawn without replacement until their pool runs out, then uniformly with
   replacement. Deterministic given `seed`; the coin flips, positives and negatives use separate streams, so changing
   `negatives` does not change which draws are positive. Records without a split are assigned by
-  `assign_splits(feature, heldout_fraction, split_seed, threshold)` — deliberately not `seed`, so that train and held-out stay
-  disjoint across sampling seeds. `negatives`:
+  `assign_splits(feature, heldout_fraction, split_seed, threshold)` — deliberately not `seed`, so that train and
+  held-out stay disjoint across sampling seeds. `negatives`:
     "random": any inactive token of the split.
     "same_record": inactive tokens of records holding a positive (all inactive tokens if there are none).
     "near_miss": inactive tokens with 0 < act <= threshold first, strongest first, then the rest at random
