@@ -136,7 +136,7 @@ def test_two_processes_label_as_one_and_one_writes(tmp_path):
     for g, w in zip(got, want):
       np.testing.assert_allclose(g["val_loss"], w["val_loss"], atol=1e-4)
   for name in ("judge", "namer"):
-    assert sorted(os.listdir(tmp_path / "out" / name / "f0")) == ["result.json", "trajectory.png"]
+    assert sorted(os.listdir(tmp_path / "out" / name / "f0")) == ["examples.json", "result.json", "trajectory.png"]
   # Process 0 reports the progress; process 1 reports nothing (and writes nothing: the files above are process 0's).
   assert "held-out AUC" in errs[0] and "held-out AUC" not in errs[1] and "step" not in errs[1]
 
