@@ -88,6 +88,8 @@ def main(argv):
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig) if f.name in FLAGS})
+  sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
+  writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   try:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     probe = os.path.join(FLAGS.output_dir, f".write_test.{os.getpid()}")  # one per process of a multi-host job
@@ -96,7 +98,8 @@ def main(argv):
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
-  runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
+  if writer:  # the processes of one multi-host job share the directory: the writer holds its lock
+    runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
@@ -107,8 +110,6 @@ def main(argv):
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
       raise UserError(f"no feature named {FLAGS.only} in {FLAGS.features}", "check --only")
-  sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   mesh = sharding.make_mesh(FLAGS.model_parallel)
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
@@ -154,7 +155,7 @@ def main(argv):
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
-  if os.path.exists(summary_path):
+  if writer and os.path.exists(summary_path):
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)
   if failed:
