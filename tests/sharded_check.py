@@ -18,7 +18,7 @@ out = {"devices": len(jax.devices())}
 m = tinymodel.tiny_model()
 words = ["dog", "cup", "cat", "pen", "owl", "map", "cow", "box"]
 mesh = sharding.make_mesh(1)
-place = sharding.feature_placer(mesh, 8)
+place = sharding.FeaturePlacer(mesh)
 params = sharding.place_params(mesh, m.params)
 for name in ("judge", "namer"):  # vmapped over features; the namer's step loops over them
   disc = disc_lib.get(name)
@@ -34,8 +34,9 @@ for name in ("judge", "namer"):  # vmapped over features; the namer's step loops
   lcfg = opt_lib.LabelConfig(steps=5, seeds=2, batch_size=4, log_every=100)
   single, hist1 = opt_lib.train(m.params, m.cfg, disc, lcfg, prep, tgt, mask, log=lambda s: None)
   sharded, hist8 = opt_lib.train(params, m.cfg, disc, lcfg, place(prep), tgt, mask, log=lambda s: None, place=place)
-  v8 = jax.device_get(sharded.label["v_NxV"])
-  out[name] = {"label_sharding": str(sharded.label["v_NxV"].sharding.spec),
+  v8 = sharded.label["v_NxV"]
+  out[name] = {"label_sharding": str(place(sharded.label)["v_NxV"].sharding.spec),
+               "prep_devices": len(place(prep).logq_BxV.sharding.device_set),
                "v_diff": float(jnp.abs(single.label["v_NxV"] - v8).max()),
                "same_argmax": bool((jnp.argmax(single.label["v_NxV"], -1) == jnp.argmax(v8, -1)).all()),
                "loss_diff": float(np.abs(np.array([h["loss"] for h in hist1])

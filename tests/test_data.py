@@ -158,12 +158,40 @@ def test_binary_targets_with_threshold():
 
 def test_continuous_targets():
   f = make_feature([[0.0, 4.0, 1.0, -2.0], [2.0, 0.0]])
-  t0, t1 = data.targets(f, "continuous")
-  np.testing.assert_allclose(t0, [0.0, 1.0, 0.25, 0.0])  # scaled by the max over all records
+  t0, t1 = data.targets(f, "continuous", scale_quantile=1.0)
+  np.testing.assert_allclose(t0, [0.0, 1.0, 0.25, 0.0])  # quantile 1: scaled by the max positive activation
   np.testing.assert_allclose(t1, [0.5, 0.0])
   assert t0.dtype == np.float32
+  # Quantile 0.5 of the positives (1, 2, 4) is 2: 4 clips to 1, 1 becomes 0.5.
+  t0, t1 = data.targets(f, "continuous", scale_quantile=0.5)
+  np.testing.assert_allclose(t0, [0.0, 1.0, 0.5, 0.0])
+  np.testing.assert_allclose(t1, [1.0, 0.0])
   with pytest.raises(ValueError):
     data.targets(f, "soft")
+
+
+def test_continuous_targets_follow_the_threshold():
+  """Tokens at or below the threshold are negatives in continuous mode too: target 0, whatever their activation."""
+  f = make_feature([[0.0, 4.0, 1.0, 0.5], [2.0, 0.0]])
+  t0, t1 = data.targets(f, "continuous", threshold=1.0, scale_quantile=1.0)
+  np.testing.assert_allclose(t0, [0.0, 1.0, 0.0, 0.0])
+  np.testing.assert_allclose(t1, [0.5, 0.0])
+
+
+def test_continuous_scale_is_robust_to_an_outlier_and_ignores_heldout():
+  """One activation of 10 among positives of 0.5-4: the 0.9 quantile stays near the bulk, so the bulk's targets are
+  not squashed toward 0 (with the max as scale, 4 would map to 0.4); a held-out record's activations shape nothing."""
+  rng = np.random.default_rng(0)
+  bulk = rng.uniform(0.5, 4.0, 60).astype(np.float32)
+  f = make_feature([np.r_[bulk[:30], 0.0, 0.0], np.r_[bulk[30:], 0.0, 10.0], [0.0, 50.0]],
+                   splits=["train", "train", "heldout"])
+  scale = data.continuous_scale(f)
+  assert scale == pytest.approx(np.quantile(np.r_[bulk, 10.0].astype(np.float64), 0.9))
+  assert scale < 4.0
+  t = np.concatenate(data.targets(f, "continuous")[:2])
+  acts = np.concatenate([r.activations for r in f.records[:2]])
+  assert np.median(t[acts > 0]) > 0.5
+  assert data.continuous_scale(f, scale_quantile=1.0) == 10.0  # not 50: the held-out record is not looked at
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -276,11 +304,14 @@ def test_sampling_without_replacement_first():
 
 def test_continuous_sampling_targets():
   f = big_feature()
-  top = max(r.activations.max() for r in f.records)
+  scale = data.continuous_scale(data.assign_splits(f))
   ex = data.sample_examples(f, n=100, split="train", seed=0, target_mode="continuous")
-  for e in ex:
+  binary = data.sample_examples(f, n=100, split="train", seed=0, target_mode="binary")
+  for e, b in zip(ex, binary):
     act = f.records[e.record].activations[e.index]
-    assert e.target == pytest.approx(min(max(act / top, 0.0), 1.0))
+    assert e.positive == (act > 0) == b.positive == (b.target == 1.0)
+    assert e.target == pytest.approx(min(act / scale, 1.0) if act > 0 else 0.0)
+  assert [(e.record, e.index) for e in ex] == [(b.record, b.index) for b in binary]  # the mode draws the same tokens
 
 
 def test_negatives_same_record():
@@ -296,7 +327,7 @@ def test_negatives_same_record():
 def test_negatives_near_miss():
   f = big_feature()
   kw = dict(split="train", seed=0, threshold=1.5, positive_fraction=0.0)
-  train = [r for r in data.assign_splits(f).records if r.split == "train"]
+  train = [r for r in data.assign_splits(f, threshold=1.5).records if r.split == "train"]
   near = np.sort(np.concatenate([r.activations[(r.activations > 0) & (r.activations <= 1.5)] for r in train]))[::-1]
   ex = data.sample_examples(f, n=len(near) + 10, negatives="near_miss", **kw)
   acts = np.array([f.records[e.record].activations[e.index] for e in ex])

@@ -141,7 +141,11 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--discriminator=oracle")
   assert proc.returncode == 2 and "oracle" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--forcing=magic")
-  assert proc.returncode != 0 and "forcing" in proc.stderr and "Traceback" not in proc.stderr
+  assert proc.returncode == 2 and "forcing" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}")  # --output_dir is required
+  assert proc.returncode == 2 and "output_dir" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--num_processes=2")  # not silently alone
+  assert proc.returncode == 2 and "--coordinator_address" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--model=/nonexistent/model")
   assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -163,3 +167,43 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
   assert "bad" in proc.stderr and "heldout" in proc.stderr
   summary = json.load(open(out / "summary.json"))
   assert list(summary) == ["good"] and os.path.exists(out / "good" / "result.json")
+
+
+def write_outlier_feature(path, n=40, seed=0):
+  """The issue's heavy-tailed feature: positives of 0.5-4 and one outlier of 10 (in a held-out record)."""
+  rng = np.random.default_rng(seed)
+  pos, neg = ["cat", "dog", "cow", "owl"], ["cup", "pen", "map", "box"]
+  with open(path, "w") as f:
+    for i in range(n):
+      words = [str(rng.choice(neg)) for _ in range(4)]
+      acts = [0.0] * 4
+      if i % 2 == 0:
+        k = int(rng.integers(4))
+        words[k], acts[k] = str(rng.choice(pos)), 10.0 if i == 0 else float(rng.uniform(0.5, 4.0))
+      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts,
+                          **({"split": "heldout"} if i == 0 else {})}) + "\n")
+  return path
+
+
+def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):
+  """Positive means activation > threshold in every mode: continuous targets change the loss target, never which
+  examples are drawn, the split checks or what AUC/accuracy count as positive (with activation / max and a 0.5 cut,
+  this feature's training examples were 'all negative')."""
+  feature = data_lib.load_features(write_outlier_feature(tmp_path / "outlier.jsonl"))[0]
+  disc = disc_lib.get("namer")
+  lcfg = dataclasses.replace(LCFG, target_mode="continuous")
+  cont = labeling.build_splits(tiny, feature, disc, lcfg)
+  binary = labeling.build_splits(tiny, feature, disc, LCFG)
+  for name in ("train", "val", "heldout"):
+    acts = np.array([feature.records[e.record].activations[e.index] for e in cont[name].examples])
+    np.testing.assert_array_equal(cont[name].positive_B, acts > 0)
+    np.testing.assert_array_equal(cont[name].positive_B, binary[name].positive_B)
+    np.testing.assert_array_equal(binary[name].target_B, acts > 0)
+    assert (cont[name].target_B[~cont[name].positive_B] == 0).all()
+    assert 0 < cont[name].target_B[cont[name].positive_B].min()
+  # The robust scale keeps the bulk of the positives' targets high (the max would put them at 0.05-0.4).
+  assert np.median(cont["train"].target_B[cont["train"].positive_B]) > 0.5
+  row = labeling.evaluate_labels(tiny, disc, [[5]], cont["val"], cont["heldout"])[0]
+  assert row["n_positive"] == int(cont["heldout"].positive_B.sum()) and row["n"] == len(cont["heldout"].examples)
+  r = labeling.label_feature(tiny, feature, disc, lcfg, str(tmp_path / "out"))
+  assert np.isfinite(r["heldout"]["auc"])

@@ -32,6 +32,9 @@ class ModelConfig:
   norm_eps: float = 1e-5
   rope_theta: float = 10000.0
   rope_scaling: RopeScaling | None = None
+  # Per-pair divisors of the rotary frequencies, as llama.cpp stores Llama-3.1/3.2 scaling (GGUF tensor rope_freqs):
+  # used instead of rope_scaling when present.
+  rope_freq_factors: tuple[float, ...] | None = None
   max_seq_len: int = 2048
   tie_embeddings: bool = False
   name: str = "llama"

@@ -22,6 +22,7 @@ from tokenlabel_jax.errors import UserError
 SPLITS = ("train", "heldout")
 TARGET_MODES = ("binary", "continuous")
 NEGATIVE_MODES = ("random", "same_record", "near_miss")
+CONTINUOUS_SCALE_QUANTILE = 0.9
 _SPACE_MARKERS = " \u0120\u2581"  # plain space, GPT-2 byte-level 'Ġ', SentencePiece '▁'
 
 
@@ -48,12 +49,21 @@ class Feature:
 
 @dataclasses.dataclass(frozen=True)
 class Example:
-  """One highlighted token: `feature.records[record].tokens[index]`, with its target in [0, 1]."""
+  """One highlighted token: `feature.records[record].tokens[index]`, with its loss target in [0, 1].
+
+  `positive` (activation > threshold) is the one definition of positive: sampling, split checks and every metric use
+  it. `target` only shapes the loss: equal to `positive` in binary mode, graded in continuous mode.
+  """
 
   record: int
   index: int
   target: float
   tokens: tuple[str, ...] = dataclasses.field(default=(), repr=False, compare=False)
+  positive: bool | None = None  # None: target > 0.5 (an Example built by hand with a binary target)
+
+  def __post_init__(self):
+    if self.positive is None:
+      object.__setattr__(self, "positive", self.target > 0.5)
 
   @property
   def token(self) -> str:
@@ -196,26 +206,42 @@ def _check_feature(feature: Feature, files: list[str]) -> None:
 # Targets, splits and sampling: pure functions.
 
 
-def targets(feature: Feature, mode: str = "binary", threshold: float = 0.0) -> tuple[np.ndarray, ...]:
-  """Per-token targets in [0, 1], one float32 array per record.
+def targets(feature: Feature, mode: str = "binary", threshold: float = 0.0,
+            scale_quantile: float = CONTINUOUS_SCALE_QUANTILE) -> tuple[np.ndarray, ...]:
+  """Per-token loss targets in [0, 1], one float32 array per record; a token is positive iff act > threshold.
 
-  "binary": 1 where act > threshold. "continuous": act / (max activation of the feature), clipped to [0, 1], so the
-  strongest token anywhere in the feature is 1 and negative activations are 0 (`threshold` is unused).
+  "binary": 1 for positives, 0 otherwise. "continuous": positives get act / scale clipped to [0, 1], all others 0,
+  where scale is the `scale_quantile` quantile of the positive activations of the feature's non-held-out records.
+  A quantile, not the max: SAE latents are heavy-tailed, and one outlier (10 among values of 0.5-4) would otherwise
+  squash every other positive toward 0. Held-out records (once split) shape nothing.
   """
   if mode == "binary":
     return tuple((r.activations > threshold).astype(np.float32) for r in feature.records)
   if mode == "continuous":
-    top = max(float(r.activations.max()) for r in feature.records)
-    if not top > 0:
-      raise UserError(f"feature {feature.name!r} has no positive activation", "add records where the feature fires")
-    return tuple(np.clip(r.activations / np.float32(top), 0.0, 1.0).astype(np.float32) for r in feature.records)
+    scale = continuous_scale(feature, threshold, scale_quantile)
+    return tuple(np.where(r.activations > threshold, np.clip(r.activations / np.float32(scale), 0.0, 1.0), 0.0
+                          ).astype(np.float32) for r in feature.records)
   raise ValueError(f"target mode {mode!r} is not one of {TARGET_MODES}")
 
 
-def assign_splits(feature: Feature, heldout_fraction: float = 0.25, seed: int = 0) -> Feature:
+def continuous_scale(feature: Feature, threshold: float = 0.0,
+                     scale_quantile: float = CONTINUOUS_SCALE_QUANTILE) -> float:
+  """The activation that maps to target 1 in continuous mode (see `targets`)."""
+  if not 0 < scale_quantile <= 1:
+    raise ValueError(f"scale_quantile={scale_quantile} is not in (0, 1]")
+  records = [r for r in feature.records if r.split != "heldout"] or list(feature.records)
+  acts = np.concatenate([r.activations for r in records])
+  pos = acts[acts > threshold]
+  if not len(pos):
+    raise UserError(f"feature {feature.name!r} has no positive activation (> {threshold:g}) outside its held-out "
+                    "records", "add records where the feature fires, or lower --threshold")
+  return float(np.quantile(pos.astype(np.float64), scale_quantile))
+
+
+def assign_splits(feature: Feature, heldout_fraction: float = 0.25, seed: int = 0, threshold: float = 0.0) -> Feature:
   """Gives every record without a split one, so held-out texts are never trained on.
 
-  Records that contain an active token (act > 0) and those that do not are split separately, so both splits get
+  Records that contain a positive token (act > threshold) and those that do not are split separately, so both splits get
   positives when there are at least two such records. Within each group, records are ranked by a seeded hash of
   their tokens and the lowest round(fraction * n) go to "heldout" (at least one and at most n - 1 when n >= 2 and
   the fraction is in (0, 1)). Hashing content, not position, makes the split the same whatever the file order and
@@ -226,7 +252,7 @@ def assign_splits(feature: Feature, heldout_fraction: float = 0.25, seed: int = 
   splits = [r.split for r in feature.records]
   for has_positive in (True, False):
     group = [i for i, r in enumerate(feature.records)
-             if r.split is None and bool((r.activations > 0).any()) == has_positive]
+             if r.split is None and bool((r.activations > threshold).any()) == has_positive]
     n = len(group)
     n_held = math.floor(heldout_fraction * n + 0.5)
     if n >= 2 and 0 < heldout_fraction < 1:
@@ -245,14 +271,15 @@ def _split_key(tokens: Sequence[str], seed: int) -> bytes:
 
 def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive_fraction: float = 0.5,
                     negatives: str = "random", target_mode: str = "binary", threshold: float = 0.0,
-                    heldout_fraction: float = 0.25, split_seed: int = 0) -> list[Example]:
+                    heldout_fraction: float = 0.25, split_seed: int = 0,
+                    scale_quantile: float = CONTINUOUS_SCALE_QUANTILE) -> list[Example]:
   """Draws n token examples from one split, each positive (act > threshold) with probability `positive_fraction`.
 
   Positives and negatives are each drawn without replacement until their pool runs out, then uniformly with
   replacement. Deterministic given `seed`; the coin flips, positives and negatives use separate streams, so changing
   `negatives` does not change which draws are positive. Records without a split are assigned by
-  `assign_splits(feature, heldout_fraction, split_seed)` — deliberately not `seed`, so that train and held-out stay
-  disjoint across sampling seeds. `negatives`:
+  `assign_splits(feature, heldout_fraction, split_seed, threshold)` — deliberately not `seed`, so that train and
+  held-out stay disjoint across sampling seeds. `negatives`:
     "random": any inactive token of the split.
     "same_record": inactive tokens of records holding a positive (all inactive tokens if there are none).
     "near_miss": inactive tokens with 0 < act <= threshold first, strongest first, then the rest at random
@@ -266,8 +293,8 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
     raise ValueError(f"positive_fraction={positive_fraction} is not in [0, 1]")
   if n < 0:
     raise ValueError(f"n={n} is negative")
-  feature = assign_splits(feature, heldout_fraction, split_seed)
-  tgt = targets(feature, target_mode, threshold)
+  feature = assign_splits(feature, heldout_fraction, split_seed, threshold)
+  tgt = targets(feature, target_mode, threshold, scale_quantile)
 
   pos, neg, neg_act, pos_records = [], [], [], set()
   for r, record in enumerate(feature.records):
@@ -310,7 +337,7 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
   out, pi, ni = [], iter(pos_pick), iter(neg_pick)
   for p in is_pos:
     r, i = pos[next(pi)] if p else neg[next(ni)]
-    out.append(Example(r, i, float(tgt[r][i]), feature.records[r].tokens))
+    out.append(Example(r, i, float(tgt[r][i]), feature.records[r].tokens, positive=bool(p)))
   return out
 
 

@@ -19,7 +19,7 @@ from tokenlabel_jax import config as config_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 
 flags.DEFINE_string("preset", "llama-3-8b-instruct", f"One of {', '.join(config_lib.PRESETS)}.")
 flags.DEFINE_enum("dtype", "bfloat16", ["float32", "bfloat16"], "Parameter and cache dtype.")
@@ -127,4 +127,4 @@ def main(argv):
   print(f"  largest B x F that fits {FLAGS.device_memory_gb:.0f} GB (90%, n_train = B): {largest}")
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

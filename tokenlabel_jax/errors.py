@@ -27,3 +27,14 @@ def exit_on_user_error(fn):
   wrapped.__name__ = getattr(fn, "__name__", "main")
   wrapped.__doc__ = fn.__doc__
   return wrapped
+
+
+def parse_flags(argv):
+  """absl's flag parser for `app.run(main, flags_parser=parse_flags)`: a bad flag (an unknown enum value, a missing
+  required flag, a malformed number) exits with status 2 like every other input error, where absl exits 1."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}\n  fix: see --helpshort for the flags and their allowed values", file=sys.stderr)
+    sys.exit(2)

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+import jax
 from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
@@ -21,7 +22,7 @@ from tokenlabel_jax import report
 from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
-from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -56,7 +57,11 @@ flags.DEFINE_integer("n_val", _D.n_val, "Validation examples per feature (verifi
 flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
 flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
 flags.DEFINE_float("threshold", _D.threshold, "A token is positive when its activation exceeds this.")
-flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"], "Binary targets, or activation / max.")
+flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"],
+                  "Loss targets: binary, or activation / (a high quantile of positive activations). Which tokens count "
+                  "as positive (sampling, checks, metrics) is --threshold either way.")
+flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
+                   "Continuous mode: the quantile of positive activations that maps to target 1.")
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
@@ -65,12 +70,13 @@ flags.DEFINE_float("select_margin", _S.margin, "Candidates within this validatio
 flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
 flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
-flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (sharded over "
-                     "devices when it divides evenly).")
+flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
+                     "the devices; a count that does not divide them is padded).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
-flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port.")
+flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port (with "
+                    "--num_processes and --process_id, on every process; process 0 writes the results).")
 flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
-flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index.")
+flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index, 0..num_processes-1.")
 flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
 flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
 FLAGS = flags.FLAGS
@@ -82,15 +88,18 @@ def main(argv):
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig) if f.name in FLAGS})
+  sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
+  writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   try:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, ".write_test")
+    probe = os.path.join(FLAGS.output_dir, f".write_test.{os.getpid()}")  # one per process of a multi-host job
     open(probe, "w").close()
     os.remove(probe)
   except OSError as e:
     raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
                     ) from None
-  runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
+  if writer:  # the processes of one multi-host job share the directory: the writer holds its lock
+    runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
@@ -101,7 +110,6 @@ def main(argv):
     features = [f for f in features if f.name in FLAGS.only]
     if not features:
       raise UserError(f"no feature named {FLAGS.only} in {FLAGS.features}", "check --only")
-  sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   mesh = sharding.make_mesh(FLAGS.model_parallel)
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
@@ -112,28 +120,32 @@ def main(argv):
     with open(summary_path) as f:
       summary = json.load(f)
   failed = []
+  place = sharding.FeaturePlacer(mesh)
   per = max(1, FLAGS.features_per_batch)
   for start in range(0, len(features), per):
     group = features[start:start + per]
-    print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
-          file=sys.stderr)
+    if writer:
+      print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
+            file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                        FLAGS.resume, sharding.feature_placer(mesh, len(group)), scfg, scorer)
+                                        FLAGS.resume, place, scfg, scorer)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
-        print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
+        if writer:
+          print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
         failed.append(group[0].name)
         continue
       results = []
       for feature in group:
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                             FLAGS.resume, None, scfg, scorer)
+                                             FLAGS.resume, place, scfg, scorer)
         except UserError as e1:
-          print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
+          if writer:
+            print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)
-    for r in results:
+    for r in results if writer else ():
       summary[r["feature"]] = {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids",
                                                  "probability", "heldout", "references", "scorer", "wall_time_s")
                                if k in r}
@@ -143,7 +155,7 @@ def main(argv):
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
-  if os.path.exists(summary_path):
+  if writer and os.path.exists(summary_path):
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)
   if failed:
@@ -152,4 +164,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -26,6 +26,7 @@ from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import plots
 from tokenlabel_jax import selection
+from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
 
@@ -46,24 +47,32 @@ def example_texts(feature: data_lib.Feature, examples: Sequence[data_lib.Example
 class Split:
   examples: list[data_lib.Example]
   prep: disc_lib.Prepared | None  # None once stacked with other features for training (labeling.label_features)
-  target_B: np.ndarray
+  target_B: np.ndarray  # the loss target (binary, or graded in continuous mode)
+  positive_B: np.ndarray | None = None  # activation > threshold: what every check and metric counts as positive
+  # (None: target_B > 0.5, for a Split built by hand from binary targets)
+
+  def __post_init__(self):
+    if self.positive_B is None:
+      self.positive_B = np.asarray(self.target_B) > 0.5
 
 
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                  lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
   """Train and validation come from the feature's train records, held-out from its held-out records."""
   common = dict(seed=lcfg.seed, positive_fraction=lcfg.positive_fraction, negatives=lcfg.negatives,
-                target_mode=lcfg.target_mode, threshold=lcfg.threshold)
+                target_mode=lcfg.target_mode, threshold=lcfg.threshold, scale_quantile=lcfg.target_scale_quantile)
   train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
   heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
   parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
                                          ("heldout", heldout)) if exs}  # a split may be empty: scoring only
-  targets = {}
+  targets, positives = {}, {}
   for name, exs in parts.items():
     targets[name] = np.array([e.target for e in exs], np.float32)
-    binary = targets[name] > 0.5
-    if binary.all() or not binary.any():
-      raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if binary.all() else 'negative'}",
+    positives[name] = np.array([e.positive for e in exs], bool)
+    pos = positives[name]
+    if pos.all() or not pos.any():
+      raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if pos.all() else 'negative'}"
+                      f" (activation > {lcfg.threshold:g})",
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
   preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
                                   [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots)
@@ -71,7 +80,8 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
     # The namer's step and gradient read only log q at the slot: training examples keep no KV cache (multi-token
     # labels are scored on validation and held-out examples, which keep theirs).
     preps[0] = dataclasses.replace(preps[0], cache=disc_lib.empty_cache(preps[0].cache))
-  return {name: Split(exs, prep, targets[name]) for (name, exs), prep in zip(parts.items(), preps)}
+  return {name: Split(exs, prep, targets[name], positives[name])
+          for (name, exs), prep in zip(parts.items(), preps)}
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
@@ -85,49 +95,53 @@ def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_id
     ids = jnp.asarray([label_ids[i] for i in idx], jnp.int32)
     s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, val.prep, ids))
     s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
-    for i, row in zip(idx, rows_from_scores(disc, s_val, s_test, val.target_B, test.target_B)):
+    for i, row in zip(idx, rows_from_scores(disc, s_val, s_test, val, test)):
       results[i] = row
   return [results[i] for i in range(len(label_ids))]
 
 
 def rows_from_scores(disc: disc_lib.DiscriminatorConfig, s_val_CxB: np.ndarray, s_test_CxB: np.ndarray,
-                     val_target_B: np.ndarray, test_target_B: np.ndarray) -> list[dict[str, Any]]:
-  """`evaluate_labels` from scores already computed: calibration on validation, figures on the test examples."""
-  a, b, val_loss = opt_lib.fit_calibration(s_val_CxB, val_target_B, disc.max_scale if disc.calibrate else None)
+                     val: Split, test: Split) -> list[dict[str, Any]]:
+  """`evaluate_labels` from scores already computed: calibration on validation (against the loss targets), figures
+  on the test examples (against positive = activation > threshold)."""
+  a, b, val_loss = opt_lib.fit_calibration(s_val_CxB, val.target_B, disc.max_scale if disc.calibrate else None)
   rows = []
   for j in range(s_val_CxB.shape[0]):
     prob = 1 / (1 + np.exp(-(a[j] * s_test_CxB[j] + b[j])))
-    rows.append({"val_loss": float(val_loss[j]), "val_auc": _auc(s_val_CxB[j], val_target_B),
-                 **evaluation.metrics_from_scores(prob, test_target_B)})
+    rows.append({"val_loss": float(val_loss[j]), "val_auc": _auc(s_val_CxB[j], val.positive_B),
+                 **evaluation.metrics_from_scores(prob, test.positive_B)})
   return rows
 
 
-def _auc(scores, targets) -> float:
+def _auc(scores, positive_B) -> float:
   try:
-    return float(evaluation.roc_auc(scores, targets > 0.5))
+    return float(evaluation.roc_auc(scores, positive_B))
   except ValueError:
     return float("nan")
 
 
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
                    lcfg: opt_lib.LabelConfig, output_dir: str, references: Sequence[str] = (), resume: bool = True,
-                   place=None, scfg: selection.SelectConfig = selection.SelectConfig(),
-                   scorer: disc_lib.DiscriminatorConfig | None = None) -> list[dict[str, Any]]:
+                   place: sharding.FeaturePlacer | None = None, scfg: selection.SelectConfig = selection.SelectConfig(),
+                   scorer: disc_lib.DiscriminatorConfig | None = None, write: bool | None = None
+                   ) -> list[dict[str, Any]]:
   """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
 
-  `place` puts feature-stacked arrays on devices (see `sharding.feature_placer`); `scfg` says how the label is chosen
-  among candidates; `scorer`, a second discriminator, adds independent held-out figures.
+  `place` puts feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
+  parameters are on); `scfg` says how the label is chosen among candidates; `scorer`, a second discriminator, adds
+  independent held-out figures. `write` (default: process 0 of a multi-host job) says whether this process writes
+  files; every process computes the same results.
   """
   t0 = time.time()
-  log = lambda s: print(s, file=sys.stderr, flush=True)
+  write = jax.process_index() == 0 if write is None else write
+  log = (lambda s: print(s, file=sys.stderr, flush=True)) if write else (lambda s: None)
+  place = place or sharding.FeaturePlacer(sharding.mesh_of(m.params))
   names = [f.name for f in features]
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
   splits = [build_splits(m, f, disc, lcfg) for f in features]
-  prep = disc_lib.stack([s["train"].prep for s in splits])
-  for s in splits:  # the stacked copy is the one kept: feature f's training examples are prep[f]
+  prep = place(disc_lib.stack([s["train"].prep for s in splits]))
+  for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
     s["train"].prep = None
-  if place is not None:
-    prep = place(prep)
   targets = np.stack([s["train"].target_B for s in splits])
   mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
             else np.ones(m.cfg.vocab_size, bool))
@@ -142,18 +156,19 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   for f, (feature, sp) in enumerate(zip(features, splits)):
     t1 = time.time()
     out_dir = os.path.join(output_dir, feature.name)
-    os.makedirs(out_dir, exist_ok=True)
     label_S = jax.tree.map(lambda x: x[f], state.label)
-    train_prep = jax.tree.map(lambda x: x[f], prep)  # padded to the batch's shapes: padding is inert
+    train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
     result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references, scfg, scorer)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
-    with open(os.path.join(out_dir, "result.json"), "w") as fh:
-      json.dump(result, fh, indent=1, ensure_ascii=False)
-    with open(os.path.join(out_dir, "examples.json"), "w") as fh:
-      json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
-    feature_history = [{k: v[f] for k, v in h.items()} for h in history]
-    plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
-                     title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
+    if write:
+      os.makedirs(out_dir, exist_ok=True)
+      with open(os.path.join(out_dir, "result.json"), "w") as fh:
+        json.dump(result, fh, indent=1, ensure_ascii=False)
+      with open(os.path.join(out_dir, "examples.json"), "w") as fh:
+        json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
+      feature_history = [{k: v[f] for k, v in h.items()} for h in history]
+      plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
+                       title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
         f"{result['heldout']['auc']:.3f}" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
                                               "is not above chance: no label)"))
@@ -191,6 +206,7 @@ def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
     left, tok, right = data_lib.context_window(rec, ex.index, before, after)
     dump["heldout"].append({"tokens": [*left, tok, *right], "index": len(left),
                             "activation": round(float(rec.activations[ex.index]), 4), "target": float(ex.target),
+                            "positive": bool(ex.positive),
                             "score": None if probs is None else round(float(probs[j]), 4)})
   return dump
 
@@ -235,8 +251,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   chosen = cands[selection.choose(cands, scfg)]
   selection.ensure_heldout(m, disc, chosen, sp["heldout"])
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
-  n_pos = int((sp["heldout"].target_B > 0.5).sum())
-  lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].target_B) - n_pos)
+  n_pos = int(sp["heldout"].positive_B.sum())
+  lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)
   is_label = bool(lower > scfg.min_auc_lower)
   p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]
   first = chosen.ids[0]

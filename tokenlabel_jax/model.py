@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tokenlabel_jax.config import ModelConfig
+from tokenlabel_jax.errors import UserError
 
 Params = dict[str, Any]
 _NEG = -1e30  # a finite "minus infinity": a fully masked row gives a uniform softmax, never NaN
@@ -75,6 +76,12 @@ def rope_frequencies(cfg: ModelConfig) -> np.ndarray:
   """Inverse frequencies per rotary pair, with Llama-3.1 scaling when configured."""
   E = cfg.head_dim
   inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, E, 2, dtype=np.float64) / E))
+  if cfg.rope_freq_factors is not None:
+    factors = np.asarray(cfg.rope_freq_factors, np.float64)
+    if factors.shape != inv_freq.shape:
+      raise UserError(f"rope_freqs holds {factors.size} factors, the model's heads have {inv_freq.size} rotary pairs",
+                      "the model file is inconsistent: re-export it")
+    return (inv_freq / factors).astype(np.float32)
   rs = cfg.rope_scaling
   if rs is None:
     return inv_freq.astype(np.float32)

@@ -21,6 +21,7 @@ import optax
 
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import objective
+from tokenlabel_jax import sharding
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError
 
@@ -51,7 +52,8 @@ class LabelConfig:
   positive_fraction: float = 0.5
   negatives: str = "random"
   target_mode: str = "binary"
-  threshold: float = 0.0  # a token is positive when its activation exceeds this
+  threshold: float = 0.0  # a token is positive when its activation exceeds this (sampling, checks, metrics)
+  target_scale_quantile: float = 0.9  # continuous mode: target = activation / this quantile of positive activations
   checkpoint_every: int = 50
   log_every: int = 25
   seed: int = 0
@@ -123,17 +125,6 @@ def train_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: Label
   p = objective.label_probs(label["v_NxV"][:, :, 0], mask_V)  # F x S x V
   top_p, top_id = jax.lax.top_k(p, 3)
   return label, opt_state, {**parts, "top_p": top_p, "top_id": top_id}
-
-
-def _place_like(x: jax.Array) -> Callable[[Any], Any]:
-  """Puts arrays where `x` is (replicated there), so that the first step's inputs are placed as every later step's
-  are: fresh, unplaced arrays would compile the step a second time."""
-  sharding = x.sharding
-  if not sharding.is_fully_replicated:
-    return lambda tree: tree
-  if isinstance(sharding, jax.sharding.NamedSharding):
-    sharding = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
-  return lambda tree: jax.device_put(tree, sharding)
 
 
 def reference_logq(logq_FxBxV: jax.Array, target_FxB: jax.Array) -> jax.Array:
@@ -217,19 +208,22 @@ class Checkpointer:
 def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, prep: disc_lib.Prepared,
           target_FxB: np.ndarray, mask_V: np.ndarray, checkpointer: Checkpointer | None = None,
           log: Callable[[str], None] | None = None, fingerprint: dict[str, Any] | None = None,
-          place: Callable[[Any], Any] | None = None) -> tuple[TrainState, list[dict[str, Any]]]:
+          place: sharding.FeaturePlacer | None = None) -> tuple[TrainState, list[dict[str, Any]]]:
   """Runs (or resumes) the optimization of F features stacked along the leading axis of `prep` and `target_FxB`.
 
-  Returns the final state and a per-step history of loss parts (each entry F x S). `place` puts feature-stacked
-  arrays on devices (e.g. sharded along a mesh's feature axis); by default they stay where they are.
+  Returns the final state (numpy, F features) and a per-step history of loss parts (each entry F x S). `place` puts
+  feature-stacked arrays on devices (split along a mesh's feature axis, padded to fill it); by default on the devices
+  the model's parameters are on. Checkpoints hold the F real features, so a run resumes on any number of devices.
   """
   log = log or (lambda s: print(s, file=sys.stderr))
-  place = place or _place_like(prep.logq_BxV)
+  place = place or sharding.FeaturePlacer(sharding.mesh_of(params))
   if not np.all(np.isfinite(target_FxB)):
     raise UserError("training targets contain NaN or infinity", "check the activations of this feature")
   n_features = target_FxB.shape[0]
-  mask = jnp.asarray(mask_V)
-  logq_ref = place(reference_logq(prep.logq_BxV, jnp.asarray(target_FxB, jnp.float32)))
+  mask = place.replicate(jnp.asarray(mask_V))
+  prep = place(prep)
+  targets = place(np.asarray(target_FxB, np.float32))
+  logq_ref = _reference_logq(prep.logq_BxV, targets)
   state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
@@ -245,12 +239,11 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
                         "use a new --output_dir, or delete its checkpoints to start over")
       log(f"  resumed from step {state.step}")
   label, opt_state = place(state.label), place(state.opt_state)
-  targets = place(jnp.asarray(target_FxB, jnp.float32))
   t0 = time.time()
   for step in range(state.step, lcfg.steps):
-    label, opt_state, parts = train_step(cfg, disc, lcfg, label, opt_state, jnp.asarray(step), params, prep, targets,
-                                         logq_ref, mask)
-    parts = jax.device_get(parts)
+    label, opt_state, parts = train_step(cfg, disc, lcfg, label, opt_state, place.replicate(jnp.asarray(step)),
+                                         params, prep, targets, logq_ref, mask)
+    parts = place.to_host(parts, n_features)
     if not np.all(np.isfinite(parts["loss"])):
       raise UserError(f"the loss became NaN at step {step}", "lower --learning_rate or the λ weights")
     history.append({k: np.asarray(v).tolist() for k, v in parts.items()})
@@ -264,8 +257,12 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
           f"KL {parts['kl'][f, best].mean():.2f})  top p {parts['top_p'][f, best, 0].mean():.2f}"
           f"{' (mean of %d features)' % n_features if n_features > 1 else ''}  {rate:.1f} steps/s")
     if checkpointer is not None and (done % lcfg.checkpoint_every == 0 or done == lcfg.steps):
-      checkpointer.save(TrainState(label, opt_state, done), history, {"fingerprint": fingerprint})
-  return TrainState(label, opt_state, lcfg.steps), history
+      checkpointer.save(TrainState(place.to_host(label, n_features), place.to_host(opt_state, n_features), done),
+                        history, {"fingerprint": fingerprint})
+  return TrainState(place.to_host(label, n_features), place.to_host(opt_state, n_features), lcfg.steps), history
+
+
+_reference_logq = jax.jit(lambda logq_FxBxV, target_FxB: reference_logq(logq_FxBxV, target_FxB))
 
 
 # ---------------------------------------------------------------------------------------------------------------

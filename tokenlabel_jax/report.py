@@ -274,14 +274,14 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
     scored = [h for h in held if _num(h.get("score")) is not None]
     top = max((_num(h.get("activation")) or 0.0 for h in held), default=0.0)
     held = sorted(held, key=lambda h: -(_num(h.get("score")) if _num(h.get("score")) is not None else -1))
-    n_hit = sum((h["score"] > 0.5) == ((_num(h.get("target")) or 0) > 0.5) for h in scored)
+    n_hit = sum((h["score"] > 0.5) == _positive(h) for h in scored)
     if scored:
       parts.append(f'<p>{n_hit} of {len(scored)} examples right at score 0.5 (green: hit, red: miss); '
                    "sorted by score.</p>")
     lines = []
     for h in held:
       s, t = _num(h.get("score")), _num(h.get("target")) or 0.0
-      cls = "" if s is None else ("hit" if (s > 0.5) == (t > 0.5) else "miss")
+      cls = "" if s is None else ("hit" if (s > 0.5) == _positive(h) else "miss")
       a = _num(h.get("activation"))
       bar = f'<span class="bar" style="width:{int(60 * s)}px"></span> ' if s is not None else ""
       lines.append(f'<tr class="{cls}"><td class="num">{bar}{_fmt(s)}</td><td class="num">{_fmt(a, 3)}</td>'
@@ -341,6 +341,13 @@ def _write(path: str, text: str) -> None:
   with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
   os.replace(tmp, path)
+
+
+def _positive(h: dict) -> bool:
+  """An example's class: activation > threshold, as recorded; files written before that field: target > 0.5."""
+  if "positive" in h:
+    return bool(h["positive"])
+  return (_num(h.get("target")) or 0.0) > 0.5
 
 
 @exit_on_user_error

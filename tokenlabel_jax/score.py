@@ -18,7 +18,7 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import labeling
-from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import LoadedModel, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -51,7 +51,7 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
       raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",
                       "pass --discriminator=namer, or score chosen labels with --labels")
     mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
-    auc = evaluation.vocab_auc(splits["val"].prep.logq_BxV, splits["val"].target_B, mask)
+    auc = evaluation.vocab_auc(splits["val"].prep.logq_BxV, splits["val"].positive_B, mask)
     order = np.argsort(-np.nan_to_num(auc, nan=-1.0))[:top_k]
     out["vocab_top"] = [[m.tokenizer.token_str(int(t)), float(auc[t])] for t in order]
   return out
@@ -84,4 +84,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -145,8 +145,8 @@ def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optim
   words = np.flatnonzero(mask_V)
   loss_V = np.full(mask_V.shape[0], np.inf, np.float32)
   loss_V[words] = opt_lib.fit_calibration(logq[:, words].T, val.target_B, cap)[2]
-  auc_V = np.nan_to_num(evaluation.vocab_auc(logq, val.target_B, mask_V), nan=0.0)
-  nat_V = logq[val.target_B > 0.5].mean(0)
+  auc_V = np.nan_to_num(evaluation.vocab_auc(logq, val.positive_B, mask_V), nan=0.0)
+  nat_V = logq[val.positive_B].mean(0)
   for t, src in scan_candidates(loss_V, auc_V, nat_V, mask_V, scfg):
     singles.setdefault(t, src)
   cands = [Candidate((t,), m.tokenizer.token_str(t), src, s_val=logq[:, t]) for t, src in singles.items()]
@@ -159,7 +159,7 @@ def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optim
 def _extensions(m, val, logq_BxV: np.ndarray, first: Sequence[int], scfg: SelectConfig) -> list[Candidate]:
   """Two-token labels: each first token followed by its likeliest word-continuing or word-adding second tokens
   (by mean log-probability over the positive validation examples), with their exact validation scores."""
-  pos = val.target_B > 0.5
+  pos = val.positive_B
   padded = list(first) + [first[-1]] * (scfg.extend_top - len(first))  # one compiled shape
   nxt_KxBxV = np.asarray(_next_token_logp(m.params, m.cfg, _bucketed(val.prep), jnp.asarray(padded, jnp.int32)))
   out = []
@@ -186,18 +186,18 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   if disc.kind != "namer":
     rows = labeling.evaluate_labels(m, disc, [list(c.ids) for c in cands], val, heldout)
-    logq = np.asarray(val.prep.logq_BxV)[val.target_B > 0.5]
+    logq = np.asarray(val.prep.logq_BxV)[val.positive_B]
     for c, row in zip(cands, rows):
       c.stats.update(row, naturalness=float(logq[:, c.ids[0]].mean()) if len(c.ids) == 1 else float("nan"))
     return
   s_val = np.stack([c.s_val if c.s_val is not None else namer_scores(m, val.prep, [c.ids])[0] for c in cands])
   a, b, loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
-  pos = val.target_B > 0.5
+  pos = val.positive_B
   with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
   s_test = namer_scores(m, heldout.prep, [cands[i].ids for i in with_test])
   for j, i in enumerate(with_test):
     prob = 1 / (1 + np.exp(-(a[i] * s_test[j] + b[i])))
-    cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.target_B))
+    cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
   for i, c in enumerate(cands):
     c.stats.update(val_loss=float(loss[i]), val_auc=float(evaluation.roc_auc(s_val[i], pos)),
                    naturalness=float(s_val[i][pos].mean()), scale=float(a[i]), bias=float(b[i]))
@@ -209,7 +209,7 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
     return
   s = namer_scores(m, heldout.prep, [c.ids])[0]
   prob = 1 / (1 + np.exp(-(c.stats["scale"] * s + c.stats["bias"])))
-  c.stats.update(evaluation.metrics_from_scores(prob, heldout.target_B))
+  c.stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
 
 
 def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
@@ -221,7 +221,7 @@ def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.Discr
   every candidate's figure is log P(word | label) - log P(word | neutral) on the same examples.
   """
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
-  pos = [e for e, t in zip(val.examples, val.target_B) if t > 0.5]
+  pos = [e for e in val.examples if e.positive]
   texts = labeling.example_texts(feature, pos, disc)
   out = np.full(len(cands), np.nan)
   base_B = None

@@ -45,20 +45,41 @@ class Tokenizer:
     return bool(getattr(self.hf, "chat_template", None))
 
 
+# Split patterns per GGUF `tokenizer.ggml.pre`, as llama.cpp and transformers' GGUF conversion split text before
+# byte-level BPE. Llama-3 groups digits in threes and keeps letters after an apostrophe/punctuation together.
+_LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                   r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# "smollm": every digit alone, then GPT-2's pattern (SmolLM2's tokenizer.json; its vocabulary has no digit merges).
+# "gpt2": GPT-2's pattern.
+GGUF_PRE_TOKENIZERS = ("gpt2", "smollm", "llama-bpe", "llama3", "llama-v3")
+
+
+def _gguf_pre_tokenizer(pre: str | None):
+  from tokenizers import Regex, pre_tokenizers  # pylint: disable=import-outside-toplevel
+  if pre == "gpt2":
+    return pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+  if pre == "smollm":
+    return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+  if pre in ("llama-bpe", "llama3", "llama-v3"):
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_LLAMA3_PATTERN), behavior="isolated"),
+                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+  raise UserError(f"GGUF pre-tokenizer {pre!r} (tokenizer.ggml.pre) is not supported",
+                  f"supported: {', '.join(GGUF_PRE_TOKENIZERS)}; for another model load its Hugging Face directory "
+                  "(config.json + safetensors + tokenizer.json) instead")
+
+
 def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
-  """Byte-level BPE from the token list and merges stored in a GGUF file."""
-  from tokenizers import Tokenizer as RawTokenizer, decoders, models, pre_tokenizers  # pylint: disable=import-outside-toplevel
+  """Byte-level BPE from the token list and merges stored in a GGUF file, split as its `pre` type says."""
+  from tokenizers import Tokenizer as RawTokenizer, decoders, models  # pylint: disable=import-outside-toplevel
   from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
 
+  pre_tokenizer = _gguf_pre_tokenizer(spec.get("pre"))  # before the slow part: an unsupported file fails at once
   tokens = spec["tokens"]
   vocab = {t: i for i, t in enumerate(tokens)}
   merges = [tuple(m.split(" ", 1)) for m in spec["merges"]]
   raw = RawTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-  byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-  if spec.get("pre") in ("smollm", "llama-bpe", "llama3"):  # these split digits one by one before byte-level BPE
-    raw.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-  else:
-    raw.pre_tokenizer = byte_level
+  raw.pre_tokenizer = pre_tokenizer
   raw.decoder = decoders.ByteLevel()
   specials = [t for t, ty in zip(tokens, spec["token_types"]) if ty == _CONTROL]
   kwargs = {}

@@ -58,7 +58,7 @@ def resolve(spec: str | None) -> str:
 def _cache_key(path: str, dtype: str) -> str:
   files = [path] if os.path.isfile(path) else sorted(
       os.path.join(path, f) for f in os.listdir(path) if f.endswith((".json", ".safetensors", ".msgpack")))
-  h = hashlib.sha256(dtype.encode())
+  h = hashlib.sha256(f"{dtype} format 2".encode())  # format 2: GGUF rope_freqs and pre-tokenizers read
   for f in files:
     st = os.stat(f)
     h.update(f"{os.path.abspath(f)}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -67,7 +67,9 @@ def _cache_key(path: str, dtype: str) -> str:
 
 def _cfg_from_json(d: dict[str, Any]) -> ModelConfig:
   rs = d.pop("rope_scaling")
-  return ModelConfig(**d, rope_scaling=RopeScaling(**rs) if rs else None)
+  factors = d.pop("rope_freq_factors", None)
+  return ModelConfig(**d, rope_scaling=RopeScaling(**rs) if rs else None,
+                     rope_freq_factors=tuple(factors) if factors is not None else None)
 
 
 def _convert(path: str, np_dtype) -> tuple[ModelConfig, dict[str, Any], tokenizer_lib.Tokenizer]:
