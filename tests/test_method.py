@@ -190,17 +190,17 @@ def test_vocab_auc_is_each_tokens_auc(tiny):
 
 
 def test_score_feature_ranks_labels_and_scans_the_vocabulary(tiny, tmp_path, monkeypatch):
-  """The `score` command's core on a feature: each label's row is evaluate_labels', ranks follow validation loss,
+  """The `score` command's core on a feature (labeling.score_feature; importing the launcher here would define its
+  absl flags a second time beside dry_run's): each label's row is evaluate_labels', ranks follow validation loss,
   and the vocabulary scan lists the tokens of highest validation AUC, best first."""
   from test_labeling import write_feature
   from tokenlabel_jax import data as data_lib
   from tokenlabel_jax import labeling
-  from tokenlabel_jax import score
   feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
   disc = disc_lib.get("namer")
   lcfg = opt_lib.LabelConfig(n_train=0, n_val=16, n_heldout=16)
   monkeypatch.setattr(disc_lib, "word_like_mask", lambda tok, v: np.ones(v, bool))  # byte tokens are not words
-  out = score.score_feature(tiny, feature, disc, ["a", "b", "c"], lcfg, vocab=True, top_k=4)
+  out = labeling.score_feature(tiny, feature, disc, ["a", "b", "c"], lcfg, vocab=True, top_k=4)
   splits = labeling.build_splits(tiny, feature, disc, lcfg)
   rows = labeling.evaluate_labels(tiny, disc, [disc_lib.encode_label(tiny.tokenizer, l) for l in "abc"],
                                   splits["val"], splits["heldout"])

@@ -301,3 +301,27 @@ def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_l
   rows = evaluate_labels(m, scorer, label_ids, sp["val"], sp["heldout"])
   return {"discriminator": scorer.name,
           **{n: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")} for n, row in zip(names, rows)}}
+
+
+def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, labels: list[str],
+                  lcfg: opt_lib.LabelConfig, vocab: bool, top_k: int) -> dict:
+  """The `score` command's core: given labels' held-out figures and rank by validation loss; with `vocab` (namer),
+  the exact top of the whole vocabulary by validation AUC."""
+  splits = build_splits(m, feature, disc, lcfg)
+  out: dict = {"feature": feature.name, "discriminator": disc.name, "labels": {}}
+  if labels:
+    ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
+    rows = evaluate_labels(m, disc, ids, splits["val"], splits["heldout"])
+    losses = [r["val_loss"] for r in rows]
+    for l, t, r in zip(labels, ids, rows):
+      out["labels"][l] = {**r, "tokens": [m.tokenizer.token_str(i) for i in t],
+                          "rank": evaluation.rank_of(r["val_loss"], losses)}
+  if vocab:
+    if disc.kind != "namer":
+      raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",
+                      "pass --discriminator=namer, or score chosen labels with --labels")
+    mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
+    auc = evaluation.vocab_auc(splits["val"].prep.logq_BxV, splits["val"].positive_B, mask)
+    order = np.argsort(-np.nan_to_num(auc, nan=-1.0))[:top_k]
+    out["vocab_top"] = [[m.tokenizer.token_str(int(t)), float(auc[t])] for t in order]
+  return out
