@@ -41,7 +41,7 @@ class SelectConfig:
   typical_disc: str = "likelihood"  # the reverse-direction prompt that measures typicality
   scan_top: int = 48  # namer: best single tokens of the exact vocabulary scan, by validation loss
   natural_top: int = 16  # namer: most natural single tokens among those with validation AUC >= 0.75
-  extend_top: int = 4  # first tokens extended by a second token
+  extend_top: int = 0  # first tokens extended by a second token (--extend_top; 0: single tokens, see README)
   extend_each: int = 3  # continuations per first token
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
 
