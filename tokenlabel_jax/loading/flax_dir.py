@@ -18,6 +18,7 @@ import numpy as np
 
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.loading.hf_dir import empty_layers
 
 WEIGHTS = "flax_model.msgpack"
 INDEX = "flax_model.msgpack.index.json"
@@ -86,11 +87,7 @@ def _files(path: str) -> list[str]:
 def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]:
   """Fills preallocated stacked arrays file by file (one shard in memory at a time)."""
   L, D, V = cfg.n_layers, cfg.dim, cfg.vocab_size
-  HE, KE, F = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
-  shapes = {"attn_norm_LxD": (D,), "wq_LxDxHE": (D, HE), "wk_LxDxKE": (D, KE), "wv_LxDxKE": (D, KE),
-            "wo_LxHExD": (HE, D), "mlp_norm_LxD": (D,), "w_gate_LxDxF": (D, F), "w_up_LxDxF": (D, F),
-            "w_down_LxFxD": (F, D)}
-  layers = {k: np.empty((L, *s), dtype) for k, s in shapes.items()}
+  layers = empty_layers(cfg, dtype)
   params: dict[str, Any] = {"layers": layers}
   seen: set[str] = set()
   top = {"model/embed_tokens/embedding": ("embed_VxD", (V, D)), "model/norm/weight": ("final_norm_D", (D,))}
@@ -106,7 +103,8 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
         i_str, _, rest = name[len("model/layers/"):].partition("/")
         if rest not in _LAYER_KEYS or not i_str.isdigit() or int(i_str) >= L:
           continue
-        key, shape, target = _LAYER_KEYS[rest], shapes[_LAYER_KEYS[rest]], int(i_str)
+        key, target = _LAYER_KEYS[rest], int(i_str)
+        shape = layers[key].shape[1:]
       else:
         continue  # lm_head of a tied model, or extras
       if w.shape != shape:

@@ -45,6 +45,15 @@ def read_config(path: str) -> ModelConfig:
                     "restore the model's config.json") from None
 
 
+def empty_layers(cfg: ModelConfig, dtype=np.float32) -> dict[str, np.ndarray]:
+  """Preallocated stacked per-layer arrays (L x ...), filled shard by shard by the loaders."""
+  D, HE, KE, F = cfg.dim, cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
+  shapes = {"attn_norm_LxD": (D,), "wq_LxDxHE": (D, HE), "wk_LxDxKE": (D, KE), "wv_LxDxKE": (D, KE),
+            "wo_LxHExD": (HE, D), "mlp_norm_LxD": (D,), "w_gate_LxDxF": (D, F), "w_up_LxDxF": (D, F),
+            "w_down_LxFxD": (F, D)}
+  return {k: np.empty((cfg.n_layers, *s), dtype) for k, s in shapes.items()}
+
+
 def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]:
   """Fills preallocated stacked arrays shard by shard: memory peaks at the model plus one tensor, not two models."""
   from safetensors import safe_open  # pylint: disable=import-outside-toplevel
@@ -63,11 +72,7 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
     if absent:
       raise UserError(f"{path} lacks {', '.join(absent)} (listed in {index})", "re-download the missing shards")
   L, D, V = cfg.n_layers, cfg.dim, cfg.vocab_size
-  HE, KE, F = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.hidden_dim
-  shapes = {"attn_norm_LxD": (D,), "wq_LxDxHE": (D, HE), "wk_LxDxKE": (D, KE), "wv_LxDxKE": (D, KE),
-            "wo_LxHExD": (HE, D), "mlp_norm_LxD": (D,), "w_gate_LxDxF": (D, F), "w_up_LxDxF": (D, F),
-            "w_down_LxFxD": (F, D)}
-  layers = {k: np.empty((L, *s), dtype) for k, s in shapes.items()}
+  layers = empty_layers(cfg, dtype)
   params: dict[str, Any] = {"layers": layers}
   seen: set[str] = set()
   for shard in shards:
