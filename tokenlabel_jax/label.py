@@ -65,8 +65,9 @@ flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
-flags.DEFINE_float("select_margin", _S.margin, "Candidates within this validation loss of the best compete on "
-                   "naturalness (the model's own log-probability of the label after the positive examples).")
+flags.DEFINE_float("select_margin", _S.margin, "The best few candidates within this validation loss of the best "
+                   "compete on typicality (how much the label raises the positive words' probability after "
+                   "'Examples of<label>:').")
 flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
 flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
