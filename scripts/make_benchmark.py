@@ -34,10 +34,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--list-only", action="store_true", help="write categories.json only")
   args = parser.parse_args(argv)
-  for path, package in ((synthetic.WORDNET_DIR, "wordnet-base"), (synthetic.FORTUNES_DIR, "fortunes")):
-    if not os.path.isdir(path):
-      print(f"make_benchmark: {path} is missing: run scripts/install_corpora.sh ({package})", file=sys.stderr)
-      return 2
+  if not make_features.corpora_present("make_benchmark", synthetic.WORDNET_DIR, synthetic.FORTUNES_DIR):
+    return 2
   start = time.time()
   wn = synthetic.WordNet()
   corpus = synthetic.Corpus.build(wn, synthetic.load_english_sentences(synthetic.FORTUNES_DIR,

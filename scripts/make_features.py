@@ -38,6 +38,15 @@ def _kjv_text() -> str | None:
   return out.stdout
 
 
+def corpora_present(prog: str, wordnet: str, fortunes: str) -> bool:
+  """Whether the Debian corpora are installed; says which is missing and how to install it otherwise."""
+  for path, package in ((wordnet, "wordnet-base"), (fortunes, "fortunes")):
+    if not os.path.isdir(path):
+      print(f"{prog}: {path} is missing: run scripts/install_corpora.sh ({package})", file=sys.stderr)
+      return False
+  return True
+
+
 def _write_jsonl(path: str, records: list[dict]) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w", encoding="utf-8") as f:
@@ -77,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--concept-records", type=int, default=300, help="records per tuning concept")
   args = parser.parse_args(argv)
 
-  for path, package in ((args.wordnet, "wordnet-base"), (args.fortunes, "fortunes")):
-    if not os.path.isdir(path):
-      print(f"make_features: {path} is missing: run scripts/install_corpora.sh ({package})", file=sys.stderr)
-      return 2
+  if not corpora_present("make_features", args.wordnet, args.fortunes):
+    return 2
 
   start = time.time()
   wn = synthetic.WordNet(args.wordnet)

@@ -203,11 +203,19 @@ def _read_neuronpedia(path: str) -> list[tuple[str, data_lib.Record]]:
     if not isinstance(feat, dict) or not isinstance(feat.get("activations"), list):
       raise UserError(f"{path}: feature {k} has no \"activations\" list", "re-export the Neuronpedia feature JSON")
     name = _name(_np_source(feat, stem), feat.get("index", k))
-    for i, act in enumerate(feat["activations"]):
-      where = f"{path}: feature {k}, activation {i}"
-      if not isinstance(act, dict) or "tokens" not in act or "values" not in act:
-        raise UserError(f"{where}: needs \"tokens\" and \"values\"", "re-export the Neuronpedia feature JSON")
-      out.append(_record(act["tokens"], act["values"], where, name))
+    out += _token_value_records(feat["activations"], f"{path}: feature {k}", name,
+                                "re-export the Neuronpedia feature JSON")
+  return out
+
+
+def _token_value_records(acts: list, where: str, name: str, fix: str) -> list[tuple[str, data_lib.Record]]:
+  """Neuronpedia-style activation entries ({"tokens": [...], "values": [...]}) as records of feature `name`."""
+  out = []
+  for i, act in enumerate(acts):
+    at = f"{where}, activation {i}"
+    if not isinstance(act, dict) or "tokens" not in act or "values" not in act:
+      raise UserError(f"{at}: needs \"tokens\" and \"values\"", fix)
+    out.append(_record(act["tokens"], act["values"], at, name))
   return out
 
 
@@ -222,11 +230,8 @@ def _read_sae_dashboard(path: str) -> list[tuple[str, data_lib.Record]]:
       acts = feat.get("activations") if isinstance(feat, dict) else None
       if not isinstance(acts, list):
         raise UserError(f"{path}: feature {index} has no \"activations\" list", "re-run SAEDashboard's export")
-      for i, act in enumerate(acts):
-        where = f"{path}: feature {index}, activation {i}"
-        if not isinstance(act, dict) or "tokens" not in act or "values" not in act:
-          raise UserError(f"{where}: needs \"tokens\" and \"values\"", "re-run SAEDashboard's export")
-        out.append(_record(act["tokens"], act["values"], where, _name(source, index)))
+      out += _token_value_records(acts, f"{path}: feature {index}", _name(source, index),
+                                  "re-run SAEDashboard's export")
   return out
 
 
