@@ -65,19 +65,16 @@ def top_contexts(feature: data_lib.Feature, n: int = 2, before: int = 10, after:
   return "<br>".join(out)
 
 
-def baselines(m, disc, lcfg: LabelConfig, feature: data_lib.Feature, mask_V: np.ndarray, rng) -> dict:
-  splits = labeling.build_splits(m, feature, disc, dataclasses.replace(lcfg, n_train=0))
-  top = top_token_label(feature, lcfg.threshold)
-  random_id = int(rng.choice(np.flatnonzero(mask_V)))
-  scan_ids = np.flatnonzero(mask_V)
-  labels = [disc_lib.encode_label(m.tokenizer, top), [random_id]] + [[int(t)] for t in scan_ids]
-  rows = labeling.evaluate_labels(m, disc, labels, splits["val"], splits["heldout"])
-  best = 2 + int(np.argmin([r["val_loss"] for r in rows[2:]]))
-  return {"baselines": {"top_token": {"label": top, "heldout_auc": rows[0]["auc"]},
-                        "vocab_scan": {"label": m.tokenizer.token_str(int(scan_ids[best - 2])),
-                                       "heldout_auc": rows[best]["auc"]},
-                        "random": {"label": m.tokenizer.token_str(random_id), "heldout_auc": rows[1]["auc"]}},
-          "token_lookup_auc": token_lookup_auc(feature, splits["heldout"].examples)}
+def scan_baseline(result: dict) -> dict:
+  """The exact vocabulary scan: among the run's exactly scored single tokens (which include the whole word-like
+  vocabulary, scanned by the namer), the one with the lowest calibrated validation loss."""
+  best = min((v for v in result["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
+  return {"label": best["label"], "heldout_auc": best["auc"]}
+
+
+def reference_labels(feature: data_lib.Feature, lcfg: LabelConfig, words: np.ndarray, tokenizer, rng) -> list[str]:
+  """The top-token baseline and a random word-like token, scored by the labeling run beside its label."""
+  return [top_token_label(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
 
 
 def summarize(out: dict) -> dict:
@@ -88,6 +85,7 @@ def summarize(out: dict) -> dict:
     if aucs:
       summary[kind] = {"n": len(aucs), "median_auc": statistics.median(aucs),
                        "share_auc_ge_0.8": float(np.mean(np.array(aucs) >= 0.8)),
+                       "no_label": sum(r["label"] is None for r in out[kind]),
                        **{f"median_{b}_auc": statistics.median(r["baselines"][b]["heldout_auc"] for r in out[kind])
                           for b in ("top_token", "vocab_scan", "random")},
                        "median_token_lookup_auc": statistics.median(r["token_lookup_auc"] for r in out[kind])}
@@ -108,9 +106,9 @@ def main():
   sample = sorted(np.random.default_rng(0).choice(names, min(args.n_latents, len(names)), replace=False).tolist())
   lat = {f.name: f for f in data_lib.load_features(os.path.join(args.run, "latents")) if f.name in set(sample)}
   neu = data_lib.load_features(os.path.join(args.run, "neurons"))[:args.n_neurons]
-  mask_V = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
+  words = np.flatnonzero(disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size))
   rng = np.random.default_rng(0)
-  out = {}
+  out, wall = {}, {"latents": [], "neurons": []}
   for kind, feats, thresholds in (("latents", [lat[n] for n in sample], {n: 0.0 for n in sample}),
                                   ("neurons", neu, {n: v["threshold"] for n, v in export["neurons"].items()})):
     rows = []
@@ -121,14 +119,28 @@ def main():
       lcfg = LabelConfig(steps=args.steps, threshold=thr)
       for i in range(0, len(group), args.features_per_batch):
         chunk = group[i:i + args.features_per_batch]
-        for f, r in zip(chunk, labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind))):
-          rows.append({"id": f.name, "label": r["label"], "heldout_auc": r["heldout"]["auc"],
+        refs = {f.name: reference_labels(f, lcfg, words, m.tokenizer, rng) for f in chunk}
+        t0 = time.time()
+        results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs)
+        wall[kind].append((time.time() - t0) / len(chunk))
+        for f, r in zip(chunk, results):
+          top, rand = refs[f.name]
+          rows.append({"id": f.name, "label": r["label"], "best_candidate": r["best_candidate"],
+                       "heldout_auc": r["heldout"]["auc"], "heldout_auc_lower95": r["heldout_auc_lower95"],
                        "top_contexts": top_contexts(f),
-                       **baselines(m, disc, lcfg, f, mask_V, rng)})
-          print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+                       "baselines": {"top_token": {"label": top, "heldout_auc": r["references"][top]["auc"]},
+                                     "vocab_scan": scan_baseline(r),
+                                     "random": {"label": rand, "heldout_auc": r["references"][rand]["auc"]}},
+                       "token_lookup_auc": token_lookup_auc(f, labeling.sample_split(f, lcfg, "heldout"))})
+          print(json.dumps({k: v for k, v in rows[-1].items() if k != "top_contexts"}, ensure_ascii=False),
+                flush=True)
     out[kind] = rows
+  per_feature = {k: statistics.median(v) for k, v in wall.items() if v}
+  timing = {"labeling_s_per_feature": per_feature, "alive_latents": len(names),
+            # Not run in full here (hours on 2 cores): the latents' measured seconds per feature times their number.
+            "full_sae_labeling_estimate_s": round(per_feature.get("latents", float("nan")) * len(names), 1)}
   summary = {"sae": {k: sae[k] for k in ("fvu", "l0", "dead_fraction", "loss_recovered", "tokens")},
-             "summary": summarize(out)}
+             "summary": summarize(out), "timing": timing}
   flat = [{"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"],
            "top token": f"{r['baselines']['top_token']['label']!r} {r['baselines']['top_token']['heldout_auc']:.3f}",
            "vocab scan": f"{r['baselines']['vocab_scan']['label']!r} {r['baselines']['vocab_scan']['heldout_auc']:.3f}",

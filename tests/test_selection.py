@@ -136,3 +136,21 @@ def test_independent_scorer_scores_the_chosen_label_on_the_same_heldout_examples
       [(e.record, e.index) for e in namer_sp["heldout"].examples]
   direct = labeling.evaluate_labels(tiny, lik, [r["token_ids"]], sp["val"], sp["heldout"])[0]
   assert s["label"]["auc"] == pytest.approx(direct["auc"])
+
+
+def test_references_per_feature_are_scored_on_each_features_own_examples(tiny, tmp_path):
+  """A baseline that differs by feature (its top-activating token) is scored beside that feature's label only, with
+  the figures a direct evaluation on the same validation / held-out examples gives."""
+  feats = [dataclasses.replace(data_lib.load_features(_write_noise_feature(tmp_path / f"{n}.jsonl", seed=s))[0], name=n)
+           for n, s in (("a", 2), ("b", 3))]
+  refs = {"a": ["cat", "dog"], "b": ["owl"]}
+  namer = disc_lib.get("namer")
+  results = labeling.label_features(tiny, feats, namer, LCFG, str(tmp_path / "out"), refs)
+  for f, r in zip(feats, results):
+    assert set(r["references"]) == set(refs[f.name])
+    sp = labeling.build_splits(tiny, f, namer, LCFG)
+    rows = labeling.evaluate_labels(tiny, namer, [disc_lib.encode_label(tiny.tokenizer, w) for w in refs[f.name]],
+                                    sp["val"], sp["heldout"])
+    for w, row in zip(refs[f.name], rows):
+      assert r["references"][w]["auc"] == pytest.approx(row["auc"])
+      assert r["references"][w]["val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)

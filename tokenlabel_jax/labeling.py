@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,13 +56,19 @@ class Split:
       self.positive_B = np.asarray(self.target_B) > 0.5
 
 
+def sample_split(feature: data_lib.Feature, lcfg: opt_lib.LabelConfig, split: str) -> list[data_lib.Example]:
+  """The examples a labeling run draws from the feature's "train" records (train + validation) or "heldout" ones."""
+  n = lcfg.n_train + lcfg.n_val if split == "train" else lcfg.n_heldout
+  return data_lib.sample_examples(feature, n=n, split=split, seed=lcfg.seed, positive_fraction=lcfg.positive_fraction,
+                                  negatives=lcfg.negatives, target_mode=lcfg.target_mode, threshold=lcfg.threshold,
+                                  scale_quantile=lcfg.target_scale_quantile)
+
+
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                  lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
   """Train and validation come from the feature's train records, held-out from its held-out records."""
-  common = dict(seed=lcfg.seed, positive_fraction=lcfg.positive_fraction, negatives=lcfg.negatives,
-                target_mode=lcfg.target_mode, threshold=lcfg.threshold, scale_quantile=lcfg.target_scale_quantile)
-  train_val = data_lib.sample_examples(feature, n=lcfg.n_train + lcfg.n_val, split="train", **common)
-  heldout = data_lib.sample_examples(feature, n=lcfg.n_heldout, split="heldout", **common)
+  train_val = sample_split(feature, lcfg, "train")
+  heldout = sample_split(feature, lcfg, "heldout")
   parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
                                          ("heldout", heldout)) if exs}  # a split may be empty: scoring only
   targets, positives = {}, {}
@@ -121,13 +127,16 @@ def _auc(scores, positive_B) -> float:
 
 
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
-                   lcfg: opt_lib.LabelConfig, output_dir: str, references: Sequence[str] = (), resume: bool = True,
+                   lcfg: opt_lib.LabelConfig, output_dir: str,
+                   references: Sequence[str] | Mapping[str, Sequence[str]] = (), resume: bool = True,
                    place: sharding.FeaturePlacer | None = None, scfg: selection.SelectConfig = selection.SelectConfig(),
                    scorer: disc_lib.DiscriminatorConfig | None = None, write: bool | None = None
                    ) -> list[dict[str, Any]]:
   """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
 
-  `place` puts feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
+  `references` are labels scored beside the label on the same examples: one list for every feature, or a list per
+  feature name (a baseline that differs by feature, such as its most frequent top-activating token). `place` puts
+  feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
   parameters are on); `scfg` says how the label is chosen among candidates; `scorer`, a second discriminator, adds
   independent held-out figures. `write` (default: process 0 of a multi-host job) says whether this process writes
   files; every process computes the same results.
@@ -158,7 +167,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     out_dir = os.path.join(output_dir, feature.name)
     label_S = jax.tree.map(lambda x: x[f], state.label)
     train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
-    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, references, scfg, scorer)
+    refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
+    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg, scorer)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     if write:
       os.makedirs(out_dir, exist_ok=True)
