@@ -223,6 +223,10 @@ def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.Discr
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   pos = [e for e in val.examples if e.positive]
   texts = labeling.example_texts(feature, pos, disc)
+  n_pos = len(texts)
+  # Padded to whole chunks of examples (the last text repeated, its scores dropped) and to a fixed number of labels:
+  # features with other counts of positives or finalists reuse one compiled scoring step instead of compiling anew.
+  texts = texts + texts[-1:] * (_round_up(n_pos, 32) - n_pos)
   out = np.full(len(cands), np.nan)
   base_B = None
   for n in sorted({len(c.ids) for c in cands}):
@@ -233,8 +237,10 @@ def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.Discr
       base_B = prep.baseline_B if n == 1 else disc_lib.prepare(m.params, m.cfg, m.tokenizer, disc, texts).baseline_B
     prep = dataclasses.replace(prep, baseline_B=base_B)
     idx = [i for i, c in enumerate(cands) if len(c.ids) == n]
-    ids = jnp.asarray([cands[i].ids for i in idx], jnp.int32)
-    out[idx] = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, prep, ids)).mean(1)
+    ids = [cands[i].ids for i in idx]
+    ids += ids[-1:] * (_round_up(len(ids), 4) - len(ids))
+    s_CxB = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, prep, jnp.asarray(ids, jnp.int32)))
+    out[idx] = s_CxB[:len(idx), :n_pos].mean(1)
   return out
 
 
