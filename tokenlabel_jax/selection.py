@@ -215,14 +215,81 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
 def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
   """The reverse direction: how much each label raises the probability of the positive words after it, under a
   likelihood prompt ("Examples of<label>: <word>") against a neutral label. A member label explains only the
-  positives like itself ("Examples of tank: barrel" is odd), a category's name explains them all. C values.
-
-  Two-token labels are run with two slots; both preparations are measured against the one-slot neutral label, so
-  every candidate's figure is log P(word | label) - log P(word | neutral) on the same examples.
+  positives like itself ("Examples of tank: barrel" is odd), a category's name explains them all. C values:
+  the mean over positive validation examples of log P(word | label) - log P(word | neutral label).
   """
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   pos = [e for e in val.examples if e.positive]
   texts = labeling.example_texts(feature, pos, disc)
+  plans = [disc_lib.token_plan(disc, m.tokenizer, t, 1) for t in texts]
+  if len({tuple(p) for p, _, _ in plans}) == 1:
+    return _typicality_shared_prompt(m, plans, cands, disc)
+  return _typicality_prepared(m, texts, cands, disc)
+
+
+def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.ndarray:
+  """When every positive's prompt up to the label is the same (the word comes only after it), each label's prompt
+  "... Examples of<label>:" runs once and every word is read after it: one short pass per label, plus the words'
+  own tokens for words of several tokens, instead of a pass per (label, word)."""
+  prefix = list(plans[0][0])
+  words, glue = [], None
+  for _, suffix, readouts in plans:
+    word = [t for _, t, _ in readouts]
+    words.append(word)
+    g = tuple(suffix[:len(suffix) - len(word)])
+    if glue not in (None, g):
+      raise ValueError("the typicality prompt's text between label and word differs between examples")
+    glue = g
+  neutral = m.tokenizer.encode(disc.neutral_label)[:1]
+  labels = [tuple(neutral)] + [tuple(c.ids) for c in cands]
+  # Words of one token are read off the label prompt's last position; only the longer ones run their own tokens.
+  multi = [i for i, w in enumerate(words) if len(w) > 1]
+  M, N = _round_up(max(len(multi), 1), 8), _round_up(max([len(words[i]) for i in multi] + [2]), 2)
+  rest_MxN = np.zeros((M, N), np.int32)
+  valid_MxN = np.zeros((M, N), bool)
+  for r, i in enumerate(multi):
+    rest_MxN[r, :len(words[i])], valid_MxN[r, :len(words[i])] = words[i], True
+  first = np.asarray([w[0] for w in words] + [words[-1][0]] * (_round_up(len(words), 32) - len(words)), np.int32)
+  logp = np.zeros(len(labels))
+  for n in sorted({len(l) for l in labels}):
+    idx = [i for i, l in enumerate(labels) if len(l) == n]
+    own = [list(labels[i]) + list(glue) for i in idx]
+    own += own[-1:] * (_round_up(len(own), 4) - len(own))
+    first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, jnp.asarray([prefix], jnp.int32), jnp.asarray(own, jnp.int32),
+                                         jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN))
+    s_PxW = np.array(first_PxW)[:len(idx), :len(words)]
+    s_PxW[:, multi] += np.asarray(rest_PxM)[:len(idx), :len(multi)]
+    logp[idx] = s_PxW.mean(1)
+  return logp[1:] - logp[0]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _word_logprobs(params, cfg, head_1xH, own_PxO, first_W, words_MxN, valid_MxN):
+  """For P label prompts (a shared head, then each label and the glue before the word): log P(first token) of each
+  of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M)."""
+  H, (P, O), (M, N) = head_1xH.shape[1], own_PxO.shape, words_MxN.shape
+  _, head, _ = model_lib.forward(params, cfg, model_lib.embed(params, head_1xH), jnp.arange(H)[None])
+  h, own, _ = model_lib.forward(params, cfg, model_lib.embed(params, own_PxO), jnp.broadcast_to(H + jnp.arange(O), (P, O)),
+                                None, head)
+  own = model_lib.KVCache(own.k_LxBxTxKxE[:, :, H:], own.v_LxBxTxKxE[:, :, H:], own.valid_BxT[:, H:])
+  first_PxW = jax.nn.log_softmax(model_lib.logits(params, h[:, -1]), axis=-1)[:, first_W]
+
+  def rest(p):  # each longer word's tokens after its first, read after the ones before them
+    take = lambda a, axis: jax.lax.dynamic_slice_in_dim(a, p, 1, axis=axis)
+    row = model_lib.KVCache(take(own.k_LxBxTxKxE, 1), take(own.v_LxBxTxKxE, 1), take(own.valid_BxT, 0))
+    hw, _, _ = model_lib.forward(params, cfg, model_lib.embed(params, words_MxN[:, :-1]),
+                                 jnp.broadcast_to(H + O + jnp.arange(N - 1), (M, N - 1)), valid_MxN[:, :-1],
+                                 (head, row))
+    logp = jax.nn.log_softmax(model_lib.logits(params, hw), axis=-1)
+    tok = jnp.take_along_axis(logp, words_MxN[:, 1:, None], axis=-1)[..., 0]
+    return jnp.sum(jnp.where(valid_MxN[:, 1:], tok, 0.0), axis=-1)
+
+  return first_PxW, jax.lax.map(rest, jnp.arange(P))
+
+
+def _typicality_prepared(m, texts, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
+  """The general case (the prompt before the label differs by example): each (label, word) prompt scored by the
+  discriminator. Two-token labels run with two slots, measured against the one-slot neutral label."""
   n_pos = len(texts)
   # Padded to whole chunks of examples (the last text repeated, its scores dropped) and to a fixed number of labels:
   # features with other counts of positives or finalists reuse one compiled scoring step instead of compiling anew.
