@@ -20,7 +20,9 @@ from tokenlabel_jax.discriminators.scoring import hard_scores
 from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText, token_plan
 from tokenlabel_jax.errors import UserError
 
+
 def _pad(rows: Sequence[Sequence[Any]], fill, dtype) -> np.ndarray:
+  """Ragged rows as one array, filled out with `fill` (at least one column)."""
   width = max(1, max(len(r) for r in rows))
   out = np.full((len(rows), width), fill, dtype)
   for i, r in enumerate(rows):

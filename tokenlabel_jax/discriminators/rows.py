@@ -15,6 +15,7 @@ import numpy as np
 
 from tokenlabel_jax import model as model_lib
 
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Prepared:
@@ -38,7 +39,7 @@ class Prepared:
 
 
 def gather_rows(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[model_lib.KVCache, jax.Array]], T: int
-                 ) -> tuple[model_lib.KVCache, jax.Array]:
+                ) -> tuple[model_lib.KVCache, jax.Array]:
   """Each example's (chunk, row) of the computed prompts as one cache of width T (a repeated prompt's row is shared).
 
   On the CPU backend the arrays already live in host memory: numpy copies each row once into the result, compiling

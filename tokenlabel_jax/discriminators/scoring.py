@@ -15,6 +15,7 @@ from tokenlabel_jax.discriminators.rows import Prepared, take_rows
 from tokenlabel_jax.discriminators.templates import DiscriminatorConfig
 from tokenlabel_jax.errors import UserError
 
+
 def scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepared, label_NxV: jax.Array) -> jax.Array:
   """Score per example for a soft label (N slots x vocabulary probabilities); differentiable in `label_NxV`.
 

@@ -13,6 +13,7 @@ import numpy as np
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError
 
+
 LABEL = "{label}"
 
 
