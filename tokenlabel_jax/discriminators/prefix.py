@@ -1,0 +1,137 @@
+"""Preparation: the label-independent prefixes of every example's prompt, run once (no gradients) and cached.
+
+The common head (few-shot lines, chat header) runs once for all examples; each distinct own prefix runs once, in
+length-sorted chunks padded to a few widths, so that repeated prompts and nearby lengths share work and compilations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax.config import ModelConfig
+from tokenlabel_jax.discriminators.rows import Prepared, gather_rows
+from tokenlabel_jax.discriminators.scoring import hard_scores
+from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText, token_plan
+from tokenlabel_jax.errors import UserError
+
+
+def _pad(rows: Sequence[Sequence[Any]], fill, dtype) -> np.ndarray:
+  """Ragged rows as one array, filled out with `fill` (at least one column)."""
+  width = max(1, max(len(r) for r in rows))
+  out = np.full((len(rows), width), fill, dtype)
+  for i, r in enumerate(rows):
+    out[i, :len(r)] = r
+  return out
+
+
+def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, examples: Sequence[ExampleText],
+            n_slots: int = 1, chunk: int = 32) -> Prepared:
+  """Tokenizes every example's prompt and runs its prefix once (no gradients): the common head once for all."""
+  return prepare_splits(params, cfg, tokenizer, disc, [examples], n_slots, chunk)[0]
+
+
+def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
+                   splits: Sequence[Sequence[ExampleText]], n_slots: int = 1, chunk: int = 32) -> list[Prepared]:
+  """`prepare` for several lists of examples (train, validation, held-out) with one prefix pass over all of them, so
+  a prompt that recurs across lists (a frequent word, for the namer) runs once."""
+  plans = [[token_plan(disc, tokenizer, ex, n_slots) for ex in exs] for exs in splits]
+  every = [plan for ps in plans for plan in ps]
+  longest = max(len(p) + n_slots + len(s) for p, s, _ in every)
+  if longest > cfg.max_seq_len:
+    raise UserError(f"a discriminator prompt is {longest} tokens, longer than the model's context {cfg.max_seq_len}",
+                    "show less text around the token (smaller context window) or use a shorter template")
+  neutral_1xN = None  # the likelihood ratio's baseline label, scored on every example
+  if disc.kind == "likelihood":
+    neutral = tokenizer.encode(disc.neutral_label)
+    if len(neutral) != n_slots:
+      raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
+                      "choose a neutral label of the same token length")
+    neutral_1xN = jnp.asarray([neutral], jnp.int32)
+  head = _common_head([p for p, _, _ in every])
+  shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
+  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
+  out = []
+  for ps in plans:
+    cache, logq_BxV = gather_rows([where[tuple(p[head:])] for p, _, _ in ps], chunks,
+                                   max(len(p) - head for p, _, _ in ps))
+    readouts = [r for _, _, r in ps]
+    prep = Prepared(
+        shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p, _, _ in ps], jnp.int32),
+        logq_BxV=logq_BxV,
+        suffix_ids_BxS=jnp.asarray(_pad([s for _, s, _ in ps], 0, np.int32)),
+        suffix_valid_BxS=jnp.asarray(_pad([[True] * len(s) for _, s, _ in ps], False, bool)),
+        readout_pos_BxR=jnp.asarray(_pad([[p for p, _, _ in r] for r in readouts], 0, np.int32)),
+        readout_tok_BxR=jnp.asarray(_pad([[t for _, t, _ in r] for r in readouts], 0, np.int32)),
+        readout_w_BxR=jnp.asarray(_pad([[w for _, _, w in r] for r in readouts], 0.0, np.float32)),
+        baseline_B=jnp.zeros(len(ps), jnp.float32))
+    if neutral_1xN is not None:
+      prep = dataclasses.replace(prep, baseline_B=hard_scores(params, cfg, disc, prep, neutral_1xN, chunk=chunk)[0])
+    out.append(prep)
+  return out
+
+
+def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
+  """Tokens every prefix starts with, leaving each at least one token of its own (whose output gives q)."""
+  head = min(len(p) for p in prefixes) - 1
+  first = prefixes[0]
+  for p in prefixes[1:]:
+    head = next((i for i in range(head) if p[i] != first[i]), head)
+  return max(head, 0)
+
+
+def _width_bucket(n: int) -> int:
+  """n rounded up to a multiple of 8 (to 64), 16 (to 128), 32 (to 256)...: under 8 or n/4 padding tokens, and
+  prompts of nearby lengths share one compiled pass."""
+  granule = max(8, 2 ** (max(n - 1, 1).bit_length() - 3))
+  return -(-n // granule) * granule
+
+
+def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int
+                  ) -> tuple[list[tuple[model_lib.KVCache, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
+  """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
+  token; and where each prompt's row is (chunk, row), for `gather_rows`.
+
+  Identical prompts (the namer's "dog is a kind of" for every "dog") run once. The others run in chunks of `chunk`
+  rows sorted by length, each chunk padded only to its own width bucket, so short prompts do not pay for the longest
+  one (invalid positions are masked in attention).
+  """
+  unique = list(dict.fromkeys(own))
+  order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+  rows = min(chunk, len(unique))  # a short list runs as one exact chunk; longer ones in full chunks
+  chunks, where = [], {}
+  for start in range(0, len(order), rows):
+    idx = order[start:start + rows]
+    w = _width_bucket(len(unique[idx[-1]]))
+    ids = np.zeros((rows, w), np.int32)
+    lens = np.ones(rows, np.int32)  # padding rows: one token, never read
+    for r, i in enumerate(idx):
+      ids[r, :len(unique[i])] = unique[i]
+      lens[r] = len(unique[i])
+      where[unique[i]] = (len(chunks), r)
+    valid = np.arange(w)[None] < lens[:, None]
+    chunks.append(_prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens)))
+  return chunks, where
+
+
+@jax.jit(static_argnums=1)
+def _head_pass(params, cfg, ids_1xH):
+  _, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_1xH), jnp.arange(ids_1xH.shape[1])[None])
+  return cache
+
+
+@jax.jit(static_argnums=1)
+def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
+  """Own prefixes after the shared head: their keys/values, and log q at their last token."""
+  H, (B, P) = shared.length, ids_BxP.shape
+  positions_BxP = jnp.broadcast_to(H + jnp.arange(P), (B, P))
+  h_BxPxD, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_BxP), positions_BxP, valid_BxP,
+                                        shared)
+  own = model_lib.KVCache(cache.k_LxBxTxKxE[:, :, H:], cache.v_LxBxTxKxE[:, :, H:], cache.valid_BxT[:, H:])
+  last_BxD = jnp.take_along_axis(h_BxPxD, (len_B - 1)[:, None, None], axis=1)[:, 0]
+  return own, jax.nn.log_softmax(model_lib.logits(params, last_BxD), axis=-1)
