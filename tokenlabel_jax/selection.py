@@ -79,7 +79,7 @@ def _bucketed(prep: disc_lib.Prepared) -> disc_lib.Prepared:
   """The cache padded to a width bucket (padding is invalid, so inert): features of nearby prompt lengths share one
   compiled model step instead of compiling one each."""
   T = prep.cache.valid_BxT.shape[1]
-  return dataclasses.replace(prep, cache=disc_lib._pad_cache(prep.cache, _round_up(max(T, 1), 16)))  # pylint: disable=protected-access
+  return dataclasses.replace(prep, cache=disc_lib.pad_cache(prep.cache, _round_up(max(T, 1), 16)))
 
 
 def namer_scores(m, prep: disc_lib.Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:

@@ -25,4 +25,3 @@ from tokenlabel_jax.discriminators.templates import (LABEL, PRESETS, Discriminat
                                                      encode_label, get, token_plan, word_like_mask)
 from tokenlabel_jax.errors import UserError
 
-_pad_cache = pad_cache  # the name selection.py uses
