@@ -12,6 +12,7 @@ import pytest
 import tinymodel
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import evaluation
 from tokenlabel_jax import labeling
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import selection
@@ -154,3 +155,20 @@ def test_references_per_feature_are_scored_on_each_features_own_examples(tiny, t
     for w, row in zip(refs[f.name], rows):
       assert r["references"][w]["auc"] == pytest.approx(row["auc"])
       assert r["references"][w]["val_loss"] == pytest.approx(row["val_loss"], rel=1e-5)
+
+
+def test_scan_prefilter_keeps_the_tokens_with_the_best_calibrated_loss():
+  """Only the prefiltered tokens get a calibration fit: the best by calibrated loss must all be among them."""
+  rng = np.random.default_rng(0)
+  B, V = 64, 600
+  pos = np.arange(B) < B // 2
+  signal = rng.uniform(0, 3, V) * (rng.random(V) < 0.2)  # a fifth of the tokens separate, by varying amounts
+  logq = rng.normal(size=(B, V)).astype(np.float32) + np.where(pos[:, None], signal[None], 0.0).astype(np.float32)
+  mask = rng.random(V) < 0.9
+  auc = np.nan_to_num(evaluation.vocab_auc(logq, pos, mask), nan=0.0)
+  keep = selection.prefilter(logq, pos, auc, mask, 96)
+  assert mask[keep].all() and len(keep) < mask.sum()
+  loss = np.full(V, np.inf)
+  loss[mask] = opt_lib.fit_calibration(logq[:, mask].T, pos.astype(np.float32), 1.0)[2]
+  assert set(np.argsort(loss)[:24]) <= set(keep.tolist())
+  assert set(selection.prefilter(logq, pos, auc, mask, 0).tolist()) == set(np.flatnonzero(mask).tolist())

@@ -43,6 +43,7 @@ class SelectConfig:
   natural_top: int = 16  # namer: most natural single tokens among those with validation AUC >= 0.75
   extend_top: int = 0  # first tokens extended by a second token (--extend_top; 0: single tokens, see README)
   extend_each: int = 3  # continuations per first token
+  calibrate_top: int = 2048  # namer scan: tokens given a calibration fit, chosen by AUC and score gap (0: all)
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
 
 
@@ -128,6 +129,21 @@ def scan_candidates(val_loss_V: np.ndarray, val_auc_V: np.ndarray, nat_V: np.nda
   return out
 
 
+def prefilter(logq_BxV: np.ndarray, positive_B: np.ndarray, auc_V: np.ndarray, mask_V: np.ndarray, top: int
+              ) -> np.ndarray:
+  """The allowed tokens worth a calibration fit: the best `top` by validation AUC and the best top/4 by the mean
+  score gap between positives and negatives (AUC saturates at 1 on 64 examples). Calibrating only these instead of
+  the whole word-like vocabulary kept the scan's best 48 identical on 30 of 30 benchmark categories, at a sixth of
+  the time (README, 'Speed'). `top=0`: every allowed token."""
+  allowed = np.flatnonzero(mask_V)
+  if not top or top >= len(allowed):
+    return allowed
+  gap_V = np.where(mask_V, logq_BxV[positive_B].mean(0) - logq_BxV[~positive_B].mean(0), -np.inf)
+  auc = np.where(mask_V, auc_V, -np.inf)
+  keep = np.union1d(np.argsort(-auc, kind="stable")[:top], np.argsort(-gap_V, kind="stable")[:top // 4])
+  return keep[mask_V[keep]]
+
+
 def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optimizer_ids: Sequence[tuple[int, str]],
            scfg: SelectConfig = SelectConfig()) -> list[Candidate]:
   """Candidates from the optimizer (token ids with their source) plus, for the namer, the scan and extensions.
@@ -142,10 +158,10 @@ def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optim
     return [Candidate((t,), m.tokenizer.token_str(t), src) for t, src in singles.items()]
   logq = np.asarray(val.prep.logq_BxV) - np.asarray(val.prep.baseline_B)[:, None]
   cap = disc.max_scale if disc.calibrate else None
-  words = np.flatnonzero(mask_V)
-  loss_V = np.full(mask_V.shape[0], np.inf, np.float32)
-  loss_V[words] = opt_lib.fit_calibration(logq[:, words].T, val.target_B, cap)[2]
   auc_V = np.nan_to_num(evaluation.vocab_auc(logq, val.positive_B, mask_V), nan=0.0)
+  loss_V = np.full(mask_V.shape[0], np.inf, np.float32)
+  words = prefilter(logq, val.positive_B, auc_V, mask_V, scfg.calibrate_top)
+  loss_V[words] = opt_lib.fit_calibration(logq[:, words].T, val.target_B, cap)[2]
   nat_V = logq[val.positive_B].mean(0)
   for t, src in scan_candidates(loss_V, auc_V, nat_V, mask_V, scfg):
     singles.setdefault(t, src)
