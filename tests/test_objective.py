@@ -103,10 +103,12 @@ def test_common_prompt_head_is_cached_once(tiny, name):
 
 
 @pytest.mark.parametrize("name", ["judge", "namer", "likelihood_context"])
-def test_splits_prepared_together_equal_each_split_alone(tiny, name):
+def test_splits_prepared_together_equal_each_split_alone(tiny, name, monkeypatch):
   """One prefix pass over several splits, with repeated prompts (run once) and lengths spread over several width
   buckets and chunks, gives every example the log q and the scores it gets when its split is prepared alone, in one
   chunk (which test_cached_scores_equal_full_prompt_forward checks against the whole prompt)."""
+  monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 0)  # every pass computed here, none remembered
+  disc_lib.MEMO.clear()
   disc = _disc(name)
   words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "a", "cat"]
   exs = [disc_lib.ExampleText(w, f"the [[{w}]]" + " and more" * (i % 4)) for i, w in enumerate(words)]
@@ -123,6 +125,28 @@ def test_splits_prepared_together_equal_each_split_alone(tiny, name):
                                disc_lib.hard_scores(tiny.params, tiny.cfg, disc, alone, label), atol=2e-4)
   n = int(preps[0].cache.valid_BxT[0].sum())  # the repeat's own prefix: one row, copied to both places
   np.testing.assert_array_equal(preps[0].cache.k_LxBxTxKxE[:, 0, :n], preps[1].cache.k_LxBxTxKxE[:, 2, :n])
+
+
+@pytest.mark.parametrize("name", ["namer", "judge"])
+def test_remembered_prefixes_equal_fresh_passes(tiny, name, monkeypatch):
+  """Prompts seen in an earlier call come from the memo: the same log q, cache and scores as computed afresh."""
+  disc = _disc(name)
+  words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "cat", "owl"]
+  exs = [disc_lib.ExampleText(w, f"the [[{w}]]") for w in words]
+  first, second = exs[:5], [exs[3], exs[5], exs[0], exs[2], exs[6]]  # three remembered, two new
+  disc_lib.MEMO.clear()
+  disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, first, chunk=4)
+  hits = disc_lib.MEMO.hits
+  remembered = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, second, chunk=4)
+  assert disc_lib.MEMO.hits - hits == 3
+  monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 0)
+  disc_lib.MEMO.clear()
+  fresh = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, second, chunk=4)
+  np.testing.assert_allclose(remembered.logq_BxV, fresh.logq_BxV, atol=1e-5)
+  np.testing.assert_array_equal(remembered.cache.valid_BxT, fresh.cache.valid_BxT)
+  label = jnp.asarray([tiny.tokenizer.encode(" ab" if disc.kind == "namer" else " a")])  # namer: 2 tokens use the cache
+  np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, remembered, label),
+                             disc_lib.hard_scores(tiny.params, tiny.cfg, disc, fresh, label), atol=1e-4)
 
 
 def test_width_buckets_bound_padding():

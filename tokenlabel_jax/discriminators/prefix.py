@@ -6,6 +6,7 @@ length-sorted chunks padded to a few widths, so that repeated prompts and nearby
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Sequence
 
@@ -55,7 +56,8 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
     neutral_1xN = jnp.asarray([neutral], jnp.int32)
   head = _common_head([p for p, _, _ in every])
   shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
-  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk)
+  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk,
+                                 MEMO.for_model(params), tuple(every[0][0][:head]))
   out = []
   for ps in plans:
     cache, logq_BxV = gather_rows([where[tuple(p[head:])] for p, _, _ in ps], chunks,
@@ -92,31 +94,107 @@ def _width_bucket(n: int) -> int:
   return -(-n // granule) * granule
 
 
-def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int
+class PrefixMemo:
+  """The own-prefix rows (keys/values and log q at the last token) of recently run prompts, kept across calls for
+  the model they were computed with, up to `max_bytes`, least recently used first out.
+
+  The namer's prompt depends only on the word ("dog is a kind of"), so the features of one run share most of their
+  prompts (the random negatives, the frequent tokens of SAE latents): each is run once per process instead of once
+  per feature. Rows are the exact arrays a fresh pass gives, so results do not depend on what was cached.
+  """
+
+  def __init__(self, max_bytes: int = 1 << 30):
+    self.max_bytes = max_bytes
+    self._rows: collections.OrderedDict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.OrderedDict()
+    self._bytes = 0
+    self._params = None
+    self.hits = self.misses = 0
+
+  def for_model(self, params) -> "PrefixMemo":
+    if params is not self._params:
+      self.clear()
+      self._params = params
+    return self
+
+  def clear(self) -> None:
+    self._rows.clear()
+    self._bytes = 0
+    self._params = None
+
+  def get(self, key):
+    row = self._rows.get(key)
+    if row is not None:
+      self._rows.move_to_end(key)
+    return row
+
+  def put(self, key, row: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    size = sum(a.nbytes for a in row)
+    if size > self.max_bytes:
+      return
+    self._rows[key] = row
+    self._bytes += size
+    while self._bytes > self.max_bytes:
+      _, old = self._rows.popitem(last=False)
+      self._bytes -= sum(a.nbytes for a in old)
+
+
+MEMO = PrefixMemo()  # one per process; `MEMO.max_bytes = 0` turns it off
+
+
+def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int,
+                  memo: PrefixMemo | None = None, head: tuple[int, ...] = ()
                   ) -> tuple[list[tuple[model_lib.KVCache, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
   """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
   token; and where each prompt's row is (chunk, row), for `gather_rows`.
 
-  Identical prompts (the namer's "dog is a kind of" for every "dog") run once. The others run in chunks of `chunk`
-  rows sorted by length, each chunk padded only to its own width bucket, so short prompts do not pay for the longest
-  one (invalid positions are masked in attention).
+  Identical prompts (the namer's "dog is a kind of" for every "dog") run once, and not at all when `memo` holds them
+  (after the same `head`) from an earlier call. The others run in chunks of up to `chunk` rows sorted by length, each
+  chunk padded only to its own width bucket, so short prompts do not pay for the longest one (invalid positions are
+  masked in attention).
   """
   unique = list(dict.fromkeys(own))
-  order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-  rows = min(chunk, len(unique))  # a short list runs as one exact chunk; longer ones in full chunks
   chunks, where = [], {}
+  known = [u for u in unique if memo is not None and memo.get((head, u)) is not None]
+  if known:
+    chunks.append(_memo_chunk([memo.get((head, u)) for u in known]))
+    where.update({u: (0, r) for r, u in enumerate(known)})
+  todo = [u for u in unique if u not in where]
+  if memo is not None:
+    memo.hits, memo.misses = memo.hits + len(known), memo.misses + len(todo)
+  order = sorted(range(len(todo)), key=lambda i: len(todo[i]))
+  rows = min(chunk, 1 << max(len(todo) - 1, 0).bit_length())  # few compiled row counts
   for start in range(0, len(order), rows):
     idx = order[start:start + rows]
-    w = _width_bucket(len(unique[idx[-1]]))
+    w = _width_bucket(len(todo[idx[-1]]))
     ids = np.zeros((rows, w), np.int32)
     lens = np.ones(rows, np.int32)  # padding rows: one token, never read
     for r, i in enumerate(idx):
-      ids[r, :len(unique[i])] = unique[i]
-      lens[r] = len(unique[i])
-      where[unique[i]] = (len(chunks), r)
+      ids[r, :len(todo[i])] = todo[i]
+      lens[r] = len(todo[i])
+      where[todo[i]] = (len(chunks), r)
     valid = np.arange(w)[None] < lens[:, None]
     chunks.append(_prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens)))
+    if memo is not None and memo.max_bytes:
+      cache, logq = chunks[-1]
+      k, v, lq = np.asarray(cache.k_LxBxTxKxE), np.asarray(cache.v_LxBxTxKxE), np.asarray(logq)
+      for r, i in enumerate(idx):
+        n = len(todo[i])
+        memo.put((head, todo[i]), (k[:, r, :n].copy(), v[:, r, :n].copy(), lq[r].copy()))
   return chunks, where
+
+
+def _memo_chunk(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[model_lib.KVCache, jax.Array]:
+  """Remembered rows as one chunk of the layout `_prefix_pass` returns (padding past each row's length invalid)."""
+  k0 = rows[0][0]
+  w = _width_bucket(max(r[0].shape[1] for r in rows))
+  k = np.zeros((k0.shape[0], len(rows), w) + k0.shape[2:], k0.dtype)
+  v = np.zeros_like(k)
+  valid = np.zeros((len(rows), w), bool)
+  for i, (rk, rv, _) in enumerate(rows):
+    n = rk.shape[1]
+    k[:, i, :n], v[:, i, :n], valid[i, :n] = rk, rv, True
+  logq = np.stack([r[2] for r in rows])
+  return model_lib.KVCache(jnp.asarray(k), jnp.asarray(v), jnp.asarray(valid)), jnp.asarray(logq)
 
 
 @jax.jit(static_argnums=1)
