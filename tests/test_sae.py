@@ -109,6 +109,21 @@ def test_encode_is_k_sparse_and_decode_matches_dense():
   assert not np.asarray(off).any()
 
 
+def test_fvu_typical_leaves_out_only_the_outsized_tokens():
+  """One token with a norm far beyond the rest dominates FVU; fvu_typical is the same ratio over the other tokens."""
+  p = sae_lib.init_params(jax.random.PRNGKey(1), 16, 64, np.zeros(16))
+  x = _sparse_data(200)
+  x[7] *= 1000.0
+  ev = sae_lib.evaluate(p, x, 1.0, 5, batch_size=64)
+  vals, idx = sae_lib.encode(p, jnp.asarray(x), 5)
+  err = np.sum(np.square(x - np.asarray(sae_lib.decode(p, vals, idx))), -1)
+  dev = np.sum(np.square(x - x.mean(0)), -1)
+  rest = np.arange(200) != 7
+  assert ev["outsized_fraction"] == pytest.approx(1 / 200)
+  np.testing.assert_allclose(ev["fvu_typical"], err[rest].sum() / dev[rest].sum(), rtol=1e-4)
+  np.testing.assert_allclose(ev["fvu"], err.sum() / dev.sum(), rtol=1e-4)
+
+
 def test_sae_learns_a_sparse_dictionary_with_unit_decoder_rows():
   cfg = sae_lib.SAEConfig(n_latents=64, k=3, k_aux=16, learning_rate=3e-3, batch_size=128, aux_dead_tokens=1000)
   x_train, x_held = _sparse_data(4096), _sparse_data(1024, seed=1)

@@ -164,6 +164,10 @@ def _sae(m: LoadedModel, pc: PipelineConfig, d: str, train_x, held_x, held_token
   metrics_path = os.path.join(d, "metrics.json")
   metrics = _read_json(metrics_path)
   if metrics and metrics.get("fingerprint") == fp and start >= steps:
+    if "fvu_typical" not in metrics:  # written before that figure existed: add it, no retraining
+      ev = sae_lib.evaluate(state.params, held_x, scale, scfg.k)
+      metrics.update(fvu_typical=ev["fvu_typical"], outsized_fraction=ev["outsized_fraction"])
+      _write_json(metrics_path, metrics)
     return state.params, scale, metrics
   t0 = time.time()
   state = sae_lib.train(state, scfg, train_x, scale, steps, start, save=ckpt.save, log=log,
@@ -174,14 +178,16 @@ def _sae(m: LoadedModel, pc: PipelineConfig, d: str, train_x, held_x, held_token
   dead = float(np.mean(np.asarray(state.since_fired_M) >= window))
   ev = sae_lib.evaluate(state.params, held_x, scale, scfg.k)
   lr = sae_lib.loss_recovered(m.params, m.cfg, state.params, held_tokens[:pc.loss_contexts], pc.layer, scfg.k, scale)
-  metrics = {"fingerprint": fp, "fvu": ev["fvu"], "l0": ev["l0"], "dead_fraction": dead, "dead_window_tokens": window,
+  metrics = {"fingerprint": fp, "fvu": ev["fvu"], "fvu_typical": ev["fvu_typical"],
+             "outsized_fraction": ev["outsized_fraction"], "l0": ev["l0"], "dead_fraction": dead, "dead_window_tokens": window,
              "heldout_never_fired_fraction": float(np.mean(ev["fired_M"] == 0)), **lr,
              "tokens": int(train_x.shape[0]), "heldout_tokens": int(ev["tokens"]), "steps": steps,
              "train_tokens_seen": seen, "train_s": round(train_s, 1), "scale": scale, "layer": pc.layer,
              "n_latents": scfg.n_latents, "k": scfg.k, "loss_contexts": int(min(pc.loss_contexts, len(held_tokens)))}
   np.save(os.path.join(d, "since_fired.npy"), np.asarray(state.since_fired_M))
   _write_json(metrics_path, metrics)
-  log(f"sae: held-out FVU {ev['fvu']:.3f}, L0 {ev['l0']:.1f}, dead {dead:.3f} (last {window} tokens), "
+  log(f"sae: held-out FVU {ev['fvu']:.3f} ({ev['fvu_typical']:.3f} without the {ev['outsized_fraction']:.2%} outsized "
+      f"tokens), L0 {ev['l0']:.1f}, dead {dead:.3f} (last {window} tokens), "
       f"loss recovered {lr['loss_recovered']:.3f}")
   return state.params, scale, metrics
 
