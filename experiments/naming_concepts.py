@@ -27,7 +27,10 @@ PAPER = {"animal": ["animal", "creature"], "mammal": ["mammal"], "chinese": ["ch
 
 
 def main():
-  args, m, disc = common.setup("naming_concepts", __doc__, **{"--scorer": dict(default="likelihood")})
+  args, m, disc = common.setup("naming_concepts", __doc__, **{
+      "--scorer": dict(default="likelihood"),
+      "--from_run": dict(default="", help="judge the result.json files of a finished `label` run instead "
+                                          "(e.g. the README's command on experiments/data/concepts)")})
   spec = json.load(open(os.path.join(common.HERE, "concepts.json")))["concepts"]
   names = {c["name"]: [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]] for c in spec}
   names.update(PAPER)
@@ -35,6 +38,8 @@ def main():
   features += [common.feature(f) for f in PAPER]
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   lcfg = LabelConfig(steps=args.steps)
+  if args.from_run:
+    return judge_run(args.from_run, spec, names)
   rows = []
   for start in range(0, len(features), 4):
     group = features[start:start + 4]
@@ -58,6 +63,19 @@ def main():
                      f"(exact scan: {summary['concepts_scan_named']}); median held-out AUC "
                      f"{summary['median_heldout_auc']:.3f}. These features were tuned on in earlier work.",
                      summary=summary)
+
+
+def judge_run(run: str, spec, names) -> None:
+  """Judges a finished labeling run's concept labels (no labeling here): prints the count and one line each."""
+  named, rows = 0, []
+  for c in spec:
+    with open(os.path.join(run, c["name"], "result.json")) as f:
+      r = json.load(f)
+    ok = naming.names_category(r["label"], names[c["name"]])
+    named += ok
+    rows.append(f"{c['name']:20s} {r['label']!r:18s} {'names' if ok else '-':6s} held-out AUC {r['heldout']['auc']:.3f}")
+  print("\n".join(rows))
+  print(f"{named} of {len(spec)} labels name the category ({run})")
 
 
 if __name__ == "__main__":

@@ -97,13 +97,16 @@ def main():
                                **{"--run": dict(default="runs/sae"), "--n_latents": dict(type=int, default=200),
                                   "--n_neurons": dict(type=int, default=50),
                                   "--name": dict(default="real_features", help="results file name"),
-                                  "--features_per_batch": dict(type=int, default=4)})
+                                  "--features_per_batch": dict(type=int, default=4),
+                                  "--first": dict(type=int, default=0,
+                                                  help="label only the first N latents of the sample (0: all)")})
   with open(os.path.join(args.run, "export.json")) as f:
     export = json.load(f)
   with open(os.path.join(args.run, "sae", "metrics.json")) as f:
     sae = json.load(f)
   names = sorted(export["latents"])
   sample = sorted(np.random.default_rng(0).choice(names, min(args.n_latents, len(names)), replace=False).tolist())
+  sample = sample[:args.first or None]  # the same latents as the full sample's first ones, for cheaper comparisons
   lat = {f.name: f for f in data_lib.load_features(os.path.join(args.run, "latents")) if f.name in set(sample)}
   neu = data_lib.load_features(os.path.join(args.run, "neurons"))[:args.n_neurons]
   words = np.flatnonzero(disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size))
@@ -139,7 +142,8 @@ def main():
   timing = {"labeling_s_per_feature": per_feature, "alive_latents": len(names),
             # Not run in full here (hours on 2 cores): the latents' measured seconds per feature times their number.
             "full_sae_labeling_estimate_s": round(per_feature.get("latents", float("nan")) * len(names), 1)}
-  summary = {"sae": {k: sae[k] for k in ("fvu", "l0", "dead_fraction", "loss_recovered", "tokens")},
+  summary = {"sae": {k: sae.get(k) for k in ("fvu", "fvu_typical", "outsized_fraction", "l0", "dead_fraction",
+                                             "loss_recovered", "tokens")},
              "summary": summarize(out), "timing": timing}
   flat = [{"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"],
            "top token": f"{r['baselines']['top_token']['label']!r} {r['baselines']['top_token']['heldout_auc']:.3f}",
