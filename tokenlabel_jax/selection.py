@@ -269,8 +269,7 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.
   logp = np.zeros(len(labels))
   for n in sorted({len(l) for l in labels}):
     idx = [i for i, l in enumerate(labels) if len(l) == n]
-    own = [list(labels[i]) + list(glue) for i in idx]
-    own += own[-1:] * (_round_up(len(own), 4) - len(own))
+    own = [list(labels[i]) + list(glue) for i in idx]  # unpadded: each padded label would cost a full pass
     first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, jnp.asarray([prefix], jnp.int32), jnp.asarray(own, jnp.int32),
                                          jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN))
     s_PxW = np.array(first_PxW)[:len(idx), :len(words)]
