@@ -22,7 +22,8 @@ LCFG = opt_lib.LabelConfig(steps=12, seeds=2, batch_size=8, n_train=16, n_val=8,
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_feature(path, n=40, seed=0):
+def write_feature(path, n=40, seed=0, activation=lambda i, rng: 1.0, split=lambda i: None):
+  """Records of 4 words; every other one holds an animal word with activation(record index, rng), the rest 0."""
   rng = np.random.default_rng(seed)
   pos, neg = ["cat", "dog", "cow", "owl"], ["cup", "pen", "map", "box"]
   with open(path, "w") as f:
@@ -31,8 +32,9 @@ def write_feature(path, n=40, seed=0):
       acts = [0.0] * 4
       if i % 2 == 0:
         k = int(rng.integers(4))
-        words[k], acts[k] = str(rng.choice(pos)), 1.0
-      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts}) + "\n")
+        words[k], acts[k] = str(rng.choice(pos)), activation(i, rng)
+      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts,
+                          **({"split": split(i)} if split(i) else {})}) + "\n")
   return path
 
 
@@ -171,18 +173,8 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
 
 def write_outlier_feature(path, n=40, seed=0):
   """The issue's heavy-tailed feature: positives of 0.5-4 and one outlier of 10 (in a held-out record)."""
-  rng = np.random.default_rng(seed)
-  pos, neg = ["cat", "dog", "cow", "owl"], ["cup", "pen", "map", "box"]
-  with open(path, "w") as f:
-    for i in range(n):
-      words = [str(rng.choice(neg)) for _ in range(4)]
-      acts = [0.0] * 4
-      if i % 2 == 0:
-        k = int(rng.integers(4))
-        words[k], acts[k] = str(rng.choice(pos)), 10.0 if i == 0 else float(rng.uniform(0.5, 4.0))
-      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts,
-                          **({"split": "heldout"} if i == 0 else {})}) + "\n")
-  return path
+  return write_feature(path, n, seed, lambda i, rng: 10.0 if i == 0 else float(rng.uniform(0.5, 4.0)),
+                       lambda i: "heldout" if i == 0 else None)
 
 
 def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):

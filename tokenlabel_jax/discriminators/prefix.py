@@ -154,9 +154,10 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
   """
   unique = list(dict.fromkeys(own))
   chunks, where = [], {}
-  known = [u for u in unique if memo is not None and memo.get((head, u)) is not None]
+  remembered = {u: memo.get((head, u)) for u in unique} if memo is not None else {}
+  known = [u for u, row in remembered.items() if row is not None]
   if known:
-    chunks.append(_memo_chunk([memo.get((head, u)) for u in known]))
+    chunks.append(_memo_chunk([remembered[u] for u in known]))
     where.update({u: (0, r) for r, u in enumerate(known)})
   todo = [u for u in unique if u not in where]
   if memo is not None:
