@@ -272,8 +272,8 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.
     own = [list(labels[i]) + list(glue) for i in idx]  # unpadded: each padded label would cost a full pass
     first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, jnp.asarray([prefix], jnp.int32), jnp.asarray(own, jnp.int32),
                                          jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN))
-    s_PxW = np.array(first_PxW)[:len(idx), :len(words)]
-    s_PxW[:, multi] += np.asarray(rest_PxM)[:len(idx), :len(multi)]
+    s_PxW = np.array(first_PxW)[:, :len(words)]
+    s_PxW[:, multi] += np.asarray(rest_PxM)[:, :len(multi)]
     logp[idx] = s_PxW.mean(1)
   return logp[1:] - logp[0]
 
