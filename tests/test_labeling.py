@@ -103,6 +103,22 @@ def test_same_seed_same_label_and_resume_after_kill(tiny, feature, tmp_path):
   assert again["label"] == full["label"] and again["top_k"] == full["top_k"]
 
 
+def test_namer_run_without_prefix_cache_gives_the_same_result(tiny, feature, tmp_path, monkeypatch):
+  """A namer run that scores only one-token labels prepares no keys/values (`needs_cache`); its label, figures and
+  references are those of a run that keeps them. A multi-token reference label brings the cache back."""
+  disc = disc_lib.get("namer")
+  refs = [tiny.tokenizer.decode(tiny.tokenizer.encode(" a")[:1])]
+  scfg = labeling.selection.SelectConfig()
+  assert not labeling.needs_cache(tiny, disc, LCFG, scfg, refs)
+  assert labeling.needs_cache(tiny, disc, LCFG, scfg, refs + ["cat dog"])
+  assert labeling.needs_cache(tiny, disc_lib.get("judge"), LCFG, scfg, refs)
+  lean = labeling.label_features(tiny, [feature], disc, LCFG, str(tmp_path / "lean"), refs, resume=False)[0]
+  monkeypatch.setattr(labeling, "needs_cache", lambda *a: True)
+  full = labeling.label_features(tiny, [feature], disc, LCFG, str(tmp_path / "full"), refs, resume=False)[0]
+  for key in ("label", "token_ids", "heldout", "references", "validation"):
+    assert json.dumps(lean[key]) == json.dumps(full[key]), key
+
+
 def test_checkpoint_of_other_settings_is_refused(tiny, feature, tmp_path):
   from tokenlabel_jax.errors import UserError
   disc = disc_lib.get("namer")

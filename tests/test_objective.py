@@ -149,6 +149,34 @@ def test_remembered_prefixes_equal_fresh_passes(tiny, name, monkeypatch):
                              disc_lib.hard_scores(tiny.params, tiny.cfg, disc, fresh, label), atol=1e-4)
 
 
+def test_namer_without_cache_keeps_log_q_and_refuses_longer_labels(tiny):
+  """keep_cache=False gives the log q a full preparation gives (fresh and from the memo); its rows cannot serve a
+  preparation that keeps keys/values, and a two-token label on it is an error, not a score from the head alone."""
+  disc = _disc("namer")
+  words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "cat"]
+  exs = [disc_lib.ExampleText(w, f"the [[{w}]]") for w in words]
+  disc_lib.MEMO.clear()
+  lean = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [exs[:4]], chunk=4, keep_cache=False)[0]
+  assert lean.cache.valid_BxT.shape == (4, 0)
+  remembered = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [exs[2:]], chunk=4,
+                                       keep_cache=False)[0]
+  full = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs, chunk=4)  # rows without k/v: rerun
+  disc_lib.MEMO.clear()
+  fresh = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs, chunk=4)
+  np.testing.assert_allclose(full.logq_BxV, fresh.logq_BxV, atol=1e-5)
+  np.testing.assert_array_equal(full.cache.valid_BxT, fresh.cache.valid_BxT)
+  np.testing.assert_allclose(lean.logq_BxV, fresh.logq_BxV[:4], atol=1e-5)
+  np.testing.assert_allclose(remembered.logq_BxV, fresh.logq_BxV[2:], atol=1e-5)
+  one = jnp.asarray([tiny.tokenizer.encode(" a")[:1]])
+  np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, lean, one),
+                             disc_lib.hard_scores(tiny.params, tiny.cfg, disc, fresh, one)[:, :4], atol=1e-5)
+  two = jnp.asarray([tiny.tokenizer.encode(" ab")[:2]])
+  with pytest.raises(ValueError, match="keep_cache"):
+    disc_lib.hard_scores(tiny.params, tiny.cfg, disc, lean, two)
+  with pytest.raises(ValueError, match="keep_cache"):
+    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, _disc("judge"), [exs], keep_cache=False)
+
+
 def test_width_buckets_bound_padding():
   widths = [disc_lib._width_bucket(n) for n in range(1, 600)]
   assert all(w >= n for n, w in zip(range(1, 600), widths))
@@ -250,6 +278,35 @@ def test_restarts_and_features_vmapped_equal_separate_runs(tiny, name):
     # Adam normalizes each coordinate: where a gradient is ~0, rounding flips the sign of an lr-sized step.
     np.testing.assert_allclose(label["v_NxV"][f, s], lab["v_NxV"][0, 0], atol=1e-3)
     assert int(jnp.argmax(label["v_NxV"][f, s])) == int(jnp.argmax(lab["v_NxV"][0, 0]))
+
+
+@pytest.mark.parametrize("name", ["namer", "likelihood"])
+def test_steps_in_one_call_equal_one_call_per_step(tiny, name):
+  """`train_steps` (n steps scanned in one compiled call, from any start) is `train_step` called n times: the same
+  minibatch per step number, labels and loss parts."""
+  disc = _disc(name)
+  prep = disc_lib.stack([disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs)
+                         for exs in (EXAMPLES, EXAMPLES[::-1])])
+  tgt = jnp.asarray(np.stack([TARGETS, TARGETS[::-1]]))
+  mask = jnp.ones(tiny.cfg.vocab_size, bool)
+  lcfg = opt_lib.LabelConfig(seeds=2, batch_size=2, steps=10)
+  ref = prep.logq_BxV.mean(1)
+  st = opt_lib.init_state(lcfg, tiny.cfg.vocab_size, n_features=2)
+  copy = lambda t: jax.tree.map(jnp.array, t)
+  label, opt_state, history = copy(st.label), copy(st.opt_state), []
+  for step in range(2, 7):
+    label, opt_state, parts = opt_lib.train_step(tiny.cfg, disc, lcfg, label, opt_state, jnp.asarray(step),
+                                                 tiny.params, prep, tgt, ref, mask)
+    history.append(parts)
+  scanned, _, parts_Fxn = opt_lib.train_steps(tiny.cfg, disc, lcfg, 5, copy(st.label), copy(st.opt_state),
+                                              jnp.asarray(2), tiny.params, prep, tgt, ref, mask)
+  np.testing.assert_allclose(scanned["v_NxV"], label["v_NxV"], atol=1e-5)
+  for i, parts in enumerate(history):
+    np.testing.assert_allclose(parts_Fxn["loss"][:, i], parts["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(parts_Fxn["top_id"][:, i], parts["top_id"])
+  p = objective.label_probs(label["v_NxV"][:, :, 0], mask)
+  np.testing.assert_allclose(history[-1]["top_p"][..., 0], p.max(-1), rtol=1e-5)
+  np.testing.assert_array_equal(history[-1]["top_id"][..., 0], p.argmax(-1))
 
 
 def test_optimizer_is_adamw_with_paper_defaults():

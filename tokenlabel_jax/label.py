@@ -73,6 +73,9 @@ flags.DEFINE_string("score_discriminator", None, "A second discriminator that sc
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
                      "the devices; a count that does not divide them is padded).")
+flags.DEFINE_float("prompt_memo_gb", 1.0, "Memory for remembered prompt passes, reused across features (the namer's "
+                   "'<word> is a kind of' rows; about 0.2 MB per word with one-token labels): labeling thousands of "
+                   "SAE latents runs each distinct word once when it holds them all (e.g. 6 for 25k words). 0: off.")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
 flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port (with "
                     "--num_processes and --process_id, on every process; process 0 writes the results).")
@@ -105,6 +108,7 @@ def main(argv):
     if name:
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), margin=FLAGS.select_margin, extend_top=FLAGS.extend_top)
+  disc_lib.MEMO.max_bytes = int(max(0.0, FLAGS.prompt_memo_gb) * 2**30)
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:

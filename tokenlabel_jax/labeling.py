@@ -65,8 +65,10 @@ def sample_split(feature: data_lib.Feature, lcfg: opt_lib.LabelConfig, split: st
 
 
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
-                 lcfg: opt_lib.LabelConfig) -> dict[str, Split]:
-  """Train and validation come from the feature's train records, held-out from its held-out records."""
+                 lcfg: opt_lib.LabelConfig, keep_cache: bool = True) -> dict[str, Split]:
+  """Train and validation come from the feature's train records, held-out from its held-out records.
+
+  `keep_cache=False` (namer): no prefix keys/values, for runs that score only one-token labels (`needs_cache`)."""
   train_val = sample_split(feature, lcfg, "train")
   heldout = sample_split(feature, lcfg, "heldout")
   parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
@@ -81,13 +83,24 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
                       f" (activation > {lcfg.threshold:g})",
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
   preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
-                                  [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots)
+                                  [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots,
+                                  keep_cache=keep_cache)
   if disc.kind == "namer" and "train" in parts:
     # The namer's step and gradient read only log q at the slot: training examples keep no KV cache (multi-token
     # labels are scored on validation and held-out examples, which keep theirs).
     preps[0] = dataclasses.replace(preps[0], cache=disc_lib.empty_cache(preps[0].cache))
   return {name: Split(exs, prep, targets[name], positives[name])
           for (name, exs), prep in zip(parts.items(), preps)}
+
+
+def needs_cache(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig,
+                scfg: selection.SelectConfig, references: Sequence[str]) -> bool:
+  """Whether prepared examples must keep their prefix keys/values: every formulation but the namer reads them, and
+  the namer does for labels of several tokens (two-token extensions, several slots, multi-token reference labels).
+  Without them the namer's prompt rows are five times smaller (the prefix memo then holds five times as many)."""
+  if disc.kind != "namer" or lcfg.label_slots > 1 or scfg.extend_top:
+    return True
+  return any(len(disc_lib.encode_label(m.tokenizer, r)) > 1 for r in references)
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
@@ -147,7 +160,10 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   place = place or sharding.FeaturePlacer(sharding.mesh_of(m.params))
   names = [f.name for f in features]
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
-  splits = [build_splits(m, f, disc, lcfg) for f in features]
+  every_ref = ([r for n in names for r in references.get(n, ())] if isinstance(references, Mapping)
+               else list(references))
+  keep_cache = needs_cache(m, disc, lcfg, scfg, every_ref)
+  splits = [build_splits(m, f, disc, lcfg, keep_cache) for f in features]
   prep = place(disc_lib.stack([s["train"].prep for s in splits]))
   for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
     s["train"].prep = None

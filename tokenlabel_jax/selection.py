@@ -94,6 +94,7 @@ def namer_scores(m, prep: disc_lib.Prepared, ids: Sequence[tuple[int, ...]]) -> 
   if len(multi) < sum(len(c) > 1 for c in ids):
     raise ValueError("the namer's candidates have at most two tokens")
   if multi:
+    disc_lib.require_cache(prep)
     firsts = sorted({ids[i][0] for i in multi})
     seconds = {f: sorted({ids[i][1] for i in multi if ids[i][0] == f}) for f in firsts}
     K, J = _round_up(len(firsts), 8), _round_up(max(len(v) for v in seconds.values()), 4)  # few compiled shapes
@@ -176,6 +177,7 @@ def _extensions(m, val, logq_BxV: np.ndarray, first: Sequence[int], scfg: Select
   """Two-token labels: each first token followed by its likeliest word-continuing or word-adding second tokens
   (by mean log-probability over the positive validation examples), with their exact validation scores."""
   pos = val.positive_B
+  disc_lib.require_cache(val.prep)
   padded = list(first) + [first[-1]] * (scfg.extend_top - len(first))  # one compiled shape
   nxt_KxBxV = np.asarray(_next_token_logp(m.params, m.cfg, _bucketed(val.prep), jnp.asarray(padded, jnp.int32)))
   out = []

@@ -38,9 +38,15 @@ def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, exam
 
 
 def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
-                   splits: Sequence[Sequence[ExampleText]], n_slots: int = 1, chunk: int = 32) -> list[Prepared]:
+                   splits: Sequence[Sequence[ExampleText]], n_slots: int = 1, chunk: int = 32,
+                   keep_cache: bool = True) -> list[Prepared]:
   """`prepare` for several lists of examples (train, validation, held-out) with one prefix pass over all of them, so
-  a prompt that recurs across lists (a frequent word, for the namer) runs once."""
+  a prompt that recurs across lists (a frequent word, for the namer) runs once.
+
+  `keep_cache=False` (namer only) keeps log q at the slot and no keys/values: all that one-token labels read. Rows are
+  five times smaller, so the prefix memo holds five times as many words; two-token labels then cannot be scored."""
+  if not keep_cache and disc.kind != "namer":
+    raise ValueError(f"the {disc.kind} discriminator reads the prefix cache of every example: keep_cache must be True")
   plans = [[token_plan(disc, tokenizer, ex, n_slots) for ex in exs] for exs in splits]
   every = [plan for ps in plans for plan in ps]
   longest = max(len(p) + n_slots + len(s) for p, s, _ in every)
@@ -57,11 +63,14 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
   head = _common_head([p for p, _, _ in every])
   shared = _head_pass(params, cfg, jnp.asarray([every[0][0][:head]], jnp.int32))
   chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk,
-                                 MEMO.for_model(params), tuple(every[0][0][:head]))
+                                 MEMO.for_model(params), tuple(every[0][0][:head]), keep_cache)
   out = []
   for ps in plans:
-    cache, logq_BxV = gather_rows([where[tuple(p[head:])] for p, _, _ in ps], chunks,
-                                   max(len(p) - head for p, _, _ in ps))
+    rows = [where[tuple(p[head:])] for p, _, _ in ps]
+    if keep_cache:
+      cache, logq_BxV = gather_rows(rows, chunks, max(len(p) - head for p, _, _ in ps))
+    else:
+      cache, logq_BxV = _no_cache(shared, len(ps)), _gather_logq(rows, chunks)
     readouts = [r for _, _, r in ps]
     prep = Prepared(
         shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p, _, _ in ps], jnp.int32),
@@ -128,36 +137,40 @@ class PrefixMemo:
     return row
 
   def put(self, key, row: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    size = sum(a.nbytes for a in row)
+    size = sum(a.nbytes for a in row if a is not None)
     if size > self.max_bytes:
       return
+    old = self._rows.pop(key, None)  # a row with keys/values replacing one without
+    if old is not None:
+      self._bytes -= sum(a.nbytes for a in old if a is not None)
     self._rows[key] = row
     self._bytes += size
     while self._bytes > self.max_bytes:
       _, old = self._rows.popitem(last=False)
-      self._bytes -= sum(a.nbytes for a in old)
+      self._bytes -= sum(a.nbytes for a in old if a is not None)
 
 
 MEMO = PrefixMemo()  # one per process; `MEMO.max_bytes = 0` turns it off
 
 
 def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int,
-                  memo: PrefixMemo | None = None, head: tuple[int, ...] = ()
-                  ) -> tuple[list[tuple[model_lib.KVCache, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
+                  memo: PrefixMemo | None = None, head: tuple[int, ...] = (), keep_cache: bool = True
+                  ) -> tuple[list[tuple[model_lib.KVCache | None, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
   """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
   token; and where each prompt's row is (chunk, row), for `gather_rows`.
 
   Identical prompts (the namer's "dog is a kind of" for every "dog") run once, and not at all when `memo` holds them
   (after the same `head`) from an earlier call. The others run in chunks of up to `chunk` rows sorted by length, each
   chunk padded only to its own width bucket, so short prompts do not pay for the longest one (invalid positions are
-  masked in attention).
+  masked in attention). Without `keep_cache` a chunk's cache is None and only log q is computed and remembered; a
+  remembered row without keys/values does not serve a call that keeps them.
   """
   unique = list(dict.fromkeys(own))
   chunks, where = [], {}
   remembered = {u: memo.get((head, u)) for u in unique} if memo is not None else {}
-  known = [u for u, row in remembered.items() if row is not None]
+  known = [u for u, row in remembered.items() if row is not None and (row[0] is not None or not keep_cache)]
   if known:
-    chunks.append(_memo_chunk([remembered[u] for u in known]))
+    chunks.append(_memo_chunk([remembered[u] for u in known], keep_cache))
     where.update({u: (0, r) for r, u in enumerate(known)})
   todo = [u for u in unique if u not in where]
   if memo is not None:
@@ -174,18 +187,42 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
       lens[r] = len(todo[i])
       where[todo[i]] = (len(chunks), r)
     valid = np.arange(w)[None] < lens[:, None]
-    chunks.append(_prefix_pass(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens)))
+    args = (params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens))
+    chunks.append(_prefix_pass(*args) if keep_cache else (None, _prefix_logq(*args)))
     if memo is not None and memo.max_bytes:
       cache, logq = chunks[-1]
-      k, v, lq = np.asarray(cache.k_LxBxTxKxE), np.asarray(cache.v_LxBxTxKxE), np.asarray(logq)
+      lq = np.asarray(logq)
+      if keep_cache:
+        k, v = np.asarray(cache.k_LxBxTxKxE), np.asarray(cache.v_LxBxTxKxE)
       for r, i in enumerate(idx):
         n = len(todo[i])
-        memo.put((head, todo[i]), (k[:, r, :n].copy(), v[:, r, :n].copy(), lq[r].copy()))
+        memo.put((head, todo[i]), (k[:, r, :n].copy(), v[:, r, :n].copy(), lq[r].copy()) if keep_cache
+                 else (None, None, lq[r].copy()))
   return chunks, where
 
 
-def _memo_chunk(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[model_lib.KVCache, jax.Array]:
+def _no_cache(shared: model_lib.KVCache, B: int) -> model_lib.KVCache:
+  """B rows with no positions (the layout of `shared`): examples prepared without their own keys/values."""
+  L, _, _, K, E = shared.k_LxBxTxKxE.shape
+  zeros = jnp.zeros((L, B, 0, K, E), shared.k_LxBxTxKxE.dtype)
+  return model_lib.KVCache(zeros, zeros, jnp.zeros((B, 0), bool))
+
+
+def _gather_logq(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[Any, jax.Array]]) -> jax.Array:
+  """Each example's log q row out of the chunks (a repeated prompt's row is copied, not recomputed)."""
+  host = [np.asarray(lq) for _, lq in chunks]
+  out = np.empty((len(where_B), host[0].shape[-1]), host[0].dtype)
+  for b, (c, r) in enumerate(where_B):
+    out[b] = host[c][r]
+  return jnp.asarray(out)
+
+
+def _memo_chunk(rows: Sequence[tuple[np.ndarray | None, np.ndarray | None, np.ndarray]], keep_cache: bool = True
+                ) -> tuple[model_lib.KVCache | None, jax.Array]:
   """Remembered rows as one chunk of the layout `_prefix_pass` returns (padding past each row's length invalid)."""
+  logq = np.stack([r[2] for r in rows])
+  if not keep_cache:
+    return None, jnp.asarray(logq)
   k0 = rows[0][0]
   w = _width_bucket(max(r[0].shape[1] for r in rows))
   k = np.zeros((k0.shape[0], len(rows), w) + k0.shape[2:], k0.dtype)
@@ -194,7 +231,6 @@ def _memo_chunk(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tu
   for i, (rk, rv, _) in enumerate(rows):
     n = rk.shape[1]
     k[:, i, :n], v[:, i, :n], valid[i, :n] = rk, rv, True
-  logq = np.stack([r[2] for r in rows])
   return model_lib.KVCache(jnp.asarray(k), jnp.asarray(v), jnp.asarray(valid)), jnp.asarray(logq)
 
 
@@ -204,8 +240,7 @@ def _head_pass(params, cfg, ids_1xH):
   return cache
 
 
-@jax.jit(static_argnums=1)
-def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
+def _own_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
   """Own prefixes after the shared head: their keys/values, and log q at their last token."""
   H, (B, P) = shared.length, ids_BxP.shape
   positions_BxP = jnp.broadcast_to(H + jnp.arange(P), (B, P))
@@ -214,3 +249,8 @@ def _prefix_pass(params, cfg, shared, ids_BxP, valid_BxP, len_B):
   own = model_lib.KVCache(cache.k_LxBxTxKxE[:, :, H:], cache.v_LxBxTxKxE[:, :, H:], cache.valid_BxT[:, H:])
   last_BxD = jnp.take_along_axis(h_BxPxD, (len_B - 1)[:, None, None], axis=1)[:, 0]
   return own, jax.nn.log_softmax(model_lib.logits(params, last_BxD), axis=-1)
+
+
+_prefix_pass = jax.jit(_own_pass, static_argnums=1)
+# Without the keys/values: nothing of the pass but log q leaves the compiled call.
+_prefix_logq = jax.jit(lambda *args: _own_pass(*args)[1], static_argnums=1)

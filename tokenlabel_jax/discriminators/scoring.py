@@ -70,9 +70,18 @@ def hard_scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepa
   B = prep.prefix_len_B.shape[0]
   if disc.kind == "namer" and label_ids_CxN.shape[1] == 1:
     return prep.logq_BxV[:, label_ids_CxN[:, 0]].T - prep.baseline_B[None]
+  require_cache(prep)
   # Bound the work per call: C labels x `chunk` examples at a time.
   rows = []
   for i in range(0, B, chunk):
     sub = take_rows(prep, jnp.arange(i, min(B, i + chunk)))
     rows.append(_hard_scores_chunk(params, cfg, disc, sub, label_ids_CxN))
   return jnp.concatenate(rows, axis=1)
+
+
+def require_cache(prep: Prepared) -> None:
+  """Labels of several tokens (or any label, for the model-running formulations) attend to each example's own prefix:
+  examples prepared with `keep_cache=False` cannot score them, and must not silently attend to the head alone."""
+  if prep.cache.valid_BxT.shape[-1] == 0:
+    raise ValueError("these examples were prepared without their keys/values (keep_cache=False): only one-token "
+                     "namer labels can be scored on them")
