@@ -187,6 +187,24 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
   assert list(summary) == ["good"] and os.path.exists(out / "good" / "result.json")
 
 
+@pytest.mark.model
+def test_cli_warms_prompts_once_for_a_run_of_several_batches(tmp_path):
+  """Several batches: the namer's distinct prompts run up front (the batches then only gather rows); --noplots
+  writes no trajectory.png; the summary, written once per batch, holds every feature."""
+  feats = tmp_path / "feats"
+  feats.mkdir()
+  write_feature(feats / "one.jsonl")
+  write_feature(feats / "two.jsonl", seed=1)
+  out = tmp_path / "out"
+  proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--steps=3", "--seeds=1", "--n_train=8",
+                  "--n_val=8", "--n_heldout=8", "--features_per_batch=1", "--noplots")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "prompt passes:" in proc.stderr
+  assert sorted(json.load(open(out / "summary.json"))) == ["one", "two"]
+  for name in ("one", "two"):
+    assert os.path.exists(out / name / "result.json") and not os.path.exists(out / name / "trajectory.png")
+
+
 def write_outlier_feature(path, n=40, seed=0):
   """The issue's heavy-tailed feature: positives of 0.5-4 and one outlier of 10 (in a held-out record)."""
   return write_feature(path, n, seed, lambda i, rng: 10.0 if i == 0 else float(rng.uniform(0.5, 4.0)),

@@ -177,6 +177,41 @@ def test_namer_without_cache_keeps_log_q_and_refuses_longer_labels(tiny):
     disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, _disc("judge"), [exs], keep_cache=False)
 
 
+@pytest.mark.parametrize("keep_cache", [False, True])
+def test_warmed_memo_serves_every_prompt_with_fresh_rows(tiny, keep_cache, monkeypatch):
+  """warm_memo runs a run's distinct prompts up front (exact widths, the most shared first, as many as the memo
+  holds): a later preparation finds every one of them, with the rows a fresh pass gives; a memo too small for all
+  keeps the most shared."""
+  disc = _disc("namer")
+  words = ["dog", "a", "hippopotamus", "cup", "elephant seal", "cat", "owl", "sea lion"]
+  exs = [disc_lib.ExampleText(w, f"the [[{w}]]") for w in words]
+  features = [exs[:5], exs[3:] + exs[:1], [exs[3], exs[0]]]  # dog and cup: shared by all three
+  disc_lib.MEMO.clear()
+  assert disc_lib.warm_memo(tiny.params, tiny.cfg, tiny.tokenizer, disc, features, keep_cache=keep_cache,
+                            chunk=4) == len(words)
+  hits, misses = disc_lib.MEMO.hits, disc_lib.MEMO.misses
+  warmed = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [exs], chunk=4,
+                                   keep_cache=keep_cache)[0]
+  assert (disc_lib.MEMO.hits - hits, disc_lib.MEMO.misses - misses) == (len(words), 0)
+  monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 0)
+  disc_lib.MEMO.clear()
+  fresh = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [exs], chunk=4,
+                                  keep_cache=keep_cache)[0]
+  np.testing.assert_allclose(warmed.logq_BxV, fresh.logq_BxV, atol=1e-5)
+  np.testing.assert_array_equal(warmed.cache.valid_BxT, fresh.cache.valid_BxT)
+  if keep_cache:
+    label = jnp.asarray([tiny.tokenizer.encode(" ab")[:2]])
+    np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, warmed, label),
+                               disc_lib.hard_scores(tiny.params, tiny.cfg, disc, fresh, label), atol=1e-4)
+  row = tiny.cfg.vocab_size * 4
+  monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 2 * row)  # room for two log-q rows
+  if not keep_cache:
+    assert disc_lib.warm_memo(tiny.params, tiny.cfg, tiny.tokenizer, disc, features, keep_cache=False) == 2
+    hits = disc_lib.MEMO.hits
+    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [[exs[0], exs[3]]], keep_cache=False)
+    assert disc_lib.MEMO.hits - hits == 2
+
+
 def test_width_buckets_bound_padding():
   widths = [disc_lib._width_bucket(n) for n in range(1, 600)]
   assert all(w >= n for n, w in zip(range(1, 600), widths))

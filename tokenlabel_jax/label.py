@@ -76,6 +76,10 @@ flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in on
 flags.DEFINE_float("prompt_memo_gb", 1.0, "Memory for remembered prompt passes, reused across features (the namer's "
                    "'<word> is a kind of' rows; about 0.2 MB per word with one-token labels): labeling thousands of "
                    "SAE latents runs each distinct word once when it holds them all (e.g. 6 for 25k words). 0: off.")
+flags.DEFINE_bool("plots", True, "Write each feature's trajectory.png (about 0.15 s per feature; --noplots for "
+                  "thousands of SAE latents, whose report then shows no trajectory).")
+flags.DEFINE_bool("warm_prompts", True, "Namer, several batches of features: run every distinct prompt of the run "
+                  "once, up front, into the prefix memo (as far as --prompt_memo_gb holds them).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
 flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distributed coordinator host:port (with "
                     "--num_processes and --process_id, on every process; process 0 writes the results).")
@@ -127,6 +131,10 @@ def main(argv):
   failed = []
   place = sharding.FeaturePlacer(mesh)
   per = max(1, FLAGS.features_per_batch)
+  if FLAGS.warm_prompts and len(features) > per:
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
+    keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, FLAGS.reference_labels)
+    labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log)
   for start in range(0, len(features), per):
     group = features[start:start + per]
     if writer:
@@ -134,7 +142,7 @@ def main(argv):
             file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                        FLAGS.resume, place, scfg, scorer)
+                                        FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         if writer:
@@ -145,7 +153,7 @@ def main(argv):
       for feature in group:
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
-                                             FLAGS.resume, place, scfg, scorer)
+                                             FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
         except UserError as e1:
           if writer:
             print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
@@ -154,12 +162,14 @@ def main(argv):
       summary[r["feature"]] = {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids",
                                                  "probability", "heldout", "references", "scorer", "wall_time_s")
                                if k in r}
-      with open(summary_path, "w") as f:
-        json.dump(summary, f, indent=1, ensure_ascii=False)
       scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
       print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
+    if writer and results:  # once per batch: rewriting it per feature is quadratic in a run of thousands
+      with open(summary_path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+      os.replace(summary_path + ".tmp", summary_path)
   if writer and os.path.exists(summary_path):
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)

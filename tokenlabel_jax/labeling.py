@@ -24,7 +24,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax import plots
+from tokenlabel_jax import plots as plots_lib
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError
@@ -93,6 +93,22 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
           for (name, exs), prep in zip(parts.items(), preps)}
 
 
+def warm_prompts(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
+                 lcfg: opt_lib.LabelConfig, keep_cache: bool, log=None) -> int:
+  """Namer: every distinct prompt of these features' examples run once, up front, into the prefix memo (as far as it
+  holds them); the features' own preparation then only gathers rows. Other formulations' prompts hold the whole
+  context, rarely shared: nothing to do. Returns how many prompts ran."""
+  if disc.kind != "namer":
+    return 0
+  per_feature = []
+  for f in features:
+    try:
+      per_feature.append(example_texts(f, sample_split(f, lcfg, "train") + sample_split(f, lcfg, "heldout"), disc))
+    except UserError:  # reported when the feature itself is labeled
+      continue
+  return disc_lib.warm_memo(m.params, m.cfg, m.tokenizer, disc, per_feature, lcfg.label_slots, keep_cache, log=log)
+
+
 def needs_cache(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig,
                 scfg: selection.SelectConfig, references: Sequence[str]) -> bool:
   """Whether prepared examples must keep their prefix keys/values: every formulation but the namer reads them, and
@@ -143,8 +159,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
                    lcfg: opt_lib.LabelConfig, output_dir: str,
                    references: Sequence[str] | Mapping[str, Sequence[str]] = (), resume: bool = True,
                    place: sharding.FeaturePlacer | None = None, scfg: selection.SelectConfig = selection.SelectConfig(),
-                   scorer: disc_lib.DiscriminatorConfig | None = None, write: bool | None = None
-                   ) -> list[dict[str, Any]]:
+                   scorer: disc_lib.DiscriminatorConfig | None = None, write: bool | None = None,
+                   plots: bool = True) -> list[dict[str, Any]]:
   """Labels F features together (one vmapped optimization) and writes each one's result under output_dir/<name>/.
 
   `references` are labels scored beside the label on the same examples: one list for every feature, or a list per
@@ -152,7 +168,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   feature-stacked arrays on devices (default: split over the feature axis of the mesh the model's
   parameters are on); `scfg` says how the label is chosen among candidates; `scorer`, a second discriminator, adds
   independent held-out figures. `write` (default: process 0 of a multi-host job) says whether this process writes
-  files; every process computes the same results.
+  files; every process computes the same results; `plots`, whether it draws each feature's trajectory.png.
   """
   t0 = time.time()
   write = jax.process_index() == 0 if write is None else write
@@ -192,8 +208,9 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
         json.dump(result, fh, indent=1, ensure_ascii=False)
       with open(os.path.join(out_dir, "examples.json"), "w") as fh:
         json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
+    if write and plots:
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
-      plots.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
+      plots_lib.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
         f"{result['heldout']['auc']:.3f}" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "

@@ -87,6 +87,35 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
   return out
 
 
+def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
+              per_feature: Sequence[Sequence[ExampleText]], n_slots: int = 1, keep_cache: bool = True,
+              chunk: int = 64, block: int = 2048, log=None) -> int:
+  """Runs the distinct prompts of many features' examples once, before labeling them, into `MEMO` (up to its
+  capacity, the prompts shared by the most features first): later `prepare_splits` calls find them there.
+
+  One pass over every distinct prompt of a run, sorted by length in full chunks padded to their own longest row,
+  instead of each feature's new prompts in part-filled chunks padded to width buckets. Returns how many ran."""
+  memo = MEMO.for_model(params)
+  if not memo.max_bytes or not per_feature:
+    return 0
+  plans = [[token_plan(disc, tokenizer, ex, n_slots)[0] for ex in exs] for exs in per_feature]
+  head = _common_head([p for ps in plans for p in ps])
+  counts = collections.Counter(u for ps in plans for u in {tuple(p[head:]) for p in ps})
+  head_ids = tuple(plans[0][0][:head])
+  todo = [u for u, _ in counts.most_common() if memo.get((head_ids, u)) is None]
+  row_bytes = cfg.vocab_size * 4 + (0 if not keep_cache else
+                                    2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 4 * np.mean([len(u) for u in todo
+                                                                                                 ] or [1]))
+  todo = todo[:max(0, int((memo.max_bytes - memo.nbytes) // row_bytes))]
+  todo.sort(key=len)
+  shared = _head_pass(params, cfg, jnp.asarray([head_ids], jnp.int32))
+  for start in range(0, len(todo), block):
+    _own_prefixes(params, cfg, shared, todo[start:start + block], chunk, memo, head_ids, keep_cache, exact=True)
+    if log:
+      log(f"prompt passes: {min(start + block, len(todo))}/{len(todo)} distinct prompts")
+  return len(todo)
+
+
 def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
   """Tokens every prefix starts with, leaving each at least one token of its own (whose output gives q)."""
   head = min(len(p) for p in prefixes) - 1
@@ -130,6 +159,10 @@ class PrefixMemo:
     self._bytes = 0
     self._params = None
 
+  @property
+  def nbytes(self) -> int:
+    return self._bytes
+
   def get(self, key):
     row = self._rows.get(key)
     if row is not None:
@@ -154,8 +187,8 @@ MEMO = PrefixMemo()  # one per process; `MEMO.max_bytes = 0` turns it off
 
 
 def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int,
-                  memo: PrefixMemo | None = None, head: tuple[int, ...] = (), keep_cache: bool = True
-                  ) -> tuple[list[tuple[model_lib.KVCache | None, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
+                  memo: PrefixMemo | None = None, head: tuple[int, ...] = (), keep_cache: bool = True,
+                  exact: bool = False) -> tuple[list[tuple[model_lib.KVCache | None, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
   """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
   token; and where each prompt's row is (chunk, row), for `gather_rows`.
 
@@ -163,7 +196,8 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
   (after the same `head`) from an earlier call. The others run in chunks of up to `chunk` rows sorted by length, each
   chunk padded only to its own width bucket, so short prompts do not pay for the longest one (invalid positions are
   masked in attention). Without `keep_cache` a chunk's cache is None and only log q is computed and remembered; a
-  remembered row without keys/values does not serve a call that keeps them.
+  remembered row without keys/values does not serve a call that keeps them. `exact`: chunks padded to their longest
+  row only (a compilation per width: for `warm_memo`, whose chunks are long runs of equal lengths).
   """
   unique = list(dict.fromkeys(own))
   chunks, where = [], {}
@@ -179,7 +213,7 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
   rows = min(chunk, 1 << max(len(todo) - 1, 0).bit_length())  # few compiled row counts
   for start in range(0, len(order), rows):
     idx = order[start:start + rows]
-    w = _width_bucket(len(todo[idx[-1]]))
+    w = len(todo[idx[-1]]) if exact else _width_bucket(len(todo[idx[-1]]))
     ids = np.zeros((rows, w), np.int32)
     lens = np.ones(rows, np.int32)  # padding rows: one token, never read
     for r, i in enumerate(idx):
