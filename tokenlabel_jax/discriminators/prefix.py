@@ -222,7 +222,8 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
       where[todo[i]] = (len(chunks), r)
     valid = np.arange(w)[None] < lens[:, None]
     args = (params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens))
-    chunks.append(_prefix_pass(*args) if keep_cache else (None, _prefix_logq(*args)))
+    # Without keys/values the rows go to the host at once: `_gather_logq` copies them from there.
+    chunks.append(_prefix_pass(*args) if keep_cache else (None, np.asarray(_prefix_logq(*args))))
     if memo is not None and memo.max_bytes:
       cache, logq = chunks[-1]
       lq = np.asarray(logq)
@@ -242,21 +243,20 @@ def _no_cache(shared: model_lib.KVCache, B: int) -> model_lib.KVCache:
   return model_lib.KVCache(zeros, zeros, jnp.zeros((B, 0), bool))
 
 
-def _gather_logq(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[Any, jax.Array]]) -> jax.Array:
-  """Each example's log q row out of the chunks (a repeated prompt's row is copied, not recomputed)."""
-  host = [np.asarray(lq) for _, lq in chunks]
-  out = np.empty((len(where_B), host[0].shape[-1]), host[0].dtype)
-  for b, (c, r) in enumerate(where_B):
-    out[b] = host[c][r]
-  return jnp.asarray(out)
+def _gather_logq(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[Any, Any]]) -> jax.Array:
+  """Each example's log q row out of the chunks (a repeated prompt's row is copied, not recomputed): one copy on
+  the host from the remembered rows and the passes' host arrays, one to the device."""
+  host = [lq if isinstance(lq, list) else np.asarray(lq) for _, lq in chunks]
+  return jnp.asarray(np.stack([host[c][r] for c, r in where_B]))
 
 
 def _memo_chunk(rows: Sequence[tuple[np.ndarray | None, np.ndarray | None, np.ndarray]], keep_cache: bool = True
-                ) -> tuple[model_lib.KVCache | None, jax.Array]:
-  """Remembered rows as one chunk of the layout `_prefix_pass` returns (padding past each row's length invalid)."""
+                ) -> tuple[model_lib.KVCache | None, Any]:
+  """Remembered rows as one chunk of the layout `_prefix_pass` returns (padding past each row's length invalid);
+  without keys/values, the list of log q rows."""
+  if not keep_cache:  # the rows as they are: `_gather_logq` copies each example's once
+    return None, [r[2] for r in rows]
   logq = np.stack([r[2] for r in rows])
-  if not keep_cache:
-    return None, jnp.asarray(logq)
   k0 = rows[0][0]
   w = _width_bucket(max(r[0].shape[1] for r in rows))
   k = np.zeros((k0.shape[0], len(rows), w) + k0.shape[2:], k0.dtype)
