@@ -200,14 +200,15 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     label_S = jax.tree.map(lambda x: x[f], state.label)
     train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
-    result = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg, scorer)
+    result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
+                                              scorer)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     if write:
       os.makedirs(out_dir, exist_ok=True)
       with open(os.path.join(out_dir, "result.json"), "w") as fh:
         json.dump(result, fh, indent=1, ensure_ascii=False)
       with open(os.path.join(out_dir, "examples.json"), "w") as fh:
-        json.dump(example_dump(m, feature, disc, sp, result.get("token_ids")), fh, ensure_ascii=False)
+        json.dump(example_dump(m, feature, disc, sp, result.get("token_ids"), heldout_prob), fh, ensure_ascii=False)
     if write and plots:
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
       plots_lib.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
@@ -221,10 +222,11 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
 
 
 def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, sp: dict[str, Split],
-                 label_ids: Sequence[int] | None, n_top: int = 20, before: int = 12, after: int = 6) -> dict[str, Any]:
+                 label_ids: Sequence[int] | None, probs_B: np.ndarray | None = None, n_top: int = 20,
+                 before: int = 12, after: int = 6) -> dict[str, Any]:
   """What the run report shows a reader: the records with the highest activations (all tokens, for shading) and
   every held-out example with its activation, target and the calibrated score of the hard label `label_ids` (the
-  label, or the best candidate when no label was kept)."""
+  label, or the best candidate when no label was kept): `probs_B` when selection computed them, else computed here."""
   peak = [float(r.activations.max()) for r in feature.records]
   top = sorted(range(len(feature.records)), key=lambda i: -peak[i])[:n_top]
   dump: dict[str, Any] = {
@@ -237,8 +239,8 @@ def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
   test = sp.get("heldout")
   if test is None:
     return dump
-  probs = None
-  if label_ids and "val" in sp and test.prep is not None and sp["val"].prep is not None:
+  probs = probs_B
+  if probs is None and label_ids and "val" in sp and test.prep is not None and sp["val"].prep is not None:
     ids = jnp.asarray([list(label_ids)], jnp.int32)
     s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, sp["val"].prep, ids))
     s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
@@ -276,9 +278,10 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                        lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
                        mask_V: np.ndarray, references: Sequence[str], scfg: selection.SelectConfig,
-                       scorer: disc_lib.DiscriminatorConfig | None) -> dict[str, Any]:
+                       scorer: disc_lib.DiscriminatorConfig | None) -> tuple[dict[str, Any], np.ndarray | None]:
   """Every seed's top-k tokens of p and of the gradient (and, for the namer, the exact vocabulary scan and two-token
-  extensions) scored exactly as hard labels on validation examples; `selection.choose` picks one."""
+  extensions) scored exactly as hard labels on validation examples; `selection.choose` picks one. Returns the result
+  and, for the namer, the chosen label's calibrated held-out probabilities (for examples.json)."""
   v_SxNxV = label_S["v_NxV"]
   from_p = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
   from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
@@ -332,7 +335,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   if scorer is not None:
     result["scorer"] = independent_scores(m, feature, scorer, lcfg, [list(chosen.ids)] + ref_ids,
                                           ["label"] + list(references))
-  return result
+  return result, chosen.p_test
 
 
 def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_lib.DiscriminatorConfig,

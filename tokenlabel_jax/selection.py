@@ -54,6 +54,7 @@ class Candidate:
   source: str  # "p" | "gradient" | "scan" | "natural" | "extension"
   stats: dict[str, float] = dataclasses.field(default_factory=dict)
   s_val: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer scores on validation examples
+  p_test: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer: calibrated held-out probabilities
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -216,6 +217,7 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
   for j, i in enumerate(with_test):
     prob = 1 / (1 + np.exp(-(a[i] * s_test[j] + b[i])))
     cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
+    cands[i].p_test = prob
   for i, c in enumerate(cands):
     c.stats.update(val_loss=float(loss[i]), val_auc=float(evaluation.roc_auc(s_val[i], pos)),
                    naturalness=float(s_val[i][pos].mean()), scale=float(a[i]), bias=float(b[i]))
@@ -228,6 +230,7 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   s = namer_scores(m, heldout.prep, [c.ids])[0]
   prob = 1 / (1 + np.exp(-(c.stats["scale"] * s + c.stats["bias"])))
   c.stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
+  c.p_test = prob
 
 
 def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
