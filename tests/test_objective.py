@@ -14,7 +14,6 @@ import tinymodel
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import objective
-from tokenlabel_jax import sharding
 from tokenlabel_jax import optimization as opt_lib
 
 EXAMPLES = [disc_lib.ExampleText("dog", "the [[dog]] ran"), disc_lib.ExampleText("cup", "a [[cup]] of tea"),
@@ -314,34 +313,6 @@ def test_restarts_and_features_vmapped_equal_separate_runs(tiny, name):
     # Adam normalizes each coordinate: where a gradient is ~0, rounding flips the sign of an lr-sized step.
     np.testing.assert_allclose(label["v_NxV"][f, s], lab["v_NxV"][0, 0], atol=1e-3)
     assert int(jnp.argmax(label["v_NxV"][f, s])) == int(jnp.argmax(lab["v_NxV"][0, 0]))
-
-
-def test_namer_steps_among_allowed_columns_equal_steps_over_the_vocabulary(tiny):
-  """The namer's training log q kept for the allowed tokens only (`allowed_columns`) gives the steps the whole
-  vocabulary gives: the same loss parts, labels and top tokens; excluded tokens get no gradient (weight decay only)."""
-  disc = _disc("namer")
-  prep = disc_lib.stack([disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, exs)
-                         for exs in (EXAMPLES, EXAMPLES[::-1])])
-  tgt = jnp.asarray(np.stack([TARGETS, TARGETS[::-1]]))
-  mask_V = np.random.default_rng(0).random(tiny.cfg.vocab_size) < 0.6
-  mask = jnp.asarray(mask_V)
-  lcfg = opt_lib.LabelConfig(seeds=2, batch_size=2, steps=10)
-  ref = opt_lib.reference_logq(prep.logq_BxV, tgt)
-  place = sharding.FeaturePlacer(sharding.mesh_of(tiny.params))
-  narrow = opt_lib.allowed_columns(prep, disc, mask_V, place)
-  assert narrow.logq_BxV.shape[-1] == mask_V.sum() < tiny.cfg.vocab_size
-  st = opt_lib.init_state(lcfg, tiny.cfg.vocab_size, n_features=2)
-  copy = lambda t: jax.tree.map(jnp.array, t)
-  runs = [opt_lib.train_steps(tiny.cfg, disc, lcfg, 6, copy(st.label), copy(st.opt_state), jnp.asarray(0),
-                              tiny.params, pr, tgt, ref, mask) for pr in (prep, narrow)]
-  (wide_label, _, wide), (narrow_label, _, parts) = runs
-  for k in ("loss", "acc", "entropy", "kl", "top_p"):
-    np.testing.assert_allclose(parts[k], wide[k], rtol=1e-5, atol=1e-6)
-  np.testing.assert_array_equal(parts["top_id"], wide["top_id"])
-  # Adam normalizes each coordinate: where a gradient is ~0, rounding flips the sign of an lr-sized step.
-  np.testing.assert_allclose(narrow_label["v_NxV"], wide_label["v_NxV"], atol=1e-3)
-  decayed = st.label["v_NxV"] * (1 - lcfg.learning_rate * lcfg.weight_decay) ** 6
-  np.testing.assert_allclose(narrow_label["v_NxV"][..., ~mask_V], decayed[..., ~mask_V], rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["namer", "likelihood"])
