@@ -73,6 +73,9 @@ def main():
                                               for n in both),
                  "no_label_this_run": sum(summary[n]["label"] is None for n in both)},
   }
+  earlier = measured.get("full_sae_run")
+  if earlier and earlier.get("command") != run["command"]:  # an earlier run's figures stay beside the new one
+    measured.setdefault("full_sae_earlier_runs", []).append(earlier)
   measured["full_sae_labeling_s"] = timing["wall_s"] if len(summary) >= n_alive else None
   measured["full_sae_run"] = run
   with open(RESULTS, "w") as f:
