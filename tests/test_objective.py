@@ -139,9 +139,12 @@ def test_remembered_prefixes_equal_fresh_passes(tiny, name, monkeypatch):
   hits = disc_lib.MEMO.hits
   remembered = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, second, chunk=4)
   assert disc_lib.MEMO.hits - hits == 3
+  again = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, first, chunk=4)
+  assert again.shared is remembered.shared  # the common head ran once
   monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 0)
   disc_lib.MEMO.clear()
   fresh = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, second, chunk=4)
+  assert fresh.shared is not disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, disc, second, chunk=4).shared
   np.testing.assert_allclose(remembered.logq_BxV, fresh.logq_BxV, atol=1e-5)
   np.testing.assert_array_equal(remembered.cache.valid_BxT, fresh.cache.valid_BxT)
   label = jnp.asarray([tiny.tokenizer.encode(" ab" if disc.kind == "namer" else " a")])  # namer: 2 tokens use the cache

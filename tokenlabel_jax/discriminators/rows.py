@@ -64,7 +64,7 @@ def gather_rows(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[model
       v[:, out, :w] = np.asarray(cache.v_LxBxTxKxE)[:, src, :w]
       valid[out, :w] = np.asarray(cache.valid_BxT)[src, :w]
       logq[out] = np.asarray(lq)[src]
-    return model_lib.KVCache(jnp.asarray(k), jnp.asarray(v), jnp.asarray(valid)), jnp.asarray(logq)
+    return model_lib.KVCache(*jax.device_put((k, v, valid))), jax.device_put(logq)
   width = max(c.valid_BxT.shape[1] for c, _ in chunks)
   rows = chunks[0][1].shape[0]
   index = jnp.asarray([c * rows + r for c, r in where_B], jnp.int32)
