@@ -61,9 +61,10 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
                       "choose a neutral label of the same token length")
     neutral_1xN = jnp.asarray([neutral], jnp.int32)
   head = _common_head([p for p, _, _ in every])
-  shared = MEMO.for_model(params).head(params, cfg, tuple(every[0][0][:head]))
-  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk,
-                                 MEMO.for_model(params), tuple(every[0][0][:head]), keep_cache)
+  memo, head_ids = MEMO.for_model(params), tuple(every[0][0][:head])
+  shared = memo.head(params, cfg, head_ids)
+  chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk, memo, head_ids,
+                                 keep_cache)
   out = []
   for ps in plans:
     rows = [where[tuple(p[head:])] for p, _, _ in ps]
@@ -103,9 +104,9 @@ def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
   counts = collections.Counter(u for ps in plans for u in {tuple(p[head:]) for p in ps})
   head_ids = tuple(plans[0][0][:head])
   todo = [u for u, _ in counts.most_common() if memo.get((head_ids, u)) is None]
-  row_bytes = cfg.vocab_size * 4 + (0 if not keep_cache else
-                                    2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 4 * np.mean([len(u) for u in todo
-                                                                                                 ] or [1]))
+  row_bytes = cfg.vocab_size * 4  # log q; with keys/values, 2 x layers x kv heads x head dim per own token besides
+  if keep_cache and todo:
+    row_bytes += 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * 4 * np.mean([len(u) for u in todo])
   todo = todo[:max(0, int((memo.max_bytes - memo.nbytes) // row_bytes))]
   todo.sort(key=len)
   shared = memo.head(params, cfg, head_ids)
@@ -200,7 +201,8 @@ MEMO = PrefixMemo()  # one per process; `MEMO.max_bytes = 0` turns it off
 
 def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequence[tuple[int, ...]], chunk: int,
                   memo: PrefixMemo | None = None, head: tuple[int, ...] = (), keep_cache: bool = True,
-                  exact: bool = False) -> tuple[list[tuple[model_lib.KVCache | None, jax.Array]], dict[tuple[int, ...], tuple[int, int]]]:
+                  exact: bool = False
+                  ) -> tuple[list[tuple[model_lib.KVCache | None, Any]], dict[tuple[int, ...], tuple[int, int]]]:
   """Own prefixes after the shared head, each distinct one run once: per chunk, the KV cache and log q at the last
   token; and where each prompt's row is (chunk, row), for `gather_rows`.
 
