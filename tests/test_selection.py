@@ -38,16 +38,17 @@ def test_choose_prefers_the_typical_label_among_the_finalists_only():
 
 
 def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
-  """On the tiny model the figure must equal its definition: mean over positives of the likelihood ratio."""
+  """On the tiny model the figure must equal its definition: mean over positive examples of the likelihood ratio
+  (a word that occurs twice counts twice, though it is read once)."""
   lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")
-  words = ["cat", "dog", "owl", "cup"]
+  words = ["cat", "dog", "cat", "owl", "cup"]
   feature = data_lib.Feature("f", tuple(data_lib.Record((" " + w,), np.array([1.0 if w != "cup" else 0.0], np.float32),
                                                         "train", f"f:{i}") for i, w in enumerate(words)))
   exs = [data_lib.Example(i, 0, 1.0 if w != "cup" else 0.0, feature.records[i].tokens) for i, w in enumerate(words)]
   val = labeling.Split(exs, None, np.array([e.target for e in exs], np.float32))
   cands = [selection.Candidate((ord("a"),), "a", "scan"), selection.Candidate((ord("b"), ord("c")), "bc", "scan")]
   typ = selection.typicality(tiny, feature, val, cands, lik)
-  texts = labeling.example_texts(feature, exs[:3], lik)
+  texts = labeling.example_texts(feature, exs[:4], lik)
   one = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, lik, texts, 1)
   two = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, dataclasses.replace(lik, neutral_label="xx"), texts, 2)
   raw1 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, one, jnp.asarray([[ord("a")]]))) 

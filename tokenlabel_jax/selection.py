@@ -233,22 +233,24 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   c.p_test = prob
 
 
-def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
+def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig,
+               whole_words: bool = True) -> np.ndarray:
   """The reverse direction: how much each label raises the probability of the positive words after it, under a
   likelihood prompt ("Examples of<label>: <word>") against a neutral label. A member label explains only the
   positives like itself ("Examples of tank: barrel" is odd), a category's name explains them all. C values:
   the mean over positive validation examples of log P(word | label) - log P(word | neutral label).
+  `whole_words=False` reads only each word's first token (when the label prompt is shared: no pass per word).
   """
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   pos = [e for e in val.examples if e.positive]
   texts = labeling.example_texts(feature, pos, disc)
   plans = [disc_lib.token_plan(disc, m.tokenizer, t, 1) for t in texts]
   if len({tuple(p) for p, _, _ in plans}) == 1:
-    return _typicality_shared_prompt(m, plans, cands, disc)
+    return _typicality_shared_prompt(m, plans, cands, disc, whole_words)
   return _typicality_prepared(m, texts, cands, disc)
 
 
-def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.ndarray:
+def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc, whole_words: bool = True) -> np.ndarray:
   """When every positive's prompt up to the label is the same (the word comes only after it), each label's prompt
   "... Examples of<label>:" runs once and every word is read after it: one short pass per label, plus the words'
   own tokens for words of several tokens, instead of a pass per (label, word)."""
@@ -263,8 +265,13 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.
     glue = g
   neutral = m.tokenizer.encode(disc.neutral_label)[:1]
   labels = [tuple(neutral)] + [tuple(c.ids) for c in cands]
+  # Each distinct word is read once and weighted by how often it occurs: the same mean over examples, and a word of
+  # several tokens (the costly kind: its tokens run once per label) no longer runs once per occurrence.
+  distinct, count = np.unique(np.array([" ".join(map(str, w)) for w in words]), return_counts=True)
+  words = [[int(t) for t in d.split()] for d in distinct]
+  weight = count / count.sum()
   # Words of one token are read off the label prompt's last position; only the longer ones run their own tokens.
-  multi = [i for i, w in enumerate(words) if len(w) > 1]
+  multi = [i for i, w in enumerate(words) if len(w) > 1 and whole_words]
   M, N = _round_up(max(len(multi), 1), 8), _round_up(max([len(words[i]) for i in multi] + [2]), 2)
   rest_MxN = np.zeros((M, N), np.int32)
   valid_MxN = np.zeros((M, N), bool)
@@ -276,17 +283,19 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc) -> np.
     idx = [i for i, l in enumerate(labels) if len(l) == n]
     own = [list(labels[i]) + list(glue) for i in idx]  # unpadded: each padded label would cost a full pass
     first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, jnp.asarray([prefix], jnp.int32), jnp.asarray(own, jnp.int32),
-                                         jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN))
+                                         jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN), bool(multi))
     s_PxW = np.array(first_PxW)[:, :len(words)]
-    s_PxW[:, multi] += np.asarray(rest_PxM)[:, :len(multi)]
-    logp[idx] = s_PxW.mean(1)
+    if multi:
+      s_PxW[:, multi] += np.asarray(rest_PxM)[:, :len(multi)]
+    logp[idx] = s_PxW @ weight
   return logp[1:] - logp[0]
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _word_logprobs(params, cfg, head_1xH, own_PxO, first_W, words_MxN, valid_MxN):
+@functools.partial(jax.jit, static_argnums=(1, 7))
+def _word_logprobs(params, cfg, head_1xH, own_PxO, first_W, words_MxN, valid_MxN, with_rest=True):
   """For P label prompts (a shared head, then each label and the glue before the word): log P(first token) of each
-  of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M)."""
+  of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M;
+  None without `with_rest`: the per-label loop of small passes costs seconds even for few words)."""
   H, (P, O), (M, N) = head_1xH.shape[1], own_PxO.shape, words_MxN.shape
   _, head, _ = model_lib.forward(params, cfg, model_lib.embed(params, head_1xH), jnp.arange(H)[None])
   h, own, _ = model_lib.forward(params, cfg, model_lib.embed(params, own_PxO), jnp.broadcast_to(H + jnp.arange(O), (P, O)),
@@ -304,7 +313,7 @@ def _word_logprobs(params, cfg, head_1xH, own_PxO, first_W, words_MxN, valid_MxN
     tok = jnp.take_along_axis(logp, words_MxN[:, 1:, None], axis=-1)[..., 0]
     return jnp.sum(jnp.where(valid_MxN[:, 1:], tok, 0.0), axis=-1)
 
-  return first_PxW, jax.lax.map(rest, jnp.arange(P))
+  return first_PxW, jax.lax.map(rest, jnp.arange(P)) if with_rest else None
 
 
 def _typicality_prepared(m, texts, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig) -> np.ndarray:
