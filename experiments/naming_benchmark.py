@@ -32,11 +32,12 @@ def main():
       "--split": dict(default="test"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood"), "--margin": dict(type=float, default=selection.SelectConfig().margin),
       "--extend_top": dict(type=int, default=selection.SelectConfig().extend_top),
+      "--rule": dict(default=selection.SelectConfig().rule, help="coverage | typicality (selection.SelectConfig)"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default="")})
   spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
   cats = [c for c in spec if c["split"] == args.split][:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
-  scfg = selection.SelectConfig(margin=args.margin, extend_top=args.extend_top)
+  scfg = selection.SelectConfig(margin=args.margin, extend_top=args.extend_top, rule=args.rule)
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
   words = np.flatnonzero(mask)
@@ -79,7 +80,7 @@ def _write(args, rows, t0, total):
       "median_scan_auc": float(np.nanmedian([r["scan AUC"] for r in rows])),
       "median_random_auc": float(np.nanmedian([r["random AUC"] for r in rows])),
       "no_label": sum(r["label"] is None for r in rows),
-      "wall_s": round(time.time() - t0, 1), "margin": args.margin, "extend_top": args.extend_top,
+      "wall_s": round(time.time() - t0, 1), "margin": args.margin, "extend_top": args.extend_top, "rule": args.rule,
       "scorer": args.scorer, "typical_top": selection.SelectConfig().typical_top}
   notes = (f"**{summary['names_category']} of {n}** labels name the category ({summary['rate']:.0%}); the exact "
            f"vocabulary scan names it for {summary['scan_names_category']} ({summary['scan_rate']:.0%}). Median "

@@ -28,6 +28,7 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import labeling
+from tokenlabel_jax import selection
 from tokenlabel_jax.optimization import LabelConfig
 
 
@@ -124,7 +125,9 @@ def main():
         chunk = group[i:i + args.features_per_batch]
         refs = {f.name: reference_labels(f, lcfg, words, m.tokenizer, rng) for f in chunk}
         t0 = time.time()
-        results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs)
+        # The rule these figures were measured with (the coverage rule came later and was chosen on categories).
+        results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs,
+                                          scfg=selection.SelectConfig(rule="typicality"))
         wall[kind].append((time.time() - t0) / len(chunk))
         for f, r in zip(chunk, results):
           top, rand = refs[f.name]

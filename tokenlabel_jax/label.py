@@ -65,9 +65,13 @@ flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
-flags.DEFINE_float("select_margin", _S.margin, "The best few candidates within this validation loss of the best "
-                   "compete on typicality (how much the label raises the positive words' probability after "
-                   "'Examples of<label>:').")
+flags.DEFINE_enum("select_rule", _S.rule, ["coverage", "typicality"], "How the label is chosen among the exactly "
+                  "scored candidates: coverage (namer: of the best 32 by validation loss, the one that fits all the "
+                  "positives best: log-rank gap + typicality + set namer) or typicality (the most typical of the best "
+                  "4 within --select_margin).")
+flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few candidates within this validation loss of "
+                   "the best compete on typicality (how much the label raises the positive words' probability after "
+                   "'Examples of<label>:'). 0, with either rule: the lowest validation loss.")
 flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
 flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
@@ -111,7 +115,8 @@ def main(argv):
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
-  scfg = dataclasses.replace(selection.SelectConfig(), margin=FLAGS.select_margin, extend_top=FLAGS.extend_top)
+  scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule, margin=FLAGS.select_margin,
+                             extend_top=FLAGS.extend_top)
   disc_lib.MEMO.max_bytes = int(max(0.0, FLAGS.prompt_memo_gb) * 2**30)
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tokenlabel_jax import coverage
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
@@ -275,6 +276,35 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
   return label_features(m, [dataclasses.replace(feature, name=name)], disc, lcfg, parent, references, resume)[0]
 
 
+def _coverage_choice(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature,
+                     lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared,
+                     cands: list[selection.Candidate], mask_V: np.ndarray, scfg: selection.SelectConfig) -> int:
+  """The coverage rule (namer): the best 16 tokens by log-rank gap join the candidates (in place) and all are
+  scored; the best `coverage_pool` single tokens by validation loss and up to 8 of the log-rank ones after them are
+  compared, and among the best `coverage_top` of those by validation loss the one that covers the positives best is
+  chosen (`coverage.coverage_choice`). The signals are kept in each compared candidate's stats."""
+  logq = np.concatenate([np.asarray(train_prep.logq_BxV), np.asarray(sp["val"].prep.logq_BxV)])
+  lrg_V = coverage.log_rank_gap(logq, np.concatenate([sp["train"].positive_B, sp["val"].positive_B]), mask_V)
+  have = {c.ids[0] for c in cands if len(c.ids) == 1}
+  cands += [selection.Candidate((int(t),), m.tokenizer.token_str(int(t)), "coverage")
+            for t in np.argsort(-lrg_V)[:16] if int(t) not in have]
+  selection.score(m, disc, cands, sp["val"], sp["heldout"])
+  order = [i for i in sorted(range(len(cands)), key=lambda i: cands[i].stats["val_loss"]) if len(cands[i].ids) == 1]
+  compared = order[:scfg.coverage_pool] + [i for i in order[scfg.coverage_pool:]
+                                           if cands[i].source == "coverage"][:8]
+  pos = [e for s in ("val", "train") for e in sp[s].examples if e.positive]
+  padded = [cands[i] for i in compared] + [cands[compared[-1]]] * (scfg.coverage_pool + 8 - len(compared))
+  typ = selection.typicality(m, feature, Split(pos, None, np.ones(len(pos), np.float32)), padded,  # one shape
+                             disc_lib.get(scfg.typical_disc), whole_words=False)
+  set_V = coverage.set_namer(m, coverage.word_sets(coverage.positive_words(feature, lcfg.threshold), scfg.set_sets, 0))
+  for i, t in zip(compared, typ):
+    tok = cands[i].ids[0]
+    cands[i].stats.update(lrg=float(lrg_V[tok]), typ_all=float(t), set_pos=float(set_V[tok]))
+  signals = {k: np.asarray([cands[i].stats[k] for i in compared]) for k in scfg.coverage_signals}
+  loss = np.asarray([cands[i].stats["val_loss"] for i in compared])
+  return compared[coverage.coverage_choice(loss, signals, scfg.coverage_top)]
+
+
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                        lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
                        mask_V: np.ndarray, references: Sequence[str], scfg: selection.SelectConfig,
@@ -288,13 +318,16 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
                                           sp["train"].target_B, mask_V, lcfg.top_k)
   cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
                            scfg)
-  selection.score(m, disc, cands, sp["val"], sp["heldout"])
-  fin = selection.finalists(cands, scfg)
-  if len(fin) > 1 and scfg.typical_disc:
-    typ = selection.typicality(m, feature, sp["val"], [cands[i] for i in fin], disc_lib.get(scfg.typical_disc))
-    for i, t in zip(fin, typ):
-      cands[i].stats["typicality"] = float(t)
-  chosen = cands[selection.choose(cands, scfg)]
+  if scfg.rule == "coverage" and disc.kind == "namer" and scfg.margin > 0:  # margin 0: the lowest validation loss
+    chosen = cands[_coverage_choice(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)]
+  else:
+    selection.score(m, disc, cands, sp["val"], sp["heldout"])
+    fin = selection.finalists(cands, scfg)
+    if len(fin) > 1 and scfg.typical_disc:
+      typ = selection.typicality(m, feature, sp["val"], [cands[i] for i in fin], disc_lib.get(scfg.typical_disc))
+      for i, t in zip(fin, typ):
+        cands[i].stats["typicality"] = float(t)
+    chosen = cands[selection.choose(cands, scfg)]
   selection.ensure_heldout(m, disc, chosen, sp["heldout"])
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
   n_pos = int(sp["heldout"].positive_B.sum())
@@ -321,7 +354,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "seeds": lcfg.seeds,
       "heldout": heldout,
       "heldout_auc_lower95": lower,
-      "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality")},
+      "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality",
+                                                     *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats else ()))},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
       "verification": [selection.summary_row(c) for c in sorted(cands, key=lambda c: c.stats["val_loss"])[:40]],

@@ -36,6 +36,12 @@ from tokenlabel_jax import optimization as opt_lib
 class SelectConfig:
   """How candidates are gathered and one is chosen (chosen on the naming benchmark's tuning half)."""
 
+  rule: str = "coverage"  # "coverage": the coverage signals decide among the best coverage_top (namer only);
+  # "typicality": typicality decides among the best typical_top within margin (see choose)
+  coverage_pool: int = 24  # coverage rule: the best single tokens by validation loss whose signals are measured
+  coverage_top: int = 32  # coverage rule: of those (and up to 8 log-rank candidates after them), the best compared
+  coverage_signals: tuple[str, ...] = ("lrg", "typ_all", "set_pos")
+  set_sets: int = 8  # coverage rule: sets of four positive words given to the set namer
   margin: float = 0.1  # validation-loss margin within which typicality decides
   typical_top: int = 4  # at most this many of the best candidates (by validation loss) compete on typicality
   typical_disc: str = "likelihood"  # the reverse-direction prompt that measures typicality

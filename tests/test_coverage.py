@@ -1,0 +1,86 @@
+"""The coverage rule's signals against their definitions, its choice, and a labeling run that uses it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+import tinymodel
+from test_labeling import LCFG, write_feature
+from tokenlabel_jax import coverage
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import labeling
+from tokenlabel_jax import model as model_lib
+from tokenlabel_jax import selection
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+def test_log_rank_gap_matches_ranks_counted_by_hand():
+  rng = np.random.default_rng(0)
+  logq = rng.normal(size=(6, 9)).astype(np.float32)
+  logq[:3, 4] = 10.0  # token 4 is first after every positive, last after every negative
+  logq[3:, 4] = -10.0
+  pos = np.array([1, 1, 1, 0, 0, 0], bool)
+  mask = np.ones(9, bool)
+  mask[7] = False
+  gap = coverage.log_rank_gap(logq, pos, mask)
+  allowed = np.flatnonzero(mask)
+  for t in allowed:
+    rank = np.array([(logq[b, allowed] > logq[b, t]).sum() for b in range(6)])
+    want = np.log1p(rank[~pos]).mean() - np.log1p(rank[pos]).mean()
+    np.testing.assert_allclose(gap[t], want, rtol=1e-5, atol=1e-6)
+  assert gap[7] == -np.inf and int(np.argmax(gap)) == 4 and gap[4] == pytest.approx(np.log(8))
+
+
+def test_set_namer_reads_each_prompt_at_its_own_last_token(tiny):
+  """Right padding to a common width must not change any set's distribution (each run alone, unpadded, is the
+  reference)."""
+  sets = [["cat", "dog", "cow", "owl"], ["a", "b", "c", "d"], ["penguin", "ox", "yak", "emu"]]
+  got = coverage.set_namer(tiny, sets)
+  want = []
+  for s in sets:
+    ids = tiny.tokenizer.encode(coverage.SET_SHOTS + ", ".join(s[:-1]) + " and " + s[-1] + " are kinds of")
+    logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, np.asarray([ids], np.int32))
+    want.append(np.asarray(jax.nn.log_softmax(logits[0, -1])))
+  np.testing.assert_allclose(got, np.mean(want, 0), rtol=1e-4, atol=1e-4)
+  assert np.isnan(coverage.set_namer(tiny, [])).all()
+
+
+def test_positive_words_and_sets():
+  feature = data_lib.Feature("f", (
+      data_lib.Record((" Cat", " cup", "3"), np.array([1.0, 0.0, 2.0], np.float32), "train", "a"),
+      data_lib.Record((" dog",), np.array([0.5], np.float32), "train", "b"),
+      data_lib.Record((" owl",), np.array([1.0], np.float32), "heldout", "c")))
+  assert coverage.positive_words(feature) == ["cat", "dog"]  # no digits, no held-out words, no negatives
+  assert coverage.positive_words(feature, threshold=0.7) == ["cat"]
+  sets = coverage.word_sets(["a", "b", "c", "d", "e"], 5, seed=0)
+  assert len(sets) == 5 and all(len(set(s)) == 4 for s in sets)
+  assert coverage.word_sets(["a", "b", "c"], 5, seed=0) == []
+
+
+def test_coverage_choice_sums_z_scores_among_the_best_by_loss_only():
+  loss = np.array([0.30, 0.31, 0.32, 0.90])
+  signals = {"a": np.array([0.0, 1.0, 0.5, 9.0]), "b": np.array([0.0, 2.0, 3.0, 9.0])}
+  # Among the best 3 by loss: z(a) + z(b) is highest for index 1 (a: +1.22, b: +0.16) vs 2 (a: 0, b: +1.07).
+  assert coverage.coverage_choice(loss, signals, top=3) == 1
+  assert coverage.coverage_choice(loss, signals, top=4) == 3  # the outsized one wins once it is compared
+  assert coverage.coverage_choice(loss, {"a": np.array([0.0, 1.0, 5.0, 9.0])}, top=3) == 2
+
+
+def test_labeling_with_the_coverage_rule_records_its_signals(tiny, tmp_path):
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  scfg = dataclasses.replace(selection.SelectConfig(), rule="coverage", coverage_pool=6, coverage_top=8)
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), scfg=scfg,
+                              plots=False)[0]
+  compared = [v for v in r["verification"] if "lrg" in v]
+  assert 1 <= len(compared) <= 6 + 8
+  assert all(np.isfinite(v["lrg"]) and np.isfinite(v["typ_all"]) for v in compared)
+  assert r["best_candidate"] in [v["label"] for v in compared]

@@ -1,0 +1,96 @@
+"""How a label covers a feature's positives: the signals of the naming rule (`selection.SelectConfig.rule`).
+
+A member word (' knife' for tools) separates a category's examples from random words as well as the category's name
+does, so discrimination alone cannot choose between them. What tells them apart is coverage: the name fits *all* the
+positives, a member only the few like itself. Three measures of it, each cheap on the namer's cached passes:
+
+- `log_rank_gap`: where the label ranks in the namer's next-token distribution after each example ("saw is a kind
+  of"): mean log(1 + rank) over negatives minus over positives. A member ranks high after its own kind only.
+- `typicality` over every positive of the training and validation examples, first tokens only: how much the label
+  raises the probability of the positive words after "Examples of<label>:" (one short pass per label).
+- `set_namer`: log P(label | "w1, w2, w3 and w4 are kinds of") over sets of four different positive words. A member
+  cannot be the kind of four different members; the category's name is what a set of them has in common.
+
+`coverage_choice` picks, among the best candidates by validation loss, the one with the highest sum of the three
+z-scored signals. Chosen on the naming benchmark's tuning half (experiments/naming_pool.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tokenlabel_jax import model as model_lib
+
+SET_SHOTS = ("jazz, opera, blues and reggae are kinds of music.\ngranite, basalt, slate and marble are kinds of rock.\n"
+             "Monday, Friday, Tuesday and Sunday are kinds of day.\n")
+
+
+def log_rank_gap(logq_BxV: np.ndarray, positive_B: np.ndarray, mask_V: np.ndarray) -> np.ndarray:
+  """Mean over negatives minus mean over positives of log(1 + the label's rank among the allowed tokens) in each
+  example's next-token distribution; -inf outside the mask. V values."""
+  words = np.flatnonzero(mask_V)
+  lq = np.asarray(logq_BxV)[:, words]
+  order = np.argsort(-lq, axis=1)
+  rank = np.empty_like(order)
+  np.put_along_axis(rank, order, np.arange(lq.shape[1])[None], axis=1)
+  lr = np.log1p(rank.astype(np.float32))
+  out = np.full(mask_V.shape[0], -np.inf, np.float32)
+  pos = np.asarray(positive_B, bool)
+  out[words] = lr[~pos].mean(0) - lr[pos].mean(0)
+  return out
+
+
+def positive_words(feature, threshold: float = 0.0) -> list[str]:
+  """The distinct alphabetic positive tokens (activation > threshold) of the feature's training records, lower-cased
+  and sorted."""
+  return sorted({tok.strip().lower() for r in feature.records if r.split == "train"
+                 for tok, a in zip(r.tokens, r.activations) if tok.strip().isalpha() and a > threshold})
+
+
+def word_sets(words: Sequence[str], n_sets: int, seed: int, k: int = 4) -> list[list[str]]:
+  if len(words) < k:
+    return []
+  rng = np.random.default_rng(seed)
+  return [list(rng.choice(list(words), k, replace=False)) for _ in range(n_sets)]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _last_logp(params, cfg, tokens_BxS, last_B):
+  logits, _ = model_lib.forward_tokens(params, cfg, tokens_BxS)
+  return jax.nn.log_softmax(jnp.take_along_axis(logits, last_B[:, None, None], axis=1)[:, 0], axis=-1)
+
+
+def set_namer(m, sets: Sequence[Sequence[str]]) -> np.ndarray:
+  """Mean over the sets of log P(next token | few-shot lines + "w1, w2, w3 and w4 are kinds of"): V values (NaN
+  without sets). Right-padded to a width of 16: a causal model's earlier positions do not see the padding."""
+  if not sets:
+    return np.full(m.cfg.vocab_size, np.nan, np.float32)
+  ids = [m.tokenizer.encode(SET_SHOTS + ", ".join(s[:-1]) + " and " + s[-1] + " are kinds of") for s in sets]
+  width = -(-max(len(i) for i in ids) // 16) * 16
+  tokens = np.zeros((len(ids), width), np.int32)
+  for r, i in enumerate(ids):
+    tokens[r, :len(i)] = i
+  last = np.asarray([len(i) - 1 for i in ids], np.int32)
+  return np.asarray(_last_logp(m.params, m.cfg, jnp.asarray(tokens), jnp.asarray(last))).mean(0)
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  finite = np.isfinite(x)
+  if not finite.any():
+    return np.zeros_like(x)
+  x = np.where(finite, x, x[finite].min())
+  return (x - x.mean()) / (x.std() + 1e-9)
+
+
+def coverage_choice(val_loss_C: np.ndarray, signals: dict[str, np.ndarray], top: int) -> int:
+  """Index of the chosen candidate: among the best `top` by validation loss, the highest sum of the z-scored
+  signals (each z-scored over those `top`)."""
+  order = np.argsort(np.asarray(val_loss_C), kind="stable")[:top]
+  total = sum(zscore(np.asarray(s)[order]) for s in signals.values())
+  return int(order[int(np.argmax(total))])
