@@ -83,4 +83,26 @@ def test_labeling_with_the_coverage_rule_records_its_signals(tiny, tmp_path):
   compared = [v for v in r["verification"] if "lrg" in v]
   assert 1 <= len(compared) <= 6 + 8
   assert all(np.isfinite(v["lrg"]) and np.isfinite(v["typ_all"]) for v in compared)
-  assert r["best_candidate"] in [v["label"] for v in compared]
+  # The chosen label is the coverage choice over the compared rows, recomputed here from what result.json holds.
+  loss = np.array([v["val_loss"] for v in compared])
+  signals = {k: np.array([v[k] for v in compared]) for k in ("lrg", "typ_all", "set_pos")}
+  assert compared[coverage.coverage_choice(loss, signals, 8)]["token_ids"] == r["token_ids"]
+  assert set(r["validation"]) >= {"lrg", "typ_all", "set_pos"}
+  # The stored log-rank gaps are those of the feature's own training + validation examples.
+  sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG)
+  logq = np.concatenate([np.asarray(sp[s].prep.logq_BxV) for s in ("train", "val")])
+  gap = coverage.log_rank_gap(logq, np.concatenate([sp[s].positive_B for s in ("train", "val")]),
+                              np.ones(tiny.cfg.vocab_size, bool))
+  np.testing.assert_allclose([v["lrg"] for v in compared], gap[[v["token_ids"][0] for v in compared]], rtol=1e-5)
+
+
+def test_labeling_takes_the_label_the_coverage_choice_names(tiny, tmp_path, monkeypatch):
+  """Wiring: whichever compared candidate the choice returns is the label (here the second best by validation
+  loss)."""
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  scfg = dataclasses.replace(selection.SelectConfig(), rule="coverage", coverage_pool=6, coverage_top=8)
+  monkeypatch.setattr(coverage, "coverage_choice", lambda loss, signals, top: int(np.argsort(loss, kind="stable")[1]))
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), scfg=scfg,
+                              plots=False, resume=False)[0]
+  compared = [v for v in r["verification"] if "lrg" in v]
+  assert r["token_ids"] == sorted(compared, key=lambda v: v["val_loss"])[1]["token_ids"]

@@ -294,8 +294,9 @@ def _coverage_choice(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, feature
                                            if cands[i].source == "coverage"][:8]
   pos = [e for s in ("val", "train") for e in sp[s].examples if e.positive]
   padded = [cands[i] for i in compared] + [cands[compared[-1]]] * (scfg.coverage_pool + 8 - len(compared))
-  typ = selection.typicality(m, feature, Split(pos, None, np.ones(len(pos), np.float32)), padded,  # one shape
-                             disc_lib.get(scfg.typical_disc), whole_words=False)
+  typ = (selection.typicality(m, feature, Split(pos, None, np.ones(len(pos), np.float32)), padded,  # one shape
+                              disc_lib.get(scfg.typical_disc), whole_words=False)
+         if scfg.typical_disc else np.full(len(padded), np.nan))  # no typicality prompt: that signal counts 0
   set_V = coverage.set_namer(m, coverage.word_sets(coverage.positive_words(feature, lcfg.threshold), scfg.set_sets, 0))
   for i, t in zip(compared, typ):
     tok = cands[i].ids[0]
