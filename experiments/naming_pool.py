@@ -38,14 +38,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import common  # pylint: disable=g-import-not-at-top
 
 
-class _Words:  # what selection.typicality reads of a split: its examples, with `positive` marking the words to read
-  def __init__(self, examples):
-    self.examples = examples
-
-
-def _flip(examples, positive: bool):
+def _words(examples, positive: bool):
+  """The positive (or negative) examples as a split whose every example counts as positive: what
+  selection.typicality reads."""
   import dataclasses  # pylint: disable=import-outside-toplevel
-  return [dataclasses.replace(e, positive=True) for e in examples if bool(e.positive) == positive]
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  chosen = [dataclasses.replace(e, positive=True) for e in examples if bool(e.positive) == positive]
+  return labeling.Split(chosen, None, np.ones(len(chosen), np.float32))
 
 
 def _negative_words(feature) -> list[str]:
@@ -71,11 +70,12 @@ def probe_category(m, disc, lik, mask, feature, spec, pool: int) -> dict:
   n_top = len(top)
   top += top[-1:] * (32 - n_top)  # one compiled shape for every category (the repeats' figures are dropped)
   val_ex = sp["val"].examples
-  train_pos = _flip(sp["train"].examples, True)
-  typ_pos = selection.typicality(m, feature, _Words(_flip(val_ex, True)), top, lik)
-  typ_neg = selection.typicality(m, feature, _Words(_flip(val_ex, False)), top, lik, whole_words=False)
-  typ_all = selection.typicality(m, feature, _Words(_flip(val_ex, True) + train_pos), top, lik, whole_words=False)
-  typ_first = selection.typicality(m, feature, _Words(_flip(val_ex, True)), top, lik, whole_words=False)
+  val_pos, val_neg = _words(val_ex, True), _words(val_ex, False)
+  every_pos = _words(val_ex + sp["train"].examples, True)
+  typ_pos = selection.typicality(m, feature, val_pos, top, lik)
+  typ_neg = selection.typicality(m, feature, val_neg, top, lik, whole_words=False)
+  typ_all = selection.typicality(m, feature, every_pos, top, lik, whole_words=False)
+  typ_first = selection.typicality(m, feature, val_pos, top, lik, whole_words=False)
   lp = coverage.set_namer(m, coverage.word_sets(coverage.positive_words(feature), 8, seed=0))
   ln = coverage.set_namer(m, coverage.word_sets(_negative_words(feature), 8, seed=1))
   rows = []

@@ -12,6 +12,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import coverage  # pylint: disable=g-import-not-at-top
 
 SIGNALS = {  # higher is better
     "typ_pos": lambda r: r["typ_pos"],
@@ -30,16 +31,10 @@ def by_loss(cs, k):
   return sorted(cs, key=lambda r: r["val_loss"])[:k]
 
 
-def z(values):
-  v = np.asarray(values, np.float64)
-  v = np.where(np.isfinite(v), v, np.nanmin(np.where(np.isfinite(v), v, np.nan)))
-  return (v - v.mean()) / (v.std() + 1e-9)
-
-
 def zsum(cs, keys, k, weights=None):
   pool = by_loss(cs, k)
   weights = weights or [1.0] * len(keys)
-  total = sum(w * z([SIGNALS[key](r) if key != "-val_loss" else -r["val_loss"] for r in pool])
+  total = sum(w * coverage.zscore([SIGNALS[key](r) if key != "-val_loss" else -r["val_loss"] for r in pool])
               for key, w in zip(keys, weights))
   return pool[int(np.argmax(total))]
 
