@@ -17,14 +17,12 @@ z-scored signals. Chosen on the naming benchmark's tuning half (experiments/nami
 
 from __future__ import annotations
 
-import functools
+import concurrent.futures
 from typing import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from tokenlabel_jax import model as model_lib
+from tokenlabel_jax.discriminators import prefix
 
 SET_SHOTS = ("jazz, opera, blues and reggae are kinds of music.\ngranite, basalt, slate and marble are kinds of rock.\n"
              "Monday, Friday, Tuesday and Sunday are kinds of day.\n")
@@ -34,14 +32,20 @@ def log_rank_gap(logq_BxV: np.ndarray, positive_B: np.ndarray, mask_V: np.ndarra
   """Mean over negatives minus mean over positives of log(1 + the label's rank among the allowed tokens) in each
   example's next-token distribution; -inf outside the mask. V values."""
   words = np.flatnonzero(mask_V)
-  lq = np.asarray(logq_BxV)[:, words]
-  order = np.argsort(-lq, axis=1)
-  rank = np.empty_like(order)
-  np.put_along_axis(rank, order, np.arange(lq.shape[1])[None], axis=1)
-  lr = np.log1p(rank.astype(np.float32))
-  out = np.full(mask_V.shape[0], -np.inf, np.float32)
   pos = np.asarray(positive_B, bool)
-  out[words] = lr[~pos].mean(0) - lr[pos].mean(0)
+  weight_B = np.where(pos, -1.0 / max(pos.sum(), 1), 1.0 / max((~pos).sum(), 1)).astype(np.float32)
+  log_rank_W = np.log1p(np.arange(words.size, dtype=np.float32))
+
+  def part(rows):  # sum over these rows of weight x log(1 + rank): sorts release the GIL, so two run at once
+    lq = np.asarray(logq_BxV)[rows][:, words]
+    lr = np.empty_like(lq)
+    np.put_along_axis(lr, np.argsort(-lq, axis=1), log_rank_W[None], axis=1)
+    return weight_B[rows] @ lr
+
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    gap_W = sum(pool.map(part, np.array_split(np.arange(pos.size), 2)))
+  out = np.full(mask_V.shape[0], -np.inf, np.float32)
+  out[words] = gap_W
   return out
 
 
@@ -59,24 +63,13 @@ def word_sets(words: Sequence[str], n_sets: int, seed: int, k: int = 4) -> list[
   return [list(rng.choice(list(words), k, replace=False)) for _ in range(n_sets)]
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _last_logp(params, cfg, tokens_BxS, last_B):
-  logits, _ = model_lib.forward_tokens(params, cfg, tokens_BxS)
-  return jax.nn.log_softmax(jnp.take_along_axis(logits, last_B[:, None, None], axis=1)[:, 0], axis=-1)
-
-
 def set_namer(m, sets: Sequence[Sequence[str]]) -> np.ndarray:
   """Mean over the sets of log P(next token | few-shot lines + "w1, w2, w3 and w4 are kinds of"): V values (NaN
-  without sets). Right-padded to a width of 16: a causal model's earlier positions do not see the padding."""
+  without sets). The few-shot lines run once per model; each set runs only its own tokens."""
   if not sets:
     return np.full(m.cfg.vocab_size, np.nan, np.float32)
   ids = [m.tokenizer.encode(SET_SHOTS + ", ".join(s[:-1]) + " and " + s[-1] + " are kinds of") for s in sets]
-  width = -(-max(len(i) for i in ids) // 16) * 16
-  tokens = np.zeros((len(ids), width), np.int32)
-  for r, i in enumerate(ids):
-    tokens[r, :len(i)] = i
-  last = np.asarray([len(i) - 1 for i in ids], np.int32)
-  return np.asarray(_last_logp(m.params, m.cfg, jnp.asarray(tokens), jnp.asarray(last))).mean(0)
+  return np.asarray(prefix.last_logq(m.params, m.cfg, ids)).mean(0)
 
 
 def zscore(x: np.ndarray) -> np.ndarray:

@@ -286,11 +286,12 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc, whole_
   for r, i in enumerate(multi):
     rest_MxN[r, :len(words[i])], valid_MxN[r, :len(words[i])] = words[i], True
   first = np.asarray([w[0] for w in words] + [words[-1][0]] * (_round_up(len(words), 32) - len(words)), np.int32)
+  head = disc_lib.MEMO.for_model(m.params).head(m.params, m.cfg, tuple(prefix))  # once per model, not per call
   logp = np.zeros(len(labels))
   for n in sorted({len(l) for l in labels}):
     idx = [i for i, l in enumerate(labels) if len(l) == n]
     own = [list(labels[i]) + list(glue) for i in idx]  # unpadded: each padded label would cost a full pass
-    first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, jnp.asarray([prefix], jnp.int32), jnp.asarray(own, jnp.int32),
+    first_PxW, rest_PxM = _word_logprobs(m.params, m.cfg, head, jnp.asarray(own, jnp.int32),
                                          jnp.asarray(first), jnp.asarray(rest_MxN), jnp.asarray(valid_MxN), bool(multi))
     s_PxW = np.array(first_PxW)[:, :len(words)]
     if multi:
@@ -300,12 +301,11 @@ def _typicality_shared_prompt(m, plans, cands: Sequence[Candidate], disc, whole_
 
 
 @functools.partial(jax.jit, static_argnums=(1, 7))
-def _word_logprobs(params, cfg, head_1xH, own_PxO, first_W, words_MxN, valid_MxN, with_rest=True):
-  """For P label prompts (a shared head, then each label and the glue before the word): log P(first token) of each
-  of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M;
+def _word_logprobs(params, cfg, head, own_PxO, first_W, words_MxN, valid_MxN, with_rest=True):
+  """For P label prompts (a shared head's cache, then each label and the glue before the word): log P(first token)
+  of each of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M;
   None without `with_rest`: the per-label loop of small passes costs seconds even for few words)."""
-  H, (P, O), (M, N) = head_1xH.shape[1], own_PxO.shape, words_MxN.shape
-  _, head, _ = model_lib.forward(params, cfg, model_lib.embed(params, head_1xH), jnp.arange(H)[None])
+  H, (P, O), (M, N) = head.length, own_PxO.shape, words_MxN.shape
   h, own, _ = model_lib.forward(params, cfg, model_lib.embed(params, own_PxO), jnp.broadcast_to(H + jnp.arange(O), (P, O)),
                                 None, head)
   own = model_lib.KVCache(own.k_LxBxTxKxE[:, :, H:], own.v_LxBxTxKxE[:, :, H:], own.valid_BxT[:, H:])

@@ -117,6 +117,19 @@ def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
   return len(todo)
 
 
+def last_logq(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]]) -> jax.Array:
+  """log q at the last token of each prompt (B x V), for prompts that start with the same few-shot lines: those
+  run once per model (`MEMO.head`), each prompt only its own tokens, right-padded to a multiple of 8."""
+  head = _common_head(prompts)
+  shared = MEMO.for_model(params).head(params, cfg, tuple(prompts[0][:head]))
+  own = [p[head:] for p in prompts]
+  lens = np.asarray([len(o) for o in own], np.int32)
+  ids = _pad(own, 0, np.int32)
+  ids = np.pad(ids, ((0, 0), (0, -ids.shape[1] % 8)))
+  valid = np.arange(ids.shape[1])[None] < lens[:, None]
+  return _prefix_logq(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens))
+
+
 def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
   """Tokens every prefix starts with, leaving each at least one token of its own (whose output gives q)."""
   head = min(len(p) for p in prefixes) - 1
