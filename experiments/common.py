@@ -13,9 +13,10 @@ DATA = os.path.join(HERE, "data")
 RESULTS = os.path.join(HERE, "results")
 
 
-def setup(name: str, description: str | None = None, **extra_args):
+def setup(name: str, description: str | None = None, launcher_steps: bool = False, **extra_args):
   """Parses the flags every experiment shares (plus `extra_args`: flag -> argparse kwargs), quiets orbax, loads
-  the model. Returns (args, loaded model, its default discriminator)."""
+  the model. Returns (args, loaded model, its default discriminator). `launcher_steps`: without --steps, the
+  launcher's default (no gradient run where the exact scan suffices, `labeling.scan_suffices`), not 300."""
   import argparse  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=import-outside-toplevel
@@ -24,7 +25,7 @@ def setup(name: str, description: str | None = None, **extra_args):
   ap = argparse.ArgumentParser(description=description)
   ap.add_argument("--model", default=None, help="model path (default: the embedded model)")
   ap.add_argument("--discriminator", default=None, help="default: the model's measured default")
-  ap.add_argument("--steps", type=int, default=LabelConfig().steps)
+  ap.add_argument("--steps", type=int, default=None if launcher_steps else LabelConfig().steps)
   ap.add_argument("--out", default=os.path.join(HERE, "runs", name), help="runs and checkpoints")
   for flag, kwargs in extra_args.items():
     ap.add_argument(flag, **kwargs)
@@ -32,6 +33,9 @@ def setup(name: str, description: str | None = None, **extra_args):
   logging.set_verbosity(logging.WARNING)
   m = load_model(args.model)
   disc = disc_lib.get(args.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  if args.steps is None:
+    from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+    args.steps = 0 if labeling.scan_suffices(disc, LabelConfig()) else LabelConfig().steps
   return args, m, disc
 
 

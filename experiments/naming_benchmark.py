@@ -28,7 +28,7 @@ from tokenlabel_jax.optimization import LabelConfig
 
 
 def main():
-  args, m, disc = common.setup("naming", __doc__, **{
+  args, m, disc = common.setup("naming", __doc__, launcher_steps=True, **{
       "--split": dict(default="test"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood"), "--margin": dict(type=float, default=selection.SelectConfig().margin),
       "--extend_top": dict(type=int, default=selection.SelectConfig().extend_top),

@@ -27,7 +27,7 @@ PAPER = {"animal": ["animal", "creature"], "mammal": ["mammal"], "chinese": ["ch
 
 
 def main():
-  args, m, disc = common.setup("naming_concepts", __doc__, **{
+  args, m, disc = common.setup("naming_concepts", __doc__, launcher_steps=True, **{
       "--scorer": dict(default="likelihood"),
       "--from_run": dict(default="", help="judge the result.json files of a finished `label` run instead "
                                           "(e.g. the README's command on experiments/data/concepts)")})

@@ -16,6 +16,8 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax import selection
+from tokenlabel_jax.errors import UserError
 
 LCFG = opt_lib.LabelConfig(steps=12, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, checkpoint_every=4,
                            log_every=4, top_k=3, vocab_filter="all")
@@ -190,19 +192,47 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
 @pytest.mark.model
 def test_cli_warms_prompts_once_for_a_run_of_several_batches(tmp_path):
   """Several batches: the namer's distinct prompts run up front (the batches then only gather rows); --noplots
-  writes no trajectory.png; the summary, written once per batch, holds every feature."""
+  writes no trajectory.png; the summary, written once per batch, holds every feature; without --steps the namer's
+  exact scan runs alone."""
   feats = tmp_path / "feats"
   feats.mkdir()
   write_feature(feats / "one.jsonl")
   write_feature(feats / "two.jsonl", seed=1)
   out = tmp_path / "out"
-  proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--steps=3", "--seeds=1", "--n_train=8",
+  proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--seeds=1", "--n_train=8",
                   "--n_val=8", "--n_heldout=8", "--features_per_batch=1", "--noplots")
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "prompt passes:" in proc.stderr
+  # No --steps with the namer: the exact scan alone, said on the terminal and in the result.
+  assert "no gradient run" in proc.stderr
+  r = json.load(open(out / "one" / "result.json"))
+  assert r["steps"] == 0 and r["search"] == "exact scan" and r["probability"] is None
   assert sorted(json.load(open(out / "summary.json"))) == ["one", "two"]
   for name in ("one", "two"):
     assert os.path.exists(out / name / "result.json") and not os.path.exists(out / name / "trajectory.png")
+
+
+def test_namer_scan_alone_gives_the_gradient_runs_label(tiny, feature, tmp_path):
+  """The namer's one-token score is linear in p: the gradient run adds no label its exact scan misses, so steps=0
+  (the launcher's default for it) gives the same label, with no soft label, checkpoint or plot."""
+  namer = disc_lib.get("namer")
+  assert labeling.scan_suffices(namer, LCFG) and not labeling.scan_suffices(disc_lib.get("judge"), LCFG)
+  # The char vocabulary is small: a scan of its best 4 (not 48) keeps the comparison sharp. Lowest validation loss
+  # first (no rule hides what the gradient adds), then the default rule.
+  small = selection.SelectConfig(scan_top=4, natural_top=0, coverage_pool=4)
+  for scfg, tag in ((dataclasses.replace(small, margin=0.0), "lowest"), (small, "rule")):
+    full, alone = (labeling.label_features(tiny, [feature], namer, lcfg, str(tmp_path / f"{tag}{lcfg.steps}"), (),
+                                           True, None, scfg)[0] for lcfg in (LCFG, dataclasses.replace(LCFG, steps=0)))
+    assert alone["token_ids"] == full["token_ids"] and alone["heldout"] == full["heldout"], tag
+  assert any(row["source"] in ("p", "gradient") for row in full["verification"])
+  assert all(row["source"] not in ("p", "gradient") for row in alone["verification"])
+  assert alone["token_ids"] == full["token_ids"] and alone["heldout"] == full["heldout"]
+  assert alone["search"] == "exact scan" and full["search"] == "gradient + exact scan"
+  assert alone["probability"] is None and alone["top_k"] == [] and full["probability"] is not None
+  assert sorted(os.listdir(tmp_path / "rule0" / feature.name)) == ["examples.json", "result.json"]
+  with pytest.raises(UserError, match="without candidates"):
+    labeling.label_feature(tiny, feature, disc_lib.get("judge"), dataclasses.replace(LCFG, steps=0),
+                           str(tmp_path / "judge"))
 
 
 def write_outlier_feature(path, n=40, seed=0):

@@ -245,3 +245,11 @@ def test_report_reads_results_defensively(tmp_path, capsys):
   assert all("no label" in r["text"][1] and r["text"][2] == "—" for r in rows)
   dom = Dom(render(str(tmp_path / "nolabel" / "report.html")))
   assert "heldout" not in dom.tables  # no examples.json: said in words, no empty table
+
+
+def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():
+  """steps=0 (the namer's exact scan, the launcher's default for it): no trajectory section, a sentence instead."""
+  page = report.feature_html({"feature": "f", "label": " cat", "steps": 0, "heldout": {"auc": 0.9}}, {}, None)
+  assert "no gradient run" in page and "Trajectory" not in page
+  page = report.feature_html({"feature": "f", "label": " cat", "steps": 300, "heldout": {"auc": 0.9}}, {}, None)
+  assert "no gradient run" not in page and "no trajectory.png" in page

@@ -113,7 +113,8 @@ def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
 def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
           output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), features_per_batch: int = 4,
           resume: bool = True, **config: Any) -> Results:
-  """Labels features; `config` sets `LabelConfig` fields (steps=, seeds=, n_train=, ...).
+  """Labels features; `config` sets `LabelConfig` fields (steps=, seeds=, n_train=, ...). Without steps=, the
+  namer's one-token labels come from its exact vocabulary scan alone, as from the launcher.
 
   With `output_dir`, results, plots, checkpoints, the report and explanations.json are written there (and a killed
   run resumes); without one, they go to a temporary directory that is removed.
@@ -128,6 +129,8 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
     disc = discriminator
   else:
     disc = disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
+  if "steps" not in config and labeling.scan_suffices(disc, lcfg):  # as the launcher: no gradient run it would not use
+    lcfg = dataclasses.replace(lcfg, steps=0)
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = os.fspath(output_dir) if output_dir is not None else tmp
     os.makedirs(out, exist_ok=True)

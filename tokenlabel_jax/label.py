@@ -42,7 +42,8 @@ flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward p
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
 flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
 flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
-flags.DEFINE_integer("steps", _D.steps, "Optimization steps.")
+flags.DEFINE_integer("steps", None, f"Optimization steps (default {_D.steps}; 0 with the namer and one-token labels, "
+                     "whose exact vocabulary scan finds every label the gradient run could: --steps=N runs it anyway).")
 flags.DEFINE_integer("seeds", _D.seeds, "Random restarts optimized together (vmapped).")
 flags.DEFINE_integer("batch_size", _D.batch_size, "Examples per step.")
 flags.DEFINE_float("learning_rate", _D.learning_rate, "AdamW learning rate.")
@@ -99,7 +100,8 @@ def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
-  lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig) if f.name in FLAGS})
+  lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig)
+                        if f.name in FLAGS and getattr(FLAGS, f.name) is not None})
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
   writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   try:
@@ -128,6 +130,11 @@ def main(argv):
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  if FLAGS.steps is None and labeling.scan_suffices(disc, lcfg):
+    lcfg = dataclasses.replace(lcfg, steps=0)
+    if writer:
+      print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "
+            "one)", file=sys.stderr)
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
   summary = {}
   if os.path.exists(summary_path):
@@ -168,7 +175,7 @@ def main(argv):
                                                  "probability", "heldout", "references", "scorer", "wall_time_s")
                                if k in r}
       scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
-      print(f"{r['feature']}: {r['label']!r}  (p={r['probability']:.2f}, held-out AUC {r['heldout']['auc']:.3f}"
+      print(f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
     if writer and results:  # once per batch: rewriting it per feature is quadratic in a run of thousands

@@ -156,6 +156,14 @@ def _auc(scores, positive_B) -> float:
     return float("nan")
 
 
+def scan_suffices(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig) -> bool:
+  """Whether the exact vocabulary scan already finds every label the gradient run could add (the default steps
+  are then 0). The namer scores a one-token label by log q(label) at the slot, linear in p: a soft label's top tokens
+  are tokens the scan scores exactly, and a token the scan ranks below its best 48 by validation loss is never
+  chosen. Measured: the README's 26 concepts give the same 26 labels with and without the gradient run."""
+  return disc.kind == "namer" and lcfg.label_slots == 1
+
+
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
                    lcfg: opt_lib.LabelConfig, output_dir: str,
                    references: Sequence[str] | Mapping[str, Sequence[str]] = (), resume: bool = True,
@@ -188,17 +196,24 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
             else np.ones(m.cfg.vocab_size, bool))
   group_dir = os.path.join(output_dir, names[0] if len(names) == 1 else os.path.join(".groups", "+".join(names)))
-  ckpt = opt_lib.Checkpointer(os.path.join(group_dir, "checkpoints")) if resume else None
+  ckpt = opt_lib.Checkpointer(os.path.join(group_dir, "checkpoints")) if resume and lcfg.steps > 0 else None
   fingerprint = {"config": dataclasses.asdict(lcfg), "discriminator": disc.name, "model": m.cfg.name,
                  "features": names}
   fingerprint = json.loads(json.dumps(fingerprint))  # tuples -> lists, as the JSON round trip would give
-  state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, prep, targets, mask_V, ckpt, log, fingerprint, place)
+  if lcfg.steps > 0:
+    state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, prep, targets, mask_V, ckpt, log, fingerprint, place)
+    labels = state.label
+  elif disc.kind == "namer":  # the exact scan alone (scan_suffices): no soft label, nothing to checkpoint
+    labels, history = None, []
+  else:
+    raise UserError(f"steps=0 leaves the {disc.name} discriminator without candidates (only the namer has an exact "
+                    "vocabulary scan)", "pass --steps=N (300 by default) or use --discriminator=namer")
   train_time = time.time() - t0
   results = []
   for f, (feature, sp) in enumerate(zip(features, splits)):
     t1 = time.time()
     out_dir = os.path.join(output_dir, feature.name)
-    label_S = jax.tree.map(lambda x: x[f], state.label)
+    label_S = None if labels is None else jax.tree.map(lambda x: x[f], labels)
     train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
@@ -214,8 +229,8 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
       plots_lib.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
-    log(f"[{feature.name}] label {result['label']!r} (p={result['probability']:.2f}), held-out AUC "
-        f"{result['heldout']['auc']:.3f}" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
+    log(f"[{feature.name}] label {result['label']!r} ({p_note(result)}held-out AUC "
+        f"{result['heldout']['auc']:.3f})" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
                                               "is not above chance: no label)"))
     results.append(result)
   _return_freed_memory()
@@ -268,6 +283,11 @@ def _return_freed_memory() -> None:
     pass
 
 
+def p_note(result: dict[str, Any]) -> str:
+  """'p=0.93, ': the label's probability in the soft label, for the log; '' when no gradient ran."""
+  return "" if result.get("probability") is None else f"p={result['probability']:.2f}, "
+
+
 def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                   lcfg: opt_lib.LabelConfig, out_dir: str, references: Sequence[str] = (), resume: bool = True
                   ) -> dict[str, Any]:
@@ -313,10 +333,12 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   """Every seed's top-k tokens of p and of the gradient (and, for the namer, the exact vocabulary scan and two-token
   extensions) scored exactly as hard labels on validation examples; `selection.choose` picks one. Returns the result
   and, for the namer, the chosen label's calibrated held-out probabilities (for examples.json)."""
-  v_SxNxV = label_S["v_NxV"]
-  from_p = opt_lib.candidates(v_SxNxV, mask_V, lcfg.top_k)
-  from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
-                                          sp["train"].target_B, mask_V, lcfg.top_k)
+  if label_S is None:  # no gradient run: the namer's exact scan gives every candidate
+    from_p, from_grad = [], []
+  else:
+    from_p = opt_lib.candidates(label_S["v_NxV"], mask_V, lcfg.top_k)
+    from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
+                                            sp["train"].target_B, mask_V, lcfg.top_k)
   cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
                            scfg)
   if scfg.rule == "coverage" and disc.kind == "namer" and scfg.margin > 0:  # margin 0: the lowest validation loss
@@ -334,10 +356,14 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   n_pos = int(sp["heldout"].positive_B.sum())
   lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)
   is_label = bool(lower > scfg.min_auc_lower)
-  p = np.asarray(objective.label_probs(v_SxNxV, jnp.asarray(mask_V)))[:, 0]
   first = chosen.ids[0]
-  best_seed = int(np.argmax(p[:, first]))
-  top = np.argsort(-p[best_seed])[:10]
+  soft = {"probability": None, "top_k": [], "seed_argmax": []}  # the soft label's view, when there is one
+  if label_S is not None:
+    p = np.asarray(objective.label_probs(label_S["v_NxV"], jnp.asarray(mask_V)))[:, 0]
+    best_seed = int(np.argmax(p[:, first]))
+    soft = {"probability": float(p[best_seed, first]),
+            "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in np.argsort(-p[best_seed])[:10]],
+            "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)]}
   ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
   ref_rows = evaluate_labels(m, disc, ref_ids, sp["val"], sp["heldout"]) if ref_ids else []
   result = {
@@ -349,8 +375,10 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "token_id": first,
       "token_ids": list(chosen.ids),
       "source": chosen.source,
-      "probability": float(p[best_seed, first]),
-      "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in top],
+      "probability": soft["probability"],
+      "top_k": soft["top_k"],
+      "search": "gradient + exact scan" if label_S is not None and disc.kind == "namer" else
+                "gradient" if label_S is not None else "exact scan",
       "steps": lcfg.steps,
       "seeds": lcfg.seeds,
       "heldout": heldout,
@@ -360,7 +388,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
       "verification": [selection.summary_row(c) for c in sorted(cands, key=lambda c: c.stats["val_loss"])[:40]],
-      "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)],
+      "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,
       "model": m.cfg.name,
       "n_examples": {k: len(v.examples) for k, v in sp.items()},

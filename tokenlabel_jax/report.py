@@ -305,6 +305,10 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
   if top_k:
     parts.append("<p>top of p: " + ", ".join(f'<span class="label">{_e(t[0])}</span> {_fmt(t[1], 2)}'
                                              for t in top_k if isinstance(t, list) and len(t) == 2) + "</p>")
+  if result.get("steps") == 0:  # nothing to plot: the namer's exact scan found the label without a gradient run
+    parts.append('<p class="muted">no gradient run: the label comes from the exact vocabulary scan '
+                 '(--steps=N runs the optimization and plots its trajectory)</p>')
+    return _page(f"{name}: {_label_text(result) or 'no label'}", "\n".join(parts))
   parts.append("<h2>Trajectory</h2>")
   if plot_png:
     parts.append(f'<img id="trajectory" alt="trajectory of {_e(name)}" '
