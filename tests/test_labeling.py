@@ -235,6 +235,23 @@ def test_namer_scan_alone_gives_the_gradient_runs_label(tiny, feature, tmp_path)
                            str(tmp_path / "judge"))
 
 
+def test_a_restarted_run_keeps_only_results_made_with_the_same_settings(tiny, feature, tmp_path):
+  """What the launcher keeps when a killed run is started again: finished features of the same model,
+  discriminator and settings; a result made with other settings, or unreadable, is labeled again."""
+  namer, lcfg, scfg = disc_lib.get("namer"), dataclasses.replace(LCFG, steps=0), selection.SelectConfig()
+  r = labeling.label_features(tiny, [feature], namer, lcfg, str(tmp_path), (), True, None, scfg)[0]
+  other = dataclasses.replace(feature, name="other")
+  labeling.label_features(tiny, [other], namer, dataclasses.replace(lcfg, n_val=16), str(tmp_path), (), True, None,
+                          scfg)
+  (tmp_path / "broken").mkdir()
+  (tmp_path / "broken" / "result.json").write_text("{not json")
+  names = [feature.name, "other", "broken", "missing"]
+  assert list(labeling.finished_results(str(tmp_path), names, tiny, namer, lcfg, scfg)) == [feature.name]
+  assert labeling.finished_results(str(tmp_path), names, tiny, namer, lcfg, scfg)[feature.name]["label"] == r["label"]
+  assert not labeling.finished_results(str(tmp_path), names, tiny, namer, lcfg, dataclasses.replace(scfg, margin=0))
+  assert not labeling.finished_results(str(tmp_path), names, tiny, disc_lib.get("judge"), lcfg, scfg)
+
+
 def write_outlier_feature(path, n=40, seed=0):
   """The issue's heavy-tailed feature: positives of 0.5-4 and one outlier of 10 (in a held-out record)."""
   return write_feature(path, n, seed, lambda i, rng: 10.0 if i == 0 else float(rng.uniform(0.5, 4.0)),

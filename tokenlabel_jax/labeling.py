@@ -283,6 +283,25 @@ def _return_freed_memory() -> None:
     pass
 
 
+def finished_results(output_dir: str, names: Sequence[str], m: LoadedModel, disc: disc_lib.DiscriminatorConfig,
+                     lcfg: opt_lib.LabelConfig, scfg: selection.SelectConfig) -> dict[str, dict[str, Any]]:
+  """The result.json of each named feature that an earlier run in `output_dir` finished with the same model,
+  discriminator and settings: a killed run, started again, keeps them instead of labeling them again. A result that
+  does not read back or was made with other settings is not kept (it is labeled again and overwritten)."""
+  want = json.loads(json.dumps({"model": m.cfg.name, "discriminator": disc.name, "config": dataclasses.asdict(lcfg),
+                                "selection": dataclasses.asdict(scfg)}))
+  done = {}
+  for name in names:
+    try:
+      with open(os.path.join(output_dir, name, "result.json")) as f:
+        result = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if isinstance(result, dict) and all(result.get(k) == v for k, v in want.items()):
+      done[name] = result
+  return done
+
+
 def p_note(result: dict[str, Any]) -> str:
   """'p=0.93, ': the label's probability in the soft label, for the log; '' when no gradient ran."""
   return "" if result.get("probability") is None else f"p={result['probability']:.2f}, "
