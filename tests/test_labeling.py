@@ -193,20 +193,22 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
 def test_cli_warms_prompts_once_for_a_run_of_several_batches(tmp_path):
   """Several batches: the namer's distinct prompts run up front (the batches then only gather rows); --noplots
   writes no trajectory.png; the summary, written once per batch, holds every feature; without --steps the namer's
-  exact scan runs alone."""
+  exact scan runs alone; --compile_cache keeps the compiled programs."""
   feats = tmp_path / "feats"
   feats.mkdir()
   write_feature(feats / "one.jsonl")
   write_feature(feats / "two.jsonl", seed=1)
   out = tmp_path / "out"
   proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--seeds=1", "--n_train=8",
-                  "--n_val=8", "--n_heldout=8", "--features_per_batch=1", "--noplots")
+                  "--n_val=8", "--n_heldout=8", "--features_per_batch=1", "--noplots",
+                  f"--compile_cache={tmp_path / 'xla'}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "prompt passes:" in proc.stderr
   # No --steps with the namer: the exact scan alone, said on the terminal and in the result.
   assert "no gradient run" in proc.stderr
   r = json.load(open(out / "one" / "result.json"))
   assert r["steps"] == 0 and r["search"] == "exact scan" and r["probability"] is None
+  assert len(os.listdir(tmp_path / "xla")) > 5  # --compile_cache kept the compiled programs
   assert sorted(json.load(open(out / "summary.json"))) == ["one", "two"]
   for name in ("one", "two"):
     assert os.path.exists(out / name / "result.json") and not os.path.exists(out / name / "trajectory.png")

@@ -83,6 +83,10 @@ flags.DEFINE_float("prompt_memo_gb", 1.0, "Memory for remembered prompt passes, 
                    "SAE latents runs each distinct word once when it holds them all (e.g. 6 for 25k words). 0: off.")
 flags.DEFINE_bool("plots", True, "Write each feature's trajectory.png (about 0.15 s per feature; --noplots for "
                   "thousands of SAE latents, whose report then shows no trajectory).")
+flags.DEFINE_string("compile_cache", None, "A folder that keeps compiled XLA programs (e.g. ~/.cache/tokenlabel_jax/xla): "
+                    "a later run of the same shapes skips compiling them (about 7 s of a 26-feature namer run on 2 "
+                    "cores). Off by default: an entry left half-written by a killed run is recompiled with a warning "
+                    "on every later run until the folder is deleted.")
 flags.DEFINE_bool("warm_prompts", True, "Namer, several batches of features: run every distinct prompt of the run "
                   "once, up front, into the prefix memo (as far as --prompt_memo_gb holds them).")
 flags.DEFINE_integer("model_parallel", 1, "Devices per model replica (tensor parallel); the rest split features.")
@@ -111,6 +115,9 @@ def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
+  if FLAGS.compile_cache:  # about 90 programs for a namer run: ~10 s of compiling on 2 cores, paid once
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(FLAGS.compile_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
   lcfg = LabelConfig(**{f.name: getattr(FLAGS, f.name) for f in dataclasses.fields(LabelConfig)
                         if f.name in FLAGS and getattr(FLAGS, f.name) is not None})
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
