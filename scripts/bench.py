@@ -217,8 +217,8 @@ def end_to_end(quick: bool, features_path: str, only: list[str] | None = None, p
     raise RuntimeError(f"labeling run failed; see {log.name}")
   with open(os.path.join(out_dir, "summary.json")) as f:
     summary = json.load(f)
-  from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
-  steps = 60 if quick else LabelConfig().steps  # what the launcher ran: --steps=60, or its default
+  with open(os.path.join(out_dir, next(iter(summary)), "result.json")) as f:
+    steps = json.load(f)["steps"]  # what the launcher ran: --steps=60, or its default (0: the namer's exact scan)
   return {"features_path": features_path, "features": len(summary), "per_batch": per_batch, "steps": steps,
           "wall_s": wall, "features_per_hour": len(summary) * 3600 / wall, "peak_rss_gb": usage.ru_maxrss / 1024**2,
           "labels": _labels(summary)}
