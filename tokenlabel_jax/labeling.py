@@ -159,8 +159,9 @@ def _auc(scores, positive_B) -> float:
 def scan_suffices(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig) -> bool:
   """Whether the exact vocabulary scan already finds every label the gradient run could add (the default steps
   are then 0). The namer scores a one-token label by log q(label) at the slot, linear in p: a soft label's top tokens
-  are tokens the scan scores exactly, and a token the scan ranks below its best 48 by validation loss is never
-  chosen. Measured: the README's 26 concepts give the same 26 labels with and without the gradient run."""
+  are tokens the scan scores exactly. Under the lowest-loss rule the gradient cannot change the label; under the
+  coverage rule (tuned without it) it only changes which log-rank tokens compete. Measured: the same label with and
+  without the gradient on the 26 concepts and on 114 of the naming benchmark's 117 test categories."""
   return disc.kind == "namer" and lcfg.label_slots == 1
 
 
