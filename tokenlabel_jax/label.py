@@ -40,7 +40,8 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype (flo
 flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward pass: about 1/3 more compute, far less "
                   "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
-flags.DEFINE_bool("resume", True, "Resume from checkpoints in --output_dir.")
+flags.DEFINE_bool("resume", True, "Keep the features --output_dir already holds with these settings; resume the rest from "
+                  "their checkpoints.")
 flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
 flags.DEFINE_integer("steps", None, f"Optimization steps (default {_D.steps}; 0 with the namer and one-token labels, "
                      "whose exact vocabulary scan finds every label the gradient run could: --steps=N runs it anyway).")
