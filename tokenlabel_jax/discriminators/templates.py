@@ -41,6 +41,7 @@ _JUDGE_TEXT = (
 # cannot hand the answer to a concept the defaults are chosen on.
 _LIST_SHOTS = "Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
 _KIND_SHOTS = "jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
+_OTHER_SHOTS = "jazz and other music.\ngranite and other rocks.\nMonday and other days.\n"
 
 PRESETS: dict[str, DiscriminatorConfig] = {
     # The paper's judge: zero-shot yes/no through the chat template (instruct models: Llama-3-Instruct).
@@ -53,6 +54,9 @@ PRESETS: dict[str, DiscriminatorConfig] = {
         template=_LIST_SHOTS + "In the text \"{context}\", the marked word is one of the examples of{label}: {word}"),
     # Namer: the label is what the model would write after the word.
     "namer": DiscriminatorConfig(name="namer", kind="namer", template=_KIND_SHOTS + "{word} is a kind of{label}"),
+    # Namer with a Hearst pattern ("saw and other tools"): the plural that follows names a class, rarely a sibling.
+    "namer_other": DiscriminatorConfig(name="namer_other", kind="namer",
+                                       template=_OTHER_SHOTS + "{word} and other{label}"),
     "namer_context": DiscriminatorConfig(
         name="namer_context", kind="namer",
         template=_KIND_SHOTS + "Text: {context}\nThe marked word, {word}, is a kind of{label}"),
