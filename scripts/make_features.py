@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
       "# Synthetic activation records",
       "",
       "Made by `bash scripts/install_corpora.sh && " + command + "` (seed "
-      f"{args.seed}); see tokenlabel_jax/synthetic.py for how. Do not edit by hand.",
+      f"{args.seed}); see tokenlabel_jax/synthetic/ for how. Do not edit by hand.",
       "",
       "Sources: WordNet 3.0 (Debian wordnet-base) for concept words, English sentences from Debian fortunes /",
       "fortunes-min and the KJV bible (bible-kjv), Chinese lines from fortunes-zh. Positive words are split 75/25",
