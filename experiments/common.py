@@ -33,9 +33,8 @@ def setup(name: str, description: str | None = None, launcher_steps: bool = Fals
   logging.set_verbosity(logging.WARNING)
   m = load_model(args.model)
   disc = disc_lib.get(args.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
-  if args.steps is None:
-    from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
-    args.steps = 0 if labeling.scan_suffices(disc, LabelConfig()) else LabelConfig().steps
+  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  args.steps = labeling.default_steps(disc, LabelConfig(), args.steps)
   return args, m, disc
 
 

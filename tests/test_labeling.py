@@ -219,6 +219,8 @@ def test_namer_scan_alone_gives_the_gradient_runs_label(tiny, feature, tmp_path)
   (the launcher's default for it) gives the same label, with no soft label, checkpoint or plot."""
   namer = disc_lib.get("namer")
   assert labeling.scan_suffices(namer, LCFG) and not labeling.scan_suffices(disc_lib.get("judge"), LCFG)
+  assert labeling.default_steps(namer, LCFG, None) == 0 and labeling.default_steps(namer, LCFG, 7) == 7
+  assert labeling.default_steps(disc_lib.get("judge"), LCFG, None) == LCFG.steps
   # The char vocabulary is small: a scan of its best 4 (not 48) keeps the comparison sharp. Lowest validation loss
   # first (no rule hides what the gradient adds), then the default rule.
   small = selection.SelectConfig(scan_top=4, natural_top=0, coverage_pool=4)

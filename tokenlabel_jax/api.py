@@ -129,8 +129,7 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
     disc = discriminator
   else:
     disc = disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
-  if "steps" not in config and labeling.scan_suffices(disc, lcfg):  # as the launcher: no gradient run it would not use
-    lcfg = dataclasses.replace(lcfg, steps=0)
+  lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, config.get("steps")))
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = os.fspath(output_dir) if output_dir is not None else tmp
     os.makedirs(out, exist_ok=True)

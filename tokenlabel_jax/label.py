@@ -149,11 +149,10 @@ def main(argv):
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
-  if FLAGS.steps is None and labeling.scan_suffices(disc, lcfg):
-    lcfg = dataclasses.replace(lcfg, steps=0)
-    if writer:
-      print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "
-            "one)", file=sys.stderr)
+  lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, FLAGS.steps))
+  if FLAGS.steps is None and lcfg.steps == 0 and writer:
+    print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "
+          "one)", file=sys.stderr)
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
   summary = {}
   if os.path.exists(summary_path):

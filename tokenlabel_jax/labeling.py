@@ -165,6 +165,14 @@ def scan_suffices(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig)
   return disc.kind == "namer" and lcfg.label_slots == 1
 
 
+def default_steps(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig, given: int | None) -> int:
+  """The step count a run uses: the one given, else 0 where the exact scan suffices, else lcfg.steps. The launcher,
+  `api.label` and the experiments all resolve it here."""
+  if given is not None:
+    return given
+  return 0 if scan_suffices(disc, lcfg) else lcfg.steps
+
+
 def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
                    lcfg: opt_lib.LabelConfig, output_dir: str,
                    references: Sequence[str] | Mapping[str, Sequence[str]] = (), resume: bool = True,
