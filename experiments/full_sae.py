@@ -59,7 +59,8 @@ def main():
     first = json.load(f)
   run = {
       "command": args.command,
-      "settings": {"steps": first["config"]["steps"], "seeds": first["config"]["seeds"],
+      "settings": {"steps": first["config"]["steps"],
+                   "seeds": first["config"]["seeds"] if first["config"]["steps"] else None,  # no gradient run: none
                    "select_margin": first["selection"]["margin"], "discriminator": first["discriminator"]},
       "labeled": len(summary), "alive_latents": n_alive,
       "with_label": sum(r["label"] is not None for r in summary.values()),
@@ -80,7 +81,31 @@ def main():
   measured["full_sae_run"] = run
   with open(RESULTS, "w") as f:
     json.dump(measured, f, indent=1, ensure_ascii=False)
+  _write_markdown(run, measured["full_sae_labeling_s"])
   print(json.dumps(run, indent=1, ensure_ascii=False))
+
+
+SECTION = "\n## The full-SAE labeling run (experiments/full_sae.py)\n"
+
+
+def _write_markdown(run: dict, full_s: float | None) -> None:
+  """The run's figures as the last section of real_features.md (replacing an earlier run's), so a reader of the
+  table sees the scale figure beside the quality figures."""
+  path = RESULTS[:-len(".json")] + ".md"
+  text = open(path, encoding="utf-8").read().split(SECTION)[0].rstrip("\n") + "\n"
+  s = run["sample"]
+  wall = (f"**{full_s:.0f} s ({full_s / 60:.0f} min)** for all {run['labeled']} alive latents" if full_s is not None
+          else f"{run['wall_s']:.0f} s for {run['labeled']} of {run['alive_latents']} latents (not a full run)")
+  text += (SECTION + f"\n`{run['command']}`\n\n- Wall time {wall}, {run['seconds_per_latent']} s per latent with "
+           f"the warm-up, peak RSS {run['peak_rss_gb']} GB; settings {json.dumps(run['settings'])}.\n"
+           f"- Over all of them: {run['with_label']} with a label, median held-out AUC "
+           f"{run['median_heldout_auc_all']:.3f}, {run['share_auc_ge_0.8_all']:.1%} at >= 0.8.\n"
+           f"- On the {s['n']} sampled latents above, same held-out examples: median AUC {s['median_auc_this_run']:.3f} "
+           f"(the table's settings {s['median_auc_default_settings']:.3f}, top-token baseline "
+           f"{s['median_top_token_auc']:.3f}); {s['no_label_this_run']} without a label; the same best candidate as the "
+           f"table for {s['same_label_as_default']}.\n")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
 
 
 if __name__ == "__main__":
