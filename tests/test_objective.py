@@ -180,6 +180,29 @@ def test_namer_without_cache_keeps_log_q_and_refuses_longer_labels(tiny):
     disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, _disc("judge"), [exs], keep_cache=False)
 
 
+def test_ensemble_namer_averages_its_prompts_log_q(tiny):
+  """namer_both: each phrasing prepared as its own namer (warmed up front too), log q averaged; a one-token label's
+  score is the mean of its scores under the two namers. It has no keys/values to offer longer labels."""
+  both = disc_lib.get("namer_both")
+  members = [disc_lib.get("namer"), disc_lib.get("namer_other")]
+  assert [v.template for v in disc_lib.variants(both)] == [d.template for d in members]
+  exs = [disc_lib.ExampleText(w, f"the [[{w}]]") for w in ("dog", "a", "hippopotamus", "cup")]
+  disc_lib.MEMO.clear()
+  assert disc_lib.warm_memo(tiny.params, tiny.cfg, tiny.tokenizer, both, [exs], keep_cache=False, chunk=4) == 8
+  hits = disc_lib.MEMO.hits
+  ens = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, both, [exs], chunk=4, keep_cache=False)[0]
+  assert disc_lib.MEMO.hits - hits == 8  # both phrasings of every word came from the warm-up
+  disc_lib.MEMO.clear()
+  alone = [disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, d, exs, chunk=4) for d in members]
+  assert not np.allclose(alone[0].logq_BxV, alone[1].logq_BxV, atol=1e-3)  # the phrasings differ
+  np.testing.assert_allclose(ens.logq_BxV, (alone[0].logq_BxV + alone[1].logq_BxV) / 2, atol=1e-5)
+  ids = jnp.asarray([[tiny.tokenizer.encode(" a")[0]], [tiny.tokenizer.encode(" b")[0]]])
+  mean = sum(disc_lib.hard_scores(tiny.params, tiny.cfg, d, p, ids) for d, p in zip(members, alone)) / 2
+  np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, both, ens, ids), mean, atol=1e-5)
+  with pytest.raises(disc_lib.UserError, match="one-token labels only"):
+    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, both, [exs], keep_cache=True)
+
+
 @pytest.mark.parametrize("keep_cache", [False, True])
 def test_warmed_memo_serves_every_prompt_with_fresh_rows(tiny, keep_cache, monkeypatch):
   """warm_memo runs a run's distinct prompts up front (exact widths, the most shared first, as many as the memo

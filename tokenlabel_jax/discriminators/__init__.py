@@ -18,7 +18,8 @@ rows and the operations that move them), `scoring` (labels scored on cached rows
 prefixes). Callers use this package's names (`disc_lib.prepare`, `disc_lib.scores`, ...).
 """
 
-from tokenlabel_jax.discriminators.prefix import MEMO, PrefixMemo, _width_bucket, prepare, prepare_splits, warm_memo
+from tokenlabel_jax.discriminators.prefix import (MEMO, PrefixMemo, _width_bucket, prepare, prepare_splits, variants,
+                                                 warm_memo)
 from tokenlabel_jax.discriminators.rows import Prepared, empty_cache, gather_rows, pad_cache, stack, take_rows
 from tokenlabel_jax.discriminators.scoring import hard_scores, require_cache, scores
 from tokenlabel_jax.discriminators.templates import (LABEL, PRESETS, DiscriminatorConfig, ExampleText, default_for,

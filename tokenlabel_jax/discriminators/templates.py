@@ -31,6 +31,9 @@ class DiscriminatorConfig:
   max_scale: float = 1.0
   context_before: int = 24  # subject tokens shown before/after the highlighted one (for {context})
   context_after: int = 8
+  # Namer only: more templates, each run as its own namer, whose log q at the slot is averaged with the template's
+  # (an ensemble of prompts: a member word rarely fits every phrasing). One-token labels, scored by the exact scan.
+  also: tuple[str, ...] = ()
 
 
 _JUDGE_TEXT = (
@@ -57,6 +60,9 @@ PRESETS: dict[str, DiscriminatorConfig] = {
     # Namer with a Hearst pattern ("saw and other tools"): the plural that follows names a class, rarely a sibling.
     "namer_other": DiscriminatorConfig(name="namer_other", kind="namer",
                                        template=_OTHER_SHOTS + "{word} and other{label}"),
+    # Both phrasings at once: log q averaged over "is a kind of" and "and other".
+    "namer_both": DiscriminatorConfig(name="namer_both", kind="namer",
+                                      template=_KIND_SHOTS + "{word} is a kind of{label}", also=(_OTHER_SHOTS + "{word} and other{label}",)),
     "namer_context": DiscriminatorConfig(
         name="namer_context", kind="namer",
         template=_KIND_SHOTS + "Text: {context}\nThe marked word, {word}, is a kind of{label}"),
