@@ -239,6 +239,21 @@ def test_namer_scan_alone_gives_the_gradient_runs_label(tiny, feature, tmp_path)
                            str(tmp_path / "judge"))
 
 
+def test_ensemble_namer_labels_by_the_scan_and_refuses_longer_labels(tiny, feature, tmp_path):
+  """namer_both labels a feature end to end with the exact scan (its averaged log q is checked in test_objective);
+  settings that need labels of several tokens are a UserError before any work."""
+  both = disc_lib.get("namer_both")
+  lcfg, scfg = dataclasses.replace(LCFG, steps=0), selection.SelectConfig(margin=0.0, scan_top=4, natural_top=0)
+  r = labeling.label_features(tiny, [feature], both, lcfg, str(tmp_path / "both"), (), True, None, scfg)[0]
+  assert r["discriminator"] == "namer_both" and r["search"] == "exact scan" and len(r["token_ids"]) == 1
+  for bad in (dataclasses.replace(lcfg, label_slots=2), dataclasses.replace(lcfg, steps=4, label_slots=2)):
+    with pytest.raises(UserError, match="one-token labels only"):
+      labeling.label_features(tiny, [feature], both, bad, str(tmp_path / "bad"), (), True, None, scfg)
+  with pytest.raises(UserError, match="one-token labels only"):
+    labeling.label_features(tiny, [feature], both, lcfg, str(tmp_path / "ext"), (), True, None,
+                            dataclasses.replace(scfg, extend_top=2))
+
+
 def test_a_restarted_run_keeps_only_results_made_with_the_same_settings(tiny, feature, tmp_path):
   """What the launcher keeps when a killed run is started again: finished features of the same model,
   discriminator and settings; a result made with other settings, or unreadable, is labeled again."""

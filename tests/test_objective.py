@@ -182,7 +182,7 @@ def test_namer_without_cache_keeps_log_q_and_refuses_longer_labels(tiny):
 
 def test_ensemble_namer_averages_its_prompts_log_q(tiny):
   """namer_both: each phrasing prepared as its own namer (warmed up front too), log q averaged; a one-token label's
-  score is the mean of its scores under the two namers. It has no keys/values to offer longer labels."""
+  score is the mean of its scores under the two namers. It keeps no keys/values, so longer labels are refused."""
   both = disc_lib.get("namer_both")
   members = [disc_lib.get("namer"), disc_lib.get("namer_other")]
   assert [v.template for v in disc_lib.variants(both)] == [d.template for d in members]
@@ -199,8 +199,10 @@ def test_ensemble_namer_averages_its_prompts_log_q(tiny):
   ids = jnp.asarray([[tiny.tokenizer.encode(" a")[0]], [tiny.tokenizer.encode(" b")[0]]])
   mean = sum(disc_lib.hard_scores(tiny.params, tiny.cfg, d, p, ids) for d, p in zip(members, alone)) / 2
   np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, both, ens, ids), mean, atol=1e-5)
-  with pytest.raises(disc_lib.UserError, match="one-token labels only"):
-    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, both, [exs], keep_cache=True)
+  lean = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, both, [exs], keep_cache=True)[0]
+  np.testing.assert_allclose(lean.logq_BxV, ens.logq_BxV, atol=1e-5)
+  with pytest.raises(ValueError, match="keep_cache"):  # one prompt's keys/values would not match the averaged log q
+    disc_lib.hard_scores(tiny.params, tiny.cfg, both, lean, jnp.asarray([tiny.tokenizer.encode(" ab")[:2]]))
 
 
 @pytest.mark.parametrize("keep_cache", [False, True])

@@ -115,9 +115,13 @@ def needs_cache(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, lcfg: opt_li
   """Whether prepared examples must keep their prefix keys/values: every formulation but the namer reads them, and
   the namer does for labels of several tokens (two-token extensions, several slots, multi-token reference labels).
   Without them the namer's prompt rows are five times smaller (the prefix memo then holds five times as many)."""
-  if disc.kind != "namer" or lcfg.label_slots > 1 or scfg.extend_top:
-    return True
-  return any(len(disc_lib.encode_label(m.tokenizer, r)) > 1 for r in references)
+  need = (disc.kind != "namer" or lcfg.label_slots > 1 or bool(scfg.extend_top)
+          or any(len(disc_lib.encode_label(m.tokenizer, r)) > 1 for r in references))
+  if need and disc.also:
+    raise UserError(f"the {disc.name} discriminator averages the log q of {1 + len(disc.also)} prompts: it scores "
+                    "one-token labels only (no two-token extensions, several slots or multi-token reference labels)",
+                    "use --discriminator=namer for those")
+  return need
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],

@@ -47,9 +47,9 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
   five times smaller, so the prefix memo holds five times as many words; two-token labels then cannot be scored."""
   if not keep_cache and disc.kind != "namer":
     raise ValueError(f"the {disc.kind} discriminator reads the prefix cache of every example: keep_cache must be True")
-  if disc.also:  # an ensemble of namer prompts: each prepared as its own namer, log q averaged
-    _one_token_only(disc, keep_cache)
-    runs = [prepare_splits(params, cfg, tokenizer, v, splits, n_slots, chunk, keep_cache) for v in variants(disc)]
+  if disc.also:  # an ensemble of namer prompts: each prepared as its own namer, log q averaged. No keys/values: one
+    # prompt's would not match the averaged log q, so labels of several tokens cannot be scored (`require_cache`).
+    runs = [prepare_splits(params, cfg, tokenizer, v, splits, n_slots, chunk, False) for v in variants(disc)]
     return [dataclasses.replace(ps[0], logq_BxV=sum(p.logq_BxV for p in ps) / len(ps)) for ps in zip(*runs)]
   plans = [[token_plan(disc, tokenizer, ex, n_slots) for ex in exs] for exs in splits]
   every = [plan for ps in plans for plan in ps]
@@ -97,13 +97,6 @@ def variants(disc: DiscriminatorConfig) -> list[DiscriminatorConfig]:
   return [dataclasses.replace(disc, template=t, also=()) for t in (disc.template, *disc.also)]
 
 
-def _one_token_only(disc: DiscriminatorConfig, keep_cache: bool) -> None:
-  if keep_cache:  # keys/values of one prompt would not match the averaged log q
-    raise UserError(f"the {disc.name} discriminator averages the log q of {1 + len(disc.also)} prompts: it scores "
-                    "one-token labels only (no extensions, several slots or multi-token reference labels)",
-                    "use --discriminator=namer for those")
-
-
 def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
               per_feature: Sequence[Sequence[ExampleText]], n_slots: int = 1, keep_cache: bool = True,
               chunk: int = 64, block: int = 2048, log=None) -> int:
@@ -115,9 +108,8 @@ def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
   memo = MEMO.for_model(params)
   if not memo.max_bytes or not per_feature:
     return 0
-  if disc.also:
-    _one_token_only(disc, keep_cache)
-    return sum(warm_memo(params, cfg, tokenizer, v, per_feature, n_slots, keep_cache, chunk, block, log)
+  if disc.also:  # each phrasing's prompts, log q only (as `prepare_splits` prepares an ensemble)
+    return sum(warm_memo(params, cfg, tokenizer, v, per_feature, n_slots, False, chunk, block, log)
                for v in variants(disc))
   plans = [[token_plan(disc, tokenizer, ex, n_slots)[0] for ex in exs] for exs in per_feature]
   head = _common_head([p for ps in plans for p in ps])
