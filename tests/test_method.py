@@ -212,3 +212,5 @@ def test_score_feature_ranks_labels_and_scans_the_vocabulary(tiny, tmp_path, mon
   aucs = np.array([evaluation.roc_auc(logq[:, t], splits["val"].positive_B) for t in range(tiny.cfg.vocab_size)])
   assert [a for _, a in out["vocab_top"]] == pytest.approx(sorted(aucs, reverse=True)[:4], abs=1e-6)
   assert [s for s, _ in out["vocab_top"]][0] == tiny.tokenizer.token_str(int(np.argmax(aucs)))
+  with pytest.raises(disc_lib.UserError, match="one-token labels only"):  # the ensemble keeps no keys/values
+    labeling.score_feature(tiny, feature, disc_lib.get("namer_both"), ["ab"], lcfg, vocab=False, top_k=4)

@@ -448,7 +448,9 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
                   lcfg: opt_lib.LabelConfig, vocab: bool, top_k: int) -> dict:
   """The `score` command's core: given labels' held-out figures and rank by validation loss; with `vocab` (namer),
   the exact top of the whole vocabulary by validation AUC."""
-  splits = build_splits(m, feature, disc, lcfg)
+  # Keys/values only where a label needs them (an ensemble namer, which keeps none, refuses such labels here).
+  keep_cache = needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0), labels)
+  splits = build_splits(m, feature, disc, lcfg, keep_cache)
   out: dict = {"feature": feature.name, "discriminator": disc.name, "labels": {}}
   if labels:
     ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
