@@ -62,7 +62,8 @@ PRESETS: dict[str, DiscriminatorConfig] = {
                                        template=_OTHER_SHOTS + "{word} and other{label}"),
     # Both phrasings at once: log q averaged over "is a kind of" and "and other".
     "namer_both": DiscriminatorConfig(name="namer_both", kind="namer",
-                                      template=_KIND_SHOTS + "{word} is a kind of{label}", also=(_OTHER_SHOTS + "{word} and other{label}",)),
+                                      template=_KIND_SHOTS + "{word} is a kind of{label}",
+                                      also=(_OTHER_SHOTS + "{word} and other{label}",)),
     "namer_context": DiscriminatorConfig(
         name="namer_context", kind="namer",
         template=_KIND_SHOTS + "Text: {context}\nThe marked word, {word}, is a kind of{label}"),
