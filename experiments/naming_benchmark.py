@@ -51,7 +51,8 @@ def main():
       scan = min((v for v in r["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
       rng = np.random.default_rng(int.from_bytes(c["synset"].encode()[:4], "little"))
       rand = [int(rng.choice(words))]
-      sp = labeling.build_splits(m, f, disc, LabelConfig(n_train=0))
+      sp = labeling.build_splits(m, f, disc, LabelConfig(n_train=0),  # one-token baseline: the namer needs log q only
+                                 labeling.needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0), ()))
       rand_row = labeling.evaluate_labels(m, disc, [rand], sp["val"], sp["heldout"])[0]
       rows.append({
           "category": c["name"], "synset": c["synset"], "label": r["label"], "best_candidate": r["best_candidate"],
