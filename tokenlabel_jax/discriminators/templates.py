@@ -45,6 +45,8 @@ _JUDGE_TEXT = (
 _LIST_SHOTS = "Examples of music: jazz, opera, blues, reggae.\nExamples of rock: granite, basalt, marble.\n"
 _KIND_SHOTS = "jazz is a kind of music.\ngranite is a kind of rock.\nMonday is a kind of day.\n"
 _OTHER_SHOTS = "jazz and other music.\ngranite and other rocks.\nMonday and other days.\n"
+_KIND_OF = _KIND_SHOTS + "{word} is a kind of{label}"
+_AND_OTHER = _OTHER_SHOTS + "{word} and other{label}"
 
 PRESETS: dict[str, DiscriminatorConfig] = {
     # The paper's judge: zero-shot yes/no through the chat template (instruct models: Llama-3-Instruct).
@@ -56,14 +58,11 @@ PRESETS: dict[str, DiscriminatorConfig] = {
         name="likelihood_context", kind="likelihood",
         template=_LIST_SHOTS + "In the text \"{context}\", the marked word is one of the examples of{label}: {word}"),
     # Namer: the label is what the model would write after the word.
-    "namer": DiscriminatorConfig(name="namer", kind="namer", template=_KIND_SHOTS + "{word} is a kind of{label}"),
+    "namer": DiscriminatorConfig(name="namer", kind="namer", template=_KIND_OF),
     # Namer with a Hearst pattern ("saw and other tools"): the plural that follows names a class, rarely a sibling.
-    "namer_other": DiscriminatorConfig(name="namer_other", kind="namer",
-                                       template=_OTHER_SHOTS + "{word} and other{label}"),
+    "namer_other": DiscriminatorConfig(name="namer_other", kind="namer", template=_AND_OTHER),
     # Both phrasings at once: log q averaged over "is a kind of" and "and other".
-    "namer_both": DiscriminatorConfig(name="namer_both", kind="namer",
-                                      template=_KIND_SHOTS + "{word} is a kind of{label}",
-                                      also=(_OTHER_SHOTS + "{word} and other{label}",)),
+    "namer_both": DiscriminatorConfig(name="namer_both", kind="namer", template=_KIND_OF, also=(_AND_OTHER,)),
     "namer_context": DiscriminatorConfig(
         name="namer_context", kind="namer",
         template=_KIND_SHOTS + "Text: {context}\nThe marked word, {word}, is a kind of{label}"),
