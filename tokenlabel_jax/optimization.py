@@ -78,23 +78,27 @@ def init_state(lcfg: LabelConfig, vocab_size: int, n_features: int = 1) -> Train
   return TrainState(label, make_optimizer(lcfg).init(label), 0)
 
 
-def lambdas(lcfg: LabelConfig, step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def lambdas(lcfg: LabelConfig, step: jax.Array, lam_2: jax.Array | None = None
+            ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """λ_ent, λ_kl (annealed as lcfg says) and the Gumbel temperature at `step`. `lam_2` = (λ_ent, λ_kl) of one feature
+  in place of lcfg's, so that a sweep over λ trains as one batch of features (`lambda_grid`)."""
   frac = step / max(1, lcfg.steps - 1)
-  lam_ent = lcfg.lam_ent * frac if lcfg.ent_anneal else jnp.asarray(lcfg.lam_ent, jnp.float32)
+  ent, kl = (lcfg.lam_ent, lcfg.lam_kl) if lam_2 is None else (lam_2[0], lam_2[1])
+  lam_ent = ent * frac if lcfg.ent_anneal else jnp.asarray(ent, jnp.float32)
   t0, t1 = lcfg.gumbel_temperature
   temperature = t0 * (t1 / t0) ** frac
-  lam_kl = lcfg.lam_kl * frac if lcfg.kl_anneal else jnp.asarray(lcfg.lam_kl, jnp.float32)
+  lam_kl = kl * frac if lcfg.kl_anneal else jnp.asarray(kl, jnp.float32)
   return lam_ent, lam_kl, temperature
 
 
 def _feature_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, step, params,
-                  prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V):
+                  prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V, lam_2=None):
   """Loss parts and gradients of every seed of one feature, on a minibatch drawn deterministically from `step`."""
   key = jax.random.fold_in(jax.random.PRNGKey(lcfg.seed + 1), step)
   n = target_B.shape[0]
   rows = jax.random.permutation(key, n)[:min(lcfg.batch_size, n)]
   batch = disc_lib.take_rows(prep, rows)
-  lam_ent, lam_kl, temp = lambdas(lcfg, step)
+  lam_ent, lam_kl, temp = lambdas(lcfg, step, lam_2)
   seed_keys = jax.random.split(key, lcfg.seeds)
 
   def one(lab, k):
@@ -106,19 +110,22 @@ def _feature_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
 
 
 def _step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, opt_state, step,
-          params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V):
-  """One AdamW step for F features x S seeds at once (features vmapped; shard them across devices by the inputs')."""
+          params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V, lam_Fx2=None):
+  """One AdamW step for F features x S seeds at once (features vmapped; shard them across devices by the inputs').
+  `lam_Fx2`: each feature's (λ_ent, λ_kl); by default lcfg's for all."""
+  if lam_Fx2 is None:
+    lam_Fx2 = jnp.broadcast_to(jnp.asarray([lcfg.lam_ent, lcfg.lam_kl], jnp.float32), (target_FxB.shape[0], 2))
   if disc.kind == "namer":
     # The namer's step is a few memory-bound, vocabulary-wide products per feature. Vmapped over features, XLA gathers
     # the minibatch rows into a transposed copy (2.5x slower per feature than one feature alone); a loop over the
     # features keeps each product plain and one feature's arrays in cache (measured: 5.7 ms per feature-step at
     # F = 16, 5.1 ms alone). The namer reads no KV cache.
     parts, grads = jax.lax.map(
-        lambda xs: _feature_step(cfg, disc, lcfg, xs[0], step, params, xs[1], xs[2], xs[3], mask_V),
-        (label, dataclasses.replace(prep, cache=None, shared=None), target_FxB, logq_ref_FxV))
+        lambda xs: _feature_step(cfg, disc, lcfg, xs[0], step, params, xs[1], xs[2], xs[3], mask_V, xs[4]),
+        (label, dataclasses.replace(prep, cache=None, shared=None), target_FxB, logq_ref_FxV, lam_Fx2))
   else:  # the model-running discriminators gain from batching: larger matrix products
-    parts, grads = jax.vmap(_feature_step, in_axes=(None, None, None, 0, None, None, 0, 0, 0, None))(
-        cfg, disc, lcfg, label, step, params, prep, target_FxB, logq_ref_FxV, mask_V)
+    parts, grads = jax.vmap(_feature_step, in_axes=(None, None, None, 0, None, None, 0, 0, 0, None, 0))(
+        cfg, disc, lcfg, label, step, params, prep, target_FxB, logq_ref_FxV, mask_V, lam_Fx2)
   updates, opt_state = make_optimizer(lcfg).update(grads, opt_state, label)
   label = optax.apply_updates(label, updates)
   # The most probable token and its p (what the log and the trajectory plot show): two reductions over v, a third of
@@ -134,13 +141,14 @@ train_step = jax.jit(_step, static_argnums=(0, 1, 2), donate_argnums=(3, 4))
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5))
 def train_steps(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, n: int, label, opt_state,
-                start, params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V):
+                start, params, prep: disc_lib.Prepared, target_FxB, logq_ref_FxV, mask_V, lam_Fx2=None):
   """`n` steps from step `start` in one compiled call (the same arithmetic as `train_step` n times): a step of the
   namer is a few milliseconds of work, and a call per step spent as long again in dispatch and host copies. The
   loss parts come back per feature and step (F x n x ...)."""
   def body(carry, i):
     lab, opt = carry
-    lab, opt, parts = _step(cfg, disc, lcfg, lab, opt, start + i, params, prep, target_FxB, logq_ref_FxV, mask_V)
+    lab, opt, parts = _step(cfg, disc, lcfg, lab, opt, start + i, params, prep, target_FxB, logq_ref_FxV, mask_V,
+                            lam_Fx2)
     return (lab, opt), parts
 
   (label, opt_state), parts_nxF = jax.lax.scan(body, (label, opt_state), jnp.arange(n))
@@ -228,7 +236,8 @@ class Checkpointer:
 def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, prep: disc_lib.Prepared,
           target_FxB: np.ndarray, mask_V: np.ndarray, checkpointer: Checkpointer | None = None,
           log: Callable[[str], None] | None = None, fingerprint: dict[str, Any] | None = None,
-          place: sharding.FeaturePlacer | None = None) -> tuple[TrainState, list[dict[str, Any]]]:
+          place: sharding.FeaturePlacer | None = None, lam_Fx2: np.ndarray | None = None
+          ) -> tuple[TrainState, list[dict[str, Any]]]:
   """Runs (or resumes) the optimization of F features stacked along the leading axis of `prep` and `target_FxB`.
 
   Returns the final state (numpy, F features) and a per-step history of loss parts (each entry F x S). `place` puts
@@ -244,6 +253,9 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   prep = place(prep)
   targets = place(np.asarray(target_FxB, np.float32))
   logq_ref = _reference_logq(prep.logq_BxV, targets)
+  if lam_Fx2 is None:
+    lam_Fx2 = np.tile(np.asarray([lcfg.lam_ent, lcfg.lam_kl], np.float32), (n_features, 1))
+  lams = place(np.asarray(lam_Fx2, np.float32))
   state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
@@ -265,7 +277,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
     # Up to the next log line or checkpoint in one call.
     n = min([lcfg.steps] + [step // e * e + e for e in (lcfg.log_every, lcfg.checkpoint_every) if e > 0]) - step
     label, opt_state, parts = train_steps(cfg, disc, lcfg, n, label, opt_state, place.replicate(jnp.asarray(step)),
-                                          params, prep, targets, logq_ref, mask)
+                                          params, prep, targets, logq_ref, mask, lams)
     parts = place.to_host(parts, n_features)  # F x n x ...
     bad = ~np.isfinite(parts["loss"]).reshape(n_features, n, -1).all(axis=(0, 2))
     if bad.any():
