@@ -82,7 +82,7 @@ def analyze(split: str, out: str) -> dict:
   best = max(table, key=lambda r: (r["names"], r["median heldout AUC"]))
   notes = (f"Per feature: {np.median([f['seconds'] for f in feats]):.0f} s median for all {len(lams)} λ at once "
            f"(2-core CPU). Most names at λ = {best['λ (ent = kl)']:g} ({best['names']} of {best['of']}). "
-           f"Plot: experiments/results/lambda_sweep_{split}.png")
+           f"Plot: experiments/results/lambda_sweep_{split}.png. {_shipped(split, [f['name'] for f in feats])}")
   md = common.write_table(f"lambda_sweep_{split}", table,
                           ["λ (ent = kl)", "names", "of", "median heldout AUC", "median naturalness", "median top p",
                            "labels"],
@@ -91,6 +91,19 @@ def analyze(split: str, out: str) -> dict:
                           summary={"best_lambda": best["λ (ent = kl)"], "features": [f["name"] for f in feats]})
   print(md)
   return best
+
+
+def _shipped(split: str, names: list[str]) -> str:
+  """The launcher's default (exact scan + coverage rule) and the exact scan on the same categories, from the naming
+  benchmark's saved results."""
+  path = os.path.join(common.RESULTS, {"tune": "naming_tune_namer.json", "test": "naming_test_scan.json"}.get(split, ""))
+  if split not in ("tune", "test") or not os.path.exists(path):
+    return ""
+  by = {r["category"]: r for r in json.load(open(path))["rows"]}
+  rows = [by[n] for n in names if n in by]
+  return (f"On the same {len(rows)} categories the launcher's default (exact scan + coverage rule, no gradient) names "
+          f"{sum(r['names'] for r in rows)}, the exact scan alone {sum(r['scan names'] for r in rows)} "
+          f"({os.path.relpath(path, common.HERE)}).")
 
 
 if __name__ == "__main__":

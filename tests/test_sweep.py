@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -65,3 +66,14 @@ def test_bad_grids_and_no_steps_are_user_errors(tiny, feature):
       sweep.lambda_sweep(tiny, feature, disc_lib.get("namer"), LCFG, np.asarray(grid, np.float32))
   with pytest.raises(UserError, match="gradient run"):
     sweep.lambda_sweep(tiny, feature, disc_lib.get("namer"), dataclasses.replace(LCFG, steps=0), sweep.tied_grid([0]))
+
+
+def test_launcher_sweep_writes_rows_and_plot_per_feature(tiny, feature, tmp_path):
+  lcfg = dataclasses.replace(LCFG, steps=4)
+  out = sweep.run_and_write(tiny, [feature], disc_lib.get("namer"), lcfg, ["0", "0.5"], str(tmp_path))
+  on_disk = json.load(open(tmp_path / feature.name / "lambda_sweep.json"))
+  assert on_disk["rows"] == json.loads(json.dumps(out[feature.name]))
+  assert [r["lam_kl"] for r in on_disk["rows"]] == [0.0, 0.5] and on_disk["steps"] == 4
+  assert (tmp_path / feature.name / "lambda_sweep.png").stat().st_size > 1000
+  with pytest.raises(UserError, match="takes numbers"):
+    sweep.run_and_write(tiny, [feature], disc_lib.get("namer"), lcfg, ["a"], str(tmp_path))

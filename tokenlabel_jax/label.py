@@ -22,6 +22,7 @@ from tokenlabel_jax import report
 from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
+from tokenlabel_jax import sweep
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import load_model
 from tokenlabel_jax.optimization import LabelConfig
@@ -95,6 +96,9 @@ flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distribut
                     "--num_processes and --process_id, on every process; process 0 writes the results).")
 flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index, 0..num_processes-1.")
+flags.DEFINE_list("lambda_sweep", [], "Instead of labeling: the λ trade-off per feature, one run for all these values "
+                  "(λ_ent = λ_kl = each; e.g. 0,0.1,0.2,0.5,1): each λ's own label, its held-out AUC and naturalness "
+                  "in DIR/<feature>/lambda_sweep.json and .png. Runs the gradient (--steps, 300 by default).")
 flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
 flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
 FLAGS = flags.FLAGS
@@ -133,6 +137,7 @@ def main(argv):
                     ) from None
   if writer:  # the processes of one multi-host job share the directory: the writer holds its lock
     runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
+  sweep.parse_values(FLAGS.lambda_sweep)  # fail before the model loads
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
@@ -149,6 +154,10 @@ def main(argv):
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  if FLAGS.lambda_sweep:
+    sweep.run_and_write(m, features, disc, dataclasses.replace(lcfg, steps=FLAGS.steps or _D.steps),
+                        FLAGS.lambda_sweep, FLAGS.output_dir, sharding.FeaturePlacer(mesh), writer)
+    return
   lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, FLAGS.steps))
   if FLAGS.steps is None and lcfg.steps == 0 and writer:
     print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "

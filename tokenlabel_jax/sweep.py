@@ -10,6 +10,9 @@ token at the slot over positive validation examples (what the KL term pulls towa
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from typing import Any, Callable, Sequence
 
 import jax.numpy as jnp
@@ -96,3 +99,35 @@ def plot(rows_by_feature: dict[str, list[dict[str, Any]]], path: str, title: str
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def parse_values(values: Sequence[str]) -> np.ndarray:
+  """--lambda_sweep's values -> the tied grid, or a UserError (checked before the model loads)."""
+  try:
+    return tied_grid([float(v) for v in values])
+  except ValueError:
+    raise UserError(f"--lambda_sweep takes numbers (got {','.join(values)})", "e.g. --lambda_sweep=0,0.1,0.2,0.5,1"
+                    ) from None
+
+
+def run_and_write(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
+                  lcfg: opt_lib.LabelConfig, values: Sequence[str], output_dir: str,
+                  place: sharding.FeaturePlacer | None = None, write: bool = True) -> dict[str, list[dict[str, Any]]]:
+  """The launcher's --lambda_sweep: per feature, DIR/<feature>/lambda_sweep.json (the rows) and lambda_sweep.png."""
+  grid = parse_values(values)
+  say = (lambda s: print(s, file=sys.stderr, flush=True)) if write else (lambda s: None)
+  out = {}
+  for f in features:
+    say(f"[{f.name}] λ sweep over {', '.join(values)} ({disc.name} discriminator, {lcfg.steps} steps)")
+    rows = out[f.name] = lambda_sweep(m, f, disc, lcfg, grid, place, say)
+    for r in rows:
+      say(f"  λ_ent {r['lam_ent']:g}, λ_kl {r['lam_kl']:g}: {r['label']!r} (p={r['top_p']:.2f}, held-out AUC "
+          f"{r['heldout_auc']:.3f}, naturalness {r['naturalness']:.2f})")
+    if write:
+      d = os.path.join(output_dir, f.name)
+      os.makedirs(d, exist_ok=True)
+      with open(os.path.join(d, "lambda_sweep.json"), "w") as fh:
+        json.dump({"feature": f.name, "discriminator": disc.name, "model": m.cfg.name, "steps": lcfg.steps,
+                   "rows": rows}, fh, indent=1, ensure_ascii=False)
+      plot({f.name: rows}, os.path.join(d, "lambda_sweep.png"), f"{f.name}: each λ's own label")
+  return out
