@@ -202,9 +202,11 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
                else list(references))
   keep_cache = needs_cache(m, disc, lcfg, scfg, every_ref)
   splits = [build_splits(m, f, disc, lcfg, keep_cache) for f in features]
-  prep = place(disc_lib.stack([s["train"].prep for s in splits]))
-  for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
-    s["train"].prep = None
+  prep = None  # the training examples stacked over features, for the gradient run only
+  if lcfg.steps > 0:
+    prep = place(disc_lib.stack([s["train"].prep for s in splits]))
+    for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
+      s["train"].prep = None
   targets = np.stack([s["train"].target_B for s in splits])
   mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
             else np.ones(m.cfg.vocab_size, bool))
@@ -227,7 +229,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     t1 = time.time()
     out_dir = os.path.join(output_dir, feature.name)
     label_S = None if labels is None else jax.tree.map(lambda x: x[f], labels)
-    train_prep = place.take(prep, f)  # padded to the batch's shapes: padding is inert
+    train_prep = sp["train"].prep if prep is None else place.take(prep, f)  # padded to the batch's: inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
                                               scorer)
