@@ -9,25 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import tinymodel
-from test_labeling import LCFG, write_feature
-from tokenlabel_jax import data as data_lib
+from test_labeling import LCFG, feature, tiny  # pylint: disable=unused-import  # the fixtures, module-scoped
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import sweep
 from tokenlabel_jax.errors import UserError
-
-
-@pytest.fixture(scope="module")
-def tiny():
-  return tinymodel.tiny_model()
-
-
-@pytest.fixture(scope="module")
-def feature(tmp_path_factory):
-  return data_lib.load_features(write_feature(tmp_path_factory.mktemp("f") / "toy.jsonl"))[0]
 
 
 @pytest.mark.parametrize("disc_name", ["namer", "judge"])  # mapped over the grid, and vmapped
