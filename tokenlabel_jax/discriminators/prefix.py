@@ -16,7 +16,7 @@ import numpy as np
 
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax.config import ModelConfig
-from tokenlabel_jax.discriminators.rows import Prepared, gather_rows
+from tokenlabel_jax.discriminators.rows import Prepared, gather_logq, gather_rows, no_positions
 from tokenlabel_jax.discriminators.scoring import hard_scores
 from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText, token_plan
 from tokenlabel_jax.errors import UserError
@@ -75,7 +75,7 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
     if keep_cache:
       cache, logq_BxV = gather_rows(rows, chunks, max(len(p) - head for p, _, _ in ps))
     else:
-      cache, logq_BxV = _no_cache(shared, len(ps)), _gather_logq(rows, chunks)
+      cache, logq_BxV = no_positions(shared, len(ps)), gather_logq(rows, chunks)
     readouts = [r for _, _, r in ps]
     prep = Prepared(
         shared=shared, cache=cache, prefix_len_B=jnp.asarray([len(p) for p, _, _ in ps], jnp.int32),
@@ -261,7 +261,7 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
       where[todo[i]] = (len(chunks), r)
     valid = np.arange(w)[None] < lens[:, None]
     args = (params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens))
-    # Without keys/values the rows go to the host at once: `_gather_logq` copies them from there.
+    # Without keys/values the rows go to the host at once: `gather_logq` copies them from there.
     chunks.append(_prefix_pass(*args) if keep_cache else (None, np.asarray(_prefix_logq(*args))))
     if memo is not None and memo.max_bytes:
       cache, logq = chunks[-1]
@@ -275,25 +275,11 @@ def _own_prefixes(params, cfg: ModelConfig, shared: model_lib.KVCache, own: Sequ
   return chunks, where
 
 
-def _no_cache(shared: model_lib.KVCache, B: int) -> model_lib.KVCache:
-  """B rows with no positions (the layout of `shared`): examples prepared without their own keys/values."""
-  L, _, _, K, E = shared.k_LxBxTxKxE.shape
-  zeros = jnp.zeros((L, B, 0, K, E), shared.k_LxBxTxKxE.dtype)
-  return model_lib.KVCache(zeros, zeros, jnp.zeros((B, 0), bool))
-
-
-def _gather_logq(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[Any, Any]]) -> jax.Array:
-  """Each example's log q row out of the chunks (a repeated prompt's row is copied, not recomputed): one copy on
-  the host from the remembered rows and the passes' host arrays, one to the device."""
-  host = [lq if isinstance(lq, list) else np.asarray(lq) for _, lq in chunks]
-  return jax.device_put(np.stack([host[c][r] for c, r in where_B]))  # a plain copy (jnp.asarray: 3x slower)
-
-
 def _memo_chunk(rows: Sequence[tuple[np.ndarray | None, np.ndarray | None, np.ndarray]], keep_cache: bool = True
                 ) -> tuple[model_lib.KVCache | None, Any]:
   """Remembered rows as one chunk of the layout `_prefix_pass` returns (padding past each row's length invalid);
   without keys/values, the list of log q rows."""
-  if not keep_cache:  # the rows as they are: `_gather_logq` copies each example's once
+  if not keep_cache:  # the rows as they are: `gather_logq` copies each example's once
     return None, [r[2] for r in rows]
   logq = np.stack([r[2] for r in rows])
   k0 = rows[0][0]

@@ -7,7 +7,7 @@ taking minibatches all move rows that were computed once; none of them runs the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +76,14 @@ def gather_rows(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[model
   return cache, cat([lq for _, lq in chunks], 0)
 
 
+def gather_logq(where_B: Sequence[tuple[int, int]], chunks: Sequence[tuple[Any, Any]]) -> jax.Array:
+  """`gather_rows` for examples kept without keys/values: each one's log q row only (a repeated prompt's row is
+  copied, not recomputed), one copy on the host from the remembered rows and the passes' host arrays, one to the
+  device."""
+  host = [lq if isinstance(lq, list) else np.asarray(lq) for _, lq in chunks]
+  return jax.device_put(np.stack([host[c][r] for c, r in where_B]))  # a plain copy (jnp.asarray: 3x slower)
+
+
 def _pad_axis(x: jax.Array, axis: int, size: int, fill=0) -> jax.Array:
   widths = [(0, 0)] * x.ndim
   widths[axis] = (0, size - x.shape[axis])
@@ -111,6 +119,14 @@ def pad_cache(c: model_lib.KVCache, T: int) -> model_lib.KVCache:
 def empty_cache(cache: model_lib.KVCache) -> model_lib.KVCache:
   """The same rows with no positions: for examples whose scores never read their cache."""
   return model_lib.KVCache(cache.k_LxBxTxKxE[:, :, :0], cache.v_LxBxTxKxE[:, :, :0], cache.valid_BxT[:, :0])
+
+
+def no_positions(shared: model_lib.KVCache, B: int) -> model_lib.KVCache:
+  """B rows with no positions in the layout of `shared`: `empty_cache` for examples that never had their own
+  keys/values."""
+  L, _, _, K, E = shared.k_LxBxTxKxE.shape
+  zeros = jnp.zeros((L, B, 0, K, E), shared.k_LxBxTxKxE.dtype)
+  return model_lib.KVCache(zeros, zeros, jnp.zeros((B, 0), bool))
 
 
 def take_rows(prep: Prepared, rows: jax.Array) -> Prepared:
