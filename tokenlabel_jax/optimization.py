@@ -78,12 +78,11 @@ def init_state(lcfg: LabelConfig, vocab_size: int, n_features: int = 1) -> Train
   return TrainState(label, make_optimizer(lcfg).init(label), 0)
 
 
-def lambdas(lcfg: LabelConfig, step: jax.Array, lam_2: jax.Array | None = None
-            ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """λ_ent, λ_kl (annealed as lcfg says) and the Gumbel temperature at `step`. `lam_2` = (λ_ent, λ_kl) of one feature
-  in place of lcfg's, so that a sweep over λ trains as one batch of features (`lambda_grid`)."""
+def lambdas(lcfg: LabelConfig, step: jax.Array, lam_2: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """λ_ent, λ_kl at `step` (the feature's own `lam_2` = (λ_ent, λ_kl), annealed as lcfg says) and the Gumbel
+  temperature. Per feature, so that a sweep over λ trains as one batch of features (`sweep.lambda_sweep`)."""
   frac = step / max(1, lcfg.steps - 1)
-  ent, kl = (lcfg.lam_ent, lcfg.lam_kl) if lam_2 is None else (lam_2[0], lam_2[1])
+  ent, kl = lam_2[0], lam_2[1]
   lam_ent = ent * frac if lcfg.ent_anneal else jnp.asarray(ent, jnp.float32)
   t0, t1 = lcfg.gumbel_temperature
   temperature = t0 * (t1 / t0) ** frac
@@ -92,7 +91,7 @@ def lambdas(lcfg: LabelConfig, step: jax.Array, lam_2: jax.Array | None = None
 
 
 def _feature_step(cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: LabelConfig, label, step, params,
-                  prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V, lam_2=None):
+                  prep: disc_lib.Prepared, target_B, logq_ref_V, mask_V, lam_2):
   """Loss parts and gradients of every seed of one feature, on a minibatch drawn deterministically from `step`."""
   key = jax.random.fold_in(jax.random.PRNGKey(lcfg.seed + 1), step)
   n = target_B.shape[0]
@@ -243,6 +242,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   Returns the final state (numpy, F features) and a per-step history of loss parts (each entry F x S). `place` puts
   feature-stacked arrays on devices (split along a mesh's feature axis, padded to fill it); by default on the devices
   the model's parameters are on. Checkpoints hold the F real features, so a run resumes on any number of devices.
+  `lam_Fx2`: each feature's (λ_ent, λ_kl) in place of lcfg's (a λ sweep: `sweep.lambda_sweep`).
   """
   log = log or (lambda s: print(s, file=sys.stderr))
   place = place or sharding.FeaturePlacer(sharding.mesh_of(params))
@@ -253,9 +253,7 @@ def train(params, cfg: ModelConfig, disc: disc_lib.DiscriminatorConfig, lcfg: La
   prep = place(prep)
   targets = place(np.asarray(target_FxB, np.float32))
   logq_ref = _reference_logq(prep.logq_BxV, targets)
-  if lam_Fx2 is None:
-    lam_Fx2 = np.tile(np.asarray([lcfg.lam_ent, lcfg.lam_kl], np.float32), (n_features, 1))
-  lams = place(np.asarray(lam_Fx2, np.float32))
+  lams = None if lam_Fx2 is None else place(np.asarray(lam_Fx2, np.float32))  # None: lcfg's λ (`_step`)
   state, history = init_state(lcfg, cfg.vocab_size, n_features), []
   fingerprint = fingerprint or {}
   if checkpointer is not None:
