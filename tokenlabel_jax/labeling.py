@@ -169,6 +169,13 @@ def scan_suffices(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig)
   return disc.kind == "namer" and lcfg.label_slots == 1
 
 
+def allowed_tokens(m: LoadedModel, lcfg: opt_lib.LabelConfig) -> np.ndarray:
+  """The tokens a label may use (V booleans): word-like ones, or all with vocab_filter="all"."""
+  if lcfg.vocab_filter == "words":
+    return disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
+  return np.ones(m.cfg.vocab_size, bool)
+
+
 def default_steps(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig, given: int | None) -> int:
   """The step count a run uses: the one given, else 0 where the exact scan suffices, else lcfg.steps. The launcher,
   `api.label` and the experiments all resolve it here."""
@@ -208,8 +215,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     for s in splits:  # the placed copy is the one kept: feature f's training examples are prep[f]
       s["train"].prep = None
   targets = np.stack([s["train"].target_B for s in splits])
-  mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
-            else np.ones(m.cfg.vocab_size, bool))
+  mask_V = allowed_tokens(m, lcfg)
   group_dir = os.path.join(output_dir, names[0] if len(names) == 1 else os.path.join(".groups", "+".join(names)))
   ckpt = opt_lib.Checkpointer(os.path.join(group_dir, "checkpoints")) if resume and lcfg.steps > 0 else None
   fingerprint = {"config": dataclasses.asdict(lcfg), "discriminator": disc.name, "model": m.cfg.name,

@@ -50,26 +50,25 @@ def lambda_sweep(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
   G = len(grid_Gx2)
   prep = place(disc_lib.stack([sp["train"].prep] * G))
   targets = np.stack([sp["train"].target_B] * G)
-  mask_V = (disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size) if lcfg.vocab_filter == "words"
-            else np.ones(m.cfg.vocab_size, bool))
+  mask_V = labeling.allowed_tokens(m, lcfg)
   state, history = opt_lib.train(m.params, m.cfg, disc, lcfg, prep, targets, mask_V, log=log or (lambda s: None),
                                  place=place, lam_Fx2=grid_Gx2)
   final = history[-1]
   picked, soft = [], []
   for g in range(G):
     seed = int(np.argmin(final["acc"][g]))
-    p_NxV = np.asarray(objective.label_probs(jnp.asarray(state.label["v_NxV"][g, seed]), jnp.asarray(mask_V)))
-    ids = [int(t) for t in p_NxV.argmax(-1)]
+    logp_NxV = objective.label_logprobs(jnp.asarray(state.label["v_NxV"][g, seed]), jnp.asarray(mask_V))
+    ids = [int(t) for t in np.asarray(logp_NxV).argmax(-1)]
     picked.append(ids)
-    ent = -(p_NxV * np.log(np.maximum(p_NxV, 1e-30))).sum(-1)
-    soft.append({"seed": seed, "top_p": float(p_NxV[0, ids[0]]), "entropy": float(ent.mean()),
+    soft.append({"seed": seed, "top_p": float(np.exp(logp_NxV[0, ids[0]])),
+                 "entropy": float(objective.entropy(logp_NxV)),  # H(p) as the loss counts it
                  "acc": float(final["acc"][g][seed]), "kl": float(final["kl"][g][seed])})
   rows = labeling.evaluate_labels(m, disc, picked, sp["val"], sp["heldout"])
   logq_pos = np.asarray(sp["val"].prep.logq_BxV)[sp["val"].positive_B]
   out = []
   for (lam_ent, lam_kl), ids, s, row in zip(grid_Gx2, picked, soft, rows):
     out.append({"lam_ent": float(lam_ent), "lam_kl": float(lam_kl),
-                "label": "".join(m.tokenizer.token_str(t) for t in ids), "token_ids": ids,
+                "label": m.tokenizer.decode(ids), "token_ids": ids,
                 "naturalness": float(logq_pos[:, ids[0]].mean()), **s,
                 "heldout_auc": row["auc"], "val_loss": row["val_loss"], "val_auc": row["val_auc"]})
   return out
