@@ -49,12 +49,13 @@ def _vocab(words, controls=True):
 
 
 def write_gguf(path, *, pre="llama-bpe", tokenizer_model="gpt2", words=WORDS, cfg=None, tensors=None,
-               rope_freqs=None, controls=True):
-  """A GGUF file: llama metadata of `cfg`, a byte-level BPE tokenizer, and the given tensors (name -> [out, in])."""
+               rope_freqs=None, controls=True, arch="llama", quantized=None):
+  """A GGUF file: `arch` metadata of `cfg`, a byte-level BPE tokenizer, and the given tensors (name -> [out, in]
+  float32, or for names in `quantized`, name -> (raw blocks as uint8 [out, bytes per row], GGMLQuantizationType))."""
   import gguf
   tokens, merges = _vocab(words, controls)
   cfg = cfg or ModelConfig(vocab_size=len(tokens), dim=8, n_layers=1, n_heads=2, n_kv_heads=2, hidden_dim=16)
-  w = gguf.GGUFWriter(str(path), "llama")
+  w = gguf.GGUFWriter(str(path), arch)
   w.add_block_count(cfg.n_layers)
   w.add_context_length(cfg.max_seq_len)
   w.add_embedding_length(cfg.dim)
@@ -76,6 +77,8 @@ def write_gguf(path, *, pre="llama-bpe", tokenizer_model="gpt2", words=WORDS, cf
     w.add_eos_token_id(1)
   for name, x in (tensors or {"token_embd.weight": np.zeros((len(tokens), 8), np.float32)}).items():
     w.add_tensor(name, np.ascontiguousarray(x, np.float32))
+  for name, (raw, qtype) in (quantized or {}).items():
+    w.add_tensor(name, np.ascontiguousarray(raw), raw_dtype=qtype)
   if rope_freqs is not None:
     w.add_tensor("rope_freqs.weight", np.asarray(rope_freqs, np.float32))
   w.write_header_to_file()
@@ -96,7 +99,7 @@ def _transformers(path):
   return AutoTokenizer.from_pretrained(folder, gguf_file=name)
 
 
-@pytest.mark.parametrize("pre", ["llama-bpe", "llama3", "llama-v3", "gpt2"])
+@pytest.mark.parametrize("pre", ["llama-bpe", "llama3", "llama-v3", "gpt2", "qwen2"])
 def test_gguf_pre_tokenizer_matches_transformers(tmp_path, pre):
   path = write_gguf(tmp_path / f"{pre}.gguf", pre=pre)
   ours, ref = _ours(path), _transformers(path)
@@ -107,11 +110,13 @@ def test_gguf_pre_tokenizer_matches_transformers(tmp_path, pre):
 
 def test_llama3_groups_digits_in_threes(tmp_path):
   """The issue's example: '2024' is 202|4 for Llama-3 (it was 2|0|2|4 with the digit-by-digit splitter), and a word
-  after '(' stays one piece; GPT-2's pattern keeps ' 2024' whole and splits '(' off."""
+  after '(' stays one piece; GPT-2's pattern keeps ' 2024' whole and splits '(' off; Qwen2's splits every digit."""
   llama = _ours(write_gguf(tmp_path / "l.gguf", pre="llama-bpe"))
   gpt2 = _ours(write_gguf(tmp_path / "g.gguf", pre="gpt2"))
+  qwen2 = _ours(write_gguf(tmp_path / "q.gguf", pre="qwen2"))
   pieces = lambda tok, s: [tok.token_str(i) for i in tok.encode(s)]
   assert pieces(llama, "2024") == ["202", "4"]
+  assert pieces(qwen2, "2024") == ["2", "0", "2", "4"] and pieces(qwen2, "(the") == ["(the"]
   assert pieces(llama, "(the") == ["(the"]
   assert pieces(gpt2, " 2024") == [" 2024"]
   assert pieces(gpt2, "(the") == ["(", "t", "h", "e"]
@@ -129,7 +134,7 @@ def test_smollm_splits_every_digit_and_matches_transformers_on_its_kind_of_vocab
   assert [with_digits.token_str(i) for i in with_digits.encode("2024")] == ["2", "0", "2", "4"]
 
 
-@pytest.mark.parametrize("pre, tokenizer_model", [("qwen2", "gpt2"), ("default", "gpt2"), ("llama-bpe", "llama")])
+@pytest.mark.parametrize("pre, tokenizer_model", [("tekken", "gpt2"), ("default", "gpt2"), ("llama-bpe", "llama")])
 def test_unsupported_gguf_tokenizer_is_a_clear_error(tmp_path, tmp_cache, pre, tokenizer_model):
   path = write_gguf(tmp_path / "x.gguf", pre=pre, tokenizer_model=tokenizer_model)
   with pytest.raises(UserError) as e:

@@ -30,7 +30,8 @@ from tokenlabel_jax.optimization import LabelConfig
 
 
 def load_model(model: str | None = None, dtype: str = "float32", verbose: bool = False) -> LoadedModel:
-  """A model as `--model` takes it: None for the embedded default, a Hugging Face or Flax directory, a .gguf file."""
+  """A model as `--model` takes it: None for the default, a packaged model's name (e.g. 'qwen2.5-coder-1.5b'), a
+  Hugging Face or Flax directory, a .gguf file."""
   return _load_model(model, dtype, verbose=verbose)
 
 

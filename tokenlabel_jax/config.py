@@ -37,6 +37,8 @@ class ModelConfig:
   rope_freq_factors: tuple[float, ...] | None = None
   max_seq_len: int = 2048
   tie_embeddings: bool = False
+  # Qwen2: the Llama block with biases on the q, k and v projections (its only difference that changes the forward).
+  qkv_bias: bool = False
   name: str = "llama"
   # How the forward runs, not the model's shape: recompute each layer's activations in the backward pass instead of
   # keeping them (about 1/3 more compute, far less step memory: what lets large B x F fit a GPU/TPU).
@@ -77,6 +79,16 @@ class ModelConfig:
                tie_embeddings=True, name="llama-3.2-1b-instruct")
 
   @classmethod
+  def qwen25_coder_1_5b(cls) -> ModelConfig:
+    return cls(vocab_size=151936, dim=1536, n_layers=28, n_heads=12, n_kv_heads=2, hidden_dim=8960, norm_eps=1e-6,
+               rope_theta=1000000.0, max_seq_len=32768, qkv_bias=True, name="qwen2.5-coder-1.5b")
+
+  @classmethod
+  def qwen25_coder_0_5b(cls) -> ModelConfig:
+    return cls(vocab_size=151936, dim=896, n_layers=24, n_heads=14, n_kv_heads=2, hidden_dim=4864, norm_eps=1e-6,
+               rope_theta=1000000.0, max_seq_len=32768, qkv_bias=True, name="qwen2.5-coder-0.5b")
+
+  @classmethod
   def tiny(cls, **overrides) -> ModelConfig:
     """A random-weight model for unit tests: Llama-3 shaped (GQA, llama3 rope scaling, large theta, untied)."""
     base = dict(vocab_size=256, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=128,
@@ -87,11 +99,15 @@ class ModelConfig:
 
   @classmethod
   def from_hf(cls, hf: Mapping[str, Any], name: str = "llama") -> ModelConfig:
-    """From a Hugging Face config.json dictionary of a LlamaForCausalLM."""
+    """From a Hugging Face config.json dictionary of a LlamaForCausalLM or Qwen2ForCausalLM."""
     archs = hf.get("architectures") or []
-    if hf.get("model_type") != "llama" and "LlamaForCausalLM" not in archs:
+    qwen2 = hf.get("model_type") == "qwen2" or "Qwen2ForCausalLM" in archs
+    if not qwen2 and hf.get("model_type") != "llama" and "LlamaForCausalLM" not in archs:
       raise UserError(f"model type {hf.get('model_type')!r} ({', '.join(archs) or 'no architectures'}) is not a Llama",
-                      "tokenlabel_jax supports LlamaForCausalLM models (Llama-2/3/3.1/3.2, SmolLM2, TinyLlama)")
+                      "tokenlabel_jax supports LlamaForCausalLM (Llama-2/3/3.1/3.2, SmolLM2, TinyLlama) and "
+                      "Qwen2ForCausalLM (Qwen2, Qwen2.5) models")
+    if qwen2 and hf.get("use_sliding_window"):
+      raise UserError("this Qwen2 model uses sliding-window attention", "only full attention is supported")
     scaling = None
     rs = hf.get("rope_scaling") or hf.get("rope_parameters")
     if rs and (rs.get("rope_type") or rs.get("type")) == "llama3":
@@ -107,11 +123,13 @@ class ModelConfig:
                hidden_dim=int(hf["intermediate_size"]), head_dim=int(hf.get("head_dim") or 0),
                norm_eps=float(hf.get("rms_norm_eps", 1e-5)), rope_theta=float(theta), rope_scaling=scaling,
                max_seq_len=int(hf.get("max_position_embeddings", 2048)),
-               tie_embeddings=bool(hf.get("tie_word_embeddings", False)), name=name)
+               tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+               qkv_bias=qwen2 or bool(hf.get("attention_bias", False)), name=name)
 
   def to_hf(self) -> dict[str, Any]:
-    """The config.json a Hugging Face LlamaForCausalLM would have: used by tests and by export."""
-    out = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=self.vocab_size,
+    """The config.json a Hugging Face LlamaForCausalLM (Qwen2ForCausalLM with qkv_bias) would have: tests, export."""
+    arch, model_type = ("Qwen2ForCausalLM", "qwen2") if self.qkv_bias else ("LlamaForCausalLM", "llama")
+    out = dict(architectures=[arch], model_type=model_type, vocab_size=self.vocab_size,
                hidden_size=self.dim, num_hidden_layers=self.n_layers, num_attention_heads=self.n_heads,
                num_key_value_heads=self.n_kv_heads, intermediate_size=self.hidden_dim, head_dim=self.head_dim,
                rms_norm_eps=self.norm_eps, rope_theta=self.rope_theta, max_position_embeddings=self.max_seq_len,
@@ -131,6 +149,8 @@ PRESETS = {
     "llama-3.1-8b-instruct": ModelConfig.llama31_8b,
     "llama-3.1-70b-instruct": ModelConfig.llama31_70b,
     "llama-3.2-1b-instruct": ModelConfig.llama32_1b,
+    "qwen2.5-coder-1.5b": ModelConfig.qwen25_coder_1_5b,
+    "qwen2.5-coder-0.5b": ModelConfig.qwen25_coder_0_5b,
 }
 
 

@@ -24,12 +24,11 @@ from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax import sweep
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
-from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 _D = LabelConfig()
-flags.DEFINE_string("model", None, "Model: a Hugging Face directory, a .gguf file, or 'smollm2-135m-instruct' "
-                    "(the embedded default).")
+flags.DEFINE_string("model", None, "Discriminator model: " + MODEL_HELP)
 flags.DEFINE_string("features", None, "Activation data: .jsonl records, a Neuronpedia / SAEDashboard / OpenAI "
                     "neuron-explainer JSON, a delphi latent cache, or a directory of them.", required=True)
 flags.DEFINE_string("subject_tokenizer", None, "Tokenizer directory of the model the activations come from, where "

@@ -1,4 +1,4 @@
-"""The Llama forward pass as a pure function of a parameter pytree.
+"""The Llama forward pass as a pure function of a parameter pytree (Qwen2 too: the same block with q/k/v biases).
 
 Parameters are a plain dict of arrays (inspectable, shardable, checkpointable). Layers are stacked along a leading
 axis and run with `lax.scan`, so a 30- or 80-layer model compiles as one layer. The forward takes input embeddings, not
@@ -42,7 +42,7 @@ class KVCache:
 def init_params(cfg: ModelConfig, key: jax.Array, dtype=jnp.float32) -> Params:
   """Random weights (for tests and dry runs); real weights come from `tokenlabel_jax.loading`."""
   L, D, H, K, E, F, V = cfg.n_layers, cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, cfg.vocab_size
-  keys = iter(jax.random.split(key, 9))
+  keys = iter(jax.random.split(key, 12))
 
   def normal(shape, fan_in):
     return (jax.random.normal(next(keys), shape) / np.sqrt(fan_in)).astype(dtype)
@@ -62,6 +62,9 @@ def init_params(cfg: ModelConfig, key: jax.Array, dtype=jnp.float32) -> Params:
       },
       "final_norm_D": jnp.ones((D,), dtype),
   }
+  if cfg.qkv_bias:
+    params["layers"].update(bq_LxHE=normal((L, H * E), 4.0), bk_LxKE=normal((L, K * E), 4.0),
+                            bv_LxKE=normal((L, K * E), 4.0))
   if not cfg.tie_embeddings:
     params["lm_head_DxV"] = normal((D, V), D)
   return params
@@ -175,9 +178,12 @@ def forward(params: Params, cfg: ModelConfig, x_BxSxD: jax.Array, positions_BxS:
     w, cached_kv = xs
     x_in = x_BxSxD
     h = rms_norm(x_BxSxD, w["attn_norm_LxD"], cfg.norm_eps)
-    q_BxSxKxGxE = (h @ w["wq_LxDxHE"]).reshape(B, S, K, G, E)
-    k_BxSxKxE = (h @ w["wk_LxDxKE"]).reshape(B, S, K, E)
-    v_BxSxKxE = (h @ w["wv_LxDxKE"]).reshape(B, S, K, E)
+    q_BxSxHE, k_BxSxKE, v_BxSxKE = h @ w["wq_LxDxHE"], h @ w["wk_LxDxKE"], h @ w["wv_LxDxKE"]
+    if cfg.qkv_bias:  # Qwen2
+      q_BxSxHE, k_BxSxKE, v_BxSxKE = q_BxSxHE + w["bq_LxHE"], k_BxSxKE + w["bk_LxKE"], v_BxSxKE + w["bv_LxKE"]
+    q_BxSxKxGxE = q_BxSxHE.reshape(B, S, K, G, E)
+    k_BxSxKxE = k_BxSxKE.reshape(B, S, K, E)
+    v_BxSxKxE = v_BxSxKE.reshape(B, S, K, E)
     q_BxSxKxGxE = apply_rope(q_BxSxKxGxE.reshape(B, S, K * G, E), positions_BxS, inv_freq).reshape(B, S, K, G, E)
     k_BxSxKxE = apply_rope(k_BxSxKxE, positions_BxS, inv_freq)
     keys_BxTxKxE = jnp.concatenate([_rows(k, B, 0) for k, _ in cached_kv] + [k_BxSxKxE], axis=1)

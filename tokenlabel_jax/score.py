@@ -17,10 +17,10 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
-from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
-flags.DEFINE_string("model", None, "Model path or 'smollm2-135m-instruct' (default).")
+flags.DEFINE_string("model", None, "Discriminator model: " + MODEL_HELP)
 flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory.", required=True)
 flags.DEFINE_list("labels", [], "Candidate labels to score.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")

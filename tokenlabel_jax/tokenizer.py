@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from tokenlabel_jax.errors import UserError
 
 _CONTROL = 3  # llama.cpp token type of special tokens such as <|im_start|>
+_USER_DEFINED = 4  # added tokens matched whole but not special, such as Qwen2's <tool_call>
 
 
 class Tokenizer:
@@ -49,9 +50,11 @@ class Tokenizer:
 # byte-level BPE. Llama-3 groups digits in threes and keeps letters after an apostrophe/punctuation together.
 _LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
                    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Qwen2 differs from Llama-3 in one place: every digit alone (\p{N}, not \p{N}{1,3}).
+_QWEN2_PATTERN = _LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
 # "smollm": every digit alone, then GPT-2's pattern (SmolLM2's tokenizer.json; its vocabulary has no digit merges).
 # "gpt2": GPT-2's pattern.
-GGUF_PRE_TOKENIZERS = ("gpt2", "smollm", "llama-bpe", "llama3", "llama-v3")
+GGUF_PRE_TOKENIZERS = ("gpt2", "smollm", "llama-bpe", "llama3", "llama-v3", "qwen2")
 
 
 def _gguf_pre_tokenizer(pre: str | None):
@@ -61,8 +64,9 @@ def _gguf_pre_tokenizer(pre: str | None):
   if pre == "smollm":
     return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-  if pre in ("llama-bpe", "llama3", "llama-v3"):
-    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_LLAMA3_PATTERN), behavior="isolated"),
+  if pre in ("llama-bpe", "llama3", "llama-v3", "qwen2"):
+    pattern = _QWEN2_PATTERN if pre == "qwen2" else _LLAMA3_PATTERN
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
   raise UserError(f"GGUF pre-tokenizer {pre!r} (tokenizer.ggml.pre) is not supported",
                   f"supported: {', '.join(GGUF_PRE_TOKENIZERS)}; for another model load its Hugging Face directory "
@@ -71,7 +75,7 @@ def _gguf_pre_tokenizer(pre: str | None):
 
 def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
   """Byte-level BPE from the token list and merges stored in a GGUF file, split as its `pre` type says."""
-  from tokenizers import Tokenizer as RawTokenizer, decoders, models  # pylint: disable=import-outside-toplevel
+  from tokenizers import AddedToken, Tokenizer as RawTokenizer, decoders, models, normalizers  # pylint: disable=import-outside-toplevel
   from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
 
   pre_tokenizer = _gguf_pre_tokenizer(spec.get("pre"))  # before the slow part: an unsupported file fails at once
@@ -80,6 +84,8 @@ def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
   merges = [tuple(m.split(" ", 1)) for m in spec["merges"]]
   raw = RawTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
   raw.pre_tokenizer = pre_tokenizer
+  if spec.get("pre") == "qwen2":  # Qwen2's own tokenizer composes text to NFC first (a GGUF does not record it)
+    raw.normalizer = normalizers.NFC()
   raw.decoder = decoders.ByteLevel()
   specials = [t for t, ty in zip(tokens, spec["token_types"]) if ty == _CONTROL]
   kwargs = {}
@@ -89,6 +95,10 @@ def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
     kwargs["eos_token"] = tokens[spec["eos_id"]]
   hf = PreTrainedTokenizerFast(tokenizer_object=raw, **kwargs)
   hf.add_special_tokens({"additional_special_tokens": specials})
+  added = [AddedToken(t, normalized=False, special=False) for t, ty in zip(tokens, spec["token_types"])
+           if ty == _USER_DEFINED]
+  if added:
+    hf.add_tokens(added)
   if spec.get("chat_template"):
     hf.chat_template = spec["chat_template"]
   return Tokenizer(hf)

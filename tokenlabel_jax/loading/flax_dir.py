@@ -35,6 +35,7 @@ _LAYER_KEYS = {
     "mlp/up_proj/kernel": "w_up_LxDxF",
     "mlp/down_proj/kernel": "w_down_LxFxD",
 }
+_BIAS_KEYS = {"self_attn/q_proj/bias": "bq_LxHE", "self_attn/k_proj/bias": "bk_LxKE", "self_attn/v_proj/bias": "bv_LxKE"}
 
 
 def has_weights(path: str) -> bool:
@@ -88,6 +89,7 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
   """Fills preallocated stacked arrays file by file (one shard in memory at a time)."""
   L, D, V = cfg.n_layers, cfg.dim, cfg.vocab_size
   layers = empty_layers(cfg, dtype)
+  layer_keys = {**_LAYER_KEYS, **_BIAS_KEYS} if cfg.qkv_bias else _LAYER_KEYS
   params: dict[str, Any] = {"layers": layers}
   seen: set[str] = set()
   top = {"model/embed_tokens/embedding": ("embed_VxD", (V, D)), "model/norm/weight": ("final_norm_D", (D,))}
@@ -101,9 +103,9 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
         target = None
       elif name.startswith("model/layers/"):
         i_str, _, rest = name[len("model/layers/"):].partition("/")
-        if rest not in _LAYER_KEYS or not i_str.isdigit() or int(i_str) >= L:
+        if rest not in layer_keys or not i_str.isdigit() or int(i_str) >= L:
           continue
-        key, target = _LAYER_KEYS[rest], int(i_str)
+        key, target = layer_keys[rest], int(i_str)
         shape = layers[key].shape[1:]
       else:
         continue  # lm_head of a tied model, or extras
@@ -115,7 +117,7 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
       else:
         layers[key][target] = w
       seen.add(name)
-  expected = set(top) | {f"model/layers/{i}/{k}" for i in range(L) for k in _LAYER_KEYS}
+  expected = set(top) | {f"model/layers/{i}/{k}" for i in range(L) for k in layer_keys}
   missing = sorted(expected - seen)
   if missing:
     raise UserError(f"{path} lacks {len(missing)} Flax parameters, e.g. {missing[:3]}",

@@ -1,7 +1,8 @@
-"""Reading a llama.cpp GGUF file: configuration, dequantized weights and tokenizer, all in numpy (no torch)."""
+"""Reading a llama.cpp GGUF file: configuration, tokenizer and weights (dequantized by the gguf package; no torch)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from typing import Any
 
@@ -11,10 +12,11 @@ from tokenlabel_jax.config import ModelConfig, RopeScaling
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.errors import UserError
 
-SUPPORTED = ("GGUF files of architecture 'llama' with a byte-level BPE tokenizer (tokenizer.ggml.model 'gpt2', "
-             "pre-tokenizer " + "/".join(tokenizer_lib.GGUF_PRE_TOKENIZERS) + "): SmolLM2, Llama-3, Llama-3.1/3.2 "
-             "(their rope_freqs applied); for SentencePiece models (TinyLlama, Llama-2) load the Hugging Face "
-             "directory")
+SUPPORTED = ("GGUF files of architecture 'llama' or 'qwen2' with a byte-level BPE tokenizer (tokenizer.ggml.model "
+             "'gpt2', pre-tokenizer " + "/".join(tokenizer_lib.GGUF_PRE_TOKENIZERS) + "): SmolLM2, Llama-3, "
+             "Llama-3.1/3.2 (their rope_freqs applied), Qwen2/Qwen2.5; for SentencePiece models (TinyLlama, Llama-2) "
+             "load the Hugging Face directory")
+ARCHITECTURES = ("llama", "qwen2")  # qwen2: the llama block with q/k/v biases, its q/k rows stored unpermuted
 
 
 def _open(path: str):
@@ -36,9 +38,9 @@ def _field(reader, key: str, default: Any = None) -> Any:
 
 def read_config(reader, path: str) -> ModelConfig:
   arch = _field(reader, "general.architecture")
-  if arch != "llama":
+  if arch not in ARCHITECTURES:
     raise UserError(f"{path} holds a {arch!r} model", f"supported: {SUPPORTED}")
-  p = "llama."
+  p = arch + "."
   n_heads = int(_field(reader, p + "attention.head_count"))
   dim = int(_field(reader, p + "embedding_length"))
   vocab = _field(reader, p + "vocab_size") or len(reader.fields["tokenizer.ggml.tokens"].data)
@@ -48,7 +50,8 @@ def read_config(reader, path: str) -> ModelConfig:
   head_dim = int(_field(reader, p + "rope.dimension_count", dim // n_heads))
   scaling_type = _field(reader, p + "rope.scaling.type")
   if "rope_freqs.weight" in tensors:  # Llama-3.1/3.2: llama.cpp divides each rotary frequency by these factors
-    factors = tuple(float(x) for x in _dequantize(tensors["rope_freqs.weight"], path).reshape(-1))
+    entry = tensor_table(reader)["tensors"]["rope_freqs.weight"]
+    factors = tuple(float(x) for x in _dequantize(path, "rope_freqs.weight", entry).reshape(-1))
     if len(factors) != head_dim // 2:
       raise UserError(f"{path}: rope_freqs holds {len(factors)} factors for heads of {head_dim // 2} rotary pairs",
                       "the file is inconsistent: re-export it")
@@ -65,8 +68,8 @@ def read_config(reader, path: str) -> ModelConfig:
       norm_eps=float(_field(reader, p + "attention.layer_norm_rms_epsilon", 1e-5)),
       rope_theta=float(_field(reader, p + "rope.freq_base", 10000.0)), rope_scaling=scaling,
       max_seq_len=int(_field(reader, p + "context_length", 2048)),
-      tie_embeddings="output.weight" not in tensor_names,
-      name=str(_field(reader, "general.name", "gguf-llama")))
+      tie_embeddings="output.weight" not in tensor_names, qkv_bias=arch == "qwen2",
+      name=str(_field(reader, "general.name", f"gguf-{arch}")))
 
 
 def unpermute_qk(w_OxI: np.ndarray, n_heads: int) -> np.ndarray:
@@ -75,51 +78,102 @@ def unpermute_qk(w_OxI: np.ndarray, n_heads: int) -> np.ndarray:
   return w_OxI.reshape(n_heads, out // n_heads // 2, 2, *rest).swapaxes(1, 2).reshape(w_OxI.shape)
 
 
-def _dequantize(t, path: str) -> np.ndarray:
-  """One tensor as float32 numpy, in the file's row-major shape ([out, in] for matrices)."""
-  from gguf import quants  # pylint: disable=import-outside-toplevel
+def tensor_table(reader) -> dict[str, Any]:
+  """The architecture and where each tensor's bytes lie in the file, as plain data: enough to read the weights again
+  without parsing the metadata (for a 150k-token vocabulary the reader spends most of its time there)."""
+  return {"arch": _field(reader, "general.architecture"),
+          "tensors": {t.name: {"offset": int(t.data_offset), "type": int(t.tensor_type),
+                               "shape": [int(d) for d in t.data.shape], "dtype": t.data.dtype.str,
+                               "logical_shape": [int(d) for d in reversed(t.shape)]} for t in reader.tensors}}
+
+
+_CHUNK_ELEMENTS = 1 << 22  # elements dequantized per task: large enough that numpy, not Python, takes the time
+
+
+def _dequantize(path: str, name: str, entry: dict[str, Any], pool=None) -> np.ndarray:
+  """One tensor as float32 numpy, in the file's row-major shape ([out, in] for matrices), by the gguf package.
+
+  A quantized tensor goes through its type's block dequantizer in chunks of rows, spread over `pool`'s threads:
+  numpy releases the GIL inside them, and large chunks keep Python's overhead small (the package's own `dequantize`
+  works 16 rows at a time). The values are the package's, bit for bit (tests/test_gguf.py).
+  """
+  from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, quants  # pylint: disable=import-outside-toplevel
+  qtype = GGMLQuantizationType(entry["type"])
+  logical = entry["logical_shape"]
   try:
-    w = quants.dequantize(t.data, t.tensor_type)
+    raw = np.memmap(path, dtype=np.dtype(entry["dtype"]), mode="r", offset=entry["offset"], shape=tuple(entry["shape"]))
+    blocks = getattr(quants, qtype.name, None)
+    if qtype in (GGMLQuantizationType.F32, GGMLQuantizationType.F16) or pool is None or not hasattr(
+        blocks, "dequantize_blocks"):
+      w = np.asarray(quants.dequantize(raw, qtype), np.float32)
+    else:
+      block_elems, block_bytes = GGML_QUANT_SIZES[qtype]
+      rows = raw.reshape(-1, raw.shape[-1])
+      per_row = rows.shape[1] // block_bytes * block_elems
+      w = np.empty((rows.shape[0], per_row), np.float32)
+      step = max(1, _CHUNK_ELEMENTS // per_row)
+
+      def run(i):
+        part = np.asarray(rows[i:i + step]).reshape(-1, block_bytes)
+        w[i:i + step] = blocks.dequantize_blocks(part).reshape(-1, per_row)
+      list(pool.map(run, range(0, rows.shape[0], step)))
   except Exception as e:
-    raise UserError(f"{path}: cannot dequantize {t.name} ({t.tensor_type.name}: {e})",
-                    "re-export the model with a quantization the gguf package reads (F32, F16, Q8_0, Q4_*, K-quants)"
-                    ) from None
-  return np.asarray(w, np.float32).reshape([int(d) for d in reversed(t.shape)] if w.ndim > 1 else -1)
+    raise UserError(f"{path}: cannot read or dequantize {name} ({qtype.name}: {e})",
+                    "the file is truncated, or holds a quantization the gguf package does not read (it reads F32, "
+                    "F16, BF16, Q4_0/1, Q5_0/1, Q8_0 and the K-quants): re-download or re-export it") from None
+  return w.reshape(logical if len(logical) > 1 else -1)
 
 
-def read_params(reader, cfg: ModelConfig, path: str, dtype=np.float32) -> dict[str, Any]:
-  """Dequantizes every tensor into the model's stacked parameter layout (weights as [in, out])."""
-  tensors = {t.name: t for t in reader.tensors}
+def read_params(path: str, table: dict[str, Any], cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]:
+  """Every tensor dequantized into the model's stacked parameter layout (weights as [in, out]), as jax arrays.
+
+  Dequantizing runs on the host, one thread per core; each stacked array then moves to the device, where the
+  [out, in] -> [in, out] transpose runs (XLA's is several times faster than numpy's on a CPU). llama.cpp permutes the
+  q/k rows of 'llama' files only (its rotary pairs are interleaved there); 'qwen2' files keep Hugging Face's layout
+  (llama.cpp's NEOX rope), so their rows are read as stored.
+  """
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  tensors, arch = table["tensors"], table["arch"]
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
 
   def get(name: str) -> np.ndarray:
     if name not in tensors:
       raise UserError(f"{path} has no tensor {name!r}", f"the file is incomplete; supported: {SUPPORTED}")
-    return _dequantize(tensors[name], path)
+    return _dequantize(path, name, tensors[name], pool)
 
-  L = cfg.n_layers
+  def on_device(x: np.ndarray, transpose: bool):
+    x = jnp.asarray(x, dtype)
+    return _swap_last(x) if transpose else x
+
   layer_names = {
       "attn_norm_LxD": ("attn_norm", False), "wq_LxDxHE": ("attn_q", True), "wk_LxDxKE": ("attn_k", True),
       "wv_LxDxKE": ("attn_v", True), "wo_LxHExD": ("attn_output", True), "mlp_norm_LxD": ("ffn_norm", False),
       "w_gate_LxDxF": ("ffn_gate", True), "w_up_LxDxF": ("ffn_up", True), "w_down_LxFxD": ("ffn_down", True)}
-  layers: dict[str, np.ndarray] = {}
-  for key, (gname, is_matrix) in layer_names.items():
-    stacked = None
-    for i in range(L):
-      w = get(f"blk.{i}.{gname}.weight")
-      if gname == "attn_q":
-        w = unpermute_qk(w, cfg.n_heads)
-      elif gname == "attn_k":
-        w = unpermute_qk(w, cfg.n_kv_heads)
-      w = w.T if is_matrix else w  # GGUF (like torch) stores [out, in]; we multiply x @ W[in, out]
-      if stacked is None:
-        stacked = np.empty((L, *w.shape), dtype)
-      stacked[i] = w
-    layers[key] = stacked
-  params = {"embed_VxD": get("token_embd.weight").astype(dtype), "layers": layers,
-            "final_norm_D": get("output_norm.weight").astype(dtype)}
-  if not cfg.tie_embeddings:
-    params["lm_head_DxV"] = np.ascontiguousarray(get("output.weight").T).astype(dtype)
+  if cfg.qkv_bias:
+    layer_names.update(bq_LxHE=("attn_q", False), bk_LxKE=("attn_k", False), bv_LxKE=("attn_v", False))
+  layers = {}
+  with pool:
+    for key, (gname, is_matrix) in layer_names.items():
+      stacked = None
+      for i in range(cfg.n_layers):
+        w = get(f"blk.{i}.{gname}.{'bias' if key.startswith('b') else 'weight'}")  # [out, in], as the file has it
+        if arch == "llama" and gname in ("attn_q", "attn_k"):
+          w = unpermute_qk(w, cfg.n_heads if gname == "attn_q" else cfg.n_kv_heads)
+        if stacked is None:
+          stacked = np.empty((cfg.n_layers, *w.shape), dtype)
+        stacked[i] = w
+      layers[key] = on_device(stacked, is_matrix)
+      del stacked
+    params = {"embed_VxD": on_device(get("token_embd.weight"), False), "layers": layers,
+              "final_norm_D": on_device(get("output_norm.weight"), False)}
+    if not cfg.tie_embeddings:
+      params["lm_head_DxV"] = on_device(get("output.weight"), True)
   return params
+
+
+def _swap_last(x):
+  import jax  # pylint: disable=import-outside-toplevel
+  return jax.jit(lambda a: a.swapaxes(-1, -2))(x)
 
 
 def read_tokenizer_spec(reader) -> dict[str, Any]:
@@ -141,8 +195,10 @@ def read_tokenizer_spec(reader) -> dict[str, Any]:
 
 
 def load(path: str, dtype=np.float32):
-  """(config, numpy params, tokenizer spec) of a GGUF file."""
+  """(config, params, tokenizer spec, tensor table) of a GGUF file; the table reads the weights again later."""
   reader = _open(path)
   cfg = read_config(reader, path)
   spec = read_tokenizer_spec(reader)  # before the weights: an unsupported tokenizer fails at once
-  return cfg, read_params(reader, cfg, path, dtype), spec
+  table = tensor_table(reader)
+  del reader
+  return cfg, read_params(path, table, cfg, dtype), spec, table

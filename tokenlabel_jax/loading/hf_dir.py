@@ -1,4 +1,5 @@
-"""Reading a local Hugging Face LlamaForCausalLM directory (config.json + safetensors shards), one shard at a time."""
+"""Reading a local Hugging Face LlamaForCausalLM or Qwen2ForCausalLM directory (config.json + safetensors shards), one
+shard at a time."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ _LAYER_KEYS = {
     "mlp.up_proj.weight": ("w_up_LxDxF", True),
     "mlp.down_proj.weight": ("w_down_LxFxD", True),
 }
+_BIAS_KEYS = {  # Qwen2 (qkv_bias)
+    "self_attn.q_proj.bias": ("bq_LxHE", False),
+    "self_attn.k_proj.bias": ("bk_LxKE", False),
+    "self_attn.v_proj.bias": ("bv_LxKE", False),
+}
+
+
+def layer_keys(cfg: ModelConfig) -> dict[str, tuple[str, bool]]:
+  return {**_LAYER_KEYS, **_BIAS_KEYS} if cfg.qkv_bias else _LAYER_KEYS
 
 
 def read_config(path: str) -> ModelConfig:
@@ -51,6 +61,8 @@ def empty_layers(cfg: ModelConfig, dtype=np.float32) -> dict[str, np.ndarray]:
   shapes = {"attn_norm_LxD": (D,), "wq_LxDxHE": (D, HE), "wk_LxDxKE": (D, KE), "wv_LxDxKE": (D, KE),
             "wo_LxHExD": (HE, D), "mlp_norm_LxD": (D,), "w_gate_LxDxF": (D, F), "w_up_LxDxF": (D, F),
             "w_down_LxFxD": (F, D)}
+  if cfg.qkv_bias:
+    shapes.update(bq_LxHE=(HE,), bk_LxKE=(KE,), bv_LxKE=(KE,))
   return {k: np.empty((cfg.n_layers, *s), dtype) for k, s in shapes.items()}
 
 
@@ -73,6 +85,7 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
       raise UserError(f"{path} lacks {', '.join(absent)} (listed in {index})", "re-download the missing shards")
   L, D, V = cfg.n_layers, cfg.dim, cfg.vocab_size
   layers = empty_layers(cfg, dtype)
+  keys = layer_keys(cfg)
   params: dict[str, Any] = {"layers": layers}
   seen: set[str] = set()
   for shard in shards:
@@ -96,21 +109,21 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
             params["lm_head_DxV"] = np.ascontiguousarray(w.T)
         elif name.startswith("model.layers."):
           i_str, rest = name[len("model.layers."):].split(".", 1)
-          if rest not in _LAYER_KEYS:
+          if rest not in keys:
             continue  # e.g. rotary_emb.inv_freq in old checkpoints
-          key, transpose = _LAYER_KEYS[rest]
+          key, transpose = keys[rest]
           layers[key][int(i_str)] = w.T if transpose else w
         else:
           continue
         seen.add(name)
   expected = {"model.embed_tokens.weight", "model.norm.weight"}
-  expected |= {f"model.layers.{i}.{k}" for i in range(L) for k in _LAYER_KEYS}
+  expected |= {f"model.layers.{i}.{k}" for i in range(L) for k in keys}
   if not cfg.tie_embeddings:
     expected.add("lm_head.weight")
   missing = sorted(expected - seen)
   if missing:
     raise UserError(f"{path} lacks {len(missing)} tensors, e.g. {missing[:3]}",
-                    "some safetensors shards are missing or the model is not a LlamaForCausalLM")
+                    "some safetensors shards are missing or the model is not a LlamaForCausalLM / Qwen2ForCausalLM")
   if params["embed_VxD"].shape != (V, D):
     raise UserError(f"embed_tokens has shape {params['embed_VxD'].shape}, config.json says {(V, D)}",
                     "config.json does not belong to these weights")

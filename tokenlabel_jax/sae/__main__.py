@@ -13,12 +13,12 @@ import json
 from absl import app, flags, logging
 
 from tokenlabel_jax.errors import UserError, exit_on_user_error
-from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.sae import pipeline
 
 _P, _S, _E = pipeline.PipelineConfig(), pipeline.sae_lib.SAEConfig(), pipeline.export_lib.ExportConfig()
 flags.DEFINE_string("output_dir", None, "Where every stage writes (and finds its cache).", required=True)
-flags.DEFINE_string("model", None, "Subject model: a Hugging Face directory, a .gguf file, or the embedded default.")
+flags.DEFINE_string("model", None, "Subject model: " + MODEL_HELP)
 flags.DEFINE_string("corpus", _P.corpus, "'debian' (the packages of scripts/install_corpora.sh) or a folder of .txt.")
 flags.DEFINE_integer("tokens", _P.tokens, "Corpus size in tokens.")
 flags.DEFINE_integer("context_len", _P.context_len, "Tokens per context.")
