@@ -1,50 +1,29 @@
-"""Activation records: load and check them, split them, and draw balanced token examples to label.
+"""Activation records: load them in any format read, split them, and draw balanced token examples to label.
 
-A record is one text as the subject model tokenized it, with one activation per token (JSONL, one record a line):
-  {"tokens": [" The", " dog"], "activations": [0.0, 3.2], "feature": "dogs", "split": "train"}
-`feature` and `split` are optional; other fields are ignored. Reading and checking files is the only I/O here;
-everything after `load_features` is a pure function of its arguments.
+A record is one text as the subject model tokenized it, with one activation per token (records.py: the types, JSONL
+and its checks; formats.py: other tools' exports). Reading files is the only I/O here; everything after
+`load_features` is a pure function of its arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from tokenlabel_jax import formats
+from tokenlabel_jax import records as records_lib
 from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.records import SPLITS, Feature, Record  # pylint: disable=unused-import  # data.Feature, as before
 
-SPLITS = ("train", "heldout")
 TARGET_MODES = ("binary", "continuous")
 NEGATIVE_MODES = ("random", "same_record", "near_miss")
 CONTINUOUS_SCALE_QUANTILE = 0.9
 _SPACE_MARKERS = " \u0120\u2581"  # plain space, GPT-2 byte-level 'Ġ', SentencePiece '▁'
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Record:
-  """One text: the subject model's tokens and the feature's activation on each.
-
-  Compared by identity, since it holds an array.
-  """
-
-  tokens: tuple[str, ...]
-  activations: np.ndarray  # float32, read-only, len(tokens)
-  split: str | None  # "train", "heldout", or None: assigned by `assign_splits`
-  source: str  # "file.jsonl:12", for messages
-
-
-@dataclasses.dataclass(frozen=True)
-class Feature:
-  """A named feature and all its records, in file order."""
-
-  name: str
-  records: tuple[Record, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +50,12 @@ class Example:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Loading and checking.
+# Loading.
 
 
 def load_features(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[Feature]:
-  """Reads a .jsonl file or a directory of them (sorted by name); every problem is a UserError naming file and line.
+  """Reads a .jsonl file or a directory of them (records.load_jsonl), or another tool's export (formats.load, picked
+  by `formats.detect`); every problem is a UserError naming file and line.
 
   Records without a `feature` field belong to a feature named after their file's stem; records of the same feature
   in several files are merged, in file order. Features are returned in order of first appearance. Other tools'
@@ -83,123 +63,9 @@ def load_features(path: str | os.PathLike, subject_tokenizer: str | None = None)
   turns token ids into strings where a format stores ids (delphi).
   """
   path = os.fspath(path)
-  from tokenlabel_jax import formats  # pylint: disable=import-outside-toplevel  # formats imports this module
   if os.path.exists(path) and formats.detect(path) != "jsonl":
     return formats.load(path, subject_tokenizer)
-  if not os.path.exists(path):
-    raise UserError(f"{path}: no such file or directory",
-                    "pass a .jsonl file of activation records or a directory of them")
-  if os.path.isdir(path):
-    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".jsonl"))
-    files = [f for f in files if os.path.isfile(f)]
-    if not files:
-      raise UserError(f"{path}: directory holds no .jsonl file",
-                      "put activation records in files named *.jsonl, one JSON object per line")
-  else:
-    files = [path]
-
-  by_name: dict[str, list[Record]] = {}
-  files_of: dict[str, list[str]] = {}
-  for file in files:
-    for name, record in _read_file(file):
-      by_name.setdefault(name, []).append(record)
-      if file not in files_of.setdefault(name, []):
-        files_of[name].append(file)
-  features = [Feature(name, tuple(records)) for name, records in by_name.items()]
-  for feature in features:
-    _check_feature(feature, files_of[feature.name])
-  return features
-
-
-def _read_file(file: str) -> list[tuple[str, Record]]:
-  """Parses one JSONL file into (feature name, record) pairs; blank lines are skipped but still counted."""
-  stem = os.path.splitext(os.path.basename(file))[0]
-  out = []
-  with open(file, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      where = f"{file}:{lineno}"
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})",
-                        "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}") from None
-      out.append(_parse_record(obj, where, stem))
-  if not out:
-    raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
-  return out
-
-
-def _parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
-  """Checks one decoded line and turns it into a Record; `where` is "file:line" for messages."""
-  if not isinstance(obj, dict):
-    raise UserError(f"{where}: record is a JSON {type(obj).__name__}, not an object",
-                    "each line must be an object with fields \"tokens\" and \"activations\"")
-  for field in ("tokens", "activations"):
-    if field not in obj:
-      raise UserError(f"{where}: field \"{field}\" is missing",
-                      "each record needs \"tokens\" (list of strings) and \"activations\" (one number per token)")
-  tokens, acts = obj["tokens"], obj["activations"]
-  if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-    bad = _first_bad(tokens, lambda t: isinstance(t, str)) if isinstance(tokens, list) else None
-    detail = f"token {bad} is {json.dumps(tokens[bad])}" if bad is not None else f"got a {type(tokens).__name__}"
-    raise UserError(f"{where}: field \"tokens\" must be a list of strings ({detail})",
-                    "export the subject model's tokens as strings, e.g. [\" The\", \" dog\"]")
-  if not tokens:
-    raise UserError(f"{where}: field \"tokens\" is empty", "drop records of empty texts")
-  if not isinstance(acts, list) or not all(_is_number(a) for a in acts):
-    bad = _first_bad(acts, _is_number) if isinstance(acts, list) else None
-    detail = f"activation {bad} is {json.dumps(acts[bad])}" if bad is not None else f"got a {type(acts).__name__}"
-    raise UserError(f"{where}: field \"activations\" must be a list of numbers ({detail})",
-                    "give one number per token for a single feature, e.g. [0.0, 3.2]")
-  if len(acts) != len(tokens):
-    raise UserError(f"{where}: {len(tokens)} tokens but {len(acts)} activations",
-                    "give exactly one activation per token")
-  with np.errstate(over="ignore"):  # beyond float32 range becomes inf, reported below
-    values = np.asarray([_as_float(a) for a in acts], dtype=np.float64).astype(np.float32)
-  finite = np.isfinite(values)
-  if not finite.all():
-    i = int(np.argmin(finite))
-    raise UserError(f"{where}: field \"activations\" holds a non-finite value at token {i} ({tokens[i]!r}: {acts[i]})",
-                    "replace NaN/infinite activations (or values beyond float32 range) with finite numbers")
-  values.setflags(write=False)
-  split = obj.get("split")
-  if split is not None and split not in SPLITS:
-    raise UserError(f"{where}: field \"split\" is {json.dumps(split)}",
-                    "use \"train\" or \"heldout\", or leave the field out to split records automatically")
-  name = obj.get("feature", default_name)
-  if not isinstance(name, str) or not name:
-    raise UserError(f"{where}: field \"feature\" must be a non-empty string (got {json.dumps(name)})",
-                    "name the feature with a string, or leave the field out to use the file name")
-  return name, Record(tuple(tokens), values, split, where)
-
-
-def _is_number(x: Any) -> bool:
-  return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _as_float(x: int | float) -> float:
-  try:
-    return float(x)
-  except OverflowError:  # a JSON integer too large for a float
-    return math.inf if x > 0 else -math.inf
-
-
-def _first_bad(items: list, ok) -> int:
-  return next(i for i, x in enumerate(items) if not ok(x))
-
-
-def _check_feature(feature: Feature, files: list[str]) -> None:
-  """A feature must have both an active token (act > 0) and an inactive one, or there is nothing to describe."""
-  where = ", ".join(files)
-  acts = np.concatenate([r.activations for r in feature.records])
-  if not (acts > 0).any():
-    raise UserError(f"{where}: feature {feature.name!r} is negative-only: field \"activations\" is all zero or below "
-                    f"in its {len(feature.records)} records", "add records where the feature fires (activation > 0)")
-  if (acts > 0).all():
-    raise UserError(f"{where}: feature {feature.name!r} has no negative example: every token has \"activations\" > 0",
-                    "add records where the feature does not fire (activation <= 0), e.g. unrelated texts")
+  return records_lib.load_jsonl(path)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Activation data as other tools export it, read into `data.Feature`s, and labels written back in their shapes.
 
 Readers (picked by `detect`, from the file's content, not only its name):
-  jsonl          this project's activation records, one JSON object a line (data.py)
+  jsonl          this project's activation records, one JSON object a line (records.py)
   neuronpedia    a Neuronpedia feature JSON (`/api/feature/...`: {"modelId", "layer", "index", "activations": [{"tokens",
                  "values"}, ...]}), a list of them, or Neuronpedia export rows (JSONL of {"modelId", "layer", "index",
                  "tokens", "values"})
@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import records as records_lib
 from tokenlabel_jax.errors import UserError
 
 FORMATS = {
@@ -96,7 +96,7 @@ def detect(path: str) -> str:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
       raise _unknown(path, f"not readable JSON: {e}") from None
     return _detect_json(path, obj)
-  return "jsonl"  # data.py reports what is wrong with it
+  return "jsonl"  # records.py reports what is wrong with it
 
 
 def _detect_json(path: str, obj: Any) -> str:
@@ -120,14 +120,14 @@ def _detect_json(path: str, obj: Any) -> str:
 # Loading.
 
 
-def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[data_lib.Feature]:
-  """Reads any known format (see the module docstring); each feature is checked as data.load_features checks it."""
+def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[records_lib.Feature]:
+  """Reads any known format (see the module docstring); each feature is checked as records.load_jsonl checks it."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise UserError(f"{path}: no such file or directory", "pass activation data: " + known_formats())
   kind = detect(path)
   if kind == "jsonl":
-    return data_lib.load_features(path)
+    return records_lib.load_jsonl(path)
   if kind == "mixed":
     pairs = []
     for f in sorted(os.listdir(path)):
@@ -142,23 +142,23 @@ def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[
   return _group(pairs, path)
 
 
-def _group(pairs: Iterable[tuple[str, data_lib.Record]], where: str) -> list[data_lib.Feature]:
-  by_name: dict[str, list[data_lib.Record]] = {}
+def _group(pairs: Iterable[tuple[str, records_lib.Record]], where: str) -> list[records_lib.Feature]:
+  by_name: dict[str, list[records_lib.Record]] = {}
   for name, record in pairs:
     by_name.setdefault(name, []).append(record)
   if not by_name:
     raise UserError(f"{where}: holds no activation records", "export the features' top activations first")
-  features = [data_lib.Feature(name, tuple(records)) for name, records in by_name.items()]
+  features = [records_lib.Feature(name, tuple(records)) for name, records in by_name.items()]
   for feature in features:
-    data_lib._check_feature(feature, [where])  # pylint: disable=protected-access
+    records_lib.check_feature(feature, [where])
   return features
 
 
-def _record(tokens: Any, values: Any, where: str, name: str) -> tuple[str, data_lib.Record]:
-  """Checks one exported sequence as data.py checks a JSONL line (same messages), as float32 activations."""
+def _record(tokens: Any, values: Any, where: str, name: str) -> tuple[str, records_lib.Record]:
+  """Checks one exported sequence as records.py checks a JSONL line (same messages), as float32 activations."""
   if isinstance(values, np.ndarray):
     values = values.tolist()
-  return data_lib._parse_record({"tokens": tokens, "activations": values, "feature": name}, where, name)  # pylint: disable=protected-access
+  return records_lib.parse_record({"tokens": tokens, "activations": values, "feature": name}, where, name)
 
 
 def _load_json(path: str) -> Any:
@@ -180,7 +180,7 @@ def _np_source(obj: dict[str, Any], default: str) -> str:
   return str(layer or model or default)
 
 
-def _read_neuronpedia(path: str) -> list[tuple[str, data_lib.Record]]:
+def _read_neuronpedia(path: str) -> list[tuple[str, records_lib.Record]]:
   stem = os.path.splitext(os.path.basename(path))[0]
   out = []
   if path.endswith(".jsonl"):  # export rows: one activation record per line, with its feature's ids
@@ -208,7 +208,7 @@ def _read_neuronpedia(path: str) -> list[tuple[str, data_lib.Record]]:
   return out
 
 
-def _token_value_records(acts: list, where: str, name: str, fix: str) -> list[tuple[str, data_lib.Record]]:
+def _token_value_records(acts: list, where: str, name: str, fix: str) -> list[tuple[str, records_lib.Record]]:
   """Neuronpedia-style activation entries ({"tokens": [...], "values": [...]}) as records of feature `name`."""
   out = []
   for i, act in enumerate(acts):
@@ -219,7 +219,7 @@ def _token_value_records(acts: list, where: str, name: str, fix: str) -> list[tu
   return out
 
 
-def _read_sae_dashboard(path: str) -> list[tuple[str, data_lib.Record]]:
+def _read_sae_dashboard(path: str) -> list[tuple[str, records_lib.Record]]:
   stem = os.path.splitext(os.path.basename(path))[0]
   out = []
   batches = _load_json(path)
@@ -235,7 +235,7 @@ def _read_sae_dashboard(path: str) -> list[tuple[str, data_lib.Record]]:
   return out
 
 
-def _read_openai(path: str) -> list[tuple[str, data_lib.Record]]:
+def _read_openai(path: str) -> list[tuple[str, records_lib.Record]]:
   stem = os.path.splitext(os.path.basename(path))[0]
   out = []
   objs = _load_json(path)
@@ -285,7 +285,7 @@ def _subject_tokenizer(spec: str | None, config_dirs: Sequence[str]):
 
 
 def _read_delphi(path: str, subject_tokenizer: str | None, max_active: int = 400, max_inactive: int = 100
-                 ) -> list[tuple[str, data_lib.Record]]:
+                 ) -> list[tuple[str, records_lib.Record]]:
   """Per latent: the sequences where it fires (strongest first, up to `max_active`) plus up to `max_inactive` where
   it does not, each with its dense activation over the sequence."""
   from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
@@ -374,7 +374,7 @@ def looks_like_record(obj: Any) -> bool:
   return isinstance(obj, dict) and "tokens" in obj and ("activations" in obj or "values" in obj)
 
 
-def from_records(records: Any, name: str) -> data_lib.Feature:
+def from_records(records: Any, name: str) -> records_lib.Feature:
   """One feature from in-memory records: (tokens, activations) pairs or dicts with "tokens" and "activations" (or
   "values"); activations may be lists or numpy arrays."""
   records = list(records)
@@ -395,5 +395,5 @@ def from_records(records: Any, name: str) -> data_lib.Feature:
     obj = {"tokens": tokens, "activations": acts}
     if split is not None:
       obj["split"] = split
-    pairs.append(data_lib._parse_record(obj, where, name))  # pylint: disable=protected-access
+    pairs.append(records_lib.parse_record(obj, where, name))
   return _group(pairs, name)[0]

@@ -1,0 +1,167 @@
+"""Activation records as this project writes them: the Record and Feature types, and reading and checking JSONL.
+
+A record is one text as the subject model tokenized it, with one activation per token (JSONL, one record a line):
+  {"tokens": [" The", " dog"], "activations": [0.0, 3.2], "feature": "dogs", "split": "train"}
+`feature` and `split` are optional; other fields are ignored. Other tools' exports (formats.py) are checked by the
+same `parse_record` and `check_feature`, so every reader reports a bad record the same way. `data.load_features`
+reads any format; splitting and sampling are in data.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from tokenlabel_jax.errors import UserError
+
+SPLITS = ("train", "heldout")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Record:
+  """One text: the subject model's tokens and the feature's activation on each.
+
+  Compared by identity, since it holds an array.
+  """
+
+  tokens: tuple[str, ...]
+  activations: np.ndarray  # float32, read-only, len(tokens)
+  split: str | None  # "train", "heldout", or None: assigned by `data.assign_splits`
+  source: str  # "file.jsonl:12", for messages
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+  """A named feature and all its records, in file order."""
+
+  name: str
+  records: tuple[Record, ...]
+
+
+def load_jsonl(path: str | os.PathLike) -> list[Feature]:
+  """Reads a .jsonl file of records or a directory of them (sorted by name); every problem is a UserError naming file
+  and line.
+
+  Records without a `feature` field belong to a feature named after their file's stem; records of the same feature
+  in several files are merged, in file order. Features are returned in order of first appearance.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise UserError(f"{path}: no such file or directory",
+                    "pass a .jsonl file of activation records or a directory of them")
+  if os.path.isdir(path):
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".jsonl"))
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+      raise UserError(f"{path}: directory holds no .jsonl file",
+                      "put activation records in files named *.jsonl, one JSON object per line")
+  else:
+    files = [path]
+
+  by_name: dict[str, list[Record]] = {}
+  files_of: dict[str, list[str]] = {}
+  for file in files:
+    for name, record in _read_file(file):
+      by_name.setdefault(name, []).append(record)
+      if file not in files_of.setdefault(name, []):
+        files_of[name].append(file)
+  features = [Feature(name, tuple(records)) for name, records in by_name.items()]
+  for feature in features:
+    check_feature(feature, files_of[feature.name])
+  return features
+
+
+def _read_file(file: str) -> list[tuple[str, Record]]:
+  """Parses one JSONL file into (feature name, record) pairs; blank lines are skipped but still counted."""
+  stem = os.path.splitext(os.path.basename(file))[0]
+  out = []
+  with open(file, encoding="utf-8") as f:
+    for lineno, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      where = f"{file}:{lineno}"
+      try:
+        obj = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})",
+                        "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}") from None
+      out.append(parse_record(obj, where, stem))
+  if not out:
+    raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
+  return out
+
+
+def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
+  """Checks one decoded line and turns it into a Record; `where` is "file:line" for messages."""
+  if not isinstance(obj, dict):
+    raise UserError(f"{where}: record is a JSON {type(obj).__name__}, not an object",
+                    "each line must be an object with fields \"tokens\" and \"activations\"")
+  for field in ("tokens", "activations"):
+    if field not in obj:
+      raise UserError(f"{where}: field \"{field}\" is missing",
+                      "each record needs \"tokens\" (list of strings) and \"activations\" (one number per token)")
+  tokens, acts = obj["tokens"], obj["activations"]
+  if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+    bad = _first_bad(tokens, lambda t: isinstance(t, str)) if isinstance(tokens, list) else None
+    detail = f"token {bad} is {json.dumps(tokens[bad])}" if bad is not None else f"got a {type(tokens).__name__}"
+    raise UserError(f"{where}: field \"tokens\" must be a list of strings ({detail})",
+                    "export the subject model's tokens as strings, e.g. [\" The\", \" dog\"]")
+  if not tokens:
+    raise UserError(f"{where}: field \"tokens\" is empty", "drop records of empty texts")
+  if not isinstance(acts, list) or not all(_is_number(a) for a in acts):
+    bad = _first_bad(acts, _is_number) if isinstance(acts, list) else None
+    detail = f"activation {bad} is {json.dumps(acts[bad])}" if bad is not None else f"got a {type(acts).__name__}"
+    raise UserError(f"{where}: field \"activations\" must be a list of numbers ({detail})",
+                    "give one number per token for a single feature, e.g. [0.0, 3.2]")
+  if len(acts) != len(tokens):
+    raise UserError(f"{where}: {len(tokens)} tokens but {len(acts)} activations",
+                    "give exactly one activation per token")
+  with np.errstate(over="ignore"):  # beyond float32 range becomes inf, reported below
+    values = np.asarray([_as_float(a) for a in acts], dtype=np.float64).astype(np.float32)
+  finite = np.isfinite(values)
+  if not finite.all():
+    i = int(np.argmin(finite))
+    raise UserError(f"{where}: field \"activations\" holds a non-finite value at token {i} ({tokens[i]!r}: {acts[i]})",
+                    "replace NaN/infinite activations (or values beyond float32 range) with finite numbers")
+  values.setflags(write=False)
+  split = obj.get("split")
+  if split is not None and split not in SPLITS:
+    raise UserError(f"{where}: field \"split\" is {json.dumps(split)}",
+                    "use \"train\" or \"heldout\", or leave the field out to split records automatically")
+  name = obj.get("feature", default_name)
+  if not isinstance(name, str) or not name:
+    raise UserError(f"{where}: field \"feature\" must be a non-empty string (got {json.dumps(name)})",
+                    "name the feature with a string, or leave the field out to use the file name")
+  return name, Record(tuple(tokens), values, split, where)
+
+
+def _is_number(x: Any) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _as_float(x: int | float) -> float:
+  try:
+    return float(x)
+  except OverflowError:  # a JSON integer too large for a float
+    return math.inf if x > 0 else -math.inf
+
+
+def _first_bad(items: list, ok) -> int:
+  return next(i for i, x in enumerate(items) if not ok(x))
+
+
+def check_feature(feature: Feature, files: list[str]) -> None:
+  """A feature must have both an active token (act > 0) and an inactive one, or there is nothing to describe."""
+  where = ", ".join(files)
+  acts = np.concatenate([r.activations for r in feature.records])
+  if not (acts > 0).any():
+    raise UserError(f"{where}: feature {feature.name!r} is negative-only: field \"activations\" is all zero or below "
+                    f"in its {len(feature.records)} records", "add records where the feature fires (activation > 0)")
+  if (acts > 0).all():
+    raise UserError(f"{where}: feature {feature.name!r} has no negative example: every token has \"activations\" > 0",
+                    "add records where the feature does not fire (activation <= 0), e.g. unrelated texts")
