@@ -17,6 +17,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import selection
+from tokenlabel_jax import splits as splits_lib
 from tokenlabel_jax.errors import UserError
 
 LCFG = opt_lib.LabelConfig(steps=12, seeds=2, batch_size=8, n_train=16, n_val=8, n_heldout=8, checkpoint_every=4,
@@ -295,7 +296,7 @@ def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):
     assert 0 < cont[name].target_B[cont[name].positive_B].min()
   # The robust scale keeps the bulk of the positives' targets high (the max would put them at 0.05-0.4).
   assert np.median(cont["train"].target_B[cont["train"].positive_B]) > 0.5
-  row = labeling.evaluate_labels(tiny, disc, [[5]], cont["val"], cont["heldout"])[0]
+  row = splits_lib.evaluate_labels(tiny, disc, [[5]], cont["val"], cont["heldout"])[0]
   assert row["n_positive"] == int(cont["heldout"].positive_B.sum()) and row["n"] == len(cont["heldout"].examples)
   r = labeling.label_feature(tiny, feature, disc, lcfg, str(tmp_path / "out"))
   assert np.isfinite(r["heldout"]["auc"])

@@ -196,14 +196,15 @@ def test_score_feature_ranks_labels_and_scans_the_vocabulary(tiny, tmp_path, mon
   from test_labeling import write_feature
   from tokenlabel_jax import data as data_lib
   from tokenlabel_jax import labeling
+  from tokenlabel_jax import splits as splits_lib
   feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
   disc = disc_lib.get("namer")
   lcfg = opt_lib.LabelConfig(n_train=0, n_val=16, n_heldout=16)
   monkeypatch.setattr(disc_lib, "word_like_mask", lambda tok, v: np.ones(v, bool))  # byte tokens are not words
   out = labeling.score_feature(tiny, feature, disc, ["a", "b", "c"], lcfg, vocab=True, top_k=4)
   splits = labeling.build_splits(tiny, feature, disc, lcfg)
-  rows = labeling.evaluate_labels(tiny, disc, [disc_lib.encode_label(tiny.tokenizer, l) for l in "abc"],
-                                  splits["val"], splits["heldout"])
+  rows = splits_lib.evaluate_labels(tiny, disc, [disc_lib.encode_label(tiny.tokenizer, l) for l in "abc"],
+                                    splits["val"], splits["heldout"])
   for l, row in zip("abc", rows):
     assert out["labels"][l]["auc"] == row["auc"] and out["labels"][l]["val_loss"] == row["val_loss"]
   order = sorted("abc", key=lambda l: out["labels"][l]["val_loss"])

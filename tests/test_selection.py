@@ -16,6 +16,7 @@ from tokenlabel_jax import evaluation
 from tokenlabel_jax import labeling
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import selection
+from tokenlabel_jax import splits as splits_lib
 
 LCFG = opt_lib.LabelConfig(steps=6, seeds=2, batch_size=8, n_train=16, n_val=16, n_heldout=16, top_k=3,
                            vocab_filter="all", checkpoint_every=100)
@@ -45,10 +46,10 @@ def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
   feature = data_lib.Feature("f", tuple(data_lib.Record((" " + w,), np.array([1.0 if w != "cup" else 0.0], np.float32),
                                                         "train", f"f:{i}") for i, w in enumerate(words)))
   exs = [data_lib.Example(i, 0, 1.0 if w != "cup" else 0.0, feature.records[i].tokens) for i, w in enumerate(words)]
-  val = labeling.Split(exs, None, np.array([e.target for e in exs], np.float32))
+  val = splits_lib.Split(exs, None, np.array([e.target for e in exs], np.float32))
   cands = [selection.Candidate((ord("a"),), "a", "scan"), selection.Candidate((ord("b"), ord("c")), "bc", "scan")]
   typ = selection.typicality(tiny, feature, val, cands, lik)
-  texts = labeling.example_texts(feature, exs[:4], lik)
+  texts = splits_lib.example_texts(feature, exs[:4], lik)
   one = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, lik, texts, 1)
   two = disc_lib.prepare(tiny.params, tiny.cfg, tiny.tokenizer, dataclasses.replace(lik, neutral_label="xx"), texts, 2)
   raw1 = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, lik, one, jnp.asarray([[ord("a")]]))) 
@@ -83,22 +84,22 @@ def test_namer_scores_of_two_token_labels_match_the_teacher_forced_model(tiny):
   ids = [tuple(enc(w)) for w in (" o", " a", "ab", "xy")] + [tuple(enc(" "))]
   assert [len(i) for i in ids] == [2, 2, 2, 2, 1]
   ids = ids[:4]
-  ours = selection.namer_scores(tiny, prep, ids)
+  ours = disc_lib.namer_scores(tiny.params, tiny.cfg, prep, ids)
   ref = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.asarray(ids, jnp.int32)))
   np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_extension_candidates_carry_their_exact_validation_scores(tiny):
   disc, prep = _prepared(tiny, ["cat", "dog", "owl", "cup", "pen", "map"])
-  val = labeling.Split([], prep, np.array([1, 1, 1, 0, 0, 0], np.float32))
+  val = splits_lib.Split([], prep, np.array([1, 1, 1, 0, 0, 0], np.float32))
   mask = np.zeros(tiny.cfg.vocab_size, bool)
   mask[[ord(c) for c in "abcdefghij"]] = True  # byte-level ids of plain letters
   scfg = selection.SelectConfig(scan_top=4, natural_top=2, extend_top=3, extend_each=2)
   cands = selection.gather(tiny, disc, val, mask, [], scfg)
   ext = [c for c in cands if c.source == "extension"]
   assert ext and all(len(c.ids) == 2 for c in ext)
-  np.testing.assert_allclose(np.stack([c.s_val for c in ext]), selection.namer_scores(tiny, prep, [c.ids for c in ext]),
-                             rtol=1e-5, atol=1e-5)
+  want = disc_lib.namer_scores(tiny.params, tiny.cfg, prep, [c.ids for c in ext])
+  np.testing.assert_allclose(np.stack([c.s_val for c in ext]), want, rtol=1e-5, atol=1e-5)
   # The scan keeps the tokens with the lowest calibrated validation loss among the allowed ones.
   singles = [c for c in cands if c.source == "scan"]
   assert all(mask[c.ids[0]] for c in singles) and len(singles) == 4
@@ -136,7 +137,7 @@ def test_independent_scorer_scores_the_chosen_label_on_the_same_heldout_examples
   namer_sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG)
   assert [(e.record, e.index) for e in sp["heldout"].examples] == \
       [(e.record, e.index) for e in namer_sp["heldout"].examples]
-  direct = labeling.evaluate_labels(tiny, lik, [r["token_ids"]], sp["val"], sp["heldout"])[0]
+  direct = splits_lib.evaluate_labels(tiny, lik, [r["token_ids"]], sp["val"], sp["heldout"])[0]
   assert s["label"]["auc"] == pytest.approx(direct["auc"])
 
 
@@ -151,7 +152,7 @@ def test_references_per_feature_are_scored_on_each_features_own_examples(tiny, t
   for f, r in zip(feats, results):
     assert set(r["references"]) == set(refs[f.name])
     sp = labeling.build_splits(tiny, f, namer, LCFG)
-    rows = labeling.evaluate_labels(tiny, namer, [disc_lib.encode_label(tiny.tokenizer, w) for w in refs[f.name]],
+    rows = splits_lib.evaluate_labels(tiny, namer, [disc_lib.encode_label(tiny.tokenizer, w) for w in refs[f.name]],
                                     sp["val"], sp["heldout"])
     for w, row in zip(refs[f.name], rows):
       assert r["references"][w]["auc"] == pytest.approx(row["auc"])

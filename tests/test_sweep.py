@@ -14,6 +14,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax import splits as splits_lib
 from tokenlabel_jax import sweep
 from tokenlabel_jax.errors import UserError
 
@@ -39,7 +40,7 @@ def test_each_grid_point_is_the_run_of_its_own_lambda(tiny, feature, disc_name):
     assert row["seed"] == seed and row["token_ids"] == [int(p[0].argmax())]
     np.testing.assert_allclose(row["top_p"], p[0].max(), rtol=1e-4)
     np.testing.assert_allclose(row["kl"], history[-1]["kl"][0][seed], rtol=1e-4, atol=1e-6)
-    want = labeling.evaluate_labels(tiny, disc, [row["token_ids"]], sp["val"], sp["heldout"])[0]
+    want = splits_lib.evaluate_labels(tiny, disc, [row["token_ids"]], sp["val"], sp["heldout"])[0]
     assert row["heldout_auc"] == pytest.approx(want["auc"]) and row["val_loss"] == pytest.approx(want["val_loss"])
     logq = np.asarray(sp["val"].prep.logq_BxV)[sp["val"].positive_B]
     assert row["naturalness"] == pytest.approx(float(logq[:, row["token_ids"][0]].mean()), rel=1e-5)

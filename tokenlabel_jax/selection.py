@@ -1,5 +1,8 @@
 """Choosing the label among exactly scored candidates, so that it names the category rather than one of its members.
 
+Where a label is chosen: `choose_label` (after `gather` has collected the candidates). Candidates are scored on the
+examples of splits.py; the labels themselves enter the model in discriminators/scoring.py.
+
 Held-out discrimination alone cannot tell a category's name from a member word: ' knife' separates tools from random
 words as well as ' tool' does, and with 64 validation examples the two are a near tie decided by noise. The other
 direction tells them apart: a category's name makes *all* its members likely after it ("Examples of tool: hammer",
@@ -28,10 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tokenlabel_jax import coverage
+from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,59 +69,6 @@ class Candidate:
   stats: dict[str, float] = dataclasses.field(default_factory=dict)
   s_val: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer scores on validation examples
   p_test: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer: calibrated held-out probabilities
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _next_token_logp(params, cfg, prep: disc_lib.Prepared, first_K):
-  """log P(next token | prompt, first) for each first token on every example: K x B x V."""
-  return jax.lax.map(lambda t: _after(params, cfg, prep, t), first_K)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def _continuations(params, cfg, prep: disc_lib.Prepared, first_K, second_KxJ):
-  """log P(second | prompt, first) for J second tokens per first token, on every example: K x J x B."""
-  return jax.lax.map(lambda a: _after(params, cfg, prep, a[0])[:, a[1]].T, (first_K, second_KxJ))
-
-
-def _after(params, cfg, prep: disc_lib.Prepared, t):
-  """log P(next token | prompt, t) on every example (t run from the cached prefix at the label slot): B x V."""
-  B = prep.prefix_len_B.shape[0]
-  x = jnp.broadcast_to(model_lib.embed(params, t[None]), (B, 1, cfg.dim))
-  h, _, _ = model_lib.forward(params, cfg, x, prep.prefix_len_B[:, None], None, (prep.shared, prep.cache))
-  return jax.nn.log_softmax(model_lib.logits(params, h[:, 0]), axis=-1)
-
-
-def _bucketed(prep: disc_lib.Prepared) -> disc_lib.Prepared:
-  """The cache padded to a width bucket (padding is invalid, so inert): features of nearby prompt lengths share one
-  compiled model step instead of compiling one each."""
-  T = prep.cache.valid_BxT.shape[1]
-  return dataclasses.replace(prep, cache=disc_lib.pad_cache(prep.cache, _round_up(max(T, 1), 16)))
-
-
-def namer_scores(m, prep: disc_lib.Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:
-  """Exact namer scores log P(label | prompt) of one- and two-token labels on every prepared example: C x B.
-
-  One model step per distinct first token of the two-token labels, whatever their number of second tokens.
-  """
-  logq = np.asarray(prep.logq_BxV) - np.asarray(prep.baseline_B)[:, None]
-  out = np.stack([logq[:, c[0]] for c in ids]) if ids else np.zeros((0, logq.shape[0]), np.float32)
-  multi = [i for i, c in enumerate(ids) if len(c) == 2]
-  if len(multi) < sum(len(c) > 1 for c in ids):
-    raise ValueError("the namer's candidates have at most two tokens")
-  if multi:
-    disc_lib.require_cache(prep)
-    firsts = sorted({ids[i][0] for i in multi})
-    seconds = {f: sorted({ids[i][1] for i in multi if ids[i][0] == f}) for f in firsts}
-    K, J = _round_up(len(firsts), 8), _round_up(max(len(v) for v in seconds.values()), 4)  # few compiled shapes
-    second_KxJ = np.asarray([v + [v[0]] * (J - len(v)) for v in seconds.values()] + [[0] * J] * (K - len(firsts)),
-                            np.int32)
-    cont = np.asarray(_continuations(m.params, m.cfg, _bucketed(prep), jnp.asarray(firsts + [0] * (K - len(firsts)), jnp.int32),
-                                     jnp.asarray(second_KxJ)))
-    for i in multi:
-      f, t2 = ids[i]
-      k = firsts.index(f)
-      out[i] = out[i] + cont[k, seconds[f].index(t2)]
-  return out
 
 
 def _round_up(n: int, k: int) -> int:
@@ -188,7 +141,7 @@ def _extensions(m, val, logq_BxV: np.ndarray, first: Sequence[int], scfg: Select
   pos = val.positive_B
   disc_lib.require_cache(val.prep)
   padded = list(first) + [first[-1]] * (scfg.extend_top - len(first))  # one compiled shape
-  nxt_KxBxV = np.asarray(_next_token_logp(m.params, m.cfg, _bucketed(val.prep), jnp.asarray(padded, jnp.int32)))
+  nxt_KxBxV = np.asarray(disc_lib.next_token_logp(m.params, m.cfg, val.prep, jnp.asarray(padded, jnp.int32)))
   out = []
   for k, t1 in enumerate(first):
     taken = 0
@@ -210,18 +163,17 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
   two-token candidates get held-out figures only with `multi_heldout` (a model step per first token); `ensure_heldout`
   adds them for the one chosen.
   """
-  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   if disc.kind != "namer":
-    rows = labeling.evaluate_labels(m, disc, [list(c.ids) for c in cands], val, heldout)
+    rows = evaluate_labels(m, disc, [list(c.ids) for c in cands], val, heldout)
     logq = np.asarray(val.prep.logq_BxV)[val.positive_B]
     for c, row in zip(cands, rows):
       c.stats.update(row, naturalness=float(logq[:, c.ids[0]].mean()) if len(c.ids) == 1 else float("nan"))
     return
-  s_val = np.stack([c.s_val if c.s_val is not None else namer_scores(m, val.prep, [c.ids])[0] for c in cands])
+  s_val = np.stack([c.s_val if c.s_val is not None else disc_lib.namer_scores(m.params, m.cfg, val.prep, [c.ids])[0] for c in cands])
   a, b, loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
   pos = val.positive_B
   with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
-  s_test = namer_scores(m, heldout.prep, [cands[i].ids for i in with_test])
+  s_test = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [cands[i].ids for i in with_test])
   for j, i in enumerate(with_test):
     prob = 1 / (1 + np.exp(-(a[i] * s_test[j] + b[i])))
     cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
@@ -235,7 +187,7 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   """Held-out figures for a candidate scored on validation only (a namer two-token label), with its calibration."""
   if "auc" in c.stats:
     return
-  s = namer_scores(m, heldout.prep, [c.ids])[0]
+  s = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [c.ids])[0]
   prob = 1 / (1 + np.exp(-(c.stats["scale"] * s + c.stats["bias"])))
   c.stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
   c.p_test = prob
@@ -249,9 +201,8 @@ def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.Discr
   the mean over positive validation examples of log P(word | label) - log P(word | neutral label).
   `whole_words=False` reads only each word's first token (when the label prompt is shared: no pass per word).
   """
-  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   pos = [e for e in val.examples if e.positive]
-  texts = labeling.example_texts(feature, pos, disc)
+  texts = example_texts(feature, pos, disc)
   plans = [disc_lib.token_plan(disc, m.tokenizer, t, 1) for t in texts]
   if len({tuple(p) for p, _, _ in plans}) == 1:
     return _typicality_shared_prompt(m, plans, cands, disc, whole_words)
@@ -364,6 +315,57 @@ def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> i
   if not np.isfinite(typ).any():
     return fin[0]
   return fin[int(np.nanargmax(typ))]
+
+
+def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
+                 sp: dict[str, Split], train_prep: disc_lib.Prepared, cands: list[Candidate], mask_V: np.ndarray,
+                 scfg: SelectConfig = SelectConfig()) -> Candidate:
+  """Where a label is chosen. The candidates (from `gather`) are scored exactly, in place, and the run's rule picks
+  one: the coverage rule for the namer (`_coverage_rule`; margin 0 turns it off), else typicality among the finalists
+  (`choose`), else the lowest validation loss. The chosen one gets its held-out figures (`ensure_heldout`).
+  `sp` holds the train, val and heldout Splits; `train_prep` the training examples' prepared prompts."""
+  if scfg.rule == "coverage" and disc.kind == "namer" and scfg.margin > 0:  # margin 0: the lowest validation loss
+    chosen = cands[_coverage_rule(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)]
+  else:
+    score(m, disc, cands, sp["val"], sp["heldout"])
+    fin = finalists(cands, scfg)
+    if len(fin) > 1 and scfg.typical_disc:
+      typ = typicality(m, feature, sp["val"], [cands[i] for i in fin], disc_lib.get(scfg.typical_disc))
+      for i, t in zip(fin, typ):
+        cands[i].stats["typicality"] = float(t)
+    chosen = cands[choose(cands, scfg)]
+  ensure_heldout(m, disc, chosen, sp["heldout"])
+  return chosen
+
+
+def _coverage_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature,
+                   lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared,
+                   cands: list[Candidate], mask_V: np.ndarray, scfg: SelectConfig) -> int:
+  """The coverage rule (namer): the best 16 tokens by log-rank gap join the candidates (in place) and all are
+  scored; the best `coverage_pool` single tokens by validation loss and up to 8 of the log-rank ones after them are
+  compared, and among the best `coverage_top` of those by validation loss the one that covers the positives best is
+  chosen (`coverage.coverage_choice`). The signals are kept in each compared candidate's stats."""
+  logq = np.concatenate([np.asarray(train_prep.logq_BxV), np.asarray(sp["val"].prep.logq_BxV)])
+  lrg_V = coverage.log_rank_gap(logq, np.concatenate([sp["train"].positive_B, sp["val"].positive_B]), mask_V)
+  have = {c.ids[0] for c in cands if len(c.ids) == 1}
+  cands += [Candidate((int(t),), m.tokenizer.token_str(int(t)), "coverage")
+            for t in np.argsort(-lrg_V)[:16] if int(t) not in have]
+  score(m, disc, cands, sp["val"], sp["heldout"])
+  order = [i for i in sorted(range(len(cands)), key=lambda i: cands[i].stats["val_loss"]) if len(cands[i].ids) == 1]
+  compared = order[:scfg.coverage_pool] + [i for i in order[scfg.coverage_pool:]
+                                           if cands[i].source == "coverage"][:8]
+  pos = [e for s in ("val", "train") for e in sp[s].examples if e.positive]
+  padded = [cands[i] for i in compared] + [cands[compared[-1]]] * (scfg.coverage_pool + 8 - len(compared))
+  typ = (typicality(m, feature, Split(pos, None, np.ones(len(pos), np.float32)), padded,  # one shape
+                    disc_lib.get(scfg.typical_disc), whole_words=False)
+         if scfg.typical_disc else np.full(len(padded), np.nan))  # no typicality prompt: that signal counts 0
+  set_V = coverage.set_namer(m, coverage.word_sets(coverage.positive_words(feature, lcfg.threshold), scfg.set_sets, 0))
+  for i, t in zip(compared, typ):
+    tok = cands[i].ids[0]
+    cands[i].stats.update(lrg=float(lrg_V[tok]), typ_all=float(t), set_pos=float(set_V[tok]))
+  signals = {k: np.asarray([cands[i].stats[k] for i in compared]) for k in scfg.coverage_signals}
+  loss = np.asarray([cands[i].stats["val_loss"] for i in compared])
+  return compared[coverage.coverage_choice(loss, signals, scfg.coverage_top)]
 
 
 def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:

@@ -25,6 +25,7 @@ from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
+from tokenlabel_jax import splits as splits_lib
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
 
@@ -63,7 +64,7 @@ def lambda_sweep(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
     soft.append({"seed": seed, "top_p": float(np.exp(logp_NxV[0, ids[0]])),
                  "entropy": float(objective.entropy(logp_NxV)),  # H(p) as the loss counts it
                  "acc": float(final["acc"][g][seed]), "kl": float(final["kl"][g][seed])})
-  rows = labeling.evaluate_labels(m, disc, picked, sp["val"], sp["heldout"])
+  rows = splits_lib.evaluate_labels(m, disc, picked, sp["val"], sp["heldout"])
   logq_pos = np.asarray(sp["val"].prep.logq_BxV)[sp["val"].positive_B]
   out = []
   for (lam_ent, lam_kl), ids, s, row in zip(grid_Gx2, picked, soft, rows):

@@ -21,7 +21,7 @@ prefixes). Callers use this package's names (`disc_lib.prepare`, `disc_lib.score
 from tokenlabel_jax.discriminators.prefix import (MEMO, PrefixMemo, _width_bucket, prepare, prepare_splits, variants,
                                                  warm_memo)
 from tokenlabel_jax.discriminators.rows import Prepared, empty_cache, gather_rows, pad_cache, stack, take_rows
-from tokenlabel_jax.discriminators.scoring import hard_scores, require_cache, scores
+from tokenlabel_jax.discriminators.scoring import hard_scores, namer_scores, next_token_logp, require_cache, scores
 from tokenlabel_jax.discriminators.templates import (LABEL, PRESETS, DiscriminatorConfig, ExampleText, default_for,
                                                      encode_label, get, token_plan, word_like_mask)
 from tokenlabel_jax.errors import UserError

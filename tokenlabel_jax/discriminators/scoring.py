@@ -1,17 +1,23 @@
 """Scores of labels on prepared examples: soft labels with gradients (optimization), hard labels exactly (ranking).
 
-Only the label-dependent part runs here (the slot and the short suffix after it, attending to the cached prefix); the
-namer's one-token labels need no pass at all, being linear in the cached next-token distribution.
+Where a label enters the model: `scores` puts a soft label's embedding in the slot, `hard_scores` a token label's,
+`namer_scores` the namer's one- and two-token candidates (the second token run after the first). Only the
+label-dependent part runs here (the slot and the short suffix after it, attending to the cached prefix); the namer's
+one-token labels need no pass at all, being linear in the cached next-token distribution.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax.config import ModelConfig
-from tokenlabel_jax.discriminators.rows import Prepared, take_rows
+from tokenlabel_jax.discriminators.rows import Prepared, pad_cache, take_rows
 from tokenlabel_jax.discriminators.templates import DiscriminatorConfig
 from tokenlabel_jax.errors import UserError
 
@@ -77,6 +83,65 @@ def hard_scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepa
     sub = take_rows(prep, jnp.arange(i, min(B, i + chunk)))
     rows.append(_hard_scores_chunk(params, cfg, disc, sub, label_ids_CxN))
   return jnp.concatenate(rows, axis=1)
+
+
+def namer_scores(params, cfg: ModelConfig, prep: Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """Exact namer scores log P(label | prompt) of one- and two-token labels on every prepared example: C x B.
+
+  One model step per distinct first token of the two-token labels, whatever their number of second tokens.
+  """
+  logq = np.asarray(prep.logq_BxV) - np.asarray(prep.baseline_B)[:, None]
+  out = np.stack([logq[:, c[0]] for c in ids]) if ids else np.zeros((0, logq.shape[0]), np.float32)
+  multi = [i for i, c in enumerate(ids) if len(c) == 2]
+  if len(multi) < sum(len(c) > 1 for c in ids):
+    raise ValueError("the namer's candidates have at most two tokens")
+  if multi:
+    require_cache(prep)
+    firsts = sorted({ids[i][0] for i in multi})
+    seconds = {f: sorted({ids[i][1] for i in multi if ids[i][0] == f}) for f in firsts}
+    K, J = -(-len(firsts) // 8) * 8, -(-max(len(v) for v in seconds.values()) // 4) * 4  # few compiled shapes
+    second_KxJ = np.asarray([v + [v[0]] * (J - len(v)) for v in seconds.values()] + [[0] * J] * (K - len(firsts)),
+                            np.int32)
+    first_K = jnp.asarray(firsts + [0] * (K - len(firsts)), jnp.int32)
+    cont = np.asarray(_continuations(params, cfg, _bucketed(prep), first_K, jnp.asarray(second_KxJ)))
+    for i in multi:
+      f, t2 = ids[i]
+      k = firsts.index(f)
+      out[i] = out[i] + cont[k, seconds[f].index(t2)]
+  return out
+
+
+def next_token_logp(params, cfg: ModelConfig, prep: Prepared, first_K: jax.Array) -> jax.Array:
+  """log P(next token | prompt, first) for each of K first tokens put in the label slot, on every example: K x B x V.
+  What a two-token label's second token is chosen from (selection's extensions)."""
+  return _next_token_logp(params, cfg, _bucketed(prep), first_K)
+
+
+@jax.jit(static_argnums=1)
+def _next_token_logp(params, cfg, prep: Prepared, first_K):
+  """log P(next token | prompt, first) for each first token on every example: K x B x V."""
+  return jax.lax.map(lambda t: _after(params, cfg, prep, t), first_K)
+
+
+@jax.jit(static_argnums=1)
+def _continuations(params, cfg, prep: Prepared, first_K, second_KxJ):
+  """log P(second | prompt, first) for J second tokens per first token, on every example: K x J x B."""
+  return jax.lax.map(lambda a: _after(params, cfg, prep, a[0])[:, a[1]].T, (first_K, second_KxJ))
+
+
+def _after(params, cfg, prep: Prepared, t):
+  """log P(next token | prompt, t) on every example (t run from the cached prefix at the label slot): B x V."""
+  B = prep.prefix_len_B.shape[0]
+  x = jnp.broadcast_to(model_lib.embed(params, t[None]), (B, 1, cfg.dim))
+  h, _, _ = model_lib.forward(params, cfg, x, prep.prefix_len_B[:, None], None, (prep.shared, prep.cache))
+  return jax.nn.log_softmax(model_lib.logits(params, h[:, 0]), axis=-1)
+
+
+def _bucketed(prep: Prepared) -> Prepared:
+  """The cache padded to a width bucket (padding is invalid, so inert): features of nearby prompt lengths share one
+  compiled model step instead of compiling one each."""
+  T = prep.cache.valid_BxT.shape[1]
+  return dataclasses.replace(prep, cache=pad_cache(prep.cache, -(-max(T, 1) // 16) * 16))
 
 
 def require_cache(prep: Prepared) -> None:
