@@ -247,6 +247,27 @@ def test_report_reads_results_defensively(tmp_path, capsys):
   assert "heldout" not in dom.tables  # no examples.json: said in words, no empty table
 
 
+def _headers(page: str, table: str = "features") -> list[str]:
+  return ["".join(c).strip() for c in Dom(page).tables[table][0]["cells"]]
+
+
+def test_index_shows_only_the_columns_a_run_has():
+  """A default run (the namer's scan, no gradient) has no probability and no scorer: neither column is shown. A
+  gradient run's probability and an independent scorer's AUC (named, beside the label's) are."""
+  scan = [{"feature": "a", "_dir": "a", "label": " cat", "probability": None, "heldout": {"auc": 0.9}},
+          {"feature": "b", "_dir": "b", "label": None, "heldout": {"auc": 0.5}}]
+  assert _headers(report.index_html(scan, "t")) == ["feature", "label", "held-out AUC", "candidates"]
+  page = report.feature_html(scan[0], {}, None)
+  assert "probability" not in page and "scorer" not in page
+  both = [dict(scan[0], probability=0.25, scorer={"discriminator": "likelihood", "label": {"auc": 0.8}}), scan[1]]
+  page = report.index_html(both, "t")
+  assert _headers(page) == ["feature", "label", "held-out AUC", "scorer AUC (likelihood)", "probability", "candidates"]
+  rows = Dom(page).body_rows("features")
+  assert [[t.strip() for t in r["text"][3:5]] for r in rows] == [["0.800", "0.25"], ["—", "—"]]
+  page = report.feature_html(both[0], {}, None)
+  assert "held-out AUC <b>0.900</b>; scorer AUC (likelihood) <b>0.800</b>" in page and "probability <b>0.25</b>" in page
+
+
 def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():
   """steps=0 (the namer's exact scan, the launcher's default for it): no trajectory section, a sentence instead."""
   page = report.feature_html({"feature": "f", "label": " cat", "steps": 0, "heldout": {"auc": 0.9}}, {}, None)

@@ -163,15 +163,27 @@ def _read_examples(feature_dir: str) -> dict[str, Any]:
 # The index.
 
 
+def _scorer_title(results: Sequence[dict[str, Any]]) -> str:
+  """'scorer AUC (likelihood)': the independent scorer's name beside its figure (all of them, if runs were mixed)."""
+  names = sorted({str(_get(r, "scorer", "discriminator")) for r in results if _get(r, "scorer", "discriminator")})
+  return "scorer AUC" + (f" ({', '.join(names)})" if names else "")
+
+
 def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
+  """The run's table. Only columns some feature has a value for: the scorer's AUC (beside the label's) where the run
+  had an independent scorer, references where it scored some, the soft label's probability where a gradient ran (a
+  default namer run has none)."""
   has_scorer = any(_scorer_auc(r) is not None for r in results)
   cols = [("feature", "feature"), ("label", "label"), ("auc", "held-out AUC")]
   if has_scorer:
-    cols.append(("scorer", "scorer AUC"))
+    cols.append(("scorer", _scorer_title(results)))
   has_refs = any(isinstance(r.get("references"), dict) and r["references"] for r in results)
   if has_refs:
     cols.append(("refs", "reference labels (held-out AUC)"))
-  cols += [("p", "probability"), ("cands", "candidates")]
+  has_p = any(_num(r.get("probability")) is not None for r in results)
+  if has_p:
+    cols.append(("p", "probability"))
+  cols.append(("cands", "candidates"))
   head = "".join(f'<th data-col="{c}">{_e(t)}</th>' for c, t in cols)
   rows = []
   for r in results:
@@ -190,10 +202,11 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
       cells.append(f'<td data-col="scorer" class="num" data-v="{"" if s is None else s}">{_fmt(s)}</td>')
     if has_refs:
       cells.append(f'<td data-col="refs" data-v="{"" if best_ref is None else best_ref}">{ref_html}</td>')
-    cells += [f'<td data-col="p" class="num" data-v="{_num(r.get("probability")) or ""}">'
-              f'{_fmt(r.get("probability"), 2)}</td>',
-              f'<td data-col="cands" data-v="{_e(" ".join(c.get("label", "") for c in _candidates(r, 5)))}">'
-              f"{cands}</td>"]
+    if has_p:
+      p = _num(r.get("probability"))
+      cells.append(f'<td data-col="p" class="num" data-v="{"" if p is None else p}">{_fmt(p, 2)}</td>')
+    cells.append(f'<td data-col="cands" data-v="{_e(" ".join(c.get("label", "") for c in _candidates(r, 5)))}">'
+                 f"{cands}</td>")
     rows.append(f'<tr data-feature="{_e(r["feature"])}">' + "".join(cells) + "</tr>")
   aucs = [_num(_get(r, "heldout", "auc")) for r in results]
   aucs = sorted(a for a in aucs if a is not None)
@@ -237,9 +250,11 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
   name = str(result.get("feature"))
   parts = [f'<p><a href="../index.html">&larr; all features</a></p><h1>{_e(name)}: {_label_html(result)}</h1>']
   facts = [("held-out AUC", _fmt(_get(result, "heldout", "auc"))), ("accuracy", _fmt(_get(result, "heldout", "accuracy"))),
-           ("F1", _fmt(_get(result, "heldout", "f1"))), ("probability", _fmt(result.get("probability"), 2))]
+           ("F1", _fmt(_get(result, "heldout", "f1")))]
+  if _num(result.get("probability")) is not None:  # only where a gradient ran
+    facts.append(("probability", _fmt(result.get("probability"), 2)))
   if _scorer_auc(result) is not None:
-    facts.insert(1, ("scorer AUC", _fmt(_scorer_auc(result))))
+    facts.insert(1, (_scorer_title([result]), _fmt(_scorer_auc(result))))
   for k in ("discriminator", "model", "steps", "seeds", "wall_time_s"):
     if result.get(k) is not None:
       facts.append((k.replace("_", " "), _e(result[k])))
