@@ -12,6 +12,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
 RESULTS = os.path.join(HERE, "results")
 
+# The paper's four synthetic features (experiments/data/<name>.jsonl): the labels scored beside ours as references,
+# and the names that count as naming each (for the naming judge, tokenlabel_jax.naming).
+PAPER_FEATURES = ["animal", "mammal", "chinese", "number"]
+PAPER_REFERENCES = {"animal": ["animal", "creature"], "mammal": ["mammal", "animal"], "chinese": ["Chinese", "中文"],
+                    "number": ["number", "numeral"]}
+PAPER = {"animal": ["animal", "creature"], "mammal": ["mammal"], "chinese": ["chinese", "中文"],
+         "number": ["number", "numeral"]}
+
 
 def setup(name: str, description: str | None = None, launcher_steps: bool = False, **extra_args):
   """Parses the flags every experiment shares (plus `extra_args`: flag -> argparse kwargs), quiets orbax, loads
@@ -88,3 +96,17 @@ def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting:
                                  for ref in references_by_feature.get(r["feature"], []))
     rows.append(row)
   return rows
+
+
+def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[dict]:
+  """The naming benchmark's tune or test half (each category with its names and records path under `data`), or
+  "concepts": the 26 concept features and the paper's four (tuned on in earlier work: never a test figure)."""
+  if split in ("tune", "test"):
+    spec = json.load(open(os.path.join(HERE, "naming", "categories.json")))["categories"]
+    return [dict(c, path=os.path.join(data, c["name"] + ".jsonl")) for c in spec if c["split"] == split]
+  if split == "concepts":
+    spec = json.load(open(os.path.join(HERE, "concepts.json")))["concepts"]
+    out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],
+            "path": os.path.join(DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
+    return out + [{"name": k, "names": v, "path": os.path.join(DATA, k + ".jsonl")} for k, v in PAPER.items()]
+  raise ValueError(f"unknown split {split!r}: tune, test or concepts")

@@ -358,9 +358,10 @@ def test_debian_corpus_has_every_source():
 
 
 def test_real_features_baselines_top_token_and_token_lookup():
-  """experiments/real_features.py: the top-token label is the commonest peak token of the strongest train records;
-  the token lookup scores held-out tokens by their mean train activation (a perfect token detector gets AUC 1)."""
-  sys.path.insert(0, os.path.join(ROOT, "experiments"))
+  """experiments/real_features/real_features.py: the top-token label is the commonest peak token of the strongest
+  train records; the token lookup scores held-out tokens by their mean train activation (a perfect token detector gets
+  AUC 1)."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import real_features  # pylint: disable=import-outside-toplevel
   def rec(tokens, acts, split):
     return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")

@@ -12,7 +12,7 @@ positives, a member only the few like itself. Three measures of it, each cheap o
   cannot be the kind of four different members; the category's name is what a set of them has in common.
 
 `coverage_choice` picks, among the best candidates by validation loss, the one with the highest sum of the three
-z-scored signals. Chosen on the naming benchmark's tuning half (experiments/naming_pool.py).
+z-scored signals. Chosen on the naming benchmark's tuning half (experiments/naming/probes/naming_pool.py).
 """
 
 from __future__ import annotations

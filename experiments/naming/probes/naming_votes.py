@@ -1,6 +1,6 @@
 """Probe: which rule over the namer's whole next-token distribution picks the category's name?
 
-  python experiments/naming_votes.py --split tune            # cache the namer's log P(label | word) and compare rules
+  python experiments/naming/probes/naming_votes.py --split tune  # cache the namer's log P(label | word) and compare rules
 
 The namer's score of a one-token label is log P(label | "... <word> is a kind of"): one model pass per example gives
 it for every label in the vocabulary. The shipped choice ranks labels by calibrated validation loss, i.e. by how
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import data as data_lib, discriminators as disc_lib, evaluation, labeling, naming

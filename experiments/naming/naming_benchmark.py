@@ -1,7 +1,7 @@
 """The naming benchmark: does the label name the category? On one half of experiments/naming/categories.json.
 
   python scripts/make_benchmark.py                       # the records (about 15 min; needs scripts/install_corpora.sh)
-  python experiments/naming_benchmark.py --split test    # label every test category, judge, compare with baselines
+  python experiments/naming/naming_benchmark.py --split test  # label every test category, judge, compare with baselines
 
 Each category is labeled as the README's command labels a feature (default settings, features four at a time) and
 judged automatically (tokenlabel_jax.naming): a label counts when it is one of the category's names or an inflection
@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax import data as data_lib, discriminators as disc_lib, labeling, naming, selection
+from tokenlabel_jax import data as data_lib, discriminators as disc_lib, labeling, naming, selection, splits
 from tokenlabel_jax.optimization import LabelConfig
 
 
@@ -53,7 +53,7 @@ def main():
       rand = [int(rng.choice(words))]
       sp = labeling.build_splits(m, f, disc, LabelConfig(n_train=0),  # one-token baseline: the namer needs log q only
                                  labeling.needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0), ()))
-      rand_row = labeling.evaluate_labels(m, disc, [rand], sp["val"], sp["heldout"])[0]
+      rand_row = splits.evaluate_labels(m, disc, [rand], sp["val"], sp["heldout"])[0]
       rows.append({
           "category": c["name"], "synset": c["synset"], "label": r["label"], "best_candidate": r["best_candidate"],
           "names": naming.names_category(r["label"], c["names"]), "heldout AUC": r["heldout"]["auc"],

@@ -1,7 +1,7 @@
 """Labels of real features (SAE latents, MLP neurons) measured against baselines on the same held-out examples.
 
 After `python -m tokenlabel_jax.sae --output_dir=runs/sae`:
-python experiments/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
+python experiments/real_features/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
 
 Latents are drawn uniformly (seed 0) from the exported (alive) ones; neurons are the first exported ones. For each
 feature: our label's held-out AUC, and on the same held-out examples (same calibration on the same validation
@@ -23,13 +23,15 @@ import time
 
 import numpy as np
 
-import common
-from tokenlabel_jax import data as data_lib
-from tokenlabel_jax import discriminators as disc_lib
-from tokenlabel_jax import evaluation
-from tokenlabel_jax import labeling
-from tokenlabel_jax import selection
-from tokenlabel_jax.optimization import LabelConfig
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import evaluation  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import labeling  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import selection  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 
 def top_token_label(feature: data_lib.Feature, threshold: float, n_top: int = 20) -> str:
@@ -163,7 +165,7 @@ def main():
                      "```\n" + json.dumps(summary, indent=1) + "\n```")
   # The table's JSON is replaced by the issue's structure: the summary, then one row per feature.
   with open(os.path.join(common.RESULTS, args.name + ".json"), "w") as f:
-    json.dump({"command": "python experiments/real_features.py " + " ".join(sys.argv[1:]), **summary, **out,
+    json.dump({"command": "python experiments/real_features/real_features.py " + " ".join(sys.argv[1:]), **summary, **out,
                "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1, ensure_ascii=False)
 
 

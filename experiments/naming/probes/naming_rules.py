@@ -1,6 +1,7 @@
-"""Compares label-choice rules offline on the probe's candidates (experiments/naming_probe.py), tuning half only.
+"""Compares label-choice rules offline on the probe's candidates (naming_probe.py, beside this file), tuning half
+only.
 
-  python experiments/naming_rules.py [--probe experiments/runs/naming_probe/tune.json]
+  python experiments/naming/probes/naming_rules.py [--probe experiments/runs/naming_probe/tune.json]
 
 Writes experiments/results/naming_rules.md/.json: for each rule, how many categories' chosen label names the
 category, and the median held-out AUC of the chosen single-token labels.
@@ -15,7 +16,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 

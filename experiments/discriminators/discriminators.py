@@ -5,7 +5,7 @@ held-out AUC of the concept word as a hard label, and whether the concept word o
 among the top 3 of the ~40 candidate labels (ranked by calibrated validation loss).
 Part 2 (optimization, --optimize): the end-to-end optimizer from random v with the default discriminator on animal and
 further concepts, and the likelihood ratio (label as input) on animal with the gap-closing settings.
-python experiments/discriminators.py [--discriminators=namer,likelihood,...] [--optimize]
+python experiments/discriminators/discriminators.py [--discriminators=namer,likelihood,...] [--optimize]
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 
-import common
-from tokenlabel_jax import discriminators as disc_lib
-from tokenlabel_jax import labeling
-from tokenlabel_jax.optimization import LabelConfig
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import labeling  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import splits as splits_lib  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 
 def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
@@ -29,7 +33,7 @@ def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
     labels = list(dict.fromkeys(candidates + own))
     splits = labeling.build_splits(m, feature, disc, lcfg)
     ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
-    res = labeling.evaluate_labels(m, disc, ids, splits["val"], splits["heldout"])
+    res = splits_lib.evaluate_labels(m, disc, ids, splits["val"], splits["heldout"])
     order = sorted(range(len(labels)), key=lambda i: res[i]["val_loss"])
     rank = {labels[i]: r + 1 for r, i in enumerate(order)}
     best_own = min(own, key=lambda l: rank[l])

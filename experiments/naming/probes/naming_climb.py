@@ -1,9 +1,9 @@
 """Probe: climb from a member to its category among the candidates (plan: experiments/naming/plan_climb.md).
 
-  python experiments/naming_climb.py --split tune              # the pool's "c is a kind of" matrix, per category
-  python experiments/naming_climb.py --split tune --analyze    # the four planned rules against the shipped one
+  python experiments/naming/probes/naming_climb.py --split tune  # the pool's "c is a kind of" matrix, per category
+  python experiments/naming/probes/naming_climb.py --split tune --analyze  # the four planned rules against the shipped one
 
-Reads the saved set-pool probes (experiments/naming_setpool.py: the shipped pool and signals of each category), puts
+Reads the saved set-pool probes (naming_setpool.py, beside this file: the shipped pool and signals of each category), puts
 each candidate of the shipped pool to the namer, "<candidate> is a kind of" after the namer's few-shot lines, and
 keeps log P(l | c) for every pair of candidates (M[c][l]). Saved per category under
 experiments/runs/naming_climb/<split>/; --analyze only reads them.
@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from experiments.naming_setpool import _choose, _pool  # pylint: disable=g-import-not-at-top
+from experiments.naming.probes.naming_setpool import _choose, _pool  # pylint: disable=g-import-not-at-top
 
 
 def kind_of_matrix(m, words: list[str], ids: list[int]) -> np.ndarray:
@@ -109,7 +109,8 @@ def analyze(split: str, probe_dir: str, climb_dir: str) -> str:
            + "\n".join(f"- {c}" for c in changed))
   md = common.write_table(f"naming_climb_{split}", table, ["rule", "names", "of", "median heldout AUC"],
                           f"Climbing from a member to its category, {split} half ({len(rows['climb, margin 0.1'])} "
-                          "categories)", notes, command=f"python experiments/naming_climb.py --split {split} --analyze")
+                          "categories)", notes,
+                          command=f"python experiments/naming/probes/naming_climb.py --split {split} --analyze")
   print(md)
   return md
 

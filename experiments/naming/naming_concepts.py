@@ -1,7 +1,7 @@
 """The 26 concept features of experiments/data/concepts and the paper's four, labeled with default settings and judged
 as the naming benchmark judges (tokenlabel_jax.naming): does the label name the category?
 
-  python experiments/naming_concepts.py
+  python experiments/naming/naming_concepts.py
 
 The names that count come from experiments/concepts.json (concept word and synonyms, written when those features were
 made) and, for the paper's features, from the list below. These 30 features were used for tuning in earlier work:
@@ -16,15 +16,11 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import data as data_lib, discriminators as disc_lib, labeling, naming
 from tokenlabel_jax.optimization import LabelConfig
-
-PAPER = {"animal": ["animal", "creature"], "mammal": ["mammal"], "chinese": ["chinese", "中文"],
-         "number": ["number", "numeral"]}
-
 
 def main():
   args, m, disc = common.setup("naming_concepts", __doc__, launcher_steps=True, **{
@@ -33,9 +29,9 @@ def main():
                                           "(e.g. the README's command on experiments/data/concepts)")})
   spec = json.load(open(os.path.join(common.HERE, "concepts.json")))["concepts"]
   names = {c["name"]: [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]] for c in spec}
-  names.update(PAPER)
+  names.update(common.PAPER)
   features = [data_lib.load_features(os.path.join(common.DATA, "concepts", c["name"] + ".jsonl"))[0] for c in spec]
-  features += [common.feature(f) for f in PAPER]
+  features += [common.feature(f) for f in common.PAPER]
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   lcfg = LabelConfig(steps=args.steps)
   if args.from_run:
@@ -45,7 +41,7 @@ def main():
     group = features[start:start + 4]
     for r in labeling.label_features(m, group, disc, lcfg, args.out, (), True, None, scorer=scorer):
       scan = min((v for v in r["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
-      rows.append({"feature": r["feature"], "set": "paper" if r["feature"] in PAPER else "concepts",
+      rows.append({"feature": r["feature"], "set": "paper" if r["feature"] in common.PAPER else "concepts",
                    "label": r["label"], "names": naming.names_category(r["label"], names[r["feature"]]),
                    "heldout AUC": r["heldout"]["auc"],
                    "scorer AUC": r.get("scorer", {}).get("label", {}).get("auc", float("nan")),

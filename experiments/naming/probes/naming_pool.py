@@ -1,13 +1,13 @@
 """Probe: with a wider candidate pool and several signals per candidate, which choice rule names the category?
 
-  python experiments/naming_pool.py --split tune              # probe the tuning half (cached per category)
-  python experiments/naming_pool.py --split tune --analyze    # compare rules on the saved probe
-  python experiments/naming_pool.py --split concepts           # the 26 concepts and the paper's four (tuned on before)
+  python experiments/naming/probes/naming_pool.py --split tune  # probe the tuning half (cached per category)
+  python experiments/naming/probes/naming_pool.py --split tune --analyze    # compare rules on the saved probe
+  python experiments/naming/probes/naming_pool.py --split concepts  # the 26 concepts and the paper's four (tuned on before)
 
 Fixed on the tune half (108 categories; experiments/results/naming_pool_tune.md) and shipped as the coverage rule
 (tokenlabel_jax/coverage.py): among the best 32 by validation loss, the highest z-sum of lrg + typ_all + set_pos:
 57 of 108 against the exact scan's 39. The test half is measured with the shipped pipeline
-(experiments/naming_benchmark.py), not with this probe.
+(experiments/naming/naming_benchmark.py), not with this probe.
 
 Per category, the shipped candidate pool (the namer's exact vocabulary scan: best 48 by calibrated validation loss,
 16 most natural) plus the best 16 by the namer's log-rank gap (naming_votes.py), every candidate exactly scored.
@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -42,9 +42,9 @@ def _words(examples, positive: bool):
   """The positive (or negative) examples as a split whose every example counts as positive: what
   selection.typicality reads."""
   import dataclasses  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import splits  # pylint: disable=import-outside-toplevel
   chosen = [dataclasses.replace(e, positive=True) for e in examples if bool(e.positive) == positive]
-  return labeling.Split(chosen, None, np.ones(len(chosen), np.float32))
+  return splits.Split(chosen, None, np.ones(len(chosen), np.float32))
 
 
 def _negative_words(feature) -> list[str]:
@@ -99,7 +99,7 @@ def run_probe(split: str, limit: int, pool: int, data: str, out: str) -> None:
   m = load_model(None)
   disc, lik = disc_lib.get("namer"), disc_lib.get("likelihood")
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
-  for spec in _categories(split, data)[:limit or None]:
+  for spec in common.categories(split, data)[:limit or None]:
     path = os.path.join(out, spec["name"] + ".json")
     if os.path.exists(path):
       continue
@@ -111,21 +111,6 @@ def run_probe(split: str, limit: int, pool: int, data: str, out: str) -> None:
     os.replace(path + ".tmp", path)
     best = min(res["cands"], key=lambda r: r["val_loss"])
     print(f"{spec['name']}: scan {best['label']!r} ({time.time() - t0:.1f}s)", flush=True)
-
-
-def _categories(split: str, data: str) -> list[dict]:
-  """The benchmark's tune or test half, or "concepts": the 26 concept features and the paper's four (tuned on in
-  earlier work: never a test figure)."""
-  if split in ("tune", "test"):
-    spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
-    return [dict(c, path=os.path.join(data, c["name"] + ".jsonl")) for c in spec if c["split"] == split]
-  if split == "concepts":
-    from experiments.naming_concepts import PAPER  # pylint: disable=import-outside-toplevel
-    spec = json.load(open(os.path.join(common.HERE, "concepts.json")))["concepts"]
-    out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],
-            "path": os.path.join(common.DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
-    return out + [{"name": k, "names": v, "path": os.path.join(common.DATA, k + ".jsonl")} for k, v in PAPER.items()]
-  raise ValueError(f"unknown split {split!r}: tune, test or concepts")
 
 
 if __name__ == "__main__":
@@ -141,7 +126,7 @@ if __name__ == "__main__":
   out_dir = a.out or os.path.join(common.HERE, "runs", "naming_pool", a.split)
   os.makedirs(out_dir, exist_ok=True)
   if a.analyze:
-    from experiments import naming_pool_rules  # pylint: disable=g-import-not-at-top
+    from experiments.naming.probes import naming_pool_rules  # pylint: disable=g-import-not-at-top
     naming_pool_rules.analyze(a.split, out_dir)
   else:
     run_probe(a.split, a.limit, a.pool, a.data, out_dir)

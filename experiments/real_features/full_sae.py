@@ -1,7 +1,7 @@
 """The full-SAE labeling run, summarized: wall time, number labeled, and its labels' quality on the measured sample.
 
 Run the labeling command under `/usr/bin/time -v` (README, 'Real features'), then:
-python experiments/full_sae.py --run_dir=runs/fullsae_bulk --time_log=runs/fullsae_bulk.err
+python experiments/real_features/full_sae.py --run_dir=runs/fullsae_bulk --time_log=runs/fullsae_bulk.err
 
 Writes `full_sae_labeling_s` (and a `full_sae_run` block) into experiments/results/real_features.json. The quality
 figures compare, on the same 200 sampled latents and the same held-out examples (sampling depends only on the
@@ -19,7 +19,7 @@ import statistics
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # experiments/
 RESULTS = os.path.join(HERE, "results", "real_features.json")
 
 
@@ -85,7 +85,7 @@ def main():
   print(json.dumps(run, indent=1, ensure_ascii=False))
 
 
-SECTION = "\n## The full-SAE labeling run (experiments/full_sae.py)\n"
+SECTION = "\n## The full-SAE labeling run (experiments/real_features/full_sae.py)\n"
 
 
 def _write_markdown(run: dict, full_s: float | None) -> None:

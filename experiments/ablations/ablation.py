@@ -1,15 +1,17 @@
 """Loss-term ablation: full objective, no entropy term, no KL term, neither; on the paper's four features.
 
-python experiments/ablation.py [--steps=300]
+python experiments/ablations/ablation.py [--steps=300]
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-import common
-from paper_features import FEATURES, REFERENCES
-from tokenlabel_jax.optimization import LabelConfig
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 SETTINGS = {
     "full (annealed λ)": dict(),
@@ -22,11 +24,11 @@ SETTINGS = {
 
 def main():
   args, m, disc = common.setup("ablation", __doc__)
-  feats = [common.feature(f) for f in FEATURES]
+  feats = [common.feature(f) for f in common.PAPER_FEATURES]
   rows = []
   for i, (name, kw) in enumerate(SETTINGS.items()):
     rows += common.label_rows(m, feats, disc, LabelConfig(steps=args.steps, **kw),
-                              os.path.join(args.out, f"setting{i}"), REFERENCES, name)
+                              os.path.join(args.out, f"setting{i}"), common.PAPER_REFERENCES, name)
   common.write_table("ablation", rows, ["setting", "feature", "label", "p", "heldout AUC", "reference",
                                         "seed argmax"],
                      f"Loss-term ablation on {m.cfg.name} ({disc.name} discriminator)")

@@ -1,10 +1,10 @@
 """The λ trade-off (the paper's second open question): held-out score against naturalness, per λ, on the naming
 benchmark's categories and the paper's four features.
 
-  python experiments/lambda_sweep.py --split tune --limit 30    # choose λ here (the tuning half)
-  python experiments/lambda_sweep.py --split test --limit 30    # report here
-  python experiments/lambda_sweep.py --split paper              # animal, mammal, chinese, number
-  python experiments/lambda_sweep.py --split tune --analyze     # tables + plot from the saved sweeps
+  python experiments/lambda_sweep/lambda_sweep.py --split tune --limit 30    # choose λ here (the tuning half)
+  python experiments/lambda_sweep/lambda_sweep.py --split test --limit 30    # report here
+  python experiments/lambda_sweep/lambda_sweep.py --split paper              # animal, mammal, chinese, number
+  python experiments/lambda_sweep/lambda_sweep.py --split tune --analyze     # tables + plot from the saved sweeps
 
 Per feature, one run of `tokenlabel_jax.sweep.lambda_sweep` (every λ of --values at once, λ_ent = λ_kl, annealed as
 by default) with the namer and 300 steps; each λ's answer is the optimizer's own (the best seed's most probable
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -34,10 +34,8 @@ VALUES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 def _features(split: str, limit: int) -> list[dict]:
   if split == "paper":
-    from experiments.naming_concepts import PAPER  # pylint: disable=import-outside-toplevel
-    return [{"name": k, "names": v, "path": os.path.join(common.DATA, k + ".jsonl")} for k, v in PAPER.items()]
-  from experiments.naming_pool import _categories  # pylint: disable=import-outside-toplevel
-  return _categories(split, os.path.join(common.DATA, "benchmark"))[:limit or None]
+    return [{"name": k, "names": v, "path": os.path.join(common.DATA, k + ".jsonl")} for k, v in common.PAPER.items()]
+  return common.categories(split)[:limit or None]
 
 
 def run(split: str, limit: int, out: str, values=VALUES) -> None:
@@ -87,7 +85,7 @@ def analyze(split: str, out: str) -> dict:
                           ["λ (ent = kl)", "names", "of", "median heldout AUC", "median naturalness", "median top p",
                            "labels"],
                           f"The λ trade-off: each λ's own label, namer, {split} ({len(feats)} features)", notes,
-                          command=f"python experiments/lambda_sweep.py --split {split} --analyze",
+                          command=f"python experiments/lambda_sweep/lambda_sweep.py --split {split} --analyze",
                           summary={"best_lambda": best["λ (ent = kl)"], "features": [f["name"] for f in feats]})
   print(md)
   return best

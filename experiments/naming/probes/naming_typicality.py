@@ -1,7 +1,7 @@
 """Typicality probe on the naming benchmark's tuning half: does the reverse direction pick the category's name?
 
-  python experiments/naming_typicality.py --limit 60            # probe (namer candidates + their typicality)
-  python experiments/naming_typicality.py --analyze             # rules on the saved probe -> results table
+  python experiments/naming/probes/naming_typicality.py --limit 60  # probe (namer candidates + their typicality)
+  python experiments/naming/probes/naming_typicality.py --analyze  # rules on the saved probe -> results table
 
 Per tuning category: the namer's 16 best candidates by calibrated validation loss (exact scan and two-token
 extensions of the best 4 first tokens), each with its typicality (selection.typicality: the likelihood prompt's
@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 
@@ -80,7 +80,7 @@ def analyze() -> None:
                      f"Typicality rules on the naming benchmark's tuning half ({len(cats)} categories)",
                      f"A name of the category is among the 16 candidates for {recall} of {len(cats)}. The probe "
                      "was stopped after these categories for time; the default (best 4 within 0.1) was chosen here.",
-                     command="python experiments/naming_typicality.py --analyze")
+                     command="python experiments/naming/probes/naming_typicality.py --analyze")
 
 
 if __name__ == "__main__":

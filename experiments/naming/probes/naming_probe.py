@@ -1,7 +1,7 @@
 """Probe for the naming rule: per category, statistics of every single-token label (and of two-token extensions of
 the best first tokens) under the namer, saved so that selection rules can be compared offline.
 
-  python experiments/naming_probe.py --split tune [--limit N]
+  python experiments/naming/probes/naming_probe.py --split tune [--limit N]
 
 Writes experiments/runs/naming_probe/<split>.json: per category, the top candidates by calibrated validation loss
 with val/train/held-out figures and the positives' mean log-probability at the slot ("naturalness"), and whether each
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import data as data_lib, discriminators as disc_lib, labeling, naming

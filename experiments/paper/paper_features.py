@@ -1,22 +1,24 @@
 """The paper's four synthetic features (animal, mammal, Chinese, number) on the embedded model, default settings.
 
-python experiments/paper_features.py [--model=PATH] [--steps=300]
+python experiments/paper/paper_features.py [--model=PATH] [--steps=300]
 """
 
 from __future__ import annotations
 
-import common
-from tokenlabel_jax.optimization import LabelConfig
+import os
+import sys
 
-FEATURES = ["animal", "mammal", "chinese", "number"]
-REFERENCES = {"animal": ["animal", "creature"], "mammal": ["mammal", "animal"], "chinese": ["Chinese", "中文"],
-              "number": ["number", "numeral"]}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 
 def main():
   args, m, disc = common.setup("paper_features", __doc__)
-  feats = [common.feature(f) for f in FEATURES]
-  rows = common.label_rows(m, feats, disc, LabelConfig(steps=args.steps), args.out, REFERENCES, "default")
+  feats = [common.feature(f) for f in common.PAPER_FEATURES]
+  rows = common.label_rows(m, feats, disc, LabelConfig(steps=args.steps), args.out, common.PAPER_REFERENCES,
+                           "default")
   common.write_table("paper_features", rows,
                      ["feature", "label", "p", "heldout AUC", "F1", "reference", "steps", "wall s/feature",
                       "seed argmax"],

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import coverage  # pylint: disable=g-import-not-at-top
@@ -71,7 +71,7 @@ def analyze(split: str, probe_dir: str, only: list[str] | None = None) -> str:
   notes = "Ceiling (how often the pool holds a name at all): " + "; ".join(f"{k}: {v}" for k, v in ceiling.items())
   md = common.write_table(f"naming_pool_{split}", table, ["rule", "names", "of", "median heldout AUC"],
                           f"Choice rules over a wider candidate pool, {split} half ({len(cats)} categories)", notes,
-                          command=f"python experiments/naming_pool.py --split {split} --analyze",
+                          command=f"python experiments/naming/probes/naming_pool.py --split {split} --analyze",
                           summary={"ceiling": ceiling, "categories": len(cats)})
   print(md)
   return md

@@ -2,15 +2,18 @@
 
 Imbalanced (10% positives, random negatives), balanced (50%, random negatives), balanced with hard negatives (50%,
 negatives drawn from other animals: birds, fish, reptiles, insects, which carry a sub-threshold activation).
-python experiments/data_balance.py [--steps=300]
+python experiments/paper/data_balance.py [--steps=300]
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
-import common
-from tokenlabel_jax.optimization import LabelConfig
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 SETTINGS = {
     "imbalanced (10% positive)": dict(positive_fraction=0.1, negatives="random"),

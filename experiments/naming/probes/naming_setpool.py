@@ -1,7 +1,7 @@
 """Probe: does the set namer, used as a *source* of candidates, raise how often the label names the category?
 
-  python experiments/naming_setpool.py --split tune              # probe the tuning half (cached per category)
-  python experiments/naming_setpool.py --split tune --analyze    # compare pools and rules on the saved probe
+  python experiments/naming/probes/naming_setpool.py --split tune  # probe the tuning half (cached per category)
+  python experiments/naming/probes/naming_setpool.py --split tune --analyze  # compare pools and rules on the saved probe
 
 The coverage rule (tokenlabel_jax/coverage.py) only chooses among candidates of the exact scan (best 24 by validation
 loss) and the best 16 by log-rank gap; on the tuning half a name is among them for 87 of 108 categories. The set
@@ -24,14 +24,13 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from experiments.naming_pool import _categories  # pylint: disable=g-import-not-at-top
 
 
 def probe_category(m, disc, mask, feature, spec, set_top: int) -> dict:
-  from tokenlabel_jax import coverage, labeling, naming, selection  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import coverage, labeling, naming, selection, splits  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import optimization as opt_lib  # pylint: disable=import-outside-toplevel
   lcfg, scfg = opt_lib.LabelConfig(steps=0), selection.SelectConfig()
@@ -57,7 +56,7 @@ def probe_category(m, disc, mask, feature, spec, set_top: int) -> dict:
   pos = [e for s in ("val", "train") for e in sp[s].examples if e.positive]
   width = scfg.coverage_pool + 16 + set_top
   padded = kept + kept[-1:] * (width - len(kept))  # one compiled shape
-  typ = selection.typicality(m, feature, labeling.Split(pos, None, np.ones(len(pos), np.float32)), padded,
+  typ = selection.typicality(m, feature, splits.Split(pos, None, np.ones(len(pos), np.float32)), padded,
                              disc_lib.get(scfg.typical_disc), whole_words=False)
   rows = []
   for c, t in zip(kept, typ):
@@ -78,7 +77,7 @@ def run_probe(split: str, limit: int, set_top: int, data: str, out: str) -> None
   m = load_model(None)
   disc = disc_lib.get("namer")
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
-  for spec in _categories(split, data)[:limit or None]:
+  for spec in common.categories(split, data)[:limit or None]:
     path = os.path.join(out, spec["name"] + ".json")
     if os.path.exists(path):
       continue
@@ -151,7 +150,7 @@ def analyze(split: str, probe_dir: str) -> str:
   notes = "Ceiling: " + "; ".join(f"{k}: {v}" for k, v in ceiling.items())
   md = common.write_table(f"naming_setpool_{split}", table, ["rule", "names", "of", "median heldout AUC"],
                           f"The set namer as a source of candidates, {split} half ({len(cats)} categories)", notes,
-                          command=f"python experiments/naming_setpool.py --split {split} --analyze",
+                          command=f"python experiments/naming/probes/naming_setpool.py --split {split} --analyze",
                           summary={"ceiling": ceiling, "categories": len(cats)})
   print(md)
   return md

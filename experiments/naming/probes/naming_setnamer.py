@@ -1,6 +1,6 @@
 """A lead for the next session, measured on the naming benchmark's tuning half only: the *set namer*.
 
-  python experiments/naming_setnamer.py     # after experiments/naming_typicality.py (reads its saved probe)
+  python experiments/naming/probes/naming_setnamer.py  # after naming_typicality.py --limit 60 (reads its saved probe)
 
 Eight prompts "w1, w2, w3 and w4 are kinds of" over random sets of a feature's positive training words (three
 few-shot lines before): a member word cannot be the common kind of four different members. Each candidate of the
@@ -8,7 +8,7 @@ typicality probe gets set_pos (mean log-probability after the positive sets) and
 words); the rule table is printed and written to experiments/results/naming_setnamer.md.
 """
 import collections, json, os, sys
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 from absl import logging; logging.set_verbosity(logging.WARNING)
 import numpy as np, jax, jax.numpy as jnp
 from tokenlabel_jax import data as data_lib, model as model_lib, naming
@@ -63,4 +63,4 @@ common.write_table("naming_setnamer", rows, ["rule", "names", "of", "rate"],
                    "Not the default: measured after the default was fixed, on few categories; a lead, not a result. "
                    "Top set-namer tokens per category: " + "; ".join(f"{c['name']}: {', '.join(c['set_top'][:3])}"
                                                                      for c in out),
-                   command="python experiments/naming_setnamer.py")
+                   command="python experiments/naming/probes/naming_setnamer.py")
