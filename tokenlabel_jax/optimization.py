@@ -38,7 +38,7 @@ class LabelConfig:
   lam_ent: float = 0.2
   lam_kl: float = 0.2
   # Ramping λ_ent and λ_kl up from 0 lets the task signal lead early; constant λ (the paper) lets the KL prior pull
-  # every feature of the namer toward the template's generic continuation (measured: README, "Choices").
+  # every feature of the namer toward the template's generic continuation (measured: docs/method.md, the ablation).
   ent_anneal: bool = True
   kl_anneal: bool = True
   forcing: str = "none"  # none | straight_through | gumbel

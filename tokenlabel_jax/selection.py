@@ -55,7 +55,7 @@ class SelectConfig:
   typical_disc: str = "likelihood"  # the reverse-direction prompt that measures typicality
   scan_top: int = 48  # namer: best single tokens of the exact vocabulary scan, by validation loss
   natural_top: int = 16  # namer: most natural single tokens among those with validation AUC >= 0.75
-  extend_top: int = 0  # first tokens extended by a second token (--extend_top; 0: single tokens, see README)
+  extend_top: int = 0  # first tokens extended by a second token (--extend_top; 0: single tokens, docs/naming.md)
   extend_each: int = 3  # continuations per first token
   calibrate_top: int = 2048  # namer scan: tokens given a calibration fit, chosen by AUC and score gap (0: all)
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
@@ -97,7 +97,7 @@ def prefilter(logq_BxV: np.ndarray, positive_B: np.ndarray, auc_V: np.ndarray, m
   """The allowed tokens worth a calibration fit: the best `top` by validation AUC and the best top/4 by the mean
   score gap between positives and negatives (AUC saturates at 1 on 64 examples). Calibrating only these instead of
   the whole word-like vocabulary kept the scan's best 48 identical on 30 of 30 benchmark categories, at a sixth of
-  the time (README, 'Speed'). `top=0`: every allowed token."""
+  the time (docs/performance.md). `top=0`: every allowed token."""
   allowed = np.flatnonzero(mask_V)
   if not top or top >= len(allowed):
     return allowed

@@ -43,7 +43,7 @@ class PipelineConfig:
   batch_size: int = 16  # contexts per forward pass
   heldout_fraction: float = 0.1  # last contexts: SAE metrics and the labels' held-out split
   sae: sae_lib.SAEConfig = sae_lib.SAEConfig()
-  # Passes of the SAE over the training tokens. One is what the README's figures measured on 2M tokens (FVU 0.204
+  # Passes of the SAE over the training tokens. One is what docs/real_features.md's figures measured on 2M tokens (FVU 0.204
   # on typical tokens, no dead latents, loss recovered 0.982: every target met); more cost that much more time.
   epochs: float = 1.0
   dead_tokens: int = 1_000_000  # dead = no firing over this many last training tokens (or all, if fewer)
