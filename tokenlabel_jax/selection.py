@@ -9,8 +9,8 @@ direction tells them apart: a category's name makes *all* its members likely aft
 "... : saw"), a member only the members like itself ("Examples of knife: saw" is odd). So the rule is: the few best
 candidates by calibrated validation loss (within `margin` of the best) compete on typicality, the mean over positive
 validation examples of log P(word | "Examples of<label>:") - log P(word | "Examples of things:"). The default rule
-since then, `rule="coverage"` (tokenlabel_jax/coverage.py, run by labeling), compares the best 32 on three coverage
-signals at once and named the category more often on the benchmark's test half (55 of 117 against 43).
+since then, `rule="coverage"` (tokenlabel_jax/coverage.py, run by `choose_label`), compares the best 32 on three
+coverage signals at once and named the category more often on the benchmark's test half (55 of 117 against 43).
 
 Measured on the naming benchmark's tuning half (experiments/results/naming_rules.md): the model's own prior at the
 slot ("naturalness", what the KL term pulls toward) picks broader words (' person' for criminals) and named the
