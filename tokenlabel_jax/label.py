@@ -7,7 +7,6 @@ DIR/index.html (tokenlabel_jax.report). A killed run resumes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 
@@ -19,6 +18,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
 from tokenlabel_jax import report
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
@@ -103,17 +103,6 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every 
 FLAGS = flags.FLAGS
 
 
-def _summary_entry(r: dict) -> dict:
-  return {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids", "probability", "heldout",
-                            "references", "scorer", "wall_time_s") if k in r}
-
-
-def _write_summary(path: str, summary: dict) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(summary, f, indent=1, ensure_ascii=False)
-  os.replace(path + ".tmp", path)
-
-
 @exit_on_user_error
 def main(argv):
   if len(argv) > 1:
@@ -162,19 +151,16 @@ def main(argv):
     print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "
           "one)", file=sys.stderr)
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
-  summary = {}
-  if os.path.exists(summary_path):
-    with open(summary_path) as f:
-      summary = json.load(f)
+  summary = runfiles.read_summary(summary_path)
   if FLAGS.resume:  # a killed run started again: features it finished with the same settings are kept
     done = labeling.finished_results(FLAGS.output_dir, [f.name for f in features], m, disc, lcfg, scfg)
     if done and writer:
       print(f"resuming: {len(done)} of {len(features)} features already labeled in {FLAGS.output_dir} with these "
             "settings are kept (--noresume labels them again)", file=sys.stderr)
     for name, r in done.items():
-      summary[name] = _summary_entry(r)
+      summary[name] = runfiles.summary_entry(r)
     if done and writer:
-      _write_summary(summary_path, summary)
+      runfiles.write_summary(summary_path, summary)
     features = [f for f in features if f.name not in done]
   failed = []
   place = sharding.FeaturePlacer(mesh)
@@ -207,13 +193,13 @@ def main(argv):
             print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
           failed.append(feature.name)
     for r in results if writer else ():
-      summary[r["feature"]] = _summary_entry(r)
+      summary[r["feature"]] = runfiles.summary_entry(r)
       scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
       print(f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))
     if writer and results:  # once per batch: rewriting it per feature is quadratic in a run of thousands
-      _write_summary(summary_path, summary)
+      runfiles.write_summary(summary_path, summary)
   if writer and os.path.exists(summary_path):
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)
