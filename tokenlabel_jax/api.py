@@ -145,3 +145,34 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
         report.write_report(out)
         formats.write_explanations(out)
   return Results(LabelResult.from_result(r) for r in raw)
+
+
+def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
+            output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), threshold: float = 0.0,
+            features_per_batch: int = 4, resume: bool = True, label_config: Mapping[str, Any] | None = None,
+            **explain_config: Any) -> Results:
+  """The LLM-explainer baseline on the same model: each feature's label written by the model from its
+  top-activating contexts, scored on held-out examples as `label`'s are. `explain_config` sets `ExplainConfig`
+  fields (samples=, n_top=, ...), `label_config` the `LabelConfig` fields of the scoring (n_val=, n_heldout=, ...).
+  Outputs as `label`'s (a temporary directory without `output_dir`)."""
+  from tokenlabel_jax import explainer, explaining  # pylint: disable=import-outside-toplevel
+  unknown = sorted(set(explain_config) - {f.name for f in dataclasses.fields(explainer.ExplainConfig)})
+  if unknown:
+    raise UserError(f"unknown setting(s) {unknown}", "use fields of tokenlabel_jax.explainer.ExplainConfig")
+  ecfg = explainer.ExplainConfig(**explain_config)
+  feats = as_features(features)
+  disc = (discriminator if isinstance(discriminator, disc_lib.DiscriminatorConfig)
+          else disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg)))
+  with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
+    out = os.fspath(output_dir) if output_dir is not None else tmp
+    os.makedirs(out, exist_ok=True)
+    with runlock.hold(out):
+      lcfg = LabelConfig(**{**(label_config or {}), "threshold": threshold, "steps": 0})
+      raw = explaining.explain_features(model, feats, disc, lcfg, ecfg, out,
+                                        references, None, resume and output_dir is not None, max(1, features_per_batch),
+                                        log=lambda s: None)
+      if output_dir is not None:
+        from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
+        report.write_report(out)
+        formats.write_explanations(out)
+  return Results(LabelResult.from_result(r) for r in raw)

@@ -43,6 +43,7 @@ class ExplainConfig:
 def contexts(feature: data_lib.Feature, threshold: float, ecfg: ExplainConfig) -> list[str]:
   """The excerpts shown to the explainer: windows around the peak token of the top training records and of records
   from lower quantiles, every token above `threshold` in a window marked <<token>>."""
+  feature = data_lib.assign_splits(feature, threshold=threshold)  # records without a split: as labeling splits them
   train = [r for r in feature.records if r.split == "train" and r.activations.size and r.activations.max() > threshold]
   train.sort(key=lambda r: -float(r.activations.max()))
   chosen = train[:ecfg.n_top]

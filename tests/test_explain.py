@@ -1,0 +1,126 @@
+"""The LLM-explainer baseline: what the explainer is shown, how its answers are read, and runs on a tiny random model
+whose answers are set by the test (an empty, a too long, a non-text and a usable one), including a killed run that
+resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tinymodel
+from test_labeling import write_feature
+from tokenlabel_jax import api, data as data_lib, explainer, explaining, generation
+from tokenlabel_jax.records import Feature, Record
+
+
+def test_parse_names_every_status():
+  assert explainer.parse("Animal") == ("animal", "ok")
+  assert explainer.parse("  Label: musical instrument.\nmore") == ("musical instrument", "ok")
+  assert explainer.parse('"Chinese characters"') == ("chinese characters", "ok")  # sentence case: lowered
+  assert explainer.parse("DNA sequence") == ("DNA sequence", "ok")  # other case kept
+  assert explainer.parse("") == (None, "empty")
+  assert explainer.parse("   \n ") == (None, "empty")
+  assert explainer.parse("1. A father gave his teen-age daughter a pup") == (None, "too long")
+  assert explainer.parse("<< 12 >> ...") == (None, "not text")
+
+
+def _record(tokens, acts, split="train"):
+  return Record(tuple(tokens), np.asarray(acts, np.float32), split, "test")
+
+
+def test_contexts_show_the_top_records_then_lower_quantiles_of_training_records_only():
+  recs = [_record([" a", f" w{i}", " b"], [0, i + 1, 0]) for i in range(30)]
+  recs.append(_record([" x", " held", " y"], [0, 99, 0], split="heldout"))  # never shown: held out
+  recs.append(_record([" x", " quiet", " y"], [0, 0, 0]))  # never shown: not active
+  ecfg = explainer.ExplainConfig(n_top=5, n_quantile=3, before=1, after=1)
+  shown = explainer.contexts(Feature("f", tuple(recs)), 0.0, ecfg)
+  assert shown[:5] == [f"a <<w{i}>> b" for i in (29, 28, 27, 26, 25)]  # strongest first, the token marked
+  assert len(shown) == 8 and not any("held" in s or "quiet" in s for s in shown)
+  lower = [int(s.split("<<w")[1].split(">>")[0]) for s in shown[5:]]
+  assert max(lower) >= 16 and min(lower) <= 7  # spread over the ranks below the top, not the next three
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return tinymodel.tiny_model()
+
+
+@pytest.fixture
+def answers(monkeypatch):
+  """Sets what the model answers per prompt, in call order; records how many prompts were decoded."""
+  state = {"texts": [], "calls": 0}
+  tok = tinymodel.char_tokenizer()
+
+  def fake_generate(params, cfg, prompts, max_new=16, stop_ids=(), temperature=0.0, seed=0, batch=8):
+    out = []
+    for _ in prompts:
+      text = state["texts"][state["calls"] % len(state["texts"])]
+      state["calls"] += 1
+      if text is KeyboardInterrupt:
+        raise KeyboardInterrupt
+      out.append(tok.encode(text))
+    return out
+  monkeypatch.setattr(generation, "generate", fake_generate)
+  return state
+
+
+def _features(tmp_path, n):
+  return [data_lib.load_features(write_feature(tmp_path / f"f{i}.jsonl", seed=i))[0] for i in range(n)]
+
+
+def test_every_answer_gets_a_status_and_a_result_never_a_crash(tiny, tmp_path, answers):
+  answers["texts"] = ["", "a label far too long to be a label at all", "1234 !!", "cat"]
+  feats = _features(tmp_path, 4)
+  out = tmp_path / "run"
+  results = api.explain(tiny, feats, output_dir=out, features_per_batch=4,
+                        label_config={"n_val": 8, "n_heldout": 8})
+  statuses = [r.result["label_status"] for r in results]
+  assert statuses[:3] == ["empty", "too long", "not text"]
+  assert statuses[3] in ("ok", "not above chance")  # a real label, scored on held-out examples
+  assert results[3].result["best_candidate"] == "cat" and results[3].auc is not None
+  for r, f in zip(results, feats):
+    saved = json.loads((out / f.name / "result.json").read_text())
+    assert saved["label_status"] == r.result["label_status"] and saved["source"] == "explainer"
+  summary = json.loads((out / "summary.json").read_text())
+  assert sorted(summary) == sorted(f.name for f in feats)
+  assert (out / "index.html").is_file() and (out / "explanations.jsonl").is_file()
+
+
+def test_a_killed_run_resumes_with_the_features_it_lacks(tiny, tmp_path, answers):
+  feats = _features(tmp_path, 3)
+  out = tmp_path / "run"
+  answers["texts"] = ["cat", "dog", KeyboardInterrupt]  # killed while decoding the third feature
+  with pytest.raises(KeyboardInterrupt):
+    explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lambda s: None)
+  assert (out / feats[1].name / "result.json").is_file() and not (out / feats[2].name).exists()
+  answers["texts"], answers["calls"] = ["owl"], 0
+  again = explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lambda s: None)
+  assert answers["calls"] == 1  # only the missing feature was explained again
+  assert [r["best_candidate"] for r in again] == ["cat", "dog", "owl"]
+  changed = explaining.explain_features(tiny, feats[:1], *_run_args(samples=2), str(out), per_batch=1,
+                                        log=lambda s: None)
+  assert answers["calls"] == 3 and changed[0]["best_candidate"] == "owl"  # other settings: labeled anew
+
+
+def _run_args(**ecfg):
+  from tokenlabel_jax import discriminators as disc_lib
+  from tokenlabel_jax.optimization import LabelConfig
+  return (disc_lib.get("namer"), LabelConfig(steps=0, n_val=8, n_heldout=8),
+          explainer.ExplainConfig(**ecfg))
+
+
+def test_the_launcher_writes_the_label_layout(tmp_path):
+  """`python -m tokenlabel_jax.explain` on the embedded model: one message per feature, the same files as `label`."""
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.explain", "--features=experiments/data/animal.jsonl",
+                         f"--output_dir={tmp_path}", "--reference_labels=animal"], capture_output=True, text=True,
+                        cwd=root, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads((tmp_path / "animal" / "result.json").read_text())
+  assert result["source"] == "explainer" and result["label_status"] and "animal" in result["references"]
+  assert (tmp_path / "index.html").is_file() and (tmp_path / "explanations.jsonl").is_file()
