@@ -124,3 +124,26 @@ def test_the_launcher_writes_the_label_layout(tmp_path):
   result = json.loads((tmp_path / "animal" / "result.json").read_text())
   assert result["source"] == "explainer" and result["label_status"] and "animal" in result["references"]
   assert (tmp_path / "index.html").is_file() and (tmp_path / "explanations.jsonl").is_file()
+
+
+def test_explainer_proposals_join_the_candidate_pool(tiny, tmp_path, answers):
+  """--propose_with=explainer: every answer becomes a candidate label (any length), scored exactly like the scan's
+  (its validation scores are the namer's teacher-forced log-probabilities); the result records the proposals."""
+  import jax.numpy as jnp
+  from tokenlabel_jax import discriminators as disc_lib, labeling, selection
+  from tokenlabel_jax.optimization import LabelConfig
+  answers["texts"] = ["cat", "a cow", "big owl"]
+  feature = _features(tmp_path, 1)[0]
+  disc = disc_lib.get("namer")
+  lcfg = LabelConfig(steps=0, n_train=16, n_val=8, n_heldout=8)
+  scfg = selection.SelectConfig(propose_with="explainer", proposals=3, rule="typicality", margin=0.0)
+  result = labeling.label_features(tiny, [feature], disc, lcfg, str(tmp_path / "run"), scfg=scfg, plots=False)[0]
+  assert result["explainer"]["proposals"] == ["cat", "a cow", "big owl"]
+  sp = labeling.build_splits(tiny, feature, disc, lcfg, keep_cache=True)
+  ids = [disc_lib.encode_label(tiny.tokenizer, t) for t in result["explainer"]["proposals"]]
+  cands = selection.gather(tiny, disc, sp["val"], labeling.allowed_tokens(tiny, lcfg), [], scfg, ids)
+  proposed = {c.ids: c for c in cands if c.source == "explainer"}
+  assert set(proposed) == {tuple(i) for i in ids} and max(len(i) for i in ids) > 2
+  for c in proposed.values():
+    exact = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, sp["val"].prep, jnp.asarray([c.ids])))[0]
+    np.testing.assert_allclose(c.s_val, exact, atol=1e-4)

@@ -75,6 +75,11 @@ flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few ca
                    "the best compete on typicality (how much the label raises the positive words' probability after "
                    "'Examples of<label>:'). 0, with either rule: the lowest validation loss.")
 flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
+flags.DEFINE_enum("propose_with", _S.propose_with, ["none", "explainer"], "Namer: 'explainer' adds the LLM "
+                  "explainer's answers (tokenlabel_jax.explain, on the same model; labels of any length) to the "
+                  "candidates, scored and chosen among like every other.")
+flags.DEFINE_integer("proposals", _S.proposals, "With --propose_with=explainer: answers per feature (the first "
+                     "greedy, the others sampled).")
 flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
@@ -130,7 +135,7 @@ def main(argv):
     if name:
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule, margin=FLAGS.select_margin,
-                             extend_top=FLAGS.extend_top)
+                             extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals)
   disc_lib.MEMO.max_bytes = int(max(0.0, FLAGS.prompt_memo_gb) * 2**30)
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)

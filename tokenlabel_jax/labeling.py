@@ -31,6 +31,7 @@ import numpy as np
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
+from tokenlabel_jax import explainer
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import plots as plots_lib
@@ -101,9 +102,10 @@ def warm_prompts(m: LoadedModel, features: Sequence[data_lib.Feature], disc: dis
 def needs_cache(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig,
                 scfg: selection.SelectConfig, references: Sequence[str]) -> bool:
   """Whether prepared examples must keep their prefix keys/values: every formulation but the namer reads them, and
-  the namer does for labels of several tokens (two-token extensions, several slots, multi-token reference labels).
-  Without them the namer's prompt rows are five times smaller (the prefix memo then holds five times as many)."""
-  need = (disc.kind != "namer" or lcfg.label_slots > 1 or bool(scfg.extend_top)
+  the namer does for labels of several tokens (two-token extensions, several slots, multi-token reference labels,
+  the explainer's proposals). Without them the namer's prompt rows are five times smaller (the prefix memo then
+  holds five times as many)."""
+  need = (disc.kind != "namer" or lcfg.label_slots > 1 or bool(scfg.extend_top) or scfg.propose_with != "none"
           or any(len(disc_lib.encode_label(m.tokenizer, r)) > 1 for r in references))
   if need and disc.also:
     raise UserError(f"the {disc.name} discriminator averages the log q of {1 + len(disc.also)} prompts: it scores "
@@ -168,6 +170,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   every_ref = ([r for n in names for r in references.get(n, ())] if isinstance(references, Mapping)
                else list(references))
   keep_cache = needs_cache(m, disc, lcfg, scfg, every_ref)
+  proposals = _explainer_proposals(m, features, disc, lcfg, scfg, log)
   splits = [build_splits(m, f, disc, lcfg, keep_cache) for f in features]
   prep = None  # the training examples stacked over features, for the gradient run only
   if lcfg.steps > 0:
@@ -198,7 +201,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     train_prep = sp["train"].prep if prep is None else place.take(prep, f)  # padded to the batch's: inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
-                                              scorer)
+                                              scorer, proposals[f])
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     if write:
       os.makedirs(out_dir, exist_ok=True)
@@ -218,6 +221,22 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   return results
 
 
+def _explainer_proposals(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
+                         lcfg: opt_lib.LabelConfig, scfg: selection.SelectConfig, log) -> list[dict[str, Any]]:
+  """With `propose_with="explainer"`: the LLM explainer's answers per feature (several samples), which join the
+  candidate pool as token labels of any length; otherwise nothing."""
+  if scfg.propose_with == "none":
+    return [{"texts": [], "ids": []} for _ in features]
+  if scfg.propose_with != "explainer" or disc.kind != "namer":
+    raise UserError(f"propose_with={scfg.propose_with!r} with the {disc.name} discriminator is not supported",
+                    "use --propose_with=explainer with the namer discriminator, or none")
+  log(f"[{', '.join(f.name for f in features)}] asking the explainer ({scfg.proposals} answers each)")
+  explained = explainer.explain(m, features, lcfg.threshold, explainer.ExplainConfig(samples=scfg.proposals),
+                                batch=len(features))
+  return [{"texts": e["proposals"], "ids": [disc_lib.encode_label(m.tokenizer, t) for t in e["proposals"]],
+           "answers": e["answers"]} for e in explained]
+
+
 def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                   lcfg: opt_lib.LabelConfig, out_dir: str, references: Sequence[str] = (), resume: bool = True
                   ) -> dict[str, Any]:
@@ -233,7 +252,8 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                        lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
                        mask_V: np.ndarray, references: Sequence[str], scfg: selection.SelectConfig,
-                       scorer: disc_lib.DiscriminatorConfig | None) -> tuple[dict[str, Any], np.ndarray | None]:
+                       scorer: disc_lib.DiscriminatorConfig | None, proposed: dict[str, Any] | None = None
+                       ) -> tuple[dict[str, Any], np.ndarray | None]:
   """Every seed's top-k tokens of p and of the gradient (and, for the namer, the exact vocabulary scan and two-token
   extensions) scored exactly as hard labels on validation examples; `selection.choose_label` picks one. Returns the
   result and, for the namer, the chosen label's calibrated held-out probabilities (for examples.json)."""
@@ -244,7 +264,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
     from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
                                             sp["train"].target_B, mask_V, lcfg.top_k)
   cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
-                           scfg)
+                           scfg, (proposed or {}).get("ids", ()))
   chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
   n_pos = int(sp["heldout"].positive_B.sum())
@@ -289,6 +309,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "config": dataclasses.asdict(lcfg),
       "selection": dataclasses.asdict(scfg),
   }
+  if proposed and proposed.get("answers") is not None:
+    result["explainer"] = {"proposals": proposed["texts"], "answers": proposed["answers"]}
   if scorer is not None:
     result["scorer"] = independent_scores(m, feature, scorer, lcfg, [list(chosen.ids)] + ref_ids,
                                           ["label"] + list(references))

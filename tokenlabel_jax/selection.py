@@ -59,13 +59,15 @@ class SelectConfig:
   extend_each: int = 3  # continuations per first token
   calibrate_top: int = 2048  # namer scan: tokens given a calibration fit, chosen by AUC and score gap (0: all)
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
+  propose_with: str = "none"  # "explainer": the LLM explainer's answers join the candidates (namer; any length)
+  proposals: int = 4  # explainer answers per feature (the first greedy, the others sampled)
 
 
 @dataclasses.dataclass
 class Candidate:
   ids: tuple[int, ...]
   text: str
-  source: str  # "p" | "gradient" | "scan" | "natural" | "extension"
+  source: str  # "p" | "gradient" | "scan" | "natural" | "extension" | "coverage" | "explainer"
   stats: dict[str, float] = dataclasses.field(default_factory=dict)
   s_val: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer scores on validation examples
   p_test: np.ndarray | None = dataclasses.field(default=None, repr=False)  # namer: calibrated held-out probabilities
@@ -108,11 +110,12 @@ def prefilter(logq_BxV: np.ndarray, positive_B: np.ndarray, auc_V: np.ndarray, m
 
 
 def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optimizer_ids: Sequence[tuple[int, str]],
-           scfg: SelectConfig = SelectConfig()) -> list[Candidate]:
-  """Candidates from the optimizer (token ids with their source) plus, for the namer, the scan and extensions.
+           scfg: SelectConfig = SelectConfig(), proposals: Sequence[Sequence[int]] = ()) -> list[Candidate]:
+  """Candidates from the optimizer (token ids with their source) plus, for the namer, the scan, extensions and
+  `proposals` (labels of any length proposed from outside, e.g. by the LLM explainer).
 
   `val` is the validation Split (examples, prepared prompts, targets). Single tokens only need the cached slot
-  distribution; extensions run one token through the model per first token, on the validation examples.
+  distribution; extensions and longer proposals run their tokens through the model on the validation examples.
   """
   singles: dict[int, str] = {}
   for t, src in optimizer_ids:
@@ -132,6 +135,11 @@ def gather(m, disc: disc_lib.DiscriminatorConfig, val, mask_V: np.ndarray, optim
   if scfg.extend_top:
     first = [c.ids[0] for c in sorted(cands, key=lambda c: loss_V[c.ids[0]])[:scfg.extend_top]]
     cands += _extensions(m, val, logq, first, scfg)
+  have = {c.ids for c in cands}
+  extra = [tuple(int(t) for t in p) for p in dict.fromkeys(tuple(p) for p in proposals) if p and tuple(p) not in have]
+  if extra:
+    s_val = disc_lib.namer_scores(m.params, m.cfg, val.prep, extra)
+    cands += [Candidate(ids, m.tokenizer.decode(list(ids)), "explainer", s_val=s) for ids, s in zip(extra, s_val)]
   return cands
 
 

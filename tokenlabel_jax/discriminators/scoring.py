@@ -18,7 +18,7 @@ import numpy as np
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.discriminators.rows import Prepared, pad_cache, take_rows
-from tokenlabel_jax.discriminators.templates import DiscriminatorConfig
+from tokenlabel_jax.discriminators.templates import PRESETS, DiscriminatorConfig
 from tokenlabel_jax.errors import UserError
 
 
@@ -85,16 +85,23 @@ def hard_scores(params, cfg: ModelConfig, disc: DiscriminatorConfig, prep: Prepa
   return jnp.concatenate(rows, axis=1)
 
 
-def namer_scores(params, cfg: ModelConfig, prep: Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:
-  """Exact namer scores log P(label | prompt) of one- and two-token labels on every prepared example: C x B.
+_NAMER = PRESETS["namer"]  # hard_scores reads only its kind here: the template is in the prepared prompts
 
-  One model step per distinct first token of the two-token labels, whatever their number of second tokens.
+
+def namer_scores(params, cfg: ModelConfig, prep: Prepared, ids: Sequence[tuple[int, ...]]) -> np.ndarray:
+  """Exact namer scores log P(label | prompt) of labels of any length on every prepared example: C x B.
+
+  One model step per distinct first token of the two-token labels, whatever their number of second tokens; longer
+  labels (an explainer's proposals) are teacher-forced, each group of one length in one call.
   """
   logq = np.asarray(prep.logq_BxV) - np.asarray(prep.baseline_B)[:, None]
   out = np.stack([logq[:, c[0]] for c in ids]) if ids else np.zeros((0, logq.shape[0]), np.float32)
   multi = [i for i, c in enumerate(ids) if len(c) == 2]
-  if len(multi) < sum(len(c) > 1 for c in ids):
-    raise ValueError("the namer's candidates have at most two tokens")
+  for n in sorted({len(c) for c in ids if len(c) > 2}):
+    longer = [i for i, c in enumerate(ids) if len(c) == n]
+    padded = [ids[i] for i in longer] + [ids[longer[-1]]] * (-len(longer) % 4)  # few compiled shapes
+    got = np.asarray(hard_scores(params, cfg, _NAMER, prep, jnp.asarray(padded, jnp.int32)))
+    out[longer] = got[:len(longer)]
   if multi:
     require_cache(prep)
     firsts = sorted({ids[i][0] for i in multi})
