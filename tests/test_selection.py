@@ -174,3 +174,59 @@ def test_scan_prefilter_keeps_the_tokens_with_the_best_calibrated_loss():
   loss[mask] = opt_lib.fit_calibration(logq[:, mask].T, pos.astype(np.float32), 1.0)[2]
   assert set(np.argsort(loss)[:24]) <= set(keep.tolist())
   assert set(selection.prefilter(logq, pos, auc, mask, 0).tolist()) == set(np.flatnonzero(mask).tolist())
+
+
+def test_the_rule_follows_the_model_size():
+  from tokenlabel_jax.config import ModelConfig
+  assert selection.default_rule(ModelConfig.smollm2_135m()) == "coverage"
+  assert selection.default_rule(ModelConfig.qwen25_coder_0_5b()) == "set_namer"
+  assert selection.default_rule(ModelConfig.qwen25_coder_1_5b()) == "set_namer"
+  assert selection.for_model(selection.SelectConfig(), ModelConfig.tiny()).rule == "coverage"
+  assert selection.for_model(selection.SelectConfig(rule="typicality"), ModelConfig.qwen25_coder_1_5b()).rule == \
+      "typicality"
+  with pytest.raises(selection.UserError):
+    selection.for_model(selection.SelectConfig(rule="best"), ModelConfig.tiny())
+
+
+def test_set_namer_rule_picks_the_likeliest_kind_of_the_positive_sets(tiny, tmp_path):
+  """Among the best `coverage_top` candidates by validation loss, the highest mean log P(label | "w1, w2, w3 and w4
+  are kinds of") over sets of positive training words, recomputed here from the model directly; the run reads no
+  training prompts (its training Split has no prep)."""
+  from tokenlabel_jax import coverage, model as model_lib
+  rng = np.random.default_rng(0)
+  animals, things = ["cat", "dog", "cow", "owl", "fox", "pig", "hen", "elk"], ["cup", "pen", "map", "box", "mug"]
+  with open(tmp_path / "toy.jsonl", "w") as f:
+    for i in range(80):
+      words, acts = [str(rng.choice(things)) for _ in range(4)], [0.0] * 4
+      if i % 2 == 0:
+        words[1], acts[1] = animals[(i // 2) % len(animals)], 1.0
+      f.write(json.dumps({"tokens": [words[0]] + [" " + w for w in words[1:]], "activations": acts}) + "\n")
+  feature = data_lib.load_features(str(tmp_path / "toy.jsonl"))[0]
+  disc = disc_lib.get("namer")
+  lcfg = dataclasses.replace(LCFG, steps=0)
+  scfg = selection.SelectConfig(rule="set_namer", coverage_top=6)
+  assert not labeling.uses_train_prompts(lcfg, scfg) and labeling.uses_train_prompts(LCFG, scfg)
+  sp = labeling.build_splits(tiny, feature, disc, lcfg, keep_cache=False, prepare_train=False)
+  assert sp["train"].prep is None and sp["val"].prep is not None
+  mask = labeling.allowed_tokens(tiny, lcfg)
+  cands = selection.gather(tiny, disc, sp["val"], mask, [], scfg)
+  chosen = selection.choose_label(tiny, disc, feature, lcfg, sp, None, cands, mask, scfg)
+  top = sorted((c for c in cands if len(c.ids) == 1), key=lambda c: c.stats["val_loss"])[:6]
+  assert chosen in top and all("set_pos" in c.stats for c in top)
+  sets = coverage.word_sets(coverage.positive_words(feature), scfg.set_sets, 0)
+  assert sets
+  expected = []
+  for c in top:  # log P(label | shots + set) straight from the forward, set by set
+    lp = []
+    for s in sets:
+      ids = tiny.tokenizer.encode(coverage.SET_SHOTS + ", ".join(s[:-1]) + " and " + s[-1] + " are kinds of")
+      logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, jnp.asarray([ids]))
+      lp.append(float(np.asarray(jax_log_softmax(logits[0, -1]))[c.ids[0]]))
+    expected.append(np.mean(lp))
+  np.testing.assert_allclose([c.stats["set_pos"] for c in top], expected, atol=2e-4)
+  assert chosen is top[int(np.argmax(expected))]
+
+
+def jax_log_softmax(x):
+  import jax
+  return jax.nn.log_softmax(x)

@@ -10,6 +10,8 @@ positives, a member only the few like itself. Three measures of it, each cheap o
   raises the probability of the positive words after "Examples of<label>:" (one short pass per label).
 - `set_namer`: log P(label | "w1, w2, w3 and w4 are kinds of") over sets of four different positive words. A member
   cannot be the kind of four different members; the category's name is what a set of them has in common.
+  `set_scores` is the same question for labels of any length: alone, among the best candidates by validation loss,
+  it is the `set_namer` rule, measured on the benchmark's tuning half with Qwen2.5-Coder-1.5B (experiments/models).
 
 `coverage_choice` picks, among the best candidates by validation loss, the one with the highest sum of the three
 z-scored signals. Chosen on the naming benchmark's tuning half (experiments/naming/probes/naming_pool.py).
@@ -22,7 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
+from tokenlabel_jax import data as data_lib
 from tokenlabel_jax.discriminators import prefix
+from tokenlabel_jax.discriminators.scoring import namer_scores
+from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText
 
 SET_SHOTS = ("jazz, opera, blues and reggae are kinds of music.\ngranite, basalt, slate and marble are kinds of rock.\n"
              "Monday, Friday, Tuesday and Sunday are kinds of day.\n")
@@ -51,7 +56,9 @@ def log_rank_gap(logq_BxV: np.ndarray, positive_B: np.ndarray, mask_V: np.ndarra
 
 def positive_words(feature, threshold: float = 0.0) -> list[str]:
   """The distinct alphabetic positive tokens (activation > threshold) of the feature's training records, lower-cased
-  and sorted."""
+  and sorted. Records without a split are split as labeling splits them (before, such a feature had no words here,
+  and the set namer's signal was missing for it)."""
+  feature = data_lib.assign_splits(feature, threshold=threshold)
   return sorted({tok.strip().lower() for r in feature.records if r.split == "train"
                  for tok, a in zip(r.tokens, r.activations) if tok.strip().isalpha() and a > threshold})
 
@@ -70,6 +77,23 @@ def set_namer(m, sets: Sequence[Sequence[str]]) -> np.ndarray:
     return np.full(m.cfg.vocab_size, np.nan, np.float32)
   ids = [m.tokenizer.encode(SET_SHOTS + ", ".join(s[:-1]) + " and " + s[-1] + " are kinds of") for s in sets]
   return np.asarray(prefix.last_logq(m.params, m.cfg, ids)).mean(0)
+
+
+# The set namer as a discriminator template: each "example" is a set of positive words, so that labels of any length
+# are scored on it like the namer's (one- and two-token labels exactly, longer ones teacher-forced).
+SET_NAMER = DiscriminatorConfig(name="set_namer", kind="namer", template=SET_SHOTS + "{word} are kinds of{label}")
+
+
+def set_scores(m, feature, threshold: float, n_sets: int, ids: Sequence[Sequence[int]]) -> np.ndarray:
+  """Per label, the mean over `n_sets` sets of four positive training words of log P(label | few-shot lines +
+  "w1, w2, w3 and w4 are kinds of"): what a set of members has in common. NaN without four positive words."""
+  sets = word_sets(positive_words(feature, threshold), n_sets, 0)
+  if not sets:
+    return np.full(len(ids), np.nan)
+  texts = [ExampleText(word=", ".join(s[:-1]) + " and " + s[-1], context="") for s in sets]
+  prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, SET_NAMER, [texts],
+                                   keep_cache=any(len(i) > 1 for i in ids))[0]
+  return namer_scores(m.params, m.cfg, prep, [tuple(i) for i in ids]).mean(1)
 
 
 def zscore(x: np.ndarray) -> np.ndarray:

@@ -67,10 +67,12 @@ flags.DEFINE_float("target_scale_quantile", _D.target_scale_quantile,
 flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive examples drawn (0.5: balanced).")
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
-flags.DEFINE_enum("select_rule", _S.rule, ["coverage", "typicality"], "How the label is chosen among the exactly "
-                  "scored candidates: coverage (namer: of the best 32 by validation loss, the one that fits all the "
-                  "positives best: log-rank gap + typicality + set namer) or typicality (the most typical of the best "
-                  "4 within --select_margin).")
+flags.DEFINE_enum("select_rule", None, list(selection.RULES), "How the label is chosen among the exactly "
+                  "scored candidates (default: the model's measured rule, set_namer from 0.5B parameters, else "
+                  "coverage): coverage (namer: of the best 32 by validation loss, the one that fits all the "
+                  "positives best: log-rank gap + typicality + set namer), set_namer (namer: of the best 32, the "
+                  "likeliest kind of sets of four positive words) or typicality (the most typical of the best 4 "
+                  "within --select_margin).")
 flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few candidates within this validation loss of "
                    "the best compete on typicality (how much the label raises the positive words' probability after "
                    "'Examples of<label>:'). 0, with either rule: the lowest validation loss.")
@@ -134,7 +136,7 @@ def main(argv):
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
-  scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule, margin=FLAGS.select_margin,
+  scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule or "", margin=FLAGS.select_margin,
                              extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals)
   disc_lib.MEMO.max_bytes = int(max(0.0, FLAGS.prompt_memo_gb) * 2**30)
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
@@ -147,6 +149,7 @@ def main(argv):
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
+  scfg = selection.for_model(scfg, m.cfg)
   if FLAGS.lambda_sweep:
     sweep.run_and_write(m, features, disc, dataclasses.replace(lcfg, steps=FLAGS.steps or _D.steps),
                         FLAGS.lambda_sweep, FLAGS.output_dir, sharding.FeaturePlacer(mesh), writer)
@@ -173,7 +176,7 @@ def main(argv):
   if FLAGS.warm_prompts and len(features) > per:
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
     keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, FLAGS.reference_labels)
-    labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log)
+    labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log, labeling.uses_train_prompts(lcfg, scfg))
   for start in range(0, len(features), per):
     group = features[start:start + per]
     if writer:

@@ -55,10 +55,12 @@ def sample_split(feature: data_lib.Feature, lcfg: opt_lib.LabelConfig, split: st
 
 
 def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
-                 lcfg: opt_lib.LabelConfig, keep_cache: bool = True) -> dict[str, Split]:
+                 lcfg: opt_lib.LabelConfig, keep_cache: bool = True, prepare_train: bool = True) -> dict[str, Split]:
   """Train and validation come from the feature's train records, held-out from its held-out records.
 
-  `keep_cache=False` (namer): no prefix keys/values, for runs that score only one-token labels (`needs_cache`)."""
+  `keep_cache=False` (namer): no prefix keys/values, for runs that score only one-token labels (`needs_cache`).
+  `prepare_train=False`: the training examples are drawn (so validation is the same) but their prompts are not run
+  (`uses_train_prompts`); their Split has no prep."""
   train_val = sample_split(feature, lcfg, "train")
   heldout = sample_split(feature, lcfg, "heldout")
   parts = {name: exs for name, exs in (("train", train_val[:lcfg.n_train]), ("val", train_val[lcfg.n_train:]),
@@ -72,19 +74,26 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
       raise UserError(f"feature {feature.name!r}: the {name} examples are all {'positive' if pos.all() else 'negative'}"
                       f" (activation > {lcfg.threshold:g})",
                       "give the feature both active and inactive tokens in each split, or raise --n_" + name)
+  run = [name for name in parts if prepare_train or name != "train"]
   preps = disc_lib.prepare_splits(m.params, m.cfg, m.tokenizer, disc,
-                                  [example_texts(feature, exs, disc) for exs in parts.values()], lcfg.label_slots,
+                                  [example_texts(feature, parts[name], disc) for name in run], lcfg.label_slots,
                                   keep_cache=keep_cache)
-  if disc.kind == "namer" and "train" in parts:
+  preps = dict(zip(run, preps))
+  if disc.kind == "namer" and "train" in preps:
     # The namer's step and gradient read only log q at the slot: training examples keep no KV cache (multi-token
     # labels are scored on validation and held-out examples, which keep theirs).
-    preps[0] = dataclasses.replace(preps[0], cache=disc_lib.empty_cache(preps[0].cache))
-  return {name: Split(exs, prep, targets[name], positives[name])
-          for (name, exs), prep in zip(parts.items(), preps)}
+    preps["train"] = dataclasses.replace(preps["train"], cache=disc_lib.empty_cache(preps["train"].cache))
+  return {name: Split(exs, preps.get(name), targets[name], positives[name]) for name, exs in parts.items()}
+
+
+def uses_train_prompts(lcfg: opt_lib.LabelConfig, scfg: selection.SelectConfig) -> bool:
+  """Whether a run reads its training examples' prompts: the gradient does, and the coverage rule (its log-rank
+  gap); the namer's scan with the set namer rule reads only validation and held-out prompts (a third fewer passes)."""
+  return lcfg.steps > 0 or scfg.rule != "set_namer"
 
 
 def warm_prompts(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
-                 lcfg: opt_lib.LabelConfig, keep_cache: bool, log=None) -> int:
+                 lcfg: opt_lib.LabelConfig, keep_cache: bool, log=None, with_train: bool = True) -> int:
   """Namer: every distinct prompt of these features' examples run once, up front, into the prefix memo (as far as it
   holds them); the features' own preparation then only gathers rows. Other formulations' prompts hold the whole
   context, rarely shared: nothing to do. Returns how many prompts ran."""
@@ -93,7 +102,9 @@ def warm_prompts(m: LoadedModel, features: Sequence[data_lib.Feature], disc: dis
   per_feature = []
   for f in features:
     try:
-      per_feature.append(example_texts(f, sample_split(f, lcfg, "train") + sample_split(f, lcfg, "heldout"), disc))
+      train_val = sample_split(f, lcfg, "train")
+      per_feature.append(example_texts(f, (train_val if with_train else train_val[lcfg.n_train:])
+                                       + sample_split(f, lcfg, "heldout"), disc))
     except UserError:  # reported when the feature itself is labeled
       continue
   return disc_lib.warm_memo(m.params, m.cfg, m.tokenizer, disc, per_feature, lcfg.label_slots, keep_cache, log=log)
@@ -169,9 +180,10 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
   every_ref = ([r for n in names for r in references.get(n, ())] if isinstance(references, Mapping)
                else list(references))
+  scfg = selection.for_model(scfg, m.cfg)
   keep_cache = needs_cache(m, disc, lcfg, scfg, every_ref)
   proposals = _explainer_proposals(m, features, disc, lcfg, scfg, log)
-  splits = [build_splits(m, f, disc, lcfg, keep_cache) for f in features]
+  splits = [build_splits(m, f, disc, lcfg, keep_cache, uses_train_prompts(lcfg, scfg)) for f in features]
   prep = None  # the training examples stacked over features, for the gradient run only
   if lcfg.steps > 0:
     prep = place(disc_lib.stack([s["train"].prep for s in splits]))
@@ -373,7 +385,7 @@ def finished_results(output_dir: str, names: Sequence[str], m: LoadedModel, disc
   discriminator and settings: a killed run, started again, keeps them instead of labeling them again. A result that
   does not read back or was made with other settings is not kept (it is labeled again and overwritten)."""
   want = json.loads(json.dumps({"model": m.cfg.name, "discriminator": disc.name, "config": dataclasses.asdict(lcfg),
-                                "selection": dataclasses.asdict(scfg)}))
+                                "selection": dataclasses.asdict(selection.for_model(scfg, m.cfg))}))
   done = {}
   for name in names:
     try:

@@ -37,6 +37,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
+from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 
 
@@ -44,8 +45,9 @@ from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 class SelectConfig:
   """How candidates are gathered and one is chosen (chosen on the naming benchmark's tuning half)."""
 
-  rule: str = "coverage"  # "coverage": the coverage signals decide among the best coverage_top (namer only);
-  # "typicality": typicality decides among the best typical_top within margin (see choose)
+  rule: str = ""  # "": the model's measured rule (`default_rule`, filled in by `for_model`); "coverage": the coverage
+  # signals decide among the best coverage_top (namer only); "set_namer": the set namer's log-probability decides
+  # among the best coverage_top (namer only); "typicality": typicality among the best typical_top within margin
   coverage_pool: int = 24  # coverage rule: the best single tokens by validation loss whose signals are measured
   coverage_top: int = 32  # coverage rule: of those (and up to 8 log-rank candidates after them), the best compared
   coverage_signals: tuple[str, ...] = ("lrg", "typ_all", "set_pos")
@@ -325,6 +327,23 @@ def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> i
   return fin[int(np.nanargmax(typ))]
 
 
+RULES = ("coverage", "set_namer", "typicality")
+
+
+def default_rule(cfg) -> str:
+  """The measured rule per model size (experiments/models/README.md): on the naming benchmark's tuning half the
+  coverage rule named 57 of 108 categories with SmolLM2-135M, the set namer rule 52 with Qwen2.5-Coder-1.5B (the
+  coverage rule 46 there). Models of 0.5B parameters and more get the set namer rule."""
+  return "set_namer" if cfg.n_layers * cfg.dim * cfg.hidden_dim * 3 >= 2e8 else "coverage"
+
+
+def for_model(scfg: SelectConfig, cfg) -> SelectConfig:
+  """`scfg` with its rule filled in for this model where it was left to the model ("")."""
+  if scfg.rule and scfg.rule not in RULES:
+    raise UserError(f"unknown selection rule {scfg.rule!r}", f"use one of {', '.join(RULES)}")
+  return scfg if scfg.rule else dataclasses.replace(scfg, rule=default_rule(cfg))
+
+
 def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
                  sp: dict[str, Split], train_prep: disc_lib.Prepared, cands: list[Candidate], mask_V: np.ndarray,
                  scfg: SelectConfig = SelectConfig()) -> Candidate:
@@ -332,8 +351,11 @@ def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Featur
   one: the coverage rule for the namer (`_coverage_rule`; margin 0 turns it off), else typicality among the finalists
   (`choose`), else the lowest validation loss. The chosen one gets its held-out figures (`ensure_heldout`).
   `sp` holds the train, val and heldout Splits; `train_prep` the training examples' prepared prompts."""
+  scfg = for_model(scfg, m.cfg)
   if scfg.rule == "coverage" and disc.kind == "namer" and scfg.margin > 0:  # margin 0: the lowest validation loss
     chosen = cands[_coverage_rule(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)]
+  elif scfg.rule == "set_namer" and disc.kind == "namer" and scfg.margin > 0:
+    chosen = cands[_set_namer_rule(m, disc, feature, lcfg, sp, cands, scfg)]
   else:
     score(m, disc, cands, sp["val"], sp["heldout"])
     fin = finalists(cands, scfg)
@@ -344,6 +366,23 @@ def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Featur
     chosen = cands[choose(cands, scfg)]
   ensure_heldout(m, disc, chosen, sp["heldout"])
   return chosen
+
+
+def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
+                    sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig) -> int:
+  """The set namer rule (namer): every candidate is scored; among the best `coverage_top` single tokens by
+  validation loss, and every proposal from outside (the explainer's, of any length), the one the set namer finds
+  likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
+  when the feature has fewer than four positive words. The signal is kept in each compared candidate's stats."""
+  score(m, disc, cands, sp["val"], sp["heldout"])
+  singles = sorted((i for i, c in enumerate(cands) if len(c.ids) == 1), key=lambda i: cands[i].stats["val_loss"])
+  compared = singles[:scfg.coverage_top] + [i for i, c in enumerate(cands) if c.source == "explainer"]
+  set_C = coverage.set_scores(m, feature, lcfg.threshold, scfg.set_sets, [cands[i].ids for i in compared])
+  for i, v in zip(compared, set_C):
+    cands[i].stats["set_pos"] = float(v)
+  if not np.isfinite(set_C).any():
+    return compared[0]
+  return compared[int(np.nanargmax(set_C))]
 
 
 def _coverage_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature,

@@ -32,12 +32,15 @@ def main():
       "--split": dict(default="test"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood"), "--margin": dict(type=float, default=selection.SelectConfig().margin),
       "--extend_top": dict(type=int, default=selection.SelectConfig().extend_top),
-      "--rule": dict(default=selection.SelectConfig().rule, help="coverage | typicality (selection.SelectConfig)"),
+      "--rule": dict(default="", help="coverage | set_namer | typicality (default: the model's, "
+                                      "selection.default_rule)"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default="")})
   spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
   cats = [c for c in spec if c["split"] == args.split][:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
-  scfg = selection.SelectConfig(margin=args.margin, extend_top=args.extend_top, rule=args.rule)
+  scfg = selection.for_model(selection.SelectConfig(margin=args.margin, extend_top=args.extend_top, rule=args.rule),
+                             m.cfg)
+  args.rule = scfg.rule
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
   words = np.flatnonzero(mask)
