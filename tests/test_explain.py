@@ -53,10 +53,11 @@ def answers(monkeypatch):
   """Sets what the model answers per prompt, in call order; records how many prompts were decoded."""
   state = {"texts": [], "calls": 0}
   tok = tinymodel.char_tokenizer()
+  monkeypatch.setattr(explainer, "_ANSWERS", {})
 
   def fake_generate(params, cfg, prompts, max_new=16, stop_ids=(), temperature=0.0, seed=0, batch=8):
     out = []
-    for _ in prompts:
+    for _ in range(len(prompts) * len(np.atleast_1d(temperature))):
       text = state["texts"][state["calls"] % len(state["texts"])]
       state["calls"] += 1
       if text is KeyboardInterrupt:

@@ -61,6 +61,15 @@ def test_a_row_stops_at_its_stop_token_and_the_others_go_on(tiny_pair):
   assert stopped[0] == _reference_greedy(ref, prompts[0], 10, stop=stop)
 
 
+def test_samples_share_one_prefill_and_the_first_is_greedy(tiny_pair):
+  m, _ = tiny_pair
+  prompts = [[5, 6, 7, 8], [9, 10, 11]]
+  greedy = generation.generate(m.params, m.cfg, prompts, max_new=8)
+  several = generation.generate(m.params, m.cfg, prompts, max_new=8, temperature=[0.0, 5.0, 5.0], seed=1)
+  assert len(several) == 6 and several[0] == greedy[0] and several[3] == greedy[1]  # prompt-major
+  assert several[1] != several[2] or several[4] != several[5]  # the sampled rows differ
+
+
 def test_sampling_follows_the_temperature(tiny_pair):
   m, _ = tiny_pair
   prompt = [[5, 6, 7, 8]]

@@ -87,6 +87,15 @@ def parse(text: str) -> tuple[str | None, str]:
   return line.lower() if line.isupper() or line[:1].isupper() and line[1:].islower() else line, "ok"
 
 
+# Answers already decoded in this process, by (prompt, temperatures, seed, length): deterministic, so the comparison
+# experiment's explainer run and its combination run (label --propose_with=explainer) decode each prompt once.
+_ANSWERS: dict[tuple, list[str]] = {}
+
+
+def _key(m, prompt, temps, ecfg: ExplainConfig) -> tuple:
+  return m.cfg, id(m.params), tuple(prompt), tuple(temps), ecfg.seed, ecfg.max_new
+
+
 def explain(m, features: Sequence[data_lib.Feature], threshold: float, ecfg: ExplainConfig = ExplainConfig(),
             batch: int = 4) -> list[dict]:
   """Per feature: the excerpts, every answer (raw text, parsed label, status) and the first usable label."""
@@ -95,14 +104,15 @@ def explain(m, features: Sequence[data_lib.Feature], threshold: float, ecfg: Exp
   stop += [t for t in m.tokenizer.encode("\n")[:1]]
   shown = [contexts(f, threshold, ecfg) for f in features]
   prompts = [prompt_ids(m.tokenizer, ex) for ex in shown]
-  answers: list[list[str]] = [[] for _ in features]
-  for s in range(max(1, ecfg.samples)):
-    temp = 0.0 if s == 0 else ecfg.temperature
-    live = [i for i, ex in enumerate(shown) if ex]
-    new = generation.generate(m.params, m.cfg, [prompts[i] for i in live], ecfg.max_new, stop, temp,
-                              ecfg.seed + s, batch) if live else []
-    for i, ids in zip(live, new):
-      answers[i].append(m.tokenizer.decode([t for t in ids if t not in stop]))
+  temps = [0.0] + [ecfg.temperature] * (max(1, ecfg.samples) - 1)  # one shared prefill per prompt
+  live = [i for i, ex in enumerate(shown) if ex]
+  todo = [i for i in live if _key(m, prompts[i], temps, ecfg) not in _ANSWERS]
+  new = generation.generate(m.params, m.cfg, [prompts[i] for i in todo], ecfg.max_new, stop, temps, ecfg.seed,
+                            batch) if todo else []
+  for j, i in enumerate(todo):
+    _ANSWERS[_key(m, prompts[i], temps, ecfg)] = [m.tokenizer.decode([t for t in ids if t not in stop])
+                                               for ids in new[j * len(temps):(j + 1) * len(temps)]]
+  answers = [_ANSWERS.get(_key(m, p, temps, ecfg), []) for p in prompts]
   out = []
   for f, ex, texts, ids in zip(features, shown, answers, prompts):
     parsed = [parse(t) for t in texts]

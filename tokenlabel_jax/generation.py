@@ -27,14 +27,20 @@ def _bucket(n: int) -> int:
   return -(-n // 64) * 64 if n <= 512 else 1 << (n - 1).bit_length()
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new"))
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "repeat"))
 def _generate(params, cfg: ModelConfig, ids_BxP: jax.Array, valid_BxP: jax.Array, stop_S: jax.Array,
-              temperature: jax.Array, key: jax.Array, max_new: int):
-  B, P = ids_BxP.shape
+              temperature_R: jax.Array, key: jax.Array, max_new: int, repeat: int = 1):
+  """`repeat` rows decode from each prompt (samples), sharing its one prefill: B x repeat rows, prompt-major; row r
+  of each prompt at temperature_R[r] (0: greedy)."""
+  temperature_B = jnp.tile(temperature_R, ids_BxP.shape[0])
   positions_BxP = jnp.maximum(jnp.cumsum(valid_BxP, axis=1) - 1, 0)
   h, cache, _ = model_lib.forward(params, cfg, model_lib.embed(params, ids_BxP), positions_BxP, valid_BxP)
   last_logits_BxV = model_lib.logits(params, h[:, -1])  # left padding: every row's last token is at P - 1
-  L, _, _, K, E = cache.k_LxBxTxKxE.shape
+  if repeat > 1:
+    rep = lambda x, axis: jnp.repeat(x, repeat, axis=axis)
+    cache = model_lib.KVCache(rep(cache.k_LxBxTxKxE, 1), rep(cache.v_LxBxTxKxE, 1), rep(cache.valid_BxT, 0))
+    last_logits_BxV, valid_BxP = rep(last_logits_BxV, 0), rep(valid_BxP, 0)
+  B, P = valid_BxP.shape
   pad = lambda x, axis: jnp.concatenate([x, jnp.zeros(x.shape[:axis] + (max_new,) + x.shape[axis + 1:], x.dtype)],
                                         axis=axis)
   cache = model_lib.KVCache(pad(cache.k_LxBxTxKxE, 2), pad(cache.v_LxBxTxKxE, 2), pad(cache.valid_BxT, 1))
@@ -42,8 +48,8 @@ def _generate(params, cfg: ModelConfig, ids_BxP: jax.Array, valid_BxP: jax.Array
 
   def pick(logits_BxV, key):
     greedy = jnp.argmax(logits_BxV, axis=-1)
-    sampled = jax.random.categorical(key, logits_BxV / jnp.maximum(temperature, 1e-6), axis=-1)
-    return jnp.where(temperature > 0, sampled, greedy).astype(jnp.int32)
+    sampled = jax.random.categorical(key, logits_BxV / jnp.maximum(temperature_B, 1e-6)[:, None], axis=-1)
+    return jnp.where(temperature_B > 0, sampled, greedy).astype(jnp.int32)
 
   def body(state):
     step, cache, logits_BxV, out_BxN, done_B, key = state
@@ -71,12 +77,16 @@ def _generate(params, cfg: ModelConfig, ids_BxP: jax.Array, valid_BxP: jax.Array
 
 
 def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], max_new: int = 16,
-             stop_ids: Sequence[int] = (), temperature: float = 0.0, seed: int = 0, batch: int = 8
-             ) -> list[list[int]]:
+             stop_ids: Sequence[int] = (), temperature: float | Sequence[float] = 0.0, seed: int = 0,
+             batch: int = 8) -> list[list[int]]:
   """New token ids for each prompt (the stop token included when one was reached), `batch` prompts at a time.
 
-  temperature 0 is greedy decoding; above 0, sampling from softmax(logits / temperature) with `seed`.
+  temperature 0 is greedy decoding; above 0, sampling from softmax(logits / temperature) with `seed`. A sequence of
+  temperatures gives that many answers per prompt (prompt-major), each at its own temperature, decoded from one
+  shared prefill of the prompt.
   """
+  temps = np.atleast_1d(np.asarray(temperature, np.float32))
+  samples = len(temps)
   out: list[list[int]] = []
   stop = jnp.asarray(sorted(set(stop_ids)) or [-1], jnp.int32)
   key = jax.random.PRNGKey(seed)
@@ -94,7 +104,7 @@ def generate(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]], max_new
     for r, p in enumerate(rows):
       ids[r, P - len(p):], valid[r, P - len(p):] = p, True
     key, sub = jax.random.split(key)
-    new = np.asarray(_generate(params, cfg, jnp.asarray(ids), jnp.asarray(valid), stop,
-                               jnp.float32(temperature), sub, max_new))
-    out += [[int(t) for t in row if t >= 0] for row in new[:len(group)]]
+    new = np.asarray(_generate(params, cfg, jnp.asarray(ids), jnp.asarray(valid), stop, jnp.asarray(temps), sub,
+                               max_new, samples))
+    out += [[int(t) for t in row if t >= 0] for row in new[:len(group) * samples]]
   return out
