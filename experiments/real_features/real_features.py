@@ -34,14 +34,6 @@ from tokenlabel_jax import selection  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
 
-def top_token_label(feature: data_lib.Feature, threshold: float, n_top: int = 20) -> str:
-  """The most frequent token (as a word) at the peaks of the feature's strongest training records."""
-  recs = sorted((r for r in feature.records if r.split == "train"), key=lambda r: -float(r.activations.max()))
-  words = [data_lib.word_of(r.tokens[int(np.argmax(r.activations))]) or r.tokens[int(np.argmax(r.activations))]
-           for r in recs[:n_top] if r.activations.max() > threshold]
-  return collections.Counter(words).most_common(1)[0][0]
-
-
 def token_lookup_auc(feature: data_lib.Feature, heldout: list[data_lib.Example]) -> float:
   """AUC of scoring each held-out token by its mean activation over the training records (unseen: the overall mean)."""
   sums, counts = collections.defaultdict(float), collections.Counter()
@@ -77,7 +69,7 @@ def scan_baseline(result: dict) -> dict:
 
 def reference_labels(feature: data_lib.Feature, lcfg: LabelConfig, words: np.ndarray, tokenizer, rng) -> list[str]:
   """The top-token baseline and a random word-like token, scored by the labeling run beside its label."""
-  return [top_token_label(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
+  return [common.top_token_label(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
 
 
 def summarize(out: dict) -> dict:
