@@ -51,13 +51,13 @@ def step_flops(cfg, B: int, cached: bool) -> float:
 
 
 def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype: str, remat: bool = False,
-               disc_name: str = "judge") -> dict:
+               disc_name: str = "judge", model: str | None = None) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
   from tokenlabel_jax import discriminators as disc_lib, model as model_lib, optimization as opt_lib
   from tokenlabel_jax.loading import load_model
-  m = load_model(dtype=dtype, verbose=False)
+  m = load_model(model, dtype=dtype, verbose=False)
   cfg, params = dataclasses.replace(m.cfg, remat=remat), m.params
   rng = np.random.default_rng(0)
   disc = disc_lib.get(disc_name)
@@ -86,7 +86,7 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype:
 
   preps, builds = zip(*[prepared(f) for f in range(F)])
   targets = jnp.asarray(rng.integers(0, 2, (F, B)), jnp.float32)
-  out = {"framework": "jax", "disc": disc_name, "B": B, "cached": cached, "F": F, "vmapped": vmapped, "dtype": dtype,
+  out = {"framework": "jax", "model": m.cfg.name, "disc": disc_name, "B": B, "cached": cached, "F": F, "vmapped": vmapped, "dtype": dtype,
          "head": "read",
          "remat": remat,
          "prefix_build_s": statistics.median(builds),
@@ -239,6 +239,8 @@ def main():
   ap.add_argument("--head", default="read", help="torch: logits at the read position only, or at 'all' positions")
   ap.add_argument("--remat", type=int, default=0, help="jax: rematerialized layers")
   ap.add_argument("--disc", default="judge", help="jax: the discriminator whose step is timed")
+  ap.add_argument("--model", default=None, help="jax worker: a model as --model takes it (default: the embedded one), "
+                  "e.g. `--worker=jax --model=qwen2.5-coder-1.5b --repeats=2` times one judge step of that model")
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--quick", action="store_true")
   ap.add_argument("--report", action="store_true", help="only rebuild bench.md from bench.json")
@@ -249,7 +251,7 @@ def main():
     return
   if args.worker == "jax":
     print(json.dumps(jax_worker(args.B, bool(args.cached), args.F, bool(args.vmapped), args.repeats, args.dtype,
-                                bool(args.remat), args.disc)))
+                                bool(args.remat), args.disc, args.model)))
     return
   if args.worker == "torch":
     import torch

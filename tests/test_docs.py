@@ -31,7 +31,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKED_ROOTS = ("tokenlabel_jax/", "experiments/", "scripts/", "tests/", "docs/")
-OUTPUT_PREFIXES = ("experiments/runs/", "experiments/data/benchmark/")
+OUTPUT_PREFIXES = ("experiments/runs", "experiments/data/benchmark")  # made by commands, ignored by git
 LAUNCHERS = {"label": "tokenlabel_jax/label.py", "score": "tokenlabel_jax/score.py",
              "sae": "tokenlabel_jax/sae/__main__.py", "dry_run": "tokenlabel_jax/dry_run.py",
              "report": "tokenlabel_jax/report.py"}
@@ -164,7 +164,8 @@ def problems(root: str = ROOT) -> list[str]:
     text = open(doc, encoding="utf-8").read()
     # Paths as written from the repository root.
     for p in sorted(named_paths(text)):
-      if p.startswith(OUTPUT_PREFIXES) or not p.startswith(CHECKED_ROOTS):
+      if any(p.rstrip("/.,;:)") == o or p.startswith(o + "/") for o in OUTPUT_PREFIXES) \
+          or not p.startswith(CHECKED_ROOTS):
         continue
       why = path_problem(p, root, root)
       if why:
