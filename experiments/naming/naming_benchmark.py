@@ -34,7 +34,8 @@ def main():
       "--extend_top": dict(type=int, default=selection.SelectConfig().extend_top),
       "--rule": dict(default="", help="coverage | set_namer | typicality (default: the model's, "
                                       "selection.default_rule)"),
-      "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default="")})
+      "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default=""),
+      "--restart": dict(action="store_true", help="ignore a partial result of the same run instead of resuming it")})
   spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
   cats = [c for c in spec if c["split"] == args.split][:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
@@ -46,7 +47,10 @@ def main():
   words = np.flatnonzero(mask)
   out_dir = os.path.join(args.out, args.split + args.tag)
   rows, t0 = [], time.time()
-  for start in range(0, len(cats), 4):
+  if not args.restart:
+    rows = _partial(args, cats)
+    t0 -= sum(r["wall s"] for r in rows)
+  for start in range(len(rows), len(cats), 4):
     group = cats[start:start + 4]
     features = [data_lib.load_features(os.path.join(args.data, c["name"] + ".jsonl"))[0] for c in group]
     results = labeling.label_features(m, features, disc, lcfg, out_dir, (), True, None, scfg, scorer)
@@ -70,6 +74,22 @@ def main():
     print(f"{done}/{len(cats)} categories, {time.time() - t0:.0f}s: names the category {rate:.0%} "
           f"(scan {sum(r['scan names'] for r in rows) / done:.0%})", flush=True)
     _write(args, rows, t0, len(cats))
+
+
+def _partial(args, cats) -> list[dict]:
+  """The rows of an earlier, cut run with the same settings (its categories a prefix of ours): a run of two hours
+  resumes where it stopped instead of starting over."""
+  path = os.path.join(common.RESULTS, f"naming_{args.split}{args.tag}.json")
+  if not os.path.exists(path):
+    return []
+  old = json.load(open(path, encoding="utf-8"))
+  rows, summary = old.get("rows", []), old.get("summary") or {}
+  same = all(summary.get(k) == getattr(args, k) for k in ("rule", "scorer", "margin", "extend_top"))
+  if not same or [r["category"] for r in rows] != [c["name"] for c in cats[:len(rows)]] or len(rows) % 4:
+    return []
+  if rows:
+    print(f"resuming {path}: {len(rows)} of {len(cats)} categories done (--restart to start over)", flush=True)
+  return rows
 
 
 def _write(args, rows, t0, total):
