@@ -86,7 +86,8 @@ def jax_worker(B: int, cached: bool, F: int, vmapped: bool, repeats: int, dtype:
 
   preps, builds = zip(*[prepared(f) for f in range(F)])
   targets = jnp.asarray(rng.integers(0, 2, (F, B)), jnp.float32)
-  out = {"framework": "jax", "model": m.cfg.name, "disc": disc_name, "B": B, "cached": cached, "F": F, "vmapped": vmapped, "dtype": dtype,
+  out = {"framework": "jax", "model": m.cfg.name, "disc": disc_name, "B": B, "cached": cached, "F": F,
+         "vmapped": vmapped, "dtype": dtype,
          "head": "read",
          "remat": remat,
          "prefix_build_s": statistics.median(builds),

@@ -244,7 +244,8 @@ def test_a_missing_file_or_flag_is_reported(tmp_path):
   (tmp_path / "README.md").write_text(
       "`python experiments/x/run.py --split tune --model m --limit 3`\n"
       "`python -m tokenlabel_jax.label --features=f --noplots --steps=3`\n"
-      "[ok](docs/a.md#results-here) [gone](docs/b.md) [bad](docs/a.md#nothing) `tests/test_none.py`\n")
+      "[ok](docs/a.md#results-here) [gone](docs/b.md) [bad](docs/a.md#nothing) `tests/test_none.py`\n"
+      "Made by commands, not required: `experiments/runs`, `experiments/data/benchmark/`.\n")
   assert sorted(problems(str(tmp_path))) == sorted([
       "README.md: tests/test_none.py: no such file or directory",
       "README.md: docs/b.md: no such file or directory",

@@ -48,8 +48,8 @@ def main():
   out_dir = os.path.join(args.out, args.split + args.tag)
   rows, t0 = [], time.time()
   if not args.restart:
-    rows = _partial(args, cats)
-    t0 -= sum(r["wall s"] for r in rows)
+    rows, wall_s = _partial(args, cats)
+    t0 -= wall_s
   for start in range(len(rows), len(cats), 4):
     group = cats[start:start + 4]
     features = [data_lib.load_features(os.path.join(args.data, c["name"] + ".jsonl"))[0] for c in group]
@@ -76,20 +76,20 @@ def main():
     _write(args, rows, t0, len(cats))
 
 
-def _partial(args, cats) -> list[dict]:
-  """The rows of an earlier, cut run with the same settings (its categories a prefix of ours): a run of two hours
+def _partial(args, cats) -> tuple[list[dict], float]:
+  """The rows and wall time of an earlier, cut run with the same settings (its categories a prefix of ours): a run of two hours
   resumes where it stopped instead of starting over."""
   path = os.path.join(common.RESULTS, f"naming_{args.split}{args.tag}.json")
   if not os.path.exists(path):
-    return []
+    return [], 0.0
   old = json.load(open(path, encoding="utf-8"))
   rows, summary = old.get("rows", []), old.get("summary") or {}
   same = all(summary.get(k) == getattr(args, k) for k in ("rule", "scorer", "margin", "extend_top"))
   if not same or [r["category"] for r in rows] != [c["name"] for c in cats[:len(rows)]] or len(rows) % 4:
-    return []
+    return [], 0.0
   if rows:
     print(f"resuming {path}: {len(rows)} of {len(cats)} categories done (--restart to start over)", flush=True)
-  return rows
+  return rows, float(summary.get("wall_s", 0.0))
 
 
 def _write(args, rows, t0, total):
