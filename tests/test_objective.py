@@ -240,6 +240,17 @@ def test_warmed_memo_serves_every_prompt_with_fresh_rows(tiny, keep_cache, monke
     assert disc_lib.MEMO.hits - hits == 2
 
 
+def test_memo_size_follows_the_vocabulary(tiny):
+  """By default the memo holds the same number of prompts for every model (with a 152k vocabulary a fixed 1 GiB held
+  fewer than the 26 concept features use, and the evicted ones ran again); a size given is kept."""
+  memo = disc_lib.PrefixMemo()
+  assert memo.for_model(tiny.params).max_bytes == 1 << 30  # a small vocabulary: the 1 GiB floor
+  qwen = {"embed_VxD": jax.ShapeDtypeStruct((151936, 8), jnp.float32)}
+  assert memo.for_model(qwen).max_bytes == disc_lib.PrefixMemo.AUTO_ROWS * 151936 * 4
+  memo.max_bytes = 123
+  assert memo.for_model(tiny.params).max_bytes == memo.for_model(qwen).max_bytes == 123
+
+
 def test_width_buckets_bound_padding():
   widths = [disc_lib._width_bucket(n) for n in range(1, 600)]
   assert all(w >= n for n, w in zip(range(1, 600), widths))

@@ -86,9 +86,11 @@ flags.DEFINE_string("score_discriminator", None, "A second discriminator that sc
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
                      "the devices; a count that does not divide them is padded).")
-flags.DEFINE_float("prompt_memo_gb", 1.0, "Memory for remembered prompt passes, reused across features (the namer's "
-                   "'<word> is a kind of' rows; about 0.2 MB per word with one-token labels): labeling thousands of "
-                   "SAE latents runs each distinct word once when it holds them all (e.g. 6 for 25k words). 0: off.")
+flags.DEFINE_float("prompt_memo_gb", None, "Memory for remembered prompt passes, reused across features (the namer's "
+                   "'<word> is a kind of' rows; 4 bytes per vocabulary entry per word with one-token labels, 0.2 MB "
+                   "for the 135M model, 0.6 MB for Qwen2.5): labeling thousands of SAE latents runs each distinct "
+                   "word once when it holds them all (e.g. 6 for 25k words with the 135M model). Default: room for "
+                   "5000 words, at least 1. 0: off.")
 flags.DEFINE_bool("plots", True, "Write each feature's trajectory.png (about 0.15 s per feature; --noplots for "
                   "thousands of SAE latents, whose report then shows no trajectory).")
 flags.DEFINE_string("compile_cache", None, "A folder that keeps compiled XLA programs (e.g. ~/.cache/tokenlabel_jax/xla): "
@@ -138,7 +140,8 @@ def main(argv):
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule or "", margin=FLAGS.select_margin,
                              extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals)
-  disc_lib.MEMO.max_bytes = int(max(0.0, FLAGS.prompt_memo_gb) * 2**30)
+  disc_lib.MEMO.max_bytes = (None if FLAGS.prompt_memo_gb is None
+                             else int(max(0.0, FLAGS.prompt_memo_gb) * 2**30))
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:
