@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any, Sequence
@@ -69,7 +70,7 @@ def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str
                 command: str | None = None, summary: dict[str, Any] | None = None) -> str:
   """Writes experiments/results/<name>.json and <name>.md; returns the markdown."""
   os.makedirs(RESULTS, exist_ok=True)
-  command = command or "python " + " ".join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))] + sys.argv[1:])
+  command = command or "python " + shlex.join([os.path.relpath(sys.argv[0], os.path.dirname(HERE))] + sys.argv[1:])
   with open(os.path.join(RESULTS, name + ".json"), "w") as f:
     json.dump({"title": title, "command": command, "date": time.strftime("%Y-%m-%d"), "summary": summary,
                "rows": list(rows)}, f, indent=1, ensure_ascii=False)
