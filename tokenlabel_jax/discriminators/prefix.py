@@ -179,22 +179,22 @@ class PrefixMemo:
 
   @property
   def max_bytes(self) -> int:
-    return self._max_bytes
+    """The size given, or by default (None) room for AUTO_ROWS rows of log q over the current model's vocabulary, at
+    least 1 GiB (1 GiB for a 49k vocabulary, 2.8 GiB for Qwen2.5's 152k; a fixed 1 GiB made the 1.5B model evict and
+    rerun prompts, 453 s against 316 s for the 26 concept features)."""
+    if self._requested is not None:
+      return self._requested
+    vocab = 0 if self._params is None else self._params["embed_VxD"].shape[0]
+    return max(1 << 30, self.AUTO_ROWS * vocab * 4)
 
   @max_bytes.setter
   def max_bytes(self, value: int | None) -> None:
-    """None sizes the memo for each model: room for AUTO_ROWS rows of log q over its vocabulary, at least 1 GiB (1 GiB
-    for a 49k vocabulary, 2.8 GiB for Qwen2.5's 152k; a fixed 1 GiB made the 1.5B model evict and rerun prompts,
-    453 s against 316 s for the 26 concept features). A number is kept as given."""
-    self._auto = value is None
-    self._max_bytes = 1 << 30 if value is None else int(value)
+    self._requested = None if value is None else int(value)
 
   def for_model(self, params) -> "PrefixMemo":
     if params is not self._params:
       self.clear()
       self._params = params
-      if self._auto:
-        self._max_bytes = max(1 << 30, self.AUTO_ROWS * params["embed_VxD"].shape[0] * 4)
     return self
 
   def head(self, params, cfg: ModelConfig, ids: tuple[int, ...]) -> model_lib.KVCache:
