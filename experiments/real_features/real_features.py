@@ -2,13 +2,18 @@
 
 After `python -m tokenlabel_jax.sae --output_dir=runs/sae`:
 python experiments/real_features/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
+python experiments/real_features/real_features.py --run=runs/sae --model=qwen2.5-coder-1.5b --steps=0 --rule='' \
+    --explainer --first=32 --n_neurons=8 --name=real_features_qwen2.5-coder-1.5b
 
 Latents are drawn uniformly (seed 0) from the exported (alive) ones; neurons are the first exported ones. For each
 feature: our label's held-out AUC, and on the same held-out examples (same calibration on the same validation
 examples) the AUC of (a) the most frequent token among its top activations as a label (what a dashboard shows first),
 (b) the exact vocabulary scan (every word-like token scored as a label, the best on validation kept), (c) a random
 word-like token; and (d) the token lookup, not a label: each held-out token scored by its own mean activation in the
-training records (how much of the feature a token's identity alone explains).
+training records (how much of the feature a token's identity alone explains). With --explainer, also the LLM
+explainer's label (tokenlabel_jax.explaining, greedy) and the combination (`label --propose_with=explainer`, four
+answers), scored on the same held-out examples. The results file is rewritten after every batch of features, so a
+killed run leaves the features it finished (and the labeling runs under --out resume).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import collections
 import dataclasses
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -84,6 +90,13 @@ def summarize(out: dict) -> dict:
                        **{f"median_{b}_auc": statistics.median(r["baselines"][b]["heldout_auc"] for r in out[kind])
                           for b in ("top_token", "vocab_scan", "random")},
                        "median_token_lookup_auc": statistics.median(r["token_lookup_auc"] for r in out[kind])}
+      for b in ("explainer", "combined"):
+        rows = [r[b] for r in out[kind] if b in r]
+        if rows:
+          summary[kind][f"median_{b}_auc"] = statistics.median(x["heldout_auc"] for x in rows)
+          summary[kind][f"{b}_share_auc_ge_0.8"] = float(np.mean([x["heldout_auc"] >= 0.8 for x in rows]))
+      if any("combined" in r for r in out[kind]):
+        summary[kind]["combined_sources"] = dict(collections.Counter(r["combined"]["source"] for r in out[kind]))
   return summary
 
 
@@ -93,7 +106,10 @@ def main():
                                   "--n_neurons": dict(type=int, default=50),
                                   "--name": dict(default="real_features", help="results file name"),
                                   "--features_per_batch": dict(type=int, default=4),
-                                  "--rule": dict(default="typicality", help="choice rule (selection.SelectConfig.rule)"),
+                                  "--rule": dict(default="typicality", help="choice rule (selection.SelectConfig.rule; "
+                                                 "'': the model's own, as `label` uses)"),
+                                  "--explainer": dict(action="store_true",
+                                                      help="also the LLM explainer's label and the combination"),
                                   "--first": dict(type=int, default=0,
                                                   help="label only the first N latents of the sample (0: all)")})
   with open(os.path.join(args.run, "export.json")) as f:
@@ -107,10 +123,13 @@ def main():
   neu = data_lib.load_features(os.path.join(args.run, "neurons"))[:args.n_neurons]
   words = np.flatnonzero(disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size))
   rng = np.random.default_rng(0)
-  out, wall = {}, {"latents": [], "neurons": []}
-  for kind, feats, thresholds in (("latents", [lat[n] for n in sample], {n: 0.0 for n in sample}),
-                                  ("neurons", neu, {n: v["threshold"] for n, v in export["neurons"].items()})):
-    rows = []
+  summary_sae = {k: sae.get(k) for k in ("fvu", "fvu_typical", "outsized_fraction", "l0", "dead_fraction",
+                                         "loss_recovered", "tokens")}
+  jobs = (("latents", [lat[n] for n in sample], {n: 0.0 for n in sample}),
+          ("neurons", neu, {n: v["threshold"] for n, v in export["neurons"].items()}))
+  total = sum(len(feats) for _, feats, _ in jobs)
+  out, wall = {"latents": [], "neurons": []}, {"latents": [], "neurons": []}
+  for kind, feats, thresholds in jobs:
     by_thr = collections.defaultdict(list)
     for f in feats:
       by_thr[thresholds[f.name]].append(f)
@@ -118,47 +137,82 @@ def main():
       lcfg = LabelConfig(steps=args.steps, threshold=thr)
       for i in range(0, len(group), args.features_per_batch):
         chunk = group[i:i + args.features_per_batch]
-        refs = {f.name: reference_labels(f, lcfg, words, m.tokenizer, rng) for f in chunk}
         t0 = time.time()
-        # Default: the rule the published figures were measured with (the coverage rule came later, chosen on
-        # categories).
-        results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs,
-                                          scfg=selection.SelectConfig(rule=args.rule))
+        out[kind] += label_chunk(args, m, disc, lcfg, kind, chunk, words, rng)
         wall[kind].append((time.time() - t0) / len(chunk))
-        for f, r in zip(chunk, results):
-          top, rand = refs[f.name]
-          rows.append({"id": f.name, "label": r["label"], "best_candidate": r["best_candidate"],
-                       "heldout_auc": r["heldout"]["auc"], "heldout_auc_lower95": r["heldout_auc_lower95"],
-                       "top_contexts": top_contexts(f),
-                       "baselines": {"top_token": {"label": top, "heldout_auc": r["references"][top]["auc"]},
-                                     "vocab_scan": scan_baseline(r),
-                                     "random": {"label": rand, "heldout_auc": r["references"][rand]["auc"]}},
-                       "token_lookup_auc": token_lookup_auc(f, labeling.sample_split(f, lcfg, "heldout"))})
-          print(json.dumps({k: v for k, v in rows[-1].items() if k != "top_contexts"}, ensure_ascii=False),
-                flush=True)
-    out[kind] = rows
+        write(args, m, summary_sae, out, wall, len(names), total)
+
+
+def label_chunk(args, m, disc, lcfg, kind: str, chunk, words, rng) -> list[dict]:
+  """Our labels for a few features (one vmapped run), with the baselines and, with --explainer, the explainer's label
+  and the combination, all on the same held-out examples."""
+  refs = {f.name: reference_labels(f, lcfg, words, m.tokenizer, rng) for f in chunk}
+  # Default: the rule the published figures were measured with (the coverage rule came later, chosen on categories).
+  scfg = selection.SelectConfig(rule=args.rule)
+  results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs, scfg=scfg, plots=False)
+  expl = comb = [None] * len(chunk)
+  if args.explainer:
+    from tokenlabel_jax import explainer, explaining  # pylint: disable=import-outside-toplevel
+    expl = explaining.explain_features(m, chunk, disc, lcfg, explainer.ExplainConfig(samples=4),
+                                       os.path.join(args.out, kind + "_explainer"), per_batch=len(chunk))
+    comb = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind + "_combined"), (), True, None,
+                                   dataclasses.replace(scfg, propose_with="explainer", proposals=4), plots=False)
+  rows = []
+  for f, r, e, c in zip(chunk, results, expl, comb):
+    top, rand = refs[f.name]
+    row = {"id": f.name, "label": r["label"], "best_candidate": r["best_candidate"],
+           "heldout_auc": r["heldout"]["auc"], "heldout_auc_lower95": r["heldout_auc_lower95"],
+           "top_contexts": top_contexts(f),
+           "baselines": {"top_token": {"label": top, "heldout_auc": r["references"][top]["auc"]},
+                         "vocab_scan": scan_baseline(r),
+                         "random": {"label": rand, "heldout_auc": r["references"][rand]["auc"]}},
+           "token_lookup_auc": token_lookup_auc(f, labeling.sample_split(f, lcfg, "heldout"))}
+    if e is not None:
+      row["explainer"] = {"label": e["best_candidate"], "status": e["explainer"]["status"],
+                          "answers": e["explainer"]["proposals"], "heldout_auc": _auc(e)}
+      row["combined"] = {"label": c["best_candidate"], "source": c["source"], "heldout_auc": _auc(c)}
+    rows.append(row)
+    print(json.dumps({k: v for k, v in row.items() if k != "top_contexts"}, ensure_ascii=False), flush=True)
+  return rows
+
+
+def _auc(result: dict) -> float:
+  """A result's held-out AUC; 0.5 (chance) where it has no label to score, so a miss counts against its method."""
+  auc = (result.get("heldout") or {}).get("auc")
+  return float(auc) if auc is not None else 0.5
+
+
+def write(args, m, sae_summary: dict, out: dict, wall: dict, alive: int, total: int) -> None:
+  """The results file as it stands: the summary, then one row per feature (rewritten after every batch)."""
   per_feature = {k: statistics.median(v) for k, v in wall.items() if v}
-  timing = {"labeling_s_per_feature": per_feature, "alive_latents": len(names),
+  timing = {"labeling_s_per_feature": per_feature, "alive_latents": alive,
             # Not run in full here (hours on 2 cores): the latents' measured seconds per feature times their number.
-            "full_sae_labeling_estimate_s": round(per_feature.get("latents", float("nan")) * len(names), 1)}
-  summary = {"sae": {k: sae.get(k) for k in ("fvu", "fvu_typical", "outsized_fraction", "l0", "dead_fraction",
-                                             "loss_recovered", "tokens")},
-             "summary": summarize(out), "timing": timing}
-  flat = [{"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"],
-           "top token": f"{r['baselines']['top_token']['label']!r} {r['baselines']['top_token']['heldout_auc']:.3f}",
-           "vocab scan": f"{r['baselines']['vocab_scan']['label']!r} {r['baselines']['vocab_scan']['heldout_auc']:.3f}",
-           "random": f"{r['baselines']['random']['heldout_auc']:.3f}", "token lookup": r["token_lookup_auc"]}
-          for k in ("latents", "neurons") for r in out[k]]
-  for row, r in zip(flat, [r for k in ("latents", "neurons") for r in out[k]]):
-    row["top contexts"] = r["top_contexts"]
-  common.write_table(args.name, flat, ["kind", "id", "label", "AUC", "top token", "vocab scan", "random",
-                                       "token lookup", "top contexts"],
-                     f"Real features of {m.cfg.name}: labels vs baselines (held-out AUC)",
-                     "```\n" + json.dumps(summary, indent=1) + "\n```")
+            "full_sae_labeling_estimate_s": round(per_feature.get("latents", float("nan")) * alive, 1)}
+  done = sum(len(v) for v in out.values())
+  summary = {"sae": sae_summary, "summary": summarize(out), "timing": timing,
+             "features": {"done": done, "of": total}}
+  flat = []
+  for k in ("latents", "neurons"):
+    for r in out[k]:
+      row = {"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"]}
+      for b in ("explainer", "combined"):
+        if b in r:
+          row[b] = f"{r[b]['label']!r} {r[b]['heldout_auc']:.3f}"
+      for b in ("top_token", "vocab_scan"):
+        row[b.replace("_", " ")] = f"{r['baselines'][b]['label']!r} {r['baselines'][b]['heldout_auc']:.3f}"
+      row.update({"random": f"{r['baselines']['random']['heldout_auc']:.3f}", "token lookup": r["token_lookup_auc"],
+                  "top contexts": r["top_contexts"]})
+      flat.append(row)
+  cols = ["kind", "id", "label", "AUC"] + (["explainer", "combined"] if args.explainer else []) + [
+      "top token", "vocab scan", "random", "token lookup", "top contexts"]
+  partial = f"Partial: {done} of {total} features.\n\n" if done < total else ""
+  common.write_table(args.name, flat, cols, f"Real features of the embedded SAE labeled by {m.cfg.name}: labels vs "
+                     "baselines (held-out AUC)", partial + "```\n" + json.dumps(summary, indent=1) + "\n```")
   # The table's JSON is replaced by the issue's structure: the summary, then one row per feature.
   with open(os.path.join(common.RESULTS, args.name + ".json"), "w") as f:
-    json.dump({"command": "python experiments/real_features/real_features.py " + " ".join(sys.argv[1:]), **summary, **out,
-               "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1, ensure_ascii=False)
+    json.dump({"command": "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:]),
+               **summary, **out, "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1,
+              ensure_ascii=False)
 
 
 if __name__ == "__main__":
