@@ -3,7 +3,7 @@
 After `python -m tokenlabel_jax.sae --output_dir=runs/sae`:
 python experiments/real_features/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
 python experiments/real_features/real_features.py --run=runs/sae --model=qwen2.5-coder-1.5b --steps=0 --rule='' \
-    --explainer --first=32 --n_neurons=8 --name=real_features_qwen2.5-coder-1.5b
+    --explainer --scorer_model=smollm2-135m-instruct --first=32 --n_neurons=8 --name=real_features_qwen2.5-coder-1.5b
 
 Latents are drawn uniformly (seed 0) from the exported (alive) ones; neurons are the first exported ones. For each
 feature: our label's held-out AUC, and on the same held-out examples (same calibration on the same validation
@@ -90,11 +90,19 @@ def summarize(out: dict) -> dict:
                        **{f"median_{b}_auc": statistics.median(r["baselines"][b]["heldout_auc"] for r in out[kind])
                           for b in ("top_token", "vocab_scan", "random")},
                        "median_token_lookup_auc": statistics.median(r["token_lookup_auc"] for r in out[kind])}
+      if all("scorer_auc" in r for r in out[kind]):
+        summary[kind]["scorer"] = out[kind][0]["scorer"]
+        summary[kind]["median_scorer_auc"] = statistics.median(r["scorer_auc"] for r in out[kind])
+        for b in ("top_token", "vocab_scan", "random"):
+          summary[kind][f"median_{b}_scorer_auc"] = statistics.median(
+              r["baselines"][b]["scorer_auc"] for r in out[kind])
       for b in ("explainer", "combined"):
         rows = [r[b] for r in out[kind] if b in r]
         if rows:
           summary[kind][f"median_{b}_auc"] = statistics.median(x["heldout_auc"] for x in rows)
           summary[kind][f"{b}_share_auc_ge_0.8"] = float(np.mean([x["heldout_auc"] >= 0.8 for x in rows]))
+          if all("scorer_auc" in x for x in rows):
+            summary[kind][f"median_{b}_scorer_auc"] = statistics.median(x["scorer_auc"] for x in rows)
       if any("combined" in r for r in out[kind]):
         summary[kind]["combined_sources"] = dict(collections.Counter(r["combined"]["source"] for r in out[kind]))
   return summary
@@ -108,6 +116,9 @@ def main():
                                   "--features_per_batch": dict(type=int, default=4),
                                   "--rule": dict(default="typicality", help="choice rule (selection.SelectConfig.rule; "
                                                  "'': the model's own, as `label` uses)"),
+                                  "--scorer_model": dict(default="", help="also score every label with the likelihood "
+                                                         "discriminator of this model (e.g. smollm2-135m-instruct): a "
+                                                         "judge no method was optimized against"),
                                   "--explainer": dict(action="store_true",
                                                       help="also the LLM explainer's label and the combination"),
                                   "--first": dict(type=int, default=0,
@@ -129,6 +140,10 @@ def main():
           ("neurons", neu, {n: v["threshold"] for n, v in export["neurons"].items()}))
   total = sum(len(feats) for _, feats, _ in jobs)
   out, wall = {"latents": [], "neurons": []}, {"latents": [], "neurons": []}
+  scorer_m = None
+  if args.scorer_model:
+    from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
+    scorer_m = load_model(args.scorer_model)
   for kind, feats, thresholds in jobs:
     by_thr = collections.defaultdict(list)
     for f in feats:
@@ -138,7 +153,11 @@ def main():
       for i in range(0, len(group), args.features_per_batch):
         chunk = group[i:i + args.features_per_batch]
         t0 = time.time()
-        out[kind] += label_chunk(args, m, disc, lcfg, kind, chunk, words, rng)
+        rows = label_chunk(args, m, disc, lcfg, kind, chunk, words, rng)
+        if scorer_m is not None:
+          for f, row in zip(chunk, rows):
+            independent_scores(scorer_m, f, lcfg, row)
+        out[kind] += rows
         wall[kind].append((time.time() - t0) / len(chunk))
         write(args, m, summary_sae, out, wall, len(names), total)
 
@@ -176,6 +195,21 @@ def label_chunk(args, m, disc, lcfg, kind: str, chunk, words, rng) -> list[dict]
   return rows
 
 
+def independent_scores(scorer_m, feature: data_lib.Feature, lcfg: LabelConfig, row: dict) -> None:
+  """Adds `scorer_auc` to our label and to every baseline of `row`: held-out AUC under the likelihood discriminator
+  of another model, on the same held-out examples (an explainer without a usable answer scores 0.5, as under the
+  namer)."""
+  slots = [row] + [row["baselines"][b] for b in ("top_token", "vocab_scan", "random")] + [
+      row[b] for b in ("explainer", "combined") if b in row]
+  texts = [slot.get("best_candidate", slot.get("label")) for slot in slots]
+  uniq = sorted({t for t in texts if t and t.strip()})
+  ids = [disc_lib.encode_label(scorer_m.tokenizer, t) for t in uniq]
+  got = labeling.independent_scores(scorer_m, feature, disc_lib.get("likelihood"), lcfg, ids, uniq) if uniq else {}
+  row["scorer"] = f"likelihood ({scorer_m.cfg.name})"
+  for slot, t in zip(slots, texts):
+    slot["scorer_auc"] = float(got[t]["auc"]) if t in got else 0.5
+
+
 def _auc(result: dict) -> float:
   """A result's held-out AUC; 0.5 (chance) where it has no label to score, so a miss counts against its method."""
   auc = (result.get("heldout") or {}).get("auc")
@@ -194,7 +228,8 @@ def write(args, m, sae_summary: dict, out: dict, wall: dict, alive: int, total: 
   flat = []
   for k in ("latents", "neurons"):
     for r in out[k]:
-      row = {"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"]}
+      row = {"kind": k, "id": r["id"], "label": r["label"], "AUC": r["heldout_auc"],
+             "scorer AUC": r.get("scorer_auc", "")}
       for b in ("explainer", "combined"):
         if b in r:
           row[b] = f"{r[b]['label']!r} {r[b]['heldout_auc']:.3f}"
@@ -203,7 +238,7 @@ def write(args, m, sae_summary: dict, out: dict, wall: dict, alive: int, total: 
       row.update({"random": f"{r['baselines']['random']['heldout_auc']:.3f}", "token lookup": r["token_lookup_auc"],
                   "top contexts": r["top_contexts"]})
       flat.append(row)
-  cols = ["kind", "id", "label", "AUC"] + (["explainer", "combined"] if args.explainer else []) + [
+  cols = ["kind", "id", "label", "AUC"] + (["scorer AUC"] if args.scorer_model else []) + (["explainer", "combined"] if args.explainer else []) + [
       "top token", "vocab scan", "random", "token lookup", "top contexts"]
   partial = f"Partial: {done} of {total} features.\n\n" if done < total else ""
   common.write_table(args.name, flat, cols, f"Real features of the embedded SAE labeled by {m.cfg.name}: labels vs "
