@@ -238,8 +238,9 @@ def write(args, m, sae_summary: dict, out: dict, wall: dict, alive: int, total: 
       row.update({"random": f"{r['baselines']['random']['heldout_auc']:.3f}", "token lookup": r["token_lookup_auc"],
                   "top contexts": r["top_contexts"]})
       flat.append(row)
-  cols = ["kind", "id", "label", "AUC"] + (["scorer AUC"] if args.scorer_model else []) + (["explainer", "combined"] if args.explainer else []) + [
-      "top token", "vocab scan", "random", "token lookup", "top contexts"]
+  cols = (["kind", "id", "label", "AUC"] + (["scorer AUC"] if args.scorer_model else [])
+          + (["explainer", "combined"] if args.explainer else [])
+          + ["top token", "vocab scan", "random", "token lookup", "top contexts"])
   partial = f"Partial: {done} of {total} features.\n\n" if done < total else ""
   common.write_table(args.name, flat, cols, f"Real features of the embedded SAE labeled by {m.cfg.name}: labels vs "
                      "baselines (held-out AUC)", partial + "```\n" + json.dumps(summary, indent=1) + "\n```")
