@@ -179,7 +179,7 @@ def test_scan_prefilter_keeps_the_tokens_with_the_best_calibrated_loss():
 def test_the_rule_follows_the_model_size():
   from tokenlabel_jax.config import ModelConfig
   assert selection.default_rule(ModelConfig.smollm2_135m()) == "coverage"
-  assert selection.default_rule(ModelConfig.qwen25_coder_0_5b()) == "set_namer"
+  assert selection.default_rule(ModelConfig.qwen25_coder_0_5b()) == "coverage"
   assert selection.default_rule(ModelConfig.qwen25_coder_1_5b()) == "set_namer"
   assert selection.for_model(selection.SelectConfig(), ModelConfig.tiny()).rule == "coverage"
   assert selection.for_model(selection.SelectConfig(rule="typicality"), ModelConfig.qwen25_coder_1_5b()).rule == \
