@@ -333,7 +333,7 @@ RULES = ("coverage", "set_namer", "typicality")
 def default_rule(cfg) -> str:
   """The measured rule per model size (experiments/models/README.md): on the naming benchmark's tuning half the
   coverage rule named 57 of 108 categories with SmolLM2-135M and 40 with Qwen2.5-Coder-0.5B (the set namer rule
-  fewer there), the set namer rule 52 with Qwen2.5-Coder-1.5B (the coverage rule 46). Models of 1B parameters and
+  24 there), the set namer rule 52 with Qwen2.5-Coder-1.5B (the coverage rule 46). Models of 1B parameters and
   more (counting the MLP weights) get the set namer rule."""
   return "set_namer" if cfg.n_layers * cfg.dim * cfg.hidden_dim * 3 >= 1e9 else "coverage"
 
