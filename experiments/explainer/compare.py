@@ -4,6 +4,9 @@
   python experiments/explainer/compare.py --model qwen2.5-coder-1.5b --set concepts
   python experiments/explainer/compare.py --model qwen2.5-coder-1.5b --set test [--limit N] [--scorer ""]
 
+A run that was stopped resumes: the features already in its result file (same set, model and scorer) are kept and
+not recomputed (--fresh starts over), so the test half's 2.6 hours on a 2-core CPU can span sessions.
+
 Per feature, in one process (prompt passes and the explainer's answers are computed once and shared):
   ours         `label`'s default (the namer's exact scan and the model's rule)
   explainer    the explainer alone (tokenlabel_jax.explain): its first usable answer, greedy
@@ -50,6 +53,7 @@ def main():
   args, m, disc = common.setup("explainer_compare", __doc__, launcher_steps=True, **{
       "--set": dict(default="paper", help="paper | concepts | test | tune"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood", help="independent scorer ('' for none)"),
+      "--fresh": dict(action="store_true", help="ignore the rows of an earlier run of the same set and model"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
   from tokenlabel_jax import discriminators as disc_lib, explainer, explaining  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import labeling, naming, selection  # pylint: disable=import-outside-toplevel
@@ -62,9 +66,14 @@ def main():
   ecfg = explainer.ExplainConfig(samples=4)  # the same four answers the combination decodes (remembered)
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   out = os.path.join(args.out, f"{args.set}_{m.cfg.name}")
-  rows, t0 = [], time.time()
-  for start in range(0, len(features), 4):
-    group = features[start:start + 4]
+  names_here = {f.name for f in features}
+  rows, t0 = [r for r in ([] if args.fresh else earlier_rows(args, m)) if r["feature"] in names_here], time.time()
+  done = {r["feature"] for r in rows}
+  if done:
+    print(f"resuming: {len(done)} of {len(features)} features already in the result file", flush=True)
+  todo = [f for f in features if f.name not in done]
+  for start in range(0, len(todo), 4):
+    group = todo[start:start + 4]
     t = time.time()
     ours = labeling.label_features(m, group, disc, lcfg, os.path.join(out, "ours"), (), True, None, scfg, plots=False)
     t_ours = (time.time() - t) / len(group)
@@ -98,6 +107,24 @@ def main():
     write(args, m, rows, len(features))
 
 
+def result_name(args, m) -> str:
+  return f"explainer_{args.set}_{m.cfg.name}"
+
+
+def earlier_rows(args, m) -> list[dict]:
+  """The rows of an earlier run of this set, model and scorer (none if its file is missing or differs)."""
+  path = os.path.join(common.RESULTS, result_name(args, m) + ".json")
+  try:
+    with open(path) as f:
+      earlier = json.load(f)
+  except (OSError, ValueError):
+    return []
+  s = earlier.get("summary") or {}
+  if (s.get("set"), s.get("model"), s.get("scorer")) != (args.set, m.cfg.name, args.scorer):
+    return []
+  return list(earlier.get("rows", []))
+
+
 def write(args, m, rows, total: int) -> None:
   n = len(rows)
   summary = {"set": args.set, "model": m.cfg.name, "features": n, "scorer": args.scorer}
@@ -119,7 +146,7 @@ def write(args, m, rows, total: int) -> None:
            + f". The combination against the better parent: {summary['combined']['names'] - best_parent:+d}.")
   cols = ["feature"] + [f"{k} {x}" for k in ("ours", "explainer", "combined") for x in ("label", "names", "AUC")] + [
       "top token label", "exact scan label", "combined source", "explainer status"]
-  common.write_table(f"explainer_{args.set}_{m.cfg.name}", rows, cols,
+  common.write_table(result_name(args, m), rows, cols,
                      f"Our labels, the LLM explainer's and both combined ({args.set}, {m.cfg.name})", notes,
                      summary=summary)
 
