@@ -94,6 +94,20 @@ def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str
   return md
 
 
+def earlier_run(name: str, settings: dict[str, Any]) -> tuple[list[dict], dict]:
+  """The rows and summary of experiments/results/<name>.json when its summary has these settings, else ([], {}):
+  a cut run of hours resumes where it stopped instead of starting over."""
+  try:
+    with open(os.path.join(RESULTS, name + ".json"), encoding="utf-8") as f:
+      old = json.load(f)
+  except (OSError, ValueError):
+    return [], {}
+  summary = old.get("summary") or {}
+  if any(summary.get(k) != v for k, v in settings.items()):
+    return [], {}
+  return list(old.get("rows", [])), summary
+
+
 def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting: str) -> list[dict[str, Any]]:
   """Labels the features together and returns one table row per feature."""
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel

@@ -5,7 +5,7 @@
   python experiments/explainer/compare.py --model qwen2.5-coder-1.5b --set test [--limit N] [--scorer ""]
 
 A run that was stopped resumes: the features already in its result file (same set, model and scorer) are kept and
-not recomputed (--fresh starts over), so the test half's 2.6 hours on a 2-core CPU can span sessions.
+not recomputed (--restart starts over), so the test half's 2.6 hours on a 2-core CPU can span sessions.
 
 Per feature, in one process (prompt passes and the explainer's answers are computed once and shared):
   ours         `label`'s default (the namer's exact scan and the model's rule)
@@ -53,7 +53,7 @@ def main():
   args, m, disc = common.setup("explainer_compare", __doc__, launcher_steps=True, **{
       "--set": dict(default="paper", help="paper | concepts | test | tune"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood", help="independent scorer ('' for none)"),
-      "--fresh": dict(action="store_true", help="ignore the rows of an earlier run of the same set and model"),
+      "--restart": dict(action="store_true", help="ignore the rows of an earlier run of the same set and model"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
   from tokenlabel_jax import discriminators as disc_lib, explainer, explaining  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import labeling, naming, selection  # pylint: disable=import-outside-toplevel
@@ -67,7 +67,9 @@ def main():
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   out = os.path.join(args.out, f"{args.set}_{m.cfg.name}")
   names_here = {f.name for f in features}
-  rows, t0 = [r for r in ([] if args.fresh else earlier_rows(args, m)) if r["feature"] in names_here], time.time()
+  earlier = [] if args.restart else common.earlier_run(
+      result_name(args, m), {"set": args.set, "model": m.cfg.name, "scorer": args.scorer})[0]
+  rows, t0 = [r for r in earlier if r["feature"] in names_here], time.time()
   done = {r["feature"] for r in rows}
   if done:
     print(f"resuming: {len(done)} of {len(features)} features already in the result file", flush=True)
@@ -109,20 +111,6 @@ def main():
 
 def result_name(args, m) -> str:
   return f"explainer_{args.set}_{m.cfg.name}"
-
-
-def earlier_rows(args, m) -> list[dict]:
-  """The rows of an earlier run of this set, model and scorer (none if its file is missing or differs)."""
-  path = os.path.join(common.RESULTS, result_name(args, m) + ".json")
-  try:
-    with open(path) as f:
-      earlier = json.load(f)
-  except (OSError, ValueError):
-    return []
-  s = earlier.get("summary") or {}
-  if (s.get("set"), s.get("model"), s.get("scorer")) != (args.set, m.cfg.name, args.scorer):
-    return []
-  return list(earlier.get("rows", []))
 
 
 def write(args, m, rows, total: int) -> None:

@@ -79,16 +79,12 @@ def main():
 def _partial(args, cats) -> tuple[list[dict], float]:
   """The rows and wall time of an earlier, cut run with the same settings (its categories a prefix of ours): a run of two hours
   resumes where it stopped instead of starting over."""
-  path = os.path.join(common.RESULTS, f"naming_{args.split}{args.tag}.json")
-  if not os.path.exists(path):
-    return [], 0.0
-  old = json.load(open(path, encoding="utf-8"))
-  rows, summary = old.get("rows", []), old.get("summary") or {}
-  same = all(summary.get(k) == getattr(args, k) for k in ("rule", "scorer", "margin", "extend_top"))
-  if not same or [r["category"] for r in rows] != [c["name"] for c in cats[:len(rows)]] or len(rows) % 4:
+  name = f"naming_{args.split}{args.tag}"
+  rows, summary = common.earlier_run(name, {k: getattr(args, k) for k in ("rule", "scorer", "margin", "extend_top")})
+  if [r["category"] for r in rows] != [c["name"] for c in cats[:len(rows)]] or len(rows) % 4:
     return [], 0.0
   if rows:
-    print(f"resuming {path}: {len(rows)} of {len(cats)} categories done (--restart to start over)", flush=True)
+    print(f"resuming {name}: {len(rows)} of {len(cats)} categories done (--restart to start over)", flush=True)
   return rows, float(summary.get("wall_s", 0.0))
 
 
