@@ -145,6 +145,8 @@ def test_explainer_proposals_join_the_candidate_pool(tiny, tmp_path, answers):
   cands = selection.gather(tiny, disc, sp["val"], labeling.allowed_tokens(tiny, lcfg), [], scfg, ids)
   proposed = {c.ids: c for c in cands if c.source == "explainer"}
   assert set(proposed) == {tuple(i) for i in ids} and max(len(i) for i in ids) > 2
+  stored = {tuple(r["token_ids"]) for r in result["verification"] if r["source"] == "explainer"}
+  assert stored == set(proposed)  # every proposal's scores are in result.json, not only when among the best 40
   for c in proposed.values():
     exact = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, sp["val"].prep, jnp.asarray([c.ids])))[0]
     np.testing.assert_allclose(c.s_val, exact, atol=1e-4)

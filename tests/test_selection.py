@@ -38,6 +38,15 @@ def test_choose_prefers_the_typical_label_among_the_finalists_only():
   assert selection.choose([_cand(" a", 0.5, float("nan")), _cand(" b", 0.4, float("nan"))], scfg) == 1
 
 
+def test_stored_rows_keep_the_best_by_loss_and_every_outside_proposal():
+  scan = [selection.Candidate((t,), f" w{t}", "scan", {"val_loss": 1.0 + t}) for t in range(50)]
+  late = selection.Candidate((7, 8), " big owl", "explainer", {"val_loss": 99.0})
+  early = selection.Candidate((9, 9), " owl", "explainer", {"val_loss": 0.5})
+  rows = selection.stored_rows(scan[::-1] + [late, early], top=40)
+  assert [r["label"] for r in rows] == [" owl"] + [f" w{t}" for t in range(39)] + [" big owl"]
+  assert rows[-1]["token_ids"] == [7, 8] and rows[-1]["val_loss"] == 99.0 and rows[-1]["source"] == "explainer"
+
+
 def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
   """On the tiny model the figure must equal its definition: mean over positive examples of the likelihood ratio
   (a word that occurs twice counts twice, though it is read once)."""

@@ -313,7 +313,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
                                                      *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats else ()))},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
-      "verification": [selection.summary_row(c) for c in sorted(cands, key=lambda c: c.stats["val_loss"])[:40]],
+      "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,
       "model": m.cfg.name,

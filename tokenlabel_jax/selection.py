@@ -425,5 +425,13 @@ def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:
   return float(auc - 1.645 * np.sqrt(max(var, 0.0)))
 
 
+def stored_rows(cands: Sequence[Candidate], top: int = 40) -> list[dict[str, Any]]:
+  """The candidates a result.json keeps ("verification"), by validation loss: the best `top`, then every proposal
+  from outside ranked below them, so that a choice rule can be re-scored from the file alone
+  (experiments/explainer/rules.py)."""
+  ranked = sorted(cands, key=lambda c: c.stats["val_loss"])
+  return [summary_row(c) for c in ranked[:top] + [c for c in ranked[top:] if c.source == "explainer"]]
+
+
 def summary_row(c: Candidate) -> dict[str, Any]:
   return {"label": c.text, "token_ids": list(c.ids), "source": c.source, **c.stats}

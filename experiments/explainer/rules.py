@@ -1,0 +1,172 @@
+"""Which choice rule lets the explainer's proposals help: a fixed family of rules, scored on stored candidates.
+
+  python experiments/explainer/rules.py --model qwen2.5-coder-1.5b --set tune [--limit N]   # labels, then scores
+  python experiments/explainer/rules.py --model qwen2.5-coder-1.5b --set test --no_label    # compare.py's candidates
+
+The combination (`label --propose_with=explainer`) scores every candidate exactly and writes them to result.json
+("verification": the best 40 by validation loss and every explainer proposal). Each rule below reads only those rows,
+so one labeling run serves every rule. The family and the choice were declared before any tuning-half row was read:
+the rule with the most categories named on the tuning half wins, ties going to the one listed first (today's rule
+first), and only that rule, per pool, is the test half's figure. `--set tune` labels the tuning half's categories
+with the explainer's proposals first (resumable; alphabetical, `--limit` the first N); `--set test --no_label` reads
+the candidates compare.py stored. A combined-pool margin rule is exact on a feature when the 40th stored row's
+validation loss is above the best's + the margin (no proposal that could compete was dropped); the table counts the features where not.
+Only explainer rows can be missing (every other row a rule compares is among the best 32 singles, always stored), and
+compare.py's runs before 2026-12-03 stored only the best 40 rows, so the count is an upper bound there.
+
+Pools: "ours" (the candidates without the explainer's), "combined" (all). Rules:
+  today        the set namer's choice: the highest set_pos (set namer log-probability) among the compared rows
+  lowest loss  the lowest validation loss (the exact scan, proposals included)
+  set@m        the highest set_pos among the compared rows within m of the lowest validation loss
+  expl@m       (combined) the first explainer answer, in answer order (greedy first), within m; else set@m
+Writes experiments/results/explainer_rules_<set>_<model>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+
+MARGINS = (0.05, 0.1, 0.2, 0.3)
+STORED = 40  # result.json keeps the best 40 candidates by validation loss (and every explainer proposal)
+
+
+def _norm(text: str) -> str:
+  return text.strip().lower()
+
+
+def _set_within(rows, m):
+  best = min(r["val_loss"] for r in rows)
+  near = [r for r in rows if "set_pos" in r and r["val_loss"] <= best + m]
+  return max(near, key=lambda r: r["set_pos"]) if near else min(rows, key=lambda r: r["val_loss"])
+
+
+def _explainer_first(rows, answers, m):
+  best = min(r["val_loss"] for r in rows)
+  by_text = {_norm(r["label"]): r for r in rows}
+  for a in answers:
+    r = by_text.get(_norm(a))
+    if r is not None and r["val_loss"] <= best + m:
+      return r
+  return _set_within(rows, m)
+
+
+def rules():
+  """(name, pool, margin or None, function of (rows, explainer answers) -> the chosen row), in the declared order."""
+  out = []
+  for pool in ("ours", "combined"):
+    out.append(("today", pool, None, lambda rows, a: max((r for r in rows if "set_pos" in r),
+                                                         key=lambda r: r["set_pos"])))
+    out.append(("lowest loss", pool, None, lambda rows, a: min(rows, key=lambda r: r["val_loss"])))
+    out += [(f"set@{m}", pool, m, lambda rows, a, m=m: _set_within(rows, m)) for m in MARGINS]
+    if pool == "combined":
+      out += [(f"expl@{m}", pool, m, lambda rows, a, m=m: _explainer_first(rows, a, m)) for m in MARGINS]
+  return out
+
+
+def exact(rows_all, m) -> bool:
+  """Whether a margin rule saw every proposal that could compete: all were stored, or the 40th is outside."""
+  loss = sorted(r["val_loss"] for r in rows_all)
+  return len(rows_all) < STORED or loss[STORED - 1] > loss[0] + m
+
+
+def score(run_dir: str, cats: list[dict]) -> tuple[list[dict], dict]:
+  from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
+  per_feature, table = {}, []
+  results = {}
+  for c in cats:
+    path = os.path.join(run_dir, c["name"], "result.json")
+    if os.path.exists(path):
+      results[c["name"]] = json.load(open(path))
+  names = {c["name"]: c["names"] for c in cats}
+  for name, pool, m, rule in rules():
+    named, inexact, recorded = 0, 0, 0
+    for f, res in results.items():
+      rows = res["verification"]
+      rows = rows if pool == "combined" else [r for r in rows if r["source"] != "explainer"]
+      answers = res.get("explainer", {}).get("proposals", [])
+      chosen = rule(rows, answers)["label"]
+      named += naming.names_category(chosen, names[f])
+      inexact += not exact(res["verification"], m) if m is not None and pool == "combined" else 0
+      recorded += name == "today" and pool == "combined" and chosen == res["best_candidate"]
+      per_feature.setdefault(f, {})[f"{pool} {name}"] = chosen
+    row = {"rule": name, "pool": pool, "names": named, "of": len(results),
+           "share": named / max(1, len(results)), "maybe not exact": inexact}
+    if name == "today" and pool == "combined":
+      row["equals the recorded label"] = recorded
+    table.append(row)
+  return table, per_feature
+
+
+def choice(table: list[dict]) -> dict[str, str]:
+  """Per pool, the declared-first rule with the most categories named."""
+  out = {}
+  for pool in ("ours", "combined"):
+    rows = [r for r in table if r["pool"] == pool]
+    out[pool] = max(rows, key=lambda r: (r["names"], -rows.index(r)))["rule"]
+  return out
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+  ap.add_argument("--set", default="tune", help="tune | test")
+  ap.add_argument("--limit", type=int, default=0, help="the first N categories (alphabetical)")
+  ap.add_argument("--no_label", action="store_true", help="only read the candidates already stored")
+  ap.add_argument("--out", default=os.path.join(common.HERE, "runs", "explainer_compare"))
+  args = ap.parse_args()
+  cats = common.categories(args.set)[:args.limit or None]
+  run_dir = os.path.join(args.out, f"{args.set}_{args.model}", "combined")  # where compare.py keeps them
+  if not args.no_label:
+    label(args.model, cats, run_dir)
+  table, per_feature = score(run_dir, cats)
+  chosen = choice(table) if args.set == "tune" else _tune_choice(args.model)
+  for r in table:
+    r["fixed"] = "yes" if chosen and chosen.get(r["pool"]) == r["rule"] else ""
+  how = ("chosen here (most named; ties to the rule listed first)" if args.set == "tune" else
+         "fixed on the tuning half before this was read" if chosen else "no tuning-half choice found")
+  notes = (f"{table[0]['of']} of {len(cats)} categories of the {args.set} half. The rule marked fixed, per pool: "
+           f"{how}. A combined-pool margin rule may have missed an explainer proposal on the features counted under "
+           "'maybe not exact' (see the script's docstring).")
+  common.write_table(f"explainer_rules_{args.set}_{args.model}", table,
+                     ["rule", "pool", "names", "of", "share", "maybe not exact", "fixed"],
+                     f"Choice rules on stored candidates ({args.set} half, {args.model})", notes,
+                     summary={"set": args.set, "model": args.model, "chosen": chosen, "labels": per_feature})
+
+
+def _tune_choice(model: str) -> dict[str, str] | None:
+  try:
+    with open(os.path.join(common.RESULTS, f"explainer_rules_tune_{model}.json"), encoding="utf-8") as f:
+      return json.load(f)["summary"]["chosen"]
+  except (OSError, ValueError, KeyError):
+    return None
+
+
+def label(model: str, cats: list[dict], run_dir: str) -> None:
+  """Labels the categories with the explainer's proposals in the pool, four at a time as compare.py does
+  (a feature whose result.json exists is kept)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import data as data_lib, discriminators as disc_lib  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import labeling, selection  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
+  m = load_model(model)
+  disc = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
+  lcfg = LabelConfig(steps=labeling.default_steps(disc, LabelConfig(), None))
+  scfg = dataclasses.replace(selection.for_model(selection.SelectConfig(), m.cfg), propose_with="explainer",
+                             proposals=4)
+  todo = [c for c in cats if not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]
+  for start in range(0, len(todo), 4):
+    group = [data_lib.load_features(c["path"])[0] for c in todo[start:start + 4]]
+    labeling.label_features(m, group, disc, lcfg, run_dir, (), True, None, scfg, plots=False)
+    print(f"{len(cats) - len(todo) + start + len(group)}/{len(cats)} labeled", flush=True)
+
+
+if __name__ == "__main__":
+  main()
