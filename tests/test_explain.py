@@ -150,3 +150,23 @@ def test_explainer_proposals_join_the_candidate_pool(tiny, tmp_path, answers):
   for c in proposed.values():
     exact = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, sp["val"].prep, jnp.asarray([c.ids])))[0]
     np.testing.assert_allclose(c.s_val, exact, atol=1e-4)
+
+
+def test_answers_first_takes_the_earliest_answer_within_the_margin(tiny, tmp_path, answers):
+  """The combination's answers_first: the explainer's first answer wins when it is within the margin; the set namer
+  decides among the compared candidates otherwise (here: with the answers outside a margin of 0)."""
+  from tokenlabel_jax import discriminators as disc_lib, labeling, selection
+  from tokenlabel_jax.optimization import LabelConfig
+  answers["texts"] = ["big owl", "a cow"]
+  feature = _features(tmp_path, 1)[0]
+  lcfg = LabelConfig(steps=0, n_train=16, n_val=8, n_heldout=8)
+  scfg = selection.SelectConfig(propose_with="explainer", proposals=2, rule="set_namer", set_margin=100.0,
+                                answers_first=True)
+  run = lambda s, d: labeling.label_features(tiny, [feature], disc_lib.get("namer"), lcfg, str(tmp_path / d),
+                                             scfg=s, plots=False)[0]
+  first = run(scfg, "first")
+  assert first["best_candidate"] == " big owl" and first["source"] == "explainer"
+  rows = first["verification"]
+  best = min(r["val_loss"] for r in rows)
+  off = run(selection.SelectConfig(**{**scfg.__dict__, "set_margin": 0.0}), "off")
+  assert abs(off["validation"]["val_loss"] - best) < 1e-6  # margin 0: only the lowest validation loss competes

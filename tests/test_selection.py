@@ -47,6 +47,26 @@ def test_stored_rows_keep_the_best_by_loss_and_every_outside_proposal():
   assert rows[-1]["token_ids"] == [7, 8] and rows[-1]["val_loss"] == 99.0 and rows[-1]["source"] == "explainer"
 
 
+def test_set_namer_choice_margin_and_answers_first():
+  texts = [" food", " bread", " baked", " loaf"]
+  loss, set_pos = [0.243, 0.115, 0.160, 0.300], [-0.8, -2.1, -5.5, -1.0]
+  answers = ["Bread ", "loaf"]
+  assert selection.set_namer_choice(texts, loss, set_pos) == 0  # no margin: the likeliest kind, however far
+  assert selection.set_namer_choice(texts, loss, set_pos, margin=0.05) == 1  # ' food' is 0.128 behind
+  assert selection.set_namer_choice(texts, loss, set_pos, answers, 0.2, answers_first=True) == 1  # the first answer
+  # An answer outside the margin does not compete: the next answer, then the set namer among those near.
+  assert selection.set_namer_choice(texts, loss, set_pos, ["loaf", " BREAD"], 0.1, answers_first=True) == 1
+  assert selection.set_namer_choice(texts, loss, set_pos, ["loaf"], 0.1, answers_first=True) == 1
+  assert selection.set_namer_choice(texts, loss, set_pos, ["loaf"], 0.2, answers_first=True) == 3
+  assert selection.set_namer_choice(texts, loss, set_pos, ["cake"], 0.2, answers_first=True) == 0
+  # Two candidates with the answer's text (the scan's ' bread' and a proposal ' Bread'): the earlier compared one.
+  assert selection.set_namer_choice([" food", " bread", " Bread"], [0.2, 0.2, 0.2], [0.0] * 3, ["bread"], 0.1,
+                                    answers_first=True) == 1
+  nan = float("nan")
+  assert selection.set_namer_choice(texts, loss, [nan] * 4) == 0  # no set-namer score: the first (best single)
+  assert selection.set_namer_choice(texts, loss, [nan, -3.0, nan, nan], margin=0.05) == 1
+
+
 def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
   """On the tiny model the figure must equal its definition: mean over positive examples of the likelihood ratio
   (a word that occurs twice counts twice, though it is read once)."""
@@ -195,6 +215,19 @@ def test_the_rule_follows_the_model_size():
       "typicality"
   with pytest.raises(selection.UserError):
     selection.for_model(selection.SelectConfig(rule="best"), ModelConfig.tiny())
+
+
+def test_the_combination_gets_its_measured_set_namer_settings(monkeypatch):
+  from tokenlabel_jax.config import ModelConfig
+  cfg = ModelConfig.qwen25_coder_1_5b()
+  monkeypatch.setattr(selection, "COMBINATION", {"set_margin": 0.1, "answers_first": True})
+  both = selection.for_model(selection.SelectConfig(propose_with="explainer"), cfg)
+  assert (both.rule, both.set_margin, both.answers_first) == ("set_namer", 0.1, True)
+  alone = selection.for_model(selection.SelectConfig(), cfg)
+  assert (alone.set_margin, alone.answers_first) == (None, False)
+  mine = selection.for_model(selection.SelectConfig(propose_with="explainer", set_margin=0.3, answers_first=False), cfg)
+  assert (mine.set_margin, mine.answers_first) == (0.3, False)
+  assert selection.for_model(both, cfg) == both  # filled once, kept
 
 
 def test_set_namer_rule_picks_the_likeliest_kind_of_the_positive_sets(tiny, tmp_path):

@@ -277,7 +277,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
                                             sp["train"].target_B, mask_V, lcfg.top_k)
   cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
                            scfg, (proposed or {}).get("ids", ()))
-  chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)
+  chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg,
+                                  (proposed or {}).get("texts", ()))
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
   n_pos = int(sp["heldout"].positive_B.sum())
   lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)

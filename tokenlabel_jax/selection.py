@@ -63,6 +63,9 @@ class SelectConfig:
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
   propose_with: str = "none"  # "explainer": the LLM explainer's answers join the candidates (namer; any length)
   proposals: int = 4  # explainer answers per feature (the first greedy, the others sampled)
+  set_margin: float | None = None  # set namer rule: only candidates within this of the lowest validation loss compete
+  answers_first: bool | None = None  # set namer rule: the explainer's earliest answer among those wins
+  # (`set_namer_choice`); None for both: the combination's measured settings with --propose_with=explainer, else none
 
 
 @dataclasses.dataclass
@@ -338,25 +341,37 @@ def default_rule(cfg) -> str:
   return "set_namer" if cfg.n_layers * cfg.dim * cfg.hidden_dim * 3 >= 1e9 else "coverage"
 
 
+# The set namer rule's settings for the combination (--propose_with=explainer), chosen among a declared family on the
+# naming benchmark's tuning half (experiments/explainer/rules.py, experiments/explainer/README.md).
+COMBINATION = {"set_margin": 0.05, "answers_first": True}
+
+
 def for_model(scfg: SelectConfig, cfg) -> SelectConfig:
-  """`scfg` with its rule filled in for this model where it was left to the model ("")."""
+  """`scfg` with what was left to the model filled in: its rule where "", and the set namer rule's margin and
+  answers_first where None (the combination's measured ones with the explainer's proposals, else none)."""
   if scfg.rule and scfg.rule not in RULES:
     raise UserError(f"unknown selection rule {scfg.rule!r}", f"use one of {', '.join(RULES)}")
-  return scfg if scfg.rule else dataclasses.replace(scfg, rule=default_rule(cfg))
+  combined = scfg.propose_with == "explainer"
+  return dataclasses.replace(
+      scfg, rule=scfg.rule or default_rule(cfg),
+      set_margin=COMBINATION["set_margin"] if combined and scfg.set_margin is None else scfg.set_margin,
+      answers_first=(COMBINATION["answers_first"] if combined else False) if scfg.answers_first is None
+      else scfg.answers_first)
 
 
 def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
                  sp: dict[str, Split], train_prep: disc_lib.Prepared, cands: list[Candidate], mask_V: np.ndarray,
-                 scfg: SelectConfig = SelectConfig()) -> Candidate:
+                 scfg: SelectConfig = SelectConfig(), answers: Sequence[str] = ()) -> Candidate:
   """Where a label is chosen. The candidates (from `gather`) are scored exactly, in place, and the run's rule picks
   one: the coverage rule for the namer (`_coverage_rule`; margin 0 turns it off), else typicality among the finalists
   (`choose`), else the lowest validation loss. The chosen one gets its held-out figures (`ensure_heldout`).
-  `sp` holds the train, val and heldout Splits; `train_prep` the training examples' prepared prompts."""
+  `sp` holds the train, val and heldout Splits; `train_prep` the training examples' prepared prompts; `answers`
+  the explainer's answers in answer order (the set namer rule's `answers_first`)."""
   scfg = for_model(scfg, m.cfg)
   if scfg.rule == "coverage" and disc.kind == "namer" and scfg.margin > 0:  # margin 0: the lowest validation loss
     chosen = cands[_coverage_rule(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)]
   elif scfg.rule == "set_namer" and disc.kind == "namer" and scfg.margin > 0:
-    chosen = cands[_set_namer_rule(m, disc, feature, lcfg, sp, cands, scfg)]
+    chosen = cands[_set_namer_rule(m, disc, feature, lcfg, sp, cands, scfg, answers)]
   else:
     score(m, disc, cands, sp["val"], sp["heldout"])
     fin = finalists(cands, scfg)
@@ -370,7 +385,8 @@ def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Featur
 
 
 def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
-                    sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig) -> int:
+                    sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig, answers: Sequence[str] = ()
+                    ) -> int:
   """The set namer rule (namer): every candidate is scored; among the best `coverage_top` single tokens by
   validation loss, and every proposal from outside (the explainer's, of any length), the one the set namer finds
   likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
@@ -381,9 +397,27 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
   set_C = coverage.set_scores(m, feature, lcfg.threshold, scfg.set_sets, [cands[i].ids for i in compared])
   for i, v in zip(compared, set_C):
     cands[i].stats["set_pos"] = float(v)
-  if not np.isfinite(set_C).any():
-    return compared[0]
-  return compared[int(np.nanargmax(set_C))]
+  return compared[set_namer_choice([cands[i].text for i in compared], [cands[i].stats["val_loss"] for i in compared],
+                                   set_C, answers, scfg.set_margin, scfg.answers_first)]
+
+
+def set_namer_choice(texts: Sequence[str], val_loss_C: Sequence[float], set_C: Sequence[float],
+                     answers: Sequence[str] = (), margin: float | None = None, answers_first: bool = False) -> int:
+  """Index of the chosen one of the compared candidates (the best single token by validation loss first). Only those
+  within `margin` of the lowest validation loss compete (None: all). With `answers_first`, the explainer's earliest
+  answer (`answers` in answer order, the greedy one first) among them wins, matched by text with case and spacing
+  ignored; else the highest set-namer score; the first candidate when no set-namer score is known. A pure function
+  of what result.json stores, so experiments/explainer/rules.py re-scores stored runs with it."""
+  loss_C, set_C = np.asarray(val_loss_C, np.float64), np.asarray(set_C, np.float64)
+  near_C = loss_C <= loss_C.min() + (np.inf if margin is None else margin)
+  if answers_first:
+    norm = [t.strip().lower() for t in texts]
+    for a in answers:
+      hits = [i for i, t in enumerate(norm) if t == a.strip().lower() and near_C[i]]
+      if hits:
+        return hits[0]
+  ok_C = near_C & np.isfinite(set_C)
+  return int(np.argmax(np.where(ok_C, set_C, -np.inf))) if ok_C.any() else 0
 
 
 def _coverage_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature,

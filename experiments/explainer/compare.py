@@ -62,7 +62,7 @@ def main():
   features = features[:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
   scfg = selection.for_model(selection.SelectConfig(), m.cfg)
-  combined_scfg = dataclasses.replace(scfg, propose_with="explainer", proposals=4)
+  combined_scfg = selection.for_model(selection.SelectConfig(propose_with="explainer", proposals=4), m.cfg)
   ecfg = explainer.ExplainConfig(samples=4)  # the same four answers the combination decodes (remembered)
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   out = os.path.join(args.out, f"{args.set}_{m.cfg.name}")

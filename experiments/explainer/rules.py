@@ -9,12 +9,13 @@ so one labeling run serves every rule. The family and the choice were declared b
 the rule with the most categories named on the tuning half wins, ties going to the one listed first (today's rule
 first), and only that rule, per pool, is the test half's figure. `--set tune` labels the tuning half's categories
 with the explainer's proposals first (resumable; alphabetical, `--limit` the first N); `--set test --no_label` reads
-the candidates compare.py stored. A combined-pool margin rule is exact on a feature when the 40th stored row's
-validation loss is above the best's + the margin (no proposal that could compete was dropped); the table counts the features where not.
-Only explainer rows can be missing (every other row a rule compares is among the best 32 singles, always stored), and
-compare.py's runs before 2026-12-03 stored only the best 40 rows, so the count is an upper bound there.
+the candidates compare.py stored. Runs written before 2026-12-03 (compare.py's test half) kept only the best 40 rows,
+so a proposal ranked lower is missing there; a combined-pool margin rule could have chosen it only where the 40th
+row's validation loss is within the margin of the best, and the table counts those features ("maybe not exact").
+Runs written since keep every proposal: there the count is only an upper bound.
 
-Pools: "ours" (the candidates without the explainer's), "combined" (all). Rules:
+Pools: "ours" (the candidates without the explainer's), "combined" (all). Rules, each `selection.set_namer_choice`
+(what `label` runs) with the margin and answers_first of its name, except the lowest loss:
   today        the set namer's choice: the highest set_pos (set namer log-probability) among the compared rows
   lowest loss  the lowest validation loss (the exact scan, proposals included)
   set@m        the highest set_pos among the compared rows within m of the lowest validation loss
@@ -37,36 +38,30 @@ MARGINS = (0.05, 0.1, 0.2, 0.3)
 STORED = 40  # result.json keeps the best 40 candidates by validation loss (and every explainer proposal)
 
 
-def _norm(text: str) -> str:
-  return text.strip().lower()
-
-
-def _set_within(rows, m):
-  best = min(r["val_loss"] for r in rows)
-  near = [r for r in rows if "set_pos" in r and r["val_loss"] <= best + m]
-  return max(near, key=lambda r: r["set_pos"]) if near else min(rows, key=lambda r: r["val_loss"])
-
-
-def _explainer_first(rows, answers, m):
-  best = min(r["val_loss"] for r in rows)
-  by_text = {_norm(r["label"]): r for r in rows}
-  for a in answers:
-    r = by_text.get(_norm(a))
-    if r is not None and r["val_loss"] <= best + m:
-      return r
-  return _set_within(rows, m)
+def _choose(rows, answers, margin=None, answers_first=False):
+  """The set namer rule's choice (`selection.set_namer_choice`, the function `label` runs) on the stored rows it
+  compared (those with a set-namer score), in its order: the best 32 single tokens by validation loss, then the
+  explainer's proposals."""
+  from tokenlabel_jax import selection  # pylint: disable=import-outside-toplevel
+  scored = [r for r in rows if "set_pos" in r]
+  singles = sorted((r for r in scored if len(r["token_ids"]) == 1), key=lambda r: r["val_loss"])[:32]
+  compared = singles + [r for r in scored if r["source"] == "explainer"]
+  if not compared:
+    return min(rows, key=lambda r: r["val_loss"])
+  i = selection.set_namer_choice([r["label"] for r in compared], [r["val_loss"] for r in compared],
+                                 [r["set_pos"] for r in compared], answers, margin, answers_first)
+  return compared[i]
 
 
 def rules():
   """(name, pool, margin or None, function of (rows, explainer answers) -> the chosen row), in the declared order."""
   out = []
   for pool in ("ours", "combined"):
-    out.append(("today", pool, None, lambda rows, a: max((r for r in rows if "set_pos" in r),
-                                                         key=lambda r: r["set_pos"])))
+    out.append(("today", pool, None, lambda rows, a: _choose(rows, a)))
     out.append(("lowest loss", pool, None, lambda rows, a: min(rows, key=lambda r: r["val_loss"])))
-    out += [(f"set@{m}", pool, m, lambda rows, a, m=m: _set_within(rows, m)) for m in MARGINS]
+    out += [(f"set@{m}", pool, m, lambda rows, a, m=m: _choose(rows, a, m)) for m in MARGINS]
     if pool == "combined":
-      out += [(f"expl@{m}", pool, m, lambda rows, a, m=m: _explainer_first(rows, a, m)) for m in MARGINS]
+      out += [(f"expl@{m}", pool, m, lambda rows, a, m=m: _choose(rows, a, m, True)) for m in MARGINS]
   return out
 
 
@@ -151,7 +146,6 @@ def _tune_choice(model: str) -> dict[str, str] | None:
 def label(model: str, cats: list[dict], run_dir: str) -> None:
   """Labels the categories with the explainer's proposals in the pool, four at a time as compare.py does
   (a feature whose result.json exists is kept)."""
-  import dataclasses  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import data as data_lib, discriminators as disc_lib  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import labeling, selection  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
@@ -159,8 +153,7 @@ def label(model: str, cats: list[dict], run_dir: str) -> None:
   m = load_model(model)
   disc = disc_lib.get(disc_lib.default_for(m.tokenizer, m.cfg))
   lcfg = LabelConfig(steps=labeling.default_steps(disc, LabelConfig(), None))
-  scfg = dataclasses.replace(selection.for_model(selection.SelectConfig(), m.cfg), propose_with="explainer",
-                             proposals=4)
+  scfg = selection.for_model(selection.SelectConfig(propose_with="explainer", proposals=4), m.cfg)
   todo = [c for c in cats if not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]
   for start in range(0, len(todo), 4):
     group = [data_lib.load_features(c["path"])[0] for c in todo[start:start + 4]]
