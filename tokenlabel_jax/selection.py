@@ -351,12 +351,10 @@ def for_model(scfg: SelectConfig, cfg) -> SelectConfig:
   answers_first where None (the combination's measured ones with the explainer's proposals, else none)."""
   if scfg.rule and scfg.rule not in RULES:
     raise UserError(f"unknown selection rule {scfg.rule!r}", f"use one of {', '.join(RULES)}")
-  combined = scfg.propose_with == "explainer"
-  return dataclasses.replace(
-      scfg, rule=scfg.rule or default_rule(cfg),
-      set_margin=COMBINATION["set_margin"] if combined and scfg.set_margin is None else scfg.set_margin,
-      answers_first=(COMBINATION["answers_first"] if combined else False) if scfg.answers_first is None
-      else scfg.answers_first)
+  left = COMBINATION if scfg.propose_with == "explainer" else {"set_margin": None, "answers_first": False}
+  margin = left["set_margin"] if scfg.set_margin is None else scfg.set_margin
+  first = left["answers_first"] if scfg.answers_first is None else scfg.answers_first
+  return dataclasses.replace(scfg, rule=scfg.rule or default_rule(cfg), set_margin=margin, answers_first=first)
 
 
 def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
@@ -459,7 +457,10 @@ def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:
   return float(auc - 1.645 * np.sqrt(max(var, 0.0)))
 
 
-def stored_rows(cands: Sequence[Candidate], top: int = 40) -> list[dict[str, Any]]:
+STORED_TOP = 40  # candidates a result.json keeps by validation loss (besides every outside proposal)
+
+
+def stored_rows(cands: Sequence[Candidate], top: int = STORED_TOP) -> list[dict[str, Any]]:
   """The candidates a result.json keeps ("verification"), by validation loss: the best `top`, then every proposal
   from outside ranked below them, so that a choice rule can be re-scored from the file alone
   (experiments/explainer/rules.py)."""

@@ -35,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from experiments import common  # pylint: disable=g-import-not-at-top
 
 MARGINS = (0.05, 0.1, 0.2, 0.3)
-STORED = 40  # result.json keeps the best 40 candidates by validation loss (and every explainer proposal)
 
 
 def _choose(rows, answers, margin=None, answers_first=False):
@@ -44,7 +43,8 @@ def _choose(rows, answers, margin=None, answers_first=False):
   explainer's proposals."""
   from tokenlabel_jax import selection  # pylint: disable=import-outside-toplevel
   scored = [r for r in rows if "set_pos" in r]
-  singles = sorted((r for r in scored if len(r["token_ids"]) == 1), key=lambda r: r["val_loss"])[:32]
+  top = selection.SelectConfig().coverage_top
+  singles = sorted((r for r in scored if len(r["token_ids"]) == 1), key=lambda r: r["val_loss"])[:top]
   compared = singles + [r for r in scored if r["source"] == "explainer"]
   if not compared:
     return min(rows, key=lambda r: r["val_loss"])
@@ -67,8 +67,9 @@ def rules():
 
 def exact(rows_all, m) -> bool:
   """Whether a margin rule saw every proposal that could compete: all were stored, or the 40th is outside."""
+  from tokenlabel_jax.selection import STORED_TOP  # pylint: disable=import-outside-toplevel
   loss = sorted(r["val_loss"] for r in rows_all)
-  return len(rows_all) < STORED or loss[STORED - 1] > loss[0] + m
+  return len(rows_all) < STORED_TOP or loss[STORED_TOP - 1] > loss[0] + m
 
 
 def score(run_dir: str, cats: list[dict]) -> tuple[list[dict], dict]:
@@ -78,7 +79,8 @@ def score(run_dir: str, cats: list[dict]) -> tuple[list[dict], dict]:
   for c in cats:
     path = os.path.join(run_dir, c["name"], "result.json")
     if os.path.exists(path):
-      results[c["name"]] = json.load(open(path))
+      with open(path, encoding="utf-8") as f:
+        results[c["name"]] = json.load(f)
   names = {c["name"]: c["names"] for c in cats}
   for name, pool, m, rule in rules():
     named, inexact, recorded = 0, 0, 0
@@ -121,7 +123,9 @@ def main():
   if not args.no_label:
     label(args.model, cats, run_dir)
   table, per_feature = score(run_dir, cats)
-  chosen = choice(table) if args.set == "tune" else _tune_choice(args.model)
+  chosen = (choice(table) if args.set == "tune" else  # the tuning half's choice, read back from its result file
+            common.earlier_run(f"explainer_rules_tune_{args.model}", {"set": "tune", "model": args.model})[1].get(
+                "chosen"))
   for r in table:
     r["fixed"] = "yes" if chosen and chosen.get(r["pool"]) == r["rule"] else ""
   how = ("chosen here (most named; ties to the rule listed first)" if args.set == "tune" else
@@ -133,14 +137,6 @@ def main():
                      ["rule", "pool", "names", "of", "share", "maybe not exact", "fixed"],
                      f"Choice rules on stored candidates ({args.set} half, {args.model})", notes,
                      summary={"set": args.set, "model": args.model, "chosen": chosen, "labels": per_feature})
-
-
-def _tune_choice(model: str) -> dict[str, str] | None:
-  try:
-    with open(os.path.join(common.RESULTS, f"explainer_rules_tune_{model}.json"), encoding="utf-8") as f:
-      return json.load(f)["summary"]["chosen"]
-  except (OSError, ValueError, KeyError):
-    return None
 
 
 def label(model: str, cats: list[dict], run_dir: str) -> None:
