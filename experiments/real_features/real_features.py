@@ -13,7 +13,8 @@ word-like token; and (d) the token lookup, not a label: each held-out token scor
 training records (how much of the feature a token's identity alone explains). With --explainer, also the LLM
 explainer's label (tokenlabel_jax.explaining, greedy) and the combination (`label --propose_with=explainer`, four
 answers), scored on the same held-out examples. The results file is rewritten after every batch of features, so a
-killed run leaves the features it finished (and the labeling runs under --out resume).
+killed run leaves the features it finished; started again, it labels only the features whose runs under
+--out/<model>/ were not finished with the same settings (each model has its own folder there).
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def main():
                                                       help="also the LLM explainer's label and the combination"),
                                   "--first": dict(type=int, default=0,
                                                   help="label only the first N latents of the sample (0: all)")})
+  # One folder of runs per model: a run with another model must not take the place of this one's stored results.
+  args.out = os.path.join(args.out, m.cfg.name)
   with open(os.path.join(args.run, "export.json")) as f:
     export = json.load(f)
   with open(os.path.join(args.run, "sae", "metrics.json")) as f:
@@ -168,14 +171,14 @@ def label_chunk(args, m, disc, lcfg, kind: str, chunk, words, rng) -> list[dict]
   refs = {f.name: reference_labels(f, lcfg, words, m.tokenizer, rng) for f in chunk}
   # Default: the rule the published figures were measured with (the coverage rule came later, chosen on categories).
   scfg = selection.SelectConfig(rule=args.rule)
-  results = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs, scfg=scfg, plots=False)
+  results = label_or_keep(m, chunk, disc, lcfg, os.path.join(args.out, kind), refs, scfg)
   expl = comb = [None] * len(chunk)
   if args.explainer:
     from tokenlabel_jax import explainer, explaining  # pylint: disable=import-outside-toplevel
     expl = explaining.explain_features(m, chunk, disc, lcfg, explainer.ExplainConfig(samples=4),
                                        os.path.join(args.out, kind + "_explainer"), per_batch=len(chunk))
-    comb = labeling.label_features(m, chunk, disc, lcfg, os.path.join(args.out, kind + "_combined"), (), True, None,
-                                   dataclasses.replace(scfg, propose_with="explainer", proposals=4), plots=False)
+    comb = label_or_keep(m, chunk, disc, lcfg, os.path.join(args.out, kind + "_combined"), {},
+                         dataclasses.replace(scfg, propose_with="explainer", proposals=4))
   rows = []
   for f, r, e, c in zip(chunk, results, expl, comb):
     top, rand = refs[f.name]
@@ -193,6 +196,18 @@ def label_chunk(args, m, disc, lcfg, kind: str, chunk, words, rng) -> list[dict]
     rows.append(row)
     print(json.dumps({k: v for k, v in row.items() if k != "top_contexts"}, ensure_ascii=False), flush=True)
   return rows
+
+
+def label_or_keep(m, chunk, disc, lcfg, out_dir: str, refs: dict, scfg) -> list[dict]:
+  """`labeling.label_features` on the features of `chunk` that no earlier run finished in `out_dir` with the same
+  model, settings and reference labels: a stopped study resumes where it stopped."""
+  done = labeling.finished_results(out_dir, [f.name for f in chunk], m, disc, lcfg, scfg)
+  done = {n: r for n, r in done.items() if all(t in r.get("references", {}) for t in refs.get(n, ()))}
+  todo = [f for f in chunk if f.name not in done]
+  if todo:
+    got = labeling.label_features(m, todo, disc, lcfg, out_dir, refs, scfg=scfg, plots=False)
+    done.update((f.name, r) for f, r in zip(todo, got))
+  return [done[f.name] for f in chunk]
 
 
 def independent_scores(scorer_m, feature: data_lib.Feature, lcfg: LabelConfig, row: dict) -> None:
