@@ -67,6 +67,13 @@ def test_set_namer_choice_margin_and_answers_first():
   assert selection.set_namer_choice(texts, loss, [nan, -3.0, nan, nan], margin=0.05) == 1
 
 
+def test_set_namer_compares_the_best_single_tokens_then_every_proposal():
+  lengths, loss = [1, 2, 1, 1, 3, 1], [0.5, 0.1, 0.2, 0.9, 0.8, 0.3]
+  sources = ["scan", "explainer", "scan", "scan", "explainer", "explainer"]
+  assert selection.compared_by_set_namer(lengths, loss, sources, 2) == [2, 5, 1, 4, 5]
+  assert selection.compared_by_set_namer(lengths, loss, ["scan"] * 6, 10) == [2, 5, 0, 3]
+
+
 def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
   """On the tiny model the figure must equal its definition: mean over positive examples of the likelihood ratio
   (a word that occurs twice counts twice, though it is read once)."""

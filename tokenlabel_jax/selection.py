@@ -390,13 +390,21 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
   likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
   when the feature has fewer than four positive words. The signal is kept in each compared candidate's stats."""
   score(m, disc, cands, sp["val"], sp["heldout"])
-  singles = sorted((i for i, c in enumerate(cands) if len(c.ids) == 1), key=lambda i: cands[i].stats["val_loss"])
-  compared = singles[:scfg.coverage_top] + [i for i, c in enumerate(cands) if c.source == "explainer"]
+  compared = compared_by_set_namer([len(c.ids) for c in cands], [c.stats["val_loss"] for c in cands],
+                                   [c.source for c in cands], scfg.coverage_top)
   set_C = coverage.set_scores(m, feature, lcfg.threshold, scfg.set_sets, [cands[i].ids for i in compared])
   for i, v in zip(compared, set_C):
     cands[i].stats["set_pos"] = float(v)
   return compared[set_namer_choice([cands[i].text for i in compared], [cands[i].stats["val_loss"] for i in compared],
                                    set_C, answers, scfg.set_margin, scfg.answers_first)]
+
+
+def compared_by_set_namer(lengths: Sequence[int], val_loss: Sequence[float], sources: Sequence[str], top: int
+                          ) -> list[int]:
+  """Indices of the candidates the set namer rule compares, in its order: the best `top` single tokens by validation
+  loss, then every explainer proposal. Pure, so experiments/explainer/rules.py applies it to stored rows."""
+  singles = sorted((i for i, n in enumerate(lengths) if n == 1), key=lambda i: val_loss[i])
+  return singles[:top] + [i for i, s in enumerate(sources) if s == "explainer"]
 
 
 def set_namer_choice(texts: Sequence[str], val_loss_C: Sequence[float], set_C: Sequence[float],

@@ -43,9 +43,9 @@ def _choose(rows, answers, margin=None, answers_first=False):
   explainer's proposals."""
   from tokenlabel_jax import selection  # pylint: disable=import-outside-toplevel
   scored = [r for r in rows if "set_pos" in r]
-  top = selection.SelectConfig().coverage_top
-  singles = sorted((r for r in scored if len(r["token_ids"]) == 1), key=lambda r: r["val_loss"])[:top]
-  compared = singles + [r for r in scored if r["source"] == "explainer"]
+  compared = [scored[i] for i in selection.compared_by_set_namer(
+      [len(r["token_ids"]) for r in scored], [r["val_loss"] for r in scored], [r["source"] for r in scored],
+      selection.SelectConfig().coverage_top)]
   if not compared:
     return min(rows, key=lambda r: r["val_loss"])
   i = selection.set_namer_choice([r["label"] for r in compared], [r["val_loss"] for r in compared],
