@@ -4,6 +4,7 @@ resumes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -170,3 +171,24 @@ def test_answers_first_takes_the_earliest_answer_within_the_margin(tiny, tmp_pat
   best = min(r["val_loss"] for r in rows)
   off = run(selection.SelectConfig(**{**scfg.__dict__, "set_margin": 0.0}), "off")
   assert abs(off["validation"]["val_loss"] - best) < 1e-6  # margin 0: only the lowest validation loss competes
+
+
+def test_a_resumed_study_reuses_the_stored_answers_in_the_combination(tiny, tmp_path, answers, monkeypatch):
+  """A study stopped after its explainer run: the new process keeps the stored explanations, and the combination
+  proposes the answers stored with them instead of decoding the prompts again (which would cost as much again)."""
+  from tokenlabel_jax import discriminators as disc_lib, labeling, selection
+  feats = _features(tmp_path, 2)
+  disc, lcfg, ecfg = _run_args(samples=2)
+  answers["texts"] = ["cat", "big owl"]
+  explaining.explain_features(tiny, feats, disc, lcfg, ecfg, str(tmp_path / "expl"), per_batch=2, log=lambda s: None)
+  assert answers["calls"] == 4
+  monkeypatch.setattr(explainer, "_ANSWERS", {})  # a new process: nothing decoded yet
+  answers["texts"], answers["calls"] = ["dog"], 0
+  kept = explaining.explain_features(tiny, feats, disc, lcfg, ecfg, str(tmp_path / "expl"), per_batch=2,
+                                     log=lambda s: None)
+  assert [r["explainer"]["proposals"] for r in kept] == [["cat", "big owl"]] * 2
+  scfg = selection.SelectConfig(propose_with="explainer", proposals=2, rule="typicality", margin=0.0)
+  comb = labeling.label_features(tiny, feats, disc, dataclasses.replace(lcfg, n_train=16),
+                                 str(tmp_path / "comb"), scfg=scfg, plots=False)
+  assert answers["calls"] == 0  # nothing decoded again
+  assert [r["explainer"]["proposals"] for r in comb] == [["cat", "big owl"]] * 2

@@ -96,6 +96,20 @@ def _key(m, prompt, temps, ecfg: ExplainConfig) -> tuple:
   return m.cfg, id(m.params), tuple(prompt), tuple(temps), ecfg.seed, ecfg.max_new
 
 
+def remember(m, feature: data_lib.Feature, threshold: float, ecfg: ExplainConfig, texts: Sequence[str]) -> None:
+  """Takes the raw answers a finished run stored for this feature as this process's own, so a resumed study's
+  combination (`label --propose_with=explainer`) reads them instead of decoding the prompt again."""
+  temps = _temperatures(ecfg)
+  if len(texts) == len(temps):
+    shown = contexts(feature, threshold, ecfg)
+    if shown:
+      _ANSWERS[_key(m, prompt_ids(m.tokenizer, shown), temps, ecfg)] = list(texts)
+
+
+def _temperatures(ecfg: ExplainConfig) -> list[float]:
+  return [0.0] + [ecfg.temperature] * (max(1, ecfg.samples) - 1)  # the first greedy; one shared prefill per prompt
+
+
 def explain(m, features: Sequence[data_lib.Feature], threshold: float, ecfg: ExplainConfig = ExplainConfig(),
             batch: int = 4) -> list[dict]:
   """Per feature: the excerpts, every answer (raw text, parsed label, status) and the first usable label."""
@@ -104,7 +118,7 @@ def explain(m, features: Sequence[data_lib.Feature], threshold: float, ecfg: Exp
   stop += [t for t in m.tokenizer.encode("\n")[:1]]
   shown = [contexts(f, threshold, ecfg) for f in features]
   prompts = [prompt_ids(m.tokenizer, ex) for ex in shown]
-  temps = [0.0] + [ecfg.temperature] * (max(1, ecfg.samples) - 1)  # one shared prefill per prompt
+  temps = _temperatures(ecfg)
   live = [i for i, ex in enumerate(shown) if ex]
   todo = [i for i in live if _key(m, prompts[i], temps, ecfg) not in _ANSWERS]
   new = generation.generate(m.params, m.cfg, [prompts[i] for i in todo], ecfg.max_new, stop, temps, ecfg.seed,

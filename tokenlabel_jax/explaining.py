@@ -90,6 +90,7 @@ def explain_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc:
     done = finished(output_dir, f.name, want) if resume else None
     if done:
       results[f.name] = done
+      explainer.remember(m, f, lcfg.threshold, ecfg, [a["text"] for a in done["explainer"]["answers"]])
       summary[f.name] = runfiles.summary_entry(done)
     else:
       todo.append(f)
