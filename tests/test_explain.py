@@ -171,6 +171,10 @@ def test_answers_first_takes_the_earliest_answer_within_the_margin(tiny, tmp_pat
   best = min(r["val_loss"] for r in rows)
   off = run(selection.SelectConfig(**{**scfg.__dict__, "set_margin": 0.0}), "off")
   assert abs(off["validation"]["val_loss"] - best) < 1e-6  # margin 0: only the lowest validation loss competes
+  # An answer its validation examples do not show above the chance bar neither wins as an answer nor is compared.
+  strict = dataclasses.replace(scfg, answers_above_chance=True, min_auc_lower=1.0)  # a bar no AUC passes
+  assert run(strict, "strict")["best_candidate"] != " big owl"
+  assert run(dataclasses.replace(strict, answers_above_chance=False), "lax")["best_candidate"] == " big owl"
 
 
 def test_a_resumed_study_reuses_the_stored_answers_in_the_combination(tiny, tmp_path, answers, monkeypatch):

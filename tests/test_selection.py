@@ -62,6 +62,14 @@ def test_set_namer_choice_margin_and_answers_first():
   # Two candidates with the answer's text (the scan's ' bread' and a proposal ' Bread'): the earlier compared one.
   assert selection.set_namer_choice([" food", " bread", " Bread"], [0.2, 0.2, 0.2], [0.0] * 3, ["bread"], 0.1,
                                     answers_first=True) == 1
+  # An answer its validation examples do not show above chance does not win as an answer: the next one does, else
+  # the set namer decides (and may still take it on its own score).
+  unusable = [True, False, True, True]
+  assert selection.set_namer_choice(texts, loss, set_pos, answers, 0.2, True, unusable) == 3
+  assert selection.set_namer_choice(texts, loss, set_pos, ["bread"], 0.05, True, unusable) == 1
+  assert selection.set_namer_choice(texts, loss, set_pos, ["bread"], 0.1, True, unusable) == 1
+  assert selection.set_namer_choice(texts, loss, [-3.0, -0.5, -5.5, -1.0], ["bread", "baked"], 0.1, True,
+                                    unusable) == 2
   nan = float("nan")
   assert selection.set_namer_choice(texts, loss, [nan] * 4) == 0  # no set-namer score: the first (best single)
   assert selection.set_namer_choice(texts, loss, [nan, -3.0, nan, nan], margin=0.05) == 1
@@ -72,6 +80,8 @@ def test_set_namer_compares_the_best_single_tokens_then_every_proposal():
   sources = ["scan", "explainer", "scan", "scan", "explainer", "explainer"]
   assert selection.compared_by_set_namer(lengths, loss, sources, 2) == [2, 5, 1, 4, 5]
   assert selection.compared_by_set_namer(lengths, loss, ["scan"] * 6, 10) == [2, 5, 0, 3]
+  usable = [True, True, False, True, False, True]  # a proposal not above chance is not compared; a single token is
+  assert selection.compared_by_set_namer(lengths, loss, sources, 2, usable) == [2, 5, 1, 5]
 
 
 def test_typicality_prefers_the_label_that_explains_every_positive(tiny):
@@ -227,11 +237,12 @@ def test_the_rule_follows_the_model_size():
 def test_the_combination_gets_its_measured_set_namer_settings(monkeypatch):
   from tokenlabel_jax.config import ModelConfig
   cfg = ModelConfig.qwen25_coder_1_5b()
-  monkeypatch.setattr(selection, "COMBINATION", {"set_margin": 0.1, "answers_first": True})
+  monkeypatch.setattr(selection, "COMBINATION", {"set_margin": 0.1, "answers_first": True,
+                                                 "answers_above_chance": True})
   both = selection.for_model(selection.SelectConfig(propose_with="explainer"), cfg)
-  assert (both.rule, both.set_margin, both.answers_first) == ("set_namer", 0.1, True)
+  assert (both.rule, both.set_margin, both.answers_first, both.answers_above_chance) == ("set_namer", 0.1, True, True)
   alone = selection.for_model(selection.SelectConfig(), cfg)
-  assert (alone.set_margin, alone.answers_first) == (None, False)
+  assert (alone.set_margin, alone.answers_first, alone.answers_above_chance) == (None, False, False)
   mine = selection.for_model(selection.SelectConfig(propose_with="explainer", set_margin=0.3, answers_first=False), cfg)
   assert (mine.set_margin, mine.answers_first) == (0.3, False)
   assert selection.for_model(both, cfg) == both  # filled once, kept

@@ -87,6 +87,8 @@ flags.DEFINE_float("select_set_margin", None, "Set namer rule: only candidates w
                    "margin, selection.COMBINATION).")
 flags.DEFINE_bool("select_answers_first", None, "Set namer rule: the explainer's earliest answer within the margin "
                   "wins before the set namer decides (default: only with --propose_with=explainer).")
+flags.DEFINE_bool("select_answers_above_chance", None, "Set namer rule: an explainer answer counts only where its "
+                  "validation AUC is above chance (default: only with --propose_with=explainer).")
 flags.DEFINE_string("score_discriminator", None, "A second discriminator that scores the chosen label on the same "
                     "held-out examples (independent figures, as it was not optimized against), e.g. likelihood.")
 flags.DEFINE_integer("features_per_batch", 4, "Features optimized together in one vmapped step (split over "
@@ -145,7 +147,8 @@ def main(argv):
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule or "", margin=FLAGS.select_margin,
                              extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals,
-                             set_margin=FLAGS.select_set_margin, answers_first=FLAGS.select_answers_first)
+                             set_margin=FLAGS.select_set_margin, answers_first=FLAGS.select_answers_first,
+                             answers_above_chance=FLAGS.select_answers_above_chance)
   disc_lib.MEMO.max_bytes = (None if FLAGS.prompt_memo_gb is None
                              else int(max(0.0, FLAGS.prompt_memo_gb) * 2**30))
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None

@@ -65,7 +65,9 @@ class SelectConfig:
   proposals: int = 4  # explainer answers per feature (the first greedy, the others sampled)
   set_margin: float | None = None  # set namer rule: only candidates within this of the lowest validation loss compete
   answers_first: bool | None = None  # set namer rule: the explainer's earliest answer among those wins
-  # (`set_namer_choice`); None for both: the combination's measured settings with --propose_with=explainer, else none
+  answers_above_chance: bool | None = None  # set namer rule: an explainer answer counts (wins as an answer, or is
+  # compared as a proposal) only where its validation AUC is above min_auc_lower (lower 95% bound), as a label must be
+  # (`set_namer_choice`); None for the three: the combination's settings with --propose_with=explainer, else none
 
 
 @dataclasses.dataclass
@@ -343,18 +345,20 @@ def default_rule(cfg) -> str:
 
 # The set namer rule's settings for the combination (--propose_with=explainer), chosen among a declared family on the
 # naming benchmark's tuning half (experiments/explainer/rules.py, experiments/explainer/README.md).
-COMBINATION = {"set_margin": 0.05, "answers_first": True}
+# answers_above_chance was added on 2026-12-04, after the first 32 SAE latents showed the rule taking answers that
+# separate nothing ("commonality", "feature"): a condition with no setting of its own (the label's own chance test).
+COMBINATION = {"set_margin": 0.05, "answers_first": True, "answers_above_chance": True}
 
 
 def for_model(scfg: SelectConfig, cfg) -> SelectConfig:
-  """`scfg` with what was left to the model filled in: its rule where "", and the set namer rule's margin and
-  answers_first where None (the combination's measured ones with the explainer's proposals, else none)."""
+  """`scfg` with what was left to the model filled in: its rule where "", and the set namer rule's margin,
+  answers_first and answers_above_chance where None (the combination's with the explainer's proposals, else none)."""
   if scfg.rule and scfg.rule not in RULES:
     raise UserError(f"unknown selection rule {scfg.rule!r}", f"use one of {', '.join(RULES)}")
-  left = COMBINATION if scfg.propose_with == "explainer" else {"set_margin": None, "answers_first": False}
-  margin = left["set_margin"] if scfg.set_margin is None else scfg.set_margin
-  first = left["answers_first"] if scfg.answers_first is None else scfg.answers_first
-  return dataclasses.replace(scfg, rule=scfg.rule or default_rule(cfg), set_margin=margin, answers_first=first)
+  left = (COMBINATION if scfg.propose_with == "explainer"
+          else {"set_margin": None, "answers_first": False, "answers_above_chance": False})
+  filled = {k: left[k] if getattr(scfg, k) is None else getattr(scfg, k) for k in left}
+  return dataclasses.replace(scfg, rule=scfg.rule or default_rule(cfg), **filled)
 
 
 def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
@@ -390,36 +394,44 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
   likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
   when the feature has fewer than four positive words. The signal is kept in each compared candidate's stats."""
   score(m, disc, cands, sp["val"], sp["heldout"])
+  n_pos = int(sp["val"].positive_B.sum())
+  above = [not scfg.answers_above_chance
+           or auc_lower_bound(c.stats["val_auc"], n_pos, len(sp["val"].positive_B) - n_pos) > scfg.min_auc_lower
+           for c in cands]
   compared = compared_by_set_namer([len(c.ids) for c in cands], [c.stats["val_loss"] for c in cands],
-                                   [c.source for c in cands], scfg.coverage_top)
+                                   [c.source for c in cands], scfg.coverage_top, above)
   set_C = coverage.set_scores(m, feature, lcfg.threshold, scfg.set_sets, [cands[i].ids for i in compared])
   for i, v in zip(compared, set_C):
     cands[i].stats["set_pos"] = float(v)
   return compared[set_namer_choice([cands[i].text for i in compared], [cands[i].stats["val_loss"] for i in compared],
-                                   set_C, answers, scfg.set_margin, scfg.answers_first)]
+                                   set_C, answers, scfg.set_margin, scfg.answers_first, [above[i] for i in compared])]
 
 
-def compared_by_set_namer(lengths: Sequence[int], val_loss: Sequence[float], sources: Sequence[str], top: int
-                          ) -> list[int]:
+def compared_by_set_namer(lengths: Sequence[int], val_loss: Sequence[float], sources: Sequence[str], top: int,
+                          usable: Sequence[bool] | None = None) -> list[int]:
   """Indices of the candidates the set namer rule compares, in its order: the best `top` single tokens by validation
-  loss, then every explainer proposal. Pure, so experiments/explainer/rules.py applies it to stored rows."""
+  loss, then every explainer proposal (with `usable`, those it marks). Pure, so experiments/explainer/rules.py
+  applies it to stored rows."""
   singles = sorted((i for i, n in enumerate(lengths) if n == 1), key=lambda i: val_loss[i])
-  return singles[:top] + [i for i, s in enumerate(sources) if s == "explainer"]
+  return singles[:top] + [i for i, s in enumerate(sources) if s == "explainer" and (usable is None or usable[i])]
 
 
 def set_namer_choice(texts: Sequence[str], val_loss_C: Sequence[float], set_C: Sequence[float],
-                     answers: Sequence[str] = (), margin: float | None = None, answers_first: bool = False) -> int:
+                     answers: Sequence[str] = (), margin: float | None = None, answers_first: bool = False,
+                     usable_C: Sequence[bool] | None = None) -> int:
   """Index of the chosen one of the compared candidates (the best single token by validation loss first). Only those
   within `margin` of the lowest validation loss compete (None: all). With `answers_first`, the explainer's earliest
   answer (`answers` in answer order, the greedy one first) among them wins, matched by text with case and spacing
-  ignored; else the highest set-namer score; the first candidate when no set-namer score is known. A pure function
-  of what result.json stores, so experiments/explainer/rules.py re-scores stored runs with it."""
+  ignored, where `usable_C` (None: all) marks the candidate usable as an answer; else the highest set-namer score;
+  the first candidate when no set-namer score is known. A pure function of what result.json stores, so
+  experiments/explainer/rules.py re-scores stored runs with it."""
   loss_C, set_C = np.asarray(val_loss_C, np.float64), np.asarray(set_C, np.float64)
   near_C = loss_C <= loss_C.min() + (np.inf if margin is None else margin)
+  usable_C = np.ones(len(texts), bool) if usable_C is None else np.asarray(usable_C, bool)
   if answers_first:
     norm = [t.strip().lower() for t in texts]
     for a in answers:
-      hits = [i for i, t in enumerate(norm) if t == a.strip().lower() and near_C[i]]
+      hits = [i for i, t in enumerate(norm) if t == a.strip().lower() and near_C[i] and usable_C[i]]
       if hits:
         return hits[0]
   ok_C = near_C & np.isfinite(set_C)

@@ -4,6 +4,7 @@ After `python -m tokenlabel_jax.sae --output_dir=runs/sae`:
 python experiments/real_features/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
 python experiments/real_features/real_features.py --run=runs/sae --model=qwen2.5-coder-1.5b --steps=0 --rule='' \
     --explainer --scorer_model=smollm2-135m-instruct --first=32 --n_neurons=8 --name=real_features_qwen2.5-coder-1.5b
+(--skip=32 --first=32: the sample's next 32 latents.)
 
 Latents are drawn uniformly (seed 0) from the exported (alive) ones; neurons are the first exported ones. For each
 feature: our label's held-out AUC, and on the same held-out examples (same calibration on the same validation
@@ -123,7 +124,9 @@ def main():
                                   "--explainer": dict(action="store_true",
                                                       help="also the LLM explainer's label and the combination"),
                                   "--first": dict(type=int, default=0,
-                                                  help="label only the first N latents of the sample (0: all)")})
+                                                  help="label only the first N latents of the sample (0: all)"),
+                                  "--skip": dict(type=int, default=0,
+                                                 help="leave out the sample's first N latents (before --first)")})
   # One folder of runs per model: a run with another model must not take the place of this one's stored results.
   args.out = os.path.join(args.out, m.cfg.name)
   with open(os.path.join(args.run, "export.json")) as f:
@@ -132,7 +135,8 @@ def main():
     sae = json.load(f)
   names = sorted(export["latents"])
   sample = sorted(np.random.default_rng(0).choice(names, min(args.n_latents, len(names)), replace=False).tolist())
-  sample = sample[:args.first or None]  # the same latents as the full sample's first ones, for cheaper comparisons
+  # The same latents as the full sample's, a slice of it at a time, for cheaper comparisons.
+  sample = sample[args.skip:][:args.first or None]
   lat = {f.name: f for f in data_lib.load_features(os.path.join(args.run, "latents")) if f.name in set(sample)}
   neu = data_lib.load_features(os.path.join(args.run, "neurons"))[:args.n_neurons]
   words = np.flatnonzero(disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size))
