@@ -108,6 +108,19 @@ def earlier_run(name: str, settings: dict[str, Any]) -> tuple[list[dict], dict]:
   return list(old.get("rows", [])), summary
 
 
+def scorer_aucs(scorer_m, feature, lcfg, texts) -> dict[str, float]:
+  """Held-out AUC of each non-blank label in `texts` under the likelihood discriminator of another model (a judge no
+  method was optimized against), on the held-out examples `lcfg` splits off. A label missing from the answer had
+  nothing to score: callers count it at chance (0.5), as every study does for a method without a label."""
+  from tokenlabel_jax import discriminators as disc_lib, labeling  # pylint: disable=import-outside-toplevel
+  uniq = sorted({t for t in texts if t and t.strip()})
+  if not uniq:
+    return {}
+  ids = [disc_lib.encode_label(scorer_m.tokenizer, t) for t in uniq]
+  got = labeling.independent_scores(scorer_m, feature, disc_lib.get("likelihood"), lcfg, ids, uniq)
+  return {t: float(got[t]["auc"]) for t in uniq}
+
+
 def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting: str) -> list[dict[str, Any]]:
   """Labels the features together and returns one table row per feature."""
   from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel

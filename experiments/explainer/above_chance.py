@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from experiments.explainer import compare  # pylint: disable=g-import-not-at-top
+from experiments.explainer import compare, rules  # pylint: disable=g-import-not-at-top
 
 
 def main():
@@ -26,16 +26,13 @@ def main():
       "--set": dict(default="test"), "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
   from tokenlabel_jax import discriminators as disc_lib, labeling, selection  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
-  with open(os.path.join(common.RESULTS, f"explainer_rules_{args.set}_{m.cfg.name}.json")) as f:
-    summary = json.load(f)["summary"]
   with open(os.path.join(common.RESULTS, f"explainer_{args.set}_{m.cfg.name}.json")) as f:
     answers = {r["feature"]: r["explainer answers"] for r in json.load(f)["rows"]}
-  key = "combined " + summary["chosen"]["combined"]
+  key, chosen = rules.chosen_labels(args.set, m.cfg.name)
   features = {f.name: f for f in compare.features_and_names(args.set, args.data)[0]}
   lcfg, scfg = LabelConfig(steps=0), selection.SelectConfig()
   rows = []
-  for name, labels in summary["labels"].items():
-    label = labels[key]
+  for name, label in chosen.items():
     if label.strip().lower() not in {a.strip().lower() for a in answers[name]}:
       continue
     sp = labeling.build_splits(m, features[name], disc, lcfg, keep_cache=True, prepare_train=False)
@@ -46,7 +43,7 @@ def main():
                  "above chance": lower > scfg.min_auc_lower})
     print(rows[-1], flush=True)
   kept = sum(r["above chance"] for r in rows)
-  notes = (f"{len(rows)} of {len(summary['labels'])} labels of `{key}` match an explainer answer; {kept} of them are "
+  notes = (f"{len(rows)} of {len(chosen)} labels of `{key}` match an explainer answer; {kept} of them are "
            f"above chance on validation, so the condition leaves them as they are; {len(rows) - kept} could change.")
   common.write_table(f"explainer_above_chance_{args.set}_{m.cfg.name}", rows,
                      ["feature", "label", "val AUC", "val AUC lower95", "above chance"],

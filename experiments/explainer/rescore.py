@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from experiments.explainer import compare  # pylint: disable=g-import-not-at-top
+from experiments.explainer import compare, rules  # pylint: disable=g-import-not-at-top
 
 TUNED = "combined (tuned rule)"
 
@@ -38,13 +38,10 @@ def stored_labels(which: str, model: str) -> tuple[list[dict], list[str]]:
   labels = [{"feature": r["feature"], **{k: r[f"{k} label"] for k in methods},
              **{f"{k} names": r[f"{k} names"] for k in methods}, **{f"{k} AUC": r[f"{k} AUC"] for k in methods}}
             for r in rows]
-  rules_path = os.path.join(common.RESULTS, f"explainer_rules_{which}_{model}.json")
-  if os.path.exists(rules_path):  # the combination under the rule fixed on the tuning half (rules.py)
-    with open(rules_path) as f:
-      summary = json.load(f)["summary"]
-    key = "combined " + summary["chosen"]["combined"]
+  tuned = rules.chosen_labels(which, model)  # the combination under the rule fixed on the tuning half
+  if tuned is not None:
     for row in labels:
-      row[TUNED] = summary["labels"][row["feature"]][key]
+      row[TUNED] = tuned[1][row["feature"]]
     methods.insert(3, TUNED)
   return labels, methods
 
@@ -58,8 +55,6 @@ def main():
   ap.add_argument("--restart", action="store_true", help="ignore the rows of an earlier run")
   args = ap.parse_args()
   from absl import logging  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax import labeling  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
@@ -71,19 +66,16 @@ def main():
   rows = [r for r in earlier if r["feature"] in {x["feature"] for x in labels}]
   done = {r["feature"] for r in rows}
   scorer_m = load_model(args.scorer_model)
-  scorer = disc_lib.get("likelihood")
   lcfg = LabelConfig(steps=0)  # compare.py's threshold and seed: the same held-out examples
   t0 = time.time()
   for stored in labels:
     if stored["feature"] in done:
       continue
     t = time.time()
-    texts = sorted({stored[k] for k in methods if stored[k] and stored[k].strip()})
-    ids = [disc_lib.encode_label(scorer_m.tokenizer, x) for x in texts]
-    got = labeling.independent_scores(scorer_m, features[stored["feature"]], scorer, lcfg, ids, texts)
+    got = common.scorer_aucs(scorer_m, features[stored["feature"]], lcfg, [stored[k] for k in methods])
     row = dict(stored)
     for k in methods:  # no usable label scores chance, as in compare.py and real_features.py
-      row[f"{k} scorer AUC"] = float(got[stored[k]]["auc"]) if stored[k] in got else 0.5
+      row[f"{k} scorer AUC"] = got.get(stored[k], 0.5)
     row["t s"] = round(time.time() - t, 1)
     rows.append(row)
     print(f"{len(rows)}/{len(labels)} {stored['feature']}: "

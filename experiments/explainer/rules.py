@@ -110,6 +110,18 @@ def choice(table: list[dict]) -> dict[str, str]:
   return out
 
 
+def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
+  """The combination's labels under the rule fixed on the tuning half, per feature, and that rule's key, from this
+  script's result file for `which`; None where it has not been run."""
+  path = os.path.join(common.RESULTS, f"explainer_rules_{which}_{model}.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    summary = json.load(f)["summary"]
+  key = "combined " + summary["chosen"]["combined"]
+  return key, {name: labels[key] for name, labels in summary["labels"].items()}
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")

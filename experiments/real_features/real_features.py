@@ -221,12 +221,10 @@ def independent_scores(scorer_m, feature: data_lib.Feature, lcfg: LabelConfig, r
   slots = [row] + [row["baselines"][b] for b in ("top_token", "vocab_scan", "random")] + [
       row[b] for b in ("explainer", "combined") if b in row]
   texts = [slot.get("best_candidate", slot.get("label")) for slot in slots]
-  uniq = sorted({t for t in texts if t and t.strip()})
-  ids = [disc_lib.encode_label(scorer_m.tokenizer, t) for t in uniq]
-  got = labeling.independent_scores(scorer_m, feature, disc_lib.get("likelihood"), lcfg, ids, uniq) if uniq else {}
+  got = common.scorer_aucs(scorer_m, feature, lcfg, texts)
   row["scorer"] = f"likelihood ({scorer_m.cfg.name})"
   for slot, t in zip(slots, texts):
-    slot["scorer_auc"] = float(got[t]["auc"]) if t in got else 0.5
+    slot["scorer_auc"] = got.get(t, 0.5)
 
 
 def _auc(result: dict) -> float:
