@@ -1,0 +1,101 @@
+"""One table for several slices of the latent sample labeled by real_features.py (e.g. --skip=32 --first=32, then
+--skip=64): medians over the pooled latents, and paired counts between methods on the same latents.
+
+  python experiments/real_features/pooled.py --name=real_features_qwen2.5-coder-1.5b_pooled \
+      real_features_qwen2.5-coder-1.5b_next32 real_features_qwen2.5-coder-1.5b_rest
+
+Medians of slices do not add up to the median of their union, so the rows are pooled and summarized again (with
+real_features.summarize, the function each slice's own summary came from). Only slices run with the same command
+but for --skip/--first/--name belong together; the script refuses others. It cannot see the code a slice ran with
+(a result file does not record it): a slice from before a change of the rule must be left out by hand. Paired counts: on how many latents one
+method's held-out AUC is above the other's, below it, or equal, with a two-sided sign test (ties left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from experiments.real_features import real_features  # pylint: disable=g-import-not-at-top
+
+# (method, other): the comparisons issues 25 and 27 ask about.
+PAIRS = (("combined", "ours"), ("combined", "explainer"), ("ours", "explainer"), ("ours", "top token"))
+
+
+def sign_test(better: int, worse: int) -> float:
+  """Two-sided exact sign test: the chance of a split at least this uneven if either method were as likely to win."""
+  n = better + worse
+  if n == 0:
+    return 1.0
+  k = min(better, worse)
+  return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def auc(row: dict, method: str, judge: str) -> float:
+  """A latent's held-out AUC for one method under the namer ("heldout_auc") or the scorer ("scorer_auc")."""
+  slot = {"ours": row, "explainer": row.get("explainer"), "combined": row.get("combined"),
+          "top token": row["baselines"]["top_token"]}[method]
+  return float(slot[judge])
+
+
+def paired(rows: list[dict], judge: str) -> list[dict]:
+  """For each pair of methods, on how many latents the first's AUC under `judge` is above the second's."""
+  out = []
+  for a, b in PAIRS:
+    diffs = [auc(r, a, judge) - auc(r, b, judge) for r in rows]
+    better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    out.append({"judge": {"heldout_auc": "namer", "scorer_auc": "scorer"}[judge], "method": a, "against": b,
+                "better": better, "worse": worse, "equal": len(diffs) - better - worse,
+                "sign test p": sign_test(better, worse)})
+  return out
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("slices", nargs="+", help="result names under experiments/results (without .json)")
+  ap.add_argument("--name", required=True, help="the pooled result's name")
+  args = ap.parse_args()
+  runs = []
+  for name in args.slices:
+    with open(os.path.join(common.RESULTS, name + ".json"), encoding="utf-8") as f:
+      runs.append(json.load(f))
+  setting = {re.sub(r" --(skip|first|name)=\S+", "", r["command"]) for r in runs}
+  if len(setting) != 1:
+    sys.exit("These slices were run with different settings (not only --skip/--first/--name), so their latents "
+             "do not pool:\n  " + "\n  ".join(sorted(setting)))
+  rows = [r for run in runs for r in run["latents"]]
+  ids = [r["id"] for r in rows]
+  if len(set(ids)) != len(ids):
+    sys.exit("A latent appears in more than one slice; pass slices that do not overlap.")
+  needed = ("explainer", "combined")
+  if not all(all(k in r for k in needed) and "scorer_auc" in r for r in rows):
+    sys.exit("Pooling needs every latent with the explainer, the combination and the scorer (run with --explainer "
+             "--scorer_model).")
+  summary = real_features.summarize({"latents": rows})["latents"]
+  summary["slices"] = {name: len(run["latents"]) for name, run in zip(args.slices, runs)}
+  table = paired(rows, "heldout_auc") + paired(rows, "scorer_auc")
+  s = summary
+  notes = (f"{s['n']} latents from {len(runs)} slices, run as `{setting.pop()}` with the slices' --skip/--first. "
+           "Median held-out AUC, namer / scorer: "
+           f"ours {s['median_auc']:.3f} / {s['median_scorer_auc']:.3f}, "
+           f"explainer {s['median_explainer_auc']:.3f} / {s['median_explainer_scorer_auc']:.3f}, "
+           f"combined {s['median_combined_auc']:.3f} / {s['median_combined_scorer_auc']:.3f}, "
+           f"top token {s['median_top_token_auc']:.3f} / {s['median_top_token_scorer_auc']:.3f}, "
+           f"exact scan {s['median_vocab_scan_auc']:.3f} / {s['median_vocab_scan_scorer_auc']:.3f}, "
+           f"random {s['median_random_auc']:.3f} / {s['median_random_scorer_auc']:.3f}; "
+           f"token lookup {s['median_token_lookup_auc']:.3f}. Share at AUC >= 0.8 (namer): ours "
+           f"{s['share_auc_ge_0.8']:.0%}, explainer {s['explainer_share_auc_ge_0.8']:.0%}, combined "
+           f"{s['combined_share_auc_ge_0.8']:.0%}. The table: paired counts on the same latents.")
+  common.write_table(args.name, table, ["judge", "method", "against", "better", "worse", "equal", "sign test p"],
+                     "Pooled slices of the latent sample: medians and paired counts", notes, summary=summary)
+
+
+if __name__ == "__main__":
+  main()
