@@ -4,7 +4,7 @@ After `python -m tokenlabel_jax.sae --output_dir=runs/sae`:
 python experiments/real_features/real_features.py --run=runs/sae [--n_latents=200] [--n_neurons=50] [--steps=300]
 python experiments/real_features/real_features.py --run=runs/sae --model=qwen2.5-coder-1.5b --steps=0 --rule='' \
     --explainer --scorer_model=smollm2-135m-instruct --first=32 --n_neurons=8 --name=real_features_qwen2.5-coder-1.5b
-(--skip=32 --first=32: the sample's next 32 latents.)
+(--skip=32 --first=32: the sample's next 32 latents; --n_latents=0 --n_neurons=50: the neurons alone.)
 
 Latents are drawn uniformly (seed 0) from the exported (alive) ones; neurons are the first exported ones. For each
 feature: our label's held-out AUC, and on the same held-out examples (same calibration on the same validation
