@@ -26,9 +26,13 @@ def main():
       "--set": dict(default="test"), "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
   from tokenlabel_jax import discriminators as disc_lib, labeling, selection  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
+  tuned = rules.chosen_labels(args.set, m.cfg.name)
+  if tuned is None:
+    sys.exit(f"No rule results for the {args.set} half with {m.cfg.name}: run `python experiments/explainer/rules.py "
+             f"--model {m.cfg.name} --set {args.set}` first.")
+  key, chosen = tuned
   with open(os.path.join(common.RESULTS, f"explainer_{args.set}_{m.cfg.name}.json")) as f:
     answers = {r["feature"]: r["explainer answers"] for r in json.load(f)["rows"]}
-  key, chosen = rules.chosen_labels(args.set, m.cfg.name)
   features = {f.name: f for f in compare.features_and_names(args.set, args.data)[0]}
   lcfg, scfg = LabelConfig(steps=0), selection.SelectConfig()
   rows = []

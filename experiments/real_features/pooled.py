@@ -7,8 +7,9 @@
 Medians of slices do not add up to the median of their union, so the rows are pooled and summarized again (with
 real_features.summarize, the function each slice's own summary came from). Only slices run with the same command
 but for --skip/--first/--name belong together; the script refuses others. It cannot see the code a slice ran with
-(a result file does not record it): a slice from before a change of the rule must be left out by hand. Paired counts: on how many latents one
-method's held-out AUC is above the other's, below it, or equal, with a two-sided sign test (ties left out).
+(a result file does not record it): a slice from before a change of the rule must be left out by hand. Paired
+counts: on how many latents one method's held-out AUC is above the other's, below it, or equal, with a two-sided
+sign test (ties left out).
 """
 
 from __future__ import annotations
