@@ -15,7 +15,8 @@ training records (how much of the feature a token's identity alone explains). Wi
 explainer's label (tokenlabel_jax.explaining, greedy) and the combination (`label --propose_with=explainer`, four
 answers), scored on the same held-out examples. The results file is rewritten after every batch of features, so a
 killed run leaves the features it finished; started again, it labels only the features whose runs under
---out/<model>/ were not finished with the same settings (each model has its own folder there).
+--out/<model>/ were not finished with the same settings (each model has its own folder there), and takes the scorer
+figures and timings of the rows the killed run had written.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def main():
   if args.scorer_model:
     from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
     scorer_m = load_model(args.scorer_model)
+  earlier, earlier_wall = earlier_rows(args)
   for kind, feats, thresholds in jobs:
     by_thr = collections.defaultdict(list)
     for f in feats:
@@ -161,11 +163,19 @@ def main():
         chunk = group[i:i + args.features_per_batch]
         t0 = time.time()
         rows = label_chunk(args, m, disc, lcfg, kind, chunk, words, rng)
+        kept = [earlier.get(r["id"]) for r in rows]
+        kept = [e if e is not None and _slot_labels(e) == _slot_labels(r) else None for e, r in zip(kept, rows)]
         if scorer_m is not None:
-          for f, row in zip(chunk, rows):
-            independent_scores(scorer_m, f, lcfg, row)
+          for f, row, e in zip(chunk, rows, kept):
+            if not (e is not None and e.get("scorer") == f"likelihood ({scorer_m.cfg.name})" and _copy_scores(e, row)):
+              independent_scores(scorer_m, f, lcfg, row)
+        for row, e in zip(rows, kept):
+          row["wall_s"] = e.get("wall_s", earlier_wall.get(kind)) if e is not None else None
+        new = [r for r in rows if r["wall_s"] is None]  # labeled now: they share the chunk's time
+        for r in new:
+          r["wall_s"] = (time.time() - t0) / len(new)
         out[kind] += rows
-        wall[kind].append((time.time() - t0) / len(chunk))
+        wall[kind] += [r["wall_s"] for r in rows]
         write(args, m, summary_sae, out, wall, len(names), total)
 
 
@@ -218,13 +228,45 @@ def independent_scores(scorer_m, feature: data_lib.Feature, lcfg: LabelConfig, r
   """Adds `scorer_auc` to our label and to every baseline of `row`: held-out AUC under the likelihood discriminator
   of another model, on the same held-out examples (an explainer without a usable answer scores 0.5, as under the
   namer)."""
-  slots = [row] + [row["baselines"][b] for b in ("top_token", "vocab_scan", "random")] + [
-      row[b] for b in ("explainer", "combined") if b in row]
-  texts = [slot.get("best_candidate", slot.get("label")) for slot in slots]
+  slots, texts = _slots(row), _slot_labels(row)
   got = common.scorer_aucs(scorer_m, feature, lcfg, texts)
   row["scorer"] = f"likelihood ({scorer_m.cfg.name})"
   for slot, t in zip(slots, texts):
     slot["scorer_auc"] = got.get(t, 0.5)
+
+
+def earlier_rows(args) -> tuple[dict, dict]:
+  """The rows of this results file as a killed run of the same command left them, by feature id, and its seconds per
+  feature by kind: a resumed run takes their scorer figures and timings instead of scoring them again (about 14 s a
+  feature with the 135M scorer) or timing a reload as if it were a labeling."""
+  path = os.path.join(common.RESULTS, args.name + ".json")
+  if not os.path.exists(path):
+    return {}, {}
+  with open(path) as f:
+    got = json.load(f)
+  if got.get("command") != "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:]):
+    return {}, {}
+  rows = {r["id"]: r for k in ("latents", "neurons") for r in got.get(k, [])}
+  return rows, got.get("timing", {}).get("labeling_s_per_feature", {})
+
+
+def _slots(row: dict) -> list[dict]:
+  return [row] + [row["baselines"][b] for b in ("top_token", "vocab_scan", "random")] + [
+      row[b] for b in ("explainer", "combined") if b in row]
+
+
+def _slot_labels(row: dict) -> list:
+  return [slot.get("best_candidate", slot.get("label")) for slot in _slots(row)]
+
+
+def _copy_scores(earlier: dict, row: dict) -> bool:
+  """Copies the scorer's AUCs of an earlier row with the same labels into `row`; False where it has none."""
+  if not all("scorer_auc" in slot for slot in _slots(earlier)):
+    return False
+  for old, new in zip(_slots(earlier), _slots(row)):
+    new["scorer_auc"] = old["scorer_auc"]
+  row["scorer"] = earlier["scorer"]
+  return True
 
 
 def _auc(result: dict) -> float:
