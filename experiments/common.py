@@ -75,8 +75,8 @@ def write_table(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str
     json.dump({"title": title, "command": command, "date": time.strftime("%Y-%m-%d"), "summary": summary,
                "rows": list(rows)}, f, indent=1, ensure_ascii=False)
   def fmt(v):
-    if isinstance(v, float):
-      return f"{v:.3f}"
+    if isinstance(v, float):  # a small p-value is not zero: keep its size
+      return f"{v:.1e}" if 0 < abs(v) < 5e-4 else f"{v:.3f}"
     if isinstance(v, str) and v != v.strip():
       return repr(v)
     return str(v)
