@@ -376,3 +376,40 @@ def test_real_features_baselines_top_token_and_token_lookup():
       dataclasses.replace(r, activations=np.where(np.isin(r.tokens, [" dog", " cat"]), 0.0, 1.0).astype(np.float32))
       if r.split == "train" else r for r in feat.records))
   assert real_features.token_lookup_auc(flipped, held) == 0.0
+
+
+def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_path, monkeypatch):
+  """A resumed real_features.py run takes the scorer figures and seconds of the rows its killed run wrote, for the
+  same command only, and only where every label of the row (ours, baselines, explainer, combination) is the same."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
+  import real_features  # pylint: disable=import-outside-toplevel
+  def row(expl, scored):
+    r = {"id": "latent_1", "label": " animal", "best_candidate": " animal",
+         "baselines": {"top_token": {"label": "dog"}, "vocab_scan": {"label": " animal"},
+                       "random": {"label": " kettle"}},
+         "explainer": {"label": expl}, "combined": {"label": " animal"}}
+    if scored:
+      for i, slot in enumerate(real_features._slots(r)):  # pylint: disable=protected-access
+        slot["scorer_auc"] = 0.6 + i / 100
+      r.update(scorer="likelihood (m)", wall_s=42.0)
+    return r
+  monkeypatch.setattr(real_features.common, "RESULTS", str(tmp_path))
+  monkeypatch.setattr(sys, "argv", ["real_features.py", "--skip=64", "--name=r"])
+  command = "python experiments/real_features/real_features.py --skip=64 --name=r"
+  with open(tmp_path / "r.json", "w") as f:
+    json.dump({"command": command, "latents": [row("pets", True)],
+               "timing": {"labeling_s_per_feature": {"latents": 7}}}, f)
+  args = type("Args", (), {"name": "r"})
+  earlier, wall = real_features.earlier_rows(args)
+  assert wall == {"latents": 7} and earlier["latent_1"]["wall_s"] == 42.0
+  new = row("pets", False)
+  assert real_features._copy_scores(earlier["latent_1"], new)  # pylint: disable=protected-access
+  got = [s["scorer_auc"] for s in real_features._slots(new)]  # pylint: disable=protected-access
+  assert got == [0.6, 0.61, 0.62, 0.63, 0.64, 0.65]
+  assert new["scorer"] == "likelihood (m)"
+  other = row("cats", False)  # the explainer answered otherwise: nothing to take
+  labels = real_features._slot_labels  # pylint: disable=protected-access
+  assert labels(other) != labels(earlier["latent_1"])
+  assert not real_features._copy_scores(row("pets", False), new)  # pylint: disable=protected-access
+  monkeypatch.setattr(sys, "argv", ["real_features.py", "--skip=32", "--name=r"])  # another command
+  assert real_features.earlier_rows(args) == ({}, {})
