@@ -413,3 +413,5 @@ def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_
   assert not real_features._copy_scores(row("pets", False), new)  # pylint: disable=protected-access
   monkeypatch.setattr(sys, "argv", ["real_features.py", "--skip=32", "--name=r"])  # another command
   assert real_features.earlier_rows(args) == ({}, {})
+  (tmp_path / "r.json").write_text('{"command": "python exp')  # a write cut off by a kill: start afresh
+  assert real_features.earlier_rows(args) == ({}, {})

@@ -242,8 +242,11 @@ def earlier_rows(args) -> tuple[dict, dict]:
   path = os.path.join(common.RESULTS, args.name + ".json")
   if not os.path.exists(path):
     return {}, {}
-  with open(path) as f:
-    got = json.load(f)
+  try:
+    with open(path) as f:
+      got = json.load(f)
+  except (OSError, ValueError):  # cut off mid-write: its labels are in the run folders, only the scoring is redone
+    return {}, {}
   if got.get("command") != "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:]):
     return {}, {}
   rows = {r["id"]: r for k in ("latents", "neurons") for r in got.get(k, [])}
