@@ -410,6 +410,8 @@ def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_
   other = row("cats", False)  # the explainer answered otherwise: nothing to take
   labels = real_features._slot_labels  # pylint: disable=protected-access
   assert labels(other) != labels(earlier["latent_1"])
+  assert real_features._earlier_row(earlier, other) is None  # pylint: disable=protected-access
+  assert real_features._earlier_row(earlier, new) is earlier["latent_1"]  # pylint: disable=protected-access
   assert not real_features._copy_scores(row("pets", False), new)  # pylint: disable=protected-access
   monkeypatch.setattr(sys, "argv", ["real_features.py", "--skip=32", "--name=r"])  # another command
   assert real_features.earlier_rows(args) == ({}, {})

@@ -163,8 +163,7 @@ def main():
         chunk = group[i:i + args.features_per_batch]
         t0 = time.time()
         rows = label_chunk(args, m, disc, lcfg, kind, chunk, words, rng)
-        kept = [earlier.get(r["id"]) for r in rows]
-        kept = [e if e is not None and _slot_labels(e) == _slot_labels(r) else None for e, r in zip(kept, rows)]
+        kept = [_earlier_row(earlier, r) for r in rows]
         if scorer_m is not None:
           for f, row, e in zip(chunk, rows, kept):
             if not (e is not None and e.get("scorer") == f"likelihood ({scorer_m.cfg.name})" and _copy_scores(e, row)):
@@ -247,10 +246,21 @@ def earlier_rows(args) -> tuple[dict, dict]:
       got = json.load(f)
   except (OSError, ValueError):  # cut off mid-write: its labels are in the run folders, only the scoring is redone
     return {}, {}
-  if got.get("command") != "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:]):
+  if got.get("command") != _command():
     return {}, {}
   rows = {r["id"]: r for k in ("latents", "neurons") for r in got.get(k, [])}
   return rows, got.get("timing", {}).get("labeling_s_per_feature", {})
+
+
+def _command() -> str:
+  """This run's command as the results file records it (and as a resumed run must match)."""
+  return "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:])
+
+
+def _earlier_row(earlier: dict, row: dict) -> dict | None:
+  """The earlier run's row of the same feature, if it has the same label in every slot; else None."""
+  e = earlier.get(row["id"])
+  return e if e is not None and _slot_labels(e) == _slot_labels(row) else None
 
 
 def _slots(row: dict) -> list[dict]:
@@ -308,7 +318,7 @@ def write(args, m, sae_summary: dict, out: dict, wall: dict, alive: int, total: 
                      "baselines (held-out AUC)", partial + "```\n" + json.dumps(summary, indent=1) + "\n```")
   # The table's JSON is replaced by the issue's structure: the summary, then one row per feature.
   with open(os.path.join(common.RESULTS, args.name + ".json"), "w") as f:
-    json.dump({"command": "python experiments/real_features/real_features.py " + shlex.join(sys.argv[1:]),
+    json.dump({"command": _command(),
                **summary, **out, "full_sae_labeling_s": None, "date": time.strftime("%Y-%m-%d")}, f, indent=1,
               ensure_ascii=False)
 
