@@ -196,3 +196,36 @@ def test_a_resumed_study_reuses_the_stored_answers_in_the_combination(tiny, tmp_
                                  str(tmp_path / "comb"), scfg=scfg, plots=False)
   assert answers["calls"] == 0  # nothing decoded again
   assert [r["explainer"]["proposals"] for r in comb] == [["cat", "big owl"]] * 2
+
+
+def test_the_rule_study_scores_stored_candidates_and_counts_the_recorded_label(tmp_path, monkeypatch):
+  """experiments/explainer/rules.py: each rule re-chosen from a run's stored rows (the set namer's choice; the
+  explainer's earliest near answer under expl@m; the ours pool without the proposals), with the count of features
+  where it agrees with the label `label` recorded; the paper's four are read from the concepts set's file."""
+  import sys  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from experiments.explainer import rules  # pylint: disable=import-outside-toplevel
+  def row(label, source, loss, set_pos, ids):
+    return {"label": label, "source": source, "val_loss": loss, "set_pos": set_pos, "token_ids": ids}
+  runs = {"fruit": ([row(" fruit", "scan", 0.30, -1.0, [1]), row(" berry", "scan", 0.28, -2.0, [2]),
+                     row("apple pie", "explainer", 0.40, -3.0, [3, 4])], ["apple pie", "berry"], " berry"),
+          "tool": ([row(" tool", "scan", 0.20, -1.5, [5]), row(" axe", "scan", 0.50, -0.5, [6]),
+                    row("hammer", "explainer", 0.21, -0.4, [7])], ["hammer"], "hammer")}
+  for name, (verification, proposals, recorded) in runs.items():
+    os.makedirs(tmp_path / name)
+    with open(tmp_path / name / "result.json", "w") as f:
+      json.dump({"verification": verification, "explainer": {"proposals": proposals}, "best_candidate": recorded}, f)
+  cats = [{"name": "fruit", "names": ["fruit"]}, {"name": "tool", "names": ["tool"]}]
+  table, per_feature = rules.score(str(tmp_path), cats)
+  got = {(r["pool"], r["rule"]): (r["names"], r["equals the recorded label"]) for r in table}
+  assert got["ours", "today"] == (1, 0)  # ' fruit' (set namer), ' axe' (no margin: the highest set-namer score)
+  assert got["combined", "today"] == (1, 1)  # ' fruit', 'hammer'
+  assert got["combined", "lowest loss"] == (1, 1)  # ' berry', ' tool'
+  assert got["combined", "expl@0.05"] == (0, 2)  # ' berry' (the earliest answer within 0.05), 'hammer'
+  assert got["combined", "set@0.05"] == (1, 1)  # ' fruit' (the set namer's best within 0.05), 'hammer'
+  assert per_feature["tool"]["ours set@0.05"] == " tool"
+  monkeypatch.setattr(rules.common, "RESULTS", str(tmp_path))
+  with open(tmp_path / "explainer_rules_concepts_m.json", "w") as f:
+    json.dump({"summary": {"chosen": {"combined": "expl@0.05"}, "labels": per_feature}}, f)
+  assert rules.chosen_labels("paper", "m") == ("combined expl@0.05", {"fruit": " berry", "tool": "hammer"})
+  assert rules.chosen_labels("test", "m") is None

@@ -2,6 +2,7 @@
 
   python experiments/explainer/rules.py --model qwen2.5-coder-1.5b --set tune [--limit N]   # labels, then scores
   python experiments/explainer/rules.py --model qwen2.5-coder-1.5b --set test --no_label    # compare.py's candidates
+  python experiments/explainer/rules.py --model qwen2.5-coder-1.5b --set concepts           # the 26 and the paper's 4
 
 The combination (`label --propose_with=explainer`) scores every candidate exactly and writes them to result.json
 ("verification": the best 40 by validation loss and every explainer proposal). Each rule below reads only those rows,
@@ -9,7 +10,10 @@ so one labeling run serves every rule. The family and the choice were declared b
 the rule with the most categories named on the tuning half wins, ties going to the one listed first (today's rule
 first), and only that rule, per pool, is the test half's figure. `--set tune` labels the tuning half's categories
 with the explainer's proposals first (resumable; alphabetical, `--limit` the first N); `--set test --no_label` reads
-the candidates compare.py stored. Runs written before 2026-12-03 (compare.py's test half) kept only the best 40 rows,
+the candidates compare.py stored. `--set concepts` labels the 26 concept features and the paper's four (tuned on in
+earlier work: never a test figure) with `label`'s combination as it stands (this rule and its chance condition), so
+rescore.py can give them the independent scorer's column; each rule row counts the features where it chose the label
+`label` recorded. Runs written before 2026-12-03 (compare.py's test half) kept only the best 40 rows,
 so a proposal ranked lower is missing there; a combined-pool margin rule could have chosen it only where the 40th
 row's validation loss is within the margin of the best, and the table counts those features ("maybe not exact").
 Runs written since keep every proposal: there the count is only an upper bound.
@@ -91,12 +95,10 @@ def score(run_dir: str, cats: list[dict]) -> tuple[list[dict], dict]:
       chosen = rule(rows, answers)["label"]
       named += naming.names_category(chosen, names[f])
       inexact += not exact(res["verification"], m) if m is not None and pool == "combined" else 0
-      recorded += name == "today" and pool == "combined" and chosen == res["best_candidate"]
+      recorded += chosen == res["best_candidate"]
       per_feature.setdefault(f, {})[f"{pool} {name}"] = chosen
     row = {"rule": name, "pool": pool, "names": named, "of": len(results),
-           "share": named / max(1, len(results)), "maybe not exact": inexact}
-    if name == "today" and pool == "combined":
-      row["equals the recorded label"] = recorded
+           "share": named / max(1, len(results)), "maybe not exact": inexact, "equals the recorded label": recorded}
     table.append(row)
   return table, per_feature
 
@@ -112,8 +114,8 @@ def choice(table: list[dict]) -> dict[str, str]:
 
 def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
   """The combination's labels under the rule fixed on the tuning half, per feature, and that rule's key, from this
-  script's result file for `which`; None where it has not been run."""
-  path = os.path.join(common.RESULTS, f"explainer_rules_{which}_{model}.json")
+  script's result file for `which` (the paper's four are in the concepts file); None where it has not been run."""
+  path = os.path.join(common.RESULTS, f"explainer_rules_{'concepts' if which == 'paper' else which}_{model}.json")
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -125,7 +127,7 @@ def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")
-  ap.add_argument("--set", default="tune", help="tune | test")
+  ap.add_argument("--set", default="tune", help="tune | test | concepts (the 26 and the paper's four)")
   ap.add_argument("--limit", type=int, default=0, help="the first N categories (alphabetical)")
   ap.add_argument("--no_label", action="store_true", help="only read the candidates already stored")
   ap.add_argument("--out", default=os.path.join(common.HERE, "runs", "explainer_compare"))
@@ -142,12 +144,13 @@ def main():
     r["fixed"] = "yes" if chosen and chosen.get(r["pool"]) == r["rule"] else ""
   how = ("chosen here (most named; ties to the rule listed first)" if args.set == "tune" else
          "fixed on the tuning half before this was read" if chosen else "no tuning-half choice found")
-  notes = (f"{table[0]['of']} of {len(cats)} categories of the {args.set} half. The rule marked fixed, per pool: "
+  part = "half" if args.set in ("tune", "test") else "set"
+  notes = (f"{table[0]['of']} of {len(cats)} features of the {args.set} {part}. The rule marked fixed, per pool: "
            f"{how}. A combined-pool margin rule may have missed an explainer proposal on the features counted under "
            "'maybe not exact' (see the script's docstring).")
   common.write_table(f"explainer_rules_{args.set}_{args.model}", table,
-                     ["rule", "pool", "names", "of", "share", "maybe not exact", "fixed"],
-                     f"Choice rules on stored candidates ({args.set} half, {args.model})", notes,
+                     ["rule", "pool", "names", "of", "share", "maybe not exact", "equals the recorded label", "fixed"],
+                     f"Choice rules on stored candidates ({args.set} {part}, {args.model})", notes,
                      summary={"set": args.set, "model": args.model, "chosen": chosen, "labels": per_feature})
 
 
