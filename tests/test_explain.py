@@ -214,7 +214,8 @@ def test_the_rule_study_scores_stored_candidates_and_counts_the_recorded_label(t
   for name, (verification, proposals, recorded) in runs.items():
     os.makedirs(tmp_path / name)
     with open(tmp_path / name / "result.json", "w") as f:
-      json.dump({"verification": verification, "explainer": {"proposals": proposals}, "best_candidate": recorded}, f)
+      json.dump({"verification": verification, "explainer": {"proposals": proposals}, "best_candidate": recorded,
+                 "heldout": {"auc": 0.9 if name == "fruit" else 0.7}, "wall_time_s": 5.0}, f)
   cats = [{"name": "fruit", "names": ["fruit"]}, {"name": "tool", "names": ["tool"]}]
   table, per_feature = rules.score(str(tmp_path), cats)
   got = {(r["pool"], r["rule"]): (r["names"], r["equals the recorded label"]) for r in table}
@@ -229,3 +230,16 @@ def test_the_rule_study_scores_stored_candidates_and_counts_the_recorded_label(t
     json.dump({"summary": {"chosen": {"combined": "expl@0.05"}, "labels": per_feature}}, f)
   assert rules.chosen_labels("paper", "m") == ("combined expl@0.05", {"fruit": " berry", "tool": "hammer"})
   assert rules.chosen_labels("test", "m") is None
+  assert rules.recorded_aucs("paper", "m") == {"fruit": 0.9, "tool": 0.7}  # the rule chose what `label` recorded
+  from experiments.explainer import compare, rescore  # pylint: disable=import-outside-toplevel
+  stored = {"feature": "tool", **{f"{k} {c}": v for k in compare.METHODS for c, v in
+                                  (("label", " tool"), ("names", True), ("AUC", 0.8))}}
+  with open(tmp_path / "explainer_paper_m.json", "w") as f:
+    json.dump({"rows": [stored, dict(stored, feature="fruit")]}, f)
+  labels, methods = rescore.stored_labels("paper", "m")
+  assert methods[3] == rescore.TUNED and [r[rescore.TUNED] for r in labels] == ["hammer", " berry"]
+  assert [r[f"{rescore.TUNED} AUC"] for r in labels] == [0.7, 0.9]
+  per_feature["fruit"]["combined expl@0.05"] = " fruit"  # not what `label` recorded: its figure is not taken
+  with open(tmp_path / "explainer_rules_concepts_m.json", "w") as f:
+    json.dump({"summary": {"chosen": {"combined": "expl@0.05"}, "labels": per_feature}}, f)
+  assert rules.recorded_aucs("concepts", "m") == {"tool": 0.7}

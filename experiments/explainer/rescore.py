@@ -40,8 +40,10 @@ def stored_labels(which: str, model: str) -> tuple[list[dict], list[str]]:
             for r in rows]
   tuned = rules.chosen_labels(which, model)  # the combination under the rule fixed on the tuning half
   if tuned is not None:
+    aucs = rules.recorded_aucs(which, model)  # the namer's figure, where the run that chose the label kept it
     for row in labels:
       row[TUNED] = tuned[1][row["feature"]]
+      row[f"{TUNED} AUC"] = aucs.get(row["feature"], float("nan"))
     methods.insert(3, TUNED)
   return labels, methods
 
@@ -63,7 +65,8 @@ def main():
   name = f"explainer_{args.set}_{args.model}_scorer_{args.scorer_model}"
   settings = {"set": args.set, "model": args.model, "scorer_model": args.scorer_model}
   earlier = [] if args.restart else common.earlier_run(name, settings)[0]
-  rows = [r for r in earlier if r["feature"] in {x["feature"] for x in labels}]
+  rows = [r for r in earlier  # kept where it has every column this run scores (a method added since is scored)
+          if r["feature"] in {x["feature"] for x in labels} and all(f"{k} scorer AUC" in r for k in methods)]
   done = {r["feature"] for r in rows}
   scorer_m = load_model(args.scorer_model)
   lcfg = LabelConfig(steps=0)  # compare.py's threshold and seed: the same held-out examples
@@ -84,13 +87,19 @@ def main():
     write(name, settings, rows, methods, len(labels))
 
 
+def _median(values: list[float]) -> float | None:
+  """The median of the known values (None where none is known)."""
+  known = [v for v in values if v is not None and np.isfinite(v)]
+  return float(np.median(known)) if known else None
+
+
 def write(name: str, settings: dict, rows: list[dict], methods: list[str], total: int) -> None:
   summary = dict(settings, features=len(rows))
   for k in methods:
     aucs = np.array([r[f"{k} scorer AUC"] for r in rows])
     summary[k] = {"median_scorer_auc": float(np.median(aucs)), "share_scorer_auc_ge_0.8": float(np.mean(aucs >= 0.8)),
-                  "median_namer_auc": float(np.nanmedian([r[f"{k} AUC"] for r in rows]))
-                  if all(f"{k} AUC" in r for r in rows) else None}
+                  "median_namer_auc": _median([r.get(f"{k} AUC", np.nan) for r in rows]),
+                  "namer_auc_known": int(sum(np.isfinite(r.get(f"{k} AUC", np.nan)) for r in rows))}
   notes = ((f"Partial: {len(rows)} of {total}. " if len(rows) < total else "")
            + f"Median held-out AUC under the likelihood prompt of {settings['scorer_model']} (share >= 0.8): "
            + ", ".join(f"{k} **{summary[k]['median_scorer_auc']:.3f}** ({summary[k]['share_scorer_auc_ge_0.8']:.0%})"

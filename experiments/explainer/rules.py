@@ -97,9 +97,11 @@ def score(run_dir: str, cats: list[dict]) -> tuple[list[dict], dict]:
       inexact += not exact(res["verification"], m) if m is not None and pool == "combined" else 0
       recorded += chosen == res["best_candidate"]
       per_feature.setdefault(f, {})[f"{pool} {name}"] = chosen
-    row = {"rule": name, "pool": pool, "names": named, "of": len(results),
-           "share": named / max(1, len(results)), "maybe not exact": inexact, "equals the recorded label": recorded}
-    table.append(row)
+    table.append({"rule": name, "pool": pool, "names": named, "of": len(results), "share": named / max(1, len(results)),
+                  "maybe not exact": inexact, "equals the recorded label": recorded})
+  for f, res in results.items():  # what `label` itself recorded, with its held-out AUC (namer) and seconds
+    per_feature[f].update(recorded=res["best_candidate"], **{"recorded AUC": res.get("heldout", {}).get("auc"),
+                                                             "recorded s": res.get("wall_time_s")})
   return table, per_feature
 
 
@@ -112,16 +114,33 @@ def choice(table: list[dict]) -> dict[str, str]:
   return out
 
 
+def _path(which: str, model: str) -> str:
+  """This script's result file for a set (the paper's four are in the concepts set's)."""
+  return os.path.join(common.RESULTS, f"explainer_rules_{'concepts' if which == 'paper' else which}_{model}.json")
+
+
 def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
   """The combination's labels under the rule fixed on the tuning half, per feature, and that rule's key, from this
   script's result file for `which` (the paper's four are in the concepts file); None where it has not been run."""
-  path = os.path.join(common.RESULTS, f"explainer_rules_{'concepts' if which == 'paper' else which}_{model}.json")
+  path = _path(which, model)
   if not os.path.exists(path):
     return None
   with open(path) as f:
     summary = json.load(f)["summary"]
   key = "combined " + summary["chosen"]["combined"]
   return key, {name: labels[key] for name, labels in summary["labels"].items()}
+
+
+def recorded_aucs(which: str, model: str) -> dict[str, float]:
+  """Per feature, the held-out AUC (namer) of the rule's label where it is the label `label` recorded (the run's
+  own figure for it); features where they differ, or runs from before the figure was kept, are left out."""
+  tuned = chosen_labels(which, model)
+  if tuned is None:
+    return {}
+  with open(_path(which, model)) as f:
+    labels = json.load(f)["summary"]["labels"]
+  return {name: got["recorded AUC"] for name, got in labels.items()
+          if got.get("recorded") == tuned[1][name] and got.get("recorded AUC") is not None}
 
 
 def main():
