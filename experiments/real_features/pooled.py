@@ -1,5 +1,6 @@
 """One table for several slices of the latent sample labeled by real_features.py (e.g. --skip=32 --first=32, then
---skip=64): medians over the pooled latents, and paired counts between methods on the same latents.
+--skip=64): medians over the pooled latents, and paired counts between methods on the same latents (`--kind=neurons`:
+the neurons' rows, for one run or several).
 
   python experiments/real_features/pooled.py --name=real_features_qwen2.5-coder-1.5b_pooled \
       real_features_qwen2.5-coder-1.5b_next32 real_features_qwen2.5-coder-1.5b_rest
@@ -47,7 +48,7 @@ def auc(row: dict, method: str, judge: str) -> float:
 
 
 def paired(rows: list[dict], judge: str) -> list[dict]:
-  """For each pair of methods, on how many latents the first's AUC under `judge` is above the second's."""
+  """For each pair of methods, on how many features the first's AUC under `judge` is above the second's."""
   out = []
   for a, b in PAIRS:
     diffs = [auc(r, a, judge) - auc(r, b, judge) for r in rows]
@@ -62,6 +63,7 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("slices", nargs="+", help="result names under experiments/results (without .json)")
   ap.add_argument("--name", required=True, help="the pooled result's name")
+  ap.add_argument("--kind", default="latents", choices=("latents", "neurons"), help="which rows of the slices")
   args = ap.parse_args()
   runs = []
   for name in args.slices:
@@ -71,19 +73,20 @@ def main():
   if len(setting) != 1:
     sys.exit("These slices were run with different settings (not only --skip/--first/--name), so their latents "
              "do not pool:\n  " + "\n  ".join(sorted(setting)))
-  rows = [r for run in runs for r in run["latents"]]
+  kind = args.kind
+  rows = [r for run in runs for r in run[kind]]
   ids = [r["id"] for r in rows]
   if len(set(ids)) != len(ids):
-    sys.exit("A latent appears in more than one slice; pass slices that do not overlap.")
+    sys.exit(f"A feature appears in more than one slice of the {kind}; pass slices that do not overlap.")
   needed = ("explainer", "combined")
   if not all(all(k in r for k in needed) and "scorer_auc" in r for r in rows):
-    sys.exit("Pooling needs every latent with the explainer, the combination and the scorer (run with --explainer "
+    sys.exit(f"Pooling needs every feature of the {kind} with the explainer, the combination and the scorer (run with --explainer "
              "--scorer_model).")
-  summary = real_features.summarize({"latents": rows})["latents"]
-  summary["slices"] = {name: len(run["latents"]) for name, run in zip(args.slices, runs)}
+  summary = real_features.summarize({kind: rows})[kind]
+  summary["slices"] = {name: len(run[kind]) for name, run in zip(args.slices, runs)}
   table = paired(rows, "heldout_auc") + paired(rows, "scorer_auc")
   s = summary
-  notes = (f"{s['n']} latents from {len(runs)} slices, run as `{setting.pop()}` with the slices' --skip/--first. "
+  notes = (f"{s['n']} {kind} from {len(runs)} slices, run as `{setting.pop()}` with the slices' --skip/--first. "
            "Median held-out AUC, namer / scorer: "
            f"ours {s['median_auc']:.3f} / {s['median_scorer_auc']:.3f}, "
            f"explainer {s['median_explainer_auc']:.3f} / {s['median_explainer_scorer_auc']:.3f}, "
@@ -93,9 +96,9 @@ def main():
            f"random {s['median_random_auc']:.3f} / {s['median_random_scorer_auc']:.3f}; "
            f"token lookup {s['median_token_lookup_auc']:.3f}. Share at AUC >= 0.8 (namer): ours "
            f"{s['share_auc_ge_0.8']:.0%}, explainer {s['explainer_share_auc_ge_0.8']:.0%}, combined "
-           f"{s['combined_share_auc_ge_0.8']:.0%}. The table: paired counts on the same latents.")
+           f"{s['combined_share_auc_ge_0.8']:.0%}. The table: paired counts on the same {kind}.")
   common.write_table(args.name, table, ["judge", "method", "against", "better", "worse", "equal", "sign test p"],
-                     "Pooled slices of the latent sample: medians and paired counts", notes, summary=summary)
+                     f"Pooled slices of the {kind} sample: medians and paired counts", notes, summary=summary)
 
 
 if __name__ == "__main__":
