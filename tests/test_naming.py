@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
-from tokenlabel_jax import naming
+import jax
+import numpy as np
+
+import tinymodel
+from tokenlabel_jax import model as model_lib, naming
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,3 +72,45 @@ def test_select_categories_by_rule_on_a_small_wordnet(tmp_path):
   assert "mammal.n.01" not in {c.synset for c in naming.select_categories(wn, freq, exclude=[wn.sense("mammal", 1)],
                                                                           **pick)}
   assert "entity.n.01" not in {c.synset for c in naming.select_categories(wn, freq, **{**pick, "max_lemmas": 4})}
+
+
+def _chooser():
+  sys.path.insert(0, ROOT)
+  from experiments.naming import chooser  # pylint: disable=import-outside-toplevel
+  return chooser
+
+
+def test_chooser_scores_each_answer_teacher_forced_after_the_chat_prompt():
+  """experiments/naming/chooser.py: log P(word | prompt) as the assistant's answer, the better of its lower-case and
+  capitalized forms, against a plain forward over prompt + answer (one-, two- and three-token answers)."""
+  chooser = _chooser()
+  m = tinymodel.tiny_model()
+  text = chooser.prompt(m.tokenizer, ["dog", "cat", "ox"], ["animal", "pet"])
+  assert "Choose from: animal, pet." in text and "dog, cat, ox." in text
+
+  def reference(word):
+    ids, answer = m.tokenizer.encode(text), m.tokenizer.encode(word)
+    logits = model_lib.forward_tokens(m.params, m.cfg, np.asarray([ids + answer]))
+    logq = np.asarray(jax.nn.log_softmax(logits[0] if isinstance(logits, tuple) else logits, -1))[0]
+    return sum(float(logq[len(ids) - 1 + i, t]) for i, t in enumerate(answer))
+
+  got = chooser.answer_scores(m, text, [" cat", "ox", "i"])
+  want = [max(reference(w), reference(w.capitalize())) for w in ("cat", "ox", "i")]
+  np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_chooser_candidates_and_rules_choose_as_declared():
+  chooser = _chooser()
+  stored = {"verification": [{"label": " Dog", "token_ids": [1], "val_loss": 0.30},
+                             {"label": " dog", "token_ids": [2], "val_loss": 0.31},
+                             {"label": " big dog", "token_ids": [3, 4], "val_loss": 0.29},
+                             {"label": " animal", "token_ids": [5], "val_loss": 0.36}]}
+  assert [c["label"] for c in chooser.candidates(stored)] == [" Dog", " animal"]  # one per word, single tokens
+  cands = ([{"label": " dog", "val_loss": 0.30, "ask": -3.0, "list": -2.0},
+            {"label": " animal", "val_loss": 0.36, "ask": -1.0, "list": -1.5}]
+           + [{"label": f" w{i}", "val_loss": 0.5 + i / 100, "ask": -5.0, "list": -4.0} for i in range(8)]
+           + [{"label": " beyond", "val_loss": 0.9, "ask": 0.0}])
+  got = {name: rule(cands)["label"] for name, rule in chooser.rules()}
+  assert got["ask@5"] == " animal" and got["ask@32"] == " beyond"
+  assert got["ask~0.05"] == " dog" and got["ask~0.1"] == " animal"
+  assert got["list"] == " animal" and got["list~0.05"] == " dog"
