@@ -74,16 +74,18 @@ def main():
     sys.exit("These slices were run with different settings (not only --skip/--first/--name), so their latents "
              "do not pool:\n  " + "\n  ".join(sorted(setting)))
   kind = args.kind
-  rows = [r for run in runs for r in run[kind]]
+  rows = [r for run in runs for r in run.get(kind, [])]
+  if not rows:
+    sys.exit(f"These slices hold no {kind}; pass --kind=latents or --kind=neurons to match what they labeled.")
   ids = [r["id"] for r in rows]
   if len(set(ids)) != len(ids):
     sys.exit(f"A feature appears in more than one slice of the {kind}; pass slices that do not overlap.")
   needed = ("explainer", "combined")
   if not all(all(k in r for k in needed) and "scorer_auc" in r for r in rows):
-    sys.exit(f"Pooling needs every feature of the {kind} with the explainer, the combination and the scorer (run with --explainer "
-             "--scorer_model).")
+    sys.exit(f"Pooling needs every feature of the {kind} with the explainer, the combination and the scorer (run "
+             "with --explainer --scorer_model).")
   summary = real_features.summarize({kind: rows})[kind]
-  summary["slices"] = {name: len(run[kind]) for name, run in zip(args.slices, runs)}
+  summary["slices"] = {name: len(run.get(kind, [])) for name, run in zip(args.slices, runs)}
   table = paired(rows, "heldout_auc") + paired(rows, "scorer_auc")
   s = summary
   notes = (f"{s['n']} {kind} from {len(runs)} slices, run as `{setting.pop()}` with the slices' --skip/--first. "
