@@ -3,7 +3,8 @@
   python experiments/naming/naming_benchmark.py --split tune --model qwen2.5-coder-1.5b --scorer '' \
       --tag _qwen2.5-coder-1.5b
   python experiments/naming/chooser.py --model qwen2.5-coder-1.5b --split tune
-  # only after the choice below is committed: the same two with --split test
+  # only after the choice below is committed: the same two with --split test (a new --tag for both where the
+  # benchmark's own result file for that tag exists: it would resume, and label nothing)
 
 Why: on Qwen2.5-Coder-1.5B-Instruct a name of the category is among the best 10 candidates by validation loss for 80
 of 108 tuning categories, but the set namer rule `label` runs (a few-shot "w1, w2, w3 and w4 are kinds of"
@@ -141,7 +142,8 @@ def main():
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")
   ap.add_argument("--split", default="tune", help="tune | test")
   ap.add_argument("--runs", default=os.path.join(common.HERE, "runs", "naming"),
-                  help="where naming_benchmark.py wrote its run (<runs>/<split>_<model>/<category>/result.json)")
+                  help="where naming_benchmark.py wrote its run (<runs>/<split><tag>/<category>/result.json)")
+  ap.add_argument("--tag", default="", help="naming_benchmark.py's --tag (default: _<model>)")
   ap.add_argument("--data", default=os.path.join(common.DATA, "benchmark"))
   args = ap.parse_args()
   from absl import logging  # pylint: disable=import-outside-toplevel
@@ -149,12 +151,13 @@ def main():
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
   cats = common.categories(args.split, args.data)
-  run_dir = os.path.join(args.runs, f"{args.split}_{args.model}")
+  tag = args.tag or f"_{args.model}"
+  run_dir = os.path.join(args.runs, args.split + tag)
   missing = [c["name"] for c in cats if not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]
   if missing:
     sys.exit(f"{len(missing)} of {len(cats)} categories have no naming run in {run_dir} (first: {missing[0]}): run "
              f"`python experiments/naming/naming_benchmark.py --split {args.split} --model {args.model} --scorer '' "
-             f"--tag _{args.model}` first.")
+             f"--tag {tag}` first.")
   name = f"naming_chooser_{args.split}_{args.model}"
   settings = {"split": args.split, "model": args.model}
   rows = [r for r in common.earlier_run(name, settings)[1].get("rows", []) if "candidates" in r]
