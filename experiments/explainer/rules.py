@@ -114,19 +114,22 @@ def choice(table: list[dict]) -> dict[str, str]:
   return out
 
 
-def _path(which: str, model: str) -> str:
-  """This script's result file for a set (the paper's four are in the concepts set's)."""
-  return os.path.join(common.RESULTS, f"explainer_rules_{'concepts' if which == 'paper' else which}_{model}.json")
+def _summary(which: str, model: str) -> dict | None:
+  """The summary of this script's result file for a set (the paper's four are in the concepts set's); None where
+  it has not been run."""
+  path = os.path.join(common.RESULTS, f"explainer_rules_{'concepts' if which == 'paper' else which}_{model}.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)["summary"]
 
 
 def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
   """The combination's labels under the rule fixed on the tuning half, per feature, and that rule's key, from this
   script's result file for `which` (the paper's four are in the concepts file); None where it has not been run."""
-  path = _path(which, model)
-  if not os.path.exists(path):
+  summary = _summary(which, model)
+  if summary is None:
     return None
-  with open(path) as f:
-    summary = json.load(f)["summary"]
   key = "combined " + summary["chosen"]["combined"]
   return key, {name: labels[key] for name, labels in summary["labels"].items()}
 
@@ -134,13 +137,12 @@ def chosen_labels(which: str, model: str) -> tuple[str, dict[str, str]] | None:
 def recorded_aucs(which: str, model: str) -> dict[str, float]:
   """Per feature, the held-out AUC (namer) of the rule's label where it is the label `label` recorded (the run's
   own figure for it); features where they differ, or runs from before the figure was kept, are left out."""
-  tuned = chosen_labels(which, model)
-  if tuned is None:
+  summary = _summary(which, model)
+  if summary is None:
     return {}
-  with open(_path(which, model)) as f:
-    labels = json.load(f)["summary"]["labels"]
-  return {name: got["recorded AUC"] for name, got in labels.items()
-          if got.get("recorded") == tuned[1][name] and got.get("recorded AUC") is not None}
+  key = "combined " + summary["chosen"]["combined"]
+  return {name: got["recorded AUC"] for name, got in summary["labels"].items()
+          if got.get("recorded") == got[key] and got.get("recorded AUC") is not None}
 
 
 def main():

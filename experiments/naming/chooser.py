@@ -92,10 +92,12 @@ def score_category(m, feature, result: dict) -> dict:
     words = sorted(np.random.default_rng(0).choice(words, N_WORDS, replace=False).tolist())
   cands = candidates(result)[:TOP]
   texts = [c["label"] for c in cands]
-  ask = answer_scores(m, prompt(m.tokenizer, words, None), texts) if words else np.full(len(texts), np.nan)
   listed = texts[:N_LISTED]
-  lst = answer_scores(m, prompt(m.tokenizer, words, [t.strip() for t in listed]), listed) if words else \
-      np.full(len(listed), np.nan)
+  if words:
+    ask = answer_scores(m, prompt(m.tokenizer, words, None), texts)
+    lst = answer_scores(m, prompt(m.tokenizer, words, [t.strip() for t in listed]), listed)
+  else:  # nothing to ask about: every rule falls back to the best candidate by validation loss
+    ask, lst = np.full(len(texts), np.nan), np.full(len(listed), np.nan)
   return {"words": words, "candidates": [{"label": c["label"], "val_loss": c["val_loss"], "heldout_auc": c.get("auc"),
                                           "ask": float(a), **({"list": float(lst[i])} if i < len(listed) else {})}
                                          for i, (c, a) in enumerate(zip(cands, ask))]}
@@ -180,16 +182,18 @@ def main():
 
 def write(name: str, settings: dict, rows: list[dict], total: int) -> None:
   got, choice = table(rows)
-  notes = ((f"Partial: {len(rows)} of {total}. " if len(rows) < total else "")
-           + f"The winner on these rows: `{choice['winner']}`, {choice['winner_names']} named against the set namer "
-           f"rule's {choice['set_namer_names']}; adopted for the test half (at least {ADOPTION_BAR} more): "
-           f"{'yes' if choice['adopted'] else 'no'}.")
-  if settings["split"] != "tune":  # the rule fixed on the tuning half, read back from its result file
+  notes = f"Partial: {len(rows)} of {total}. " if len(rows) < total else ""
+  if settings["split"] == "tune":
+    notes += (f"The winner: `{choice['winner']}`, {choice['winner_names']} named against the set namer rule's "
+              f"{choice['set_namer_names']}; adopted for the test half (at least {ADOPTION_BAR} more): "
+              f"{'yes' if choice['adopted'] else 'no'}.")
+  else:  # no winner is picked here: the rule fixed on the tuning half, read back from its result file
     tuned = common.earlier_run(f"naming_chooser_tune_{settings['model']}", dict(settings, split="tune"))[1]
     for t in got:
       t["fixed on tune"] = "yes" if tuned.get("adopted") and t["rule"] == tuned.get("winner") else ""
-    notes += (f" Fixed on the tuning half: `{tuned.get('winner')}` (adopted: {tuned.get('adopted')}); only its row is "
-              "the test figure." if tuned else " No tuning-half result found: no rule is fixed.")
+    notes += (f"Fixed on the tuning half: `{tuned.get('winner')}` (adopted: {tuned.get('adopted')}); only its row is "
+              "the test figure." if tuned else "No tuning-half result found: no rule is fixed.")
+    choice = {}
   common.write_table(name, got, ["rule", "names", "median held-out AUC", "fixed on tune"],
                      f"Choosing the name with the chat model ({settings['split']} half, {settings['model']})", notes,
                      summary=dict(settings, **choice, rows=rows))
