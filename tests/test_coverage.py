@@ -16,6 +16,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import selection
+from tokenlabel_jax.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,63 @@ def test_labeling_takes_the_label_the_coverage_choice_names(tiny, tmp_path, monk
                               plots=False, resume=False)[0]
   compared = [v for v in r["verification"] if "lrg" in v]
   assert r["token_ids"] == sorted(compared, key=lambda v: v["val_loss"])[1]["token_ids"]
+
+
+def test_ask_scores_are_the_answers_log_probability_after_the_chat_question(tiny):
+  """Against a full forward of question + answer, each label's better spelling (lower-case or capitalized, no
+  leading space); the scores share one constant, so differences are compared."""
+  words, labels = ["cat", "dog", "owl"], [" animal", " Bird", "x"]
+  got = coverage.ask_scores(tiny, words, labels)
+  question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words))
+  want = []
+  for label in labels:
+    forms = []
+    for form in (label.strip().lower(), label.strip().capitalize()):
+      answer = tiny.tokenizer.encode(form)
+      logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, np.asarray([question + answer], np.int32))
+      logp = np.asarray(jax.nn.log_softmax(logits[0]))
+      forms.append(sum(logp[len(question) - 1 + j, t] for j, t in enumerate(answer)))
+    want.append(max(forms))
+  np.testing.assert_allclose(got - got[0], np.asarray(want) - want[0], rtol=1e-4, atol=2e-4)
+  assert "cat, dog, owl" in coverage.ask_prompt(tiny.tokenizer, words)
+  assert "Choose from: a, b." in coverage.ask_prompt(tiny.tokenizer, words, ["b", "a"])
+
+
+def test_ask_words_one_per_word_and_ask_choice():
+  feature = data_lib.Feature("f", tuple(
+      data_lib.Record((" " + w,), np.array([1.0], np.float32), "train", w) for w in "abcdefghijklmnop"))
+  words = coverage.ask_words(feature, n=12)
+  assert len(words) == 12 and words == sorted(words) and set(words) < set("abcdefghijklmnop")
+  assert words == coverage.ask_words(feature, n=12)  # seed 0: the same words every run
+  assert coverage.ask_words(feature, n=20) == list("abcdefghijklmnop")
+  texts, loss = [" Tool", " knife", " tool", "tool", " saw"], [0.30, 0.10, 0.20, 0.25, 0.50]
+  assert coverage.one_per_word(texts, loss) == [1, 2, 4]  # ' tool' kept: the better of the three spellings
+  ask = [-1.0, -5.0, -0.5, np.nan, -0.1]
+  assert coverage.ask_choice(loss, ask, margin=0.2) == 2  # ' saw' asks best but is 0.4 behind
+  assert coverage.ask_choice(loss, ask, margin=0.5) == 4
+  assert coverage.ask_choice(loss, ask, margin=0.05) == 1  # only the best by loss is near
+  assert coverage.ask_choice(loss, [np.nan] * 5, margin=0.5) == 1  # no ask score: the lowest validation loss
+
+
+def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_stores(tiny, tmp_path):
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  scfg = dataclasses.replace(selection.SelectConfig(), rule="ask", ask_margin=5.0, coverage_top=8)
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), scfg=scfg,
+                              plots=False)[0]
+  asked = [v for v in r["verification"] if "ask" in v]
+  assert 2 <= len(asked) <= 8 and all(len(v["token_ids"]) == 1 for v in asked)
+  assert len({v["label"].strip().lower() for v in asked}) == len(asked)  # one per word
+  i = coverage.ask_choice([v["val_loss"] for v in asked], [v["ask"] for v in asked], 5.0)
+  assert asked[i]["token_ids"] == r["token_ids"]
+  # The stored ask scores are the chat question's, recomputed here for the chosen and the best by loss.
+  words = coverage.ask_words(feature, LCFG.threshold)
+  again = coverage.ask_scores(tiny, words, [asked[0]["label"], asked[i]["label"]])
+  np.testing.assert_allclose(again - again[0], [0.0, asked[i]["ask"] - asked[0]["ask"]], rtol=1e-4, atol=2e-4)
+
+
+def test_the_ask_rule_needs_a_chat_template(tiny, tmp_path, monkeypatch):
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  monkeypatch.setattr(type(tiny.tokenizer), "has_chat_template", property(lambda self: False))
+  with pytest.raises(UserError, match="no chat template"):
+    labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"),
+                            scfg=dataclasses.replace(selection.SelectConfig(), rule="ask"), plots=False)

@@ -133,6 +133,14 @@ def test_namer_scores_of_two_token_labels_match_the_teacher_forced_model(tiny):
   ours = disc_lib.namer_scores(tiny.params, tiny.cfg, prep, ids)
   ref = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, prep, jnp.asarray(ids, jnp.int32)))
   np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+  # On one or two prompts (the chat question) every longer label is teacher-forced in one batched pass instead.
+  for rows in ([0], [1, 3]):
+    sub = disc_lib.take_rows(prep, jnp.asarray(rows))
+    mixed = ids + [tuple(enc("abc")), tuple(enc(" "))]
+    got = disc_lib.namer_scores(tiny.params, tiny.cfg, sub, mixed)
+    for label, row in zip(mixed, got):
+      one = np.asarray(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, sub, jnp.asarray([label], jnp.int32)))[0]
+      np.testing.assert_allclose(row, one, rtol=1e-5, atol=1e-5)
 
 
 def test_extension_candidates_carry_their_exact_validation_scores(tiny):

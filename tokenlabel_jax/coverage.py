@@ -15,6 +15,11 @@ positives, a member only the few like itself. Three measures of it, each cheap o
 
 `coverage_choice` picks, among the best candidates by validation loss, the one with the highest sum of the three
 z-scored signals. Chosen on the naming benchmark's tuning half (experiments/naming/probes/naming_pool.py).
+
+- `ask_scores`: an instruct model asked in its chat format ("These words are all examples of one category: w1, ...,
+  w12. What is the name of that category? Answer with one word.") scores each candidate as its answer. The set namer
+  reads the model as a text completer; asked as a chat model it knows better which word names a set
+  (experiments/naming/chooser.py). It answers nothing of its own: it ranks candidates the discriminator found.
 """
 
 from __future__ import annotations
@@ -111,3 +116,54 @@ def coverage_choice(val_loss_C: np.ndarray, signals: dict[str, np.ndarray], top:
   order = np.argsort(np.asarray(val_loss_C), kind="stable")[:top]
   total = sum(zscore(np.asarray(s)[order]) for s in signals.values())
   return int(order[int(np.argmax(total))])
+
+
+ASK_WORDS = 12  # positive words named in the chat question
+
+
+def ask_words(feature, threshold: float = 0.0, n: int = ASK_WORDS) -> list[str]:
+  """Up to `n` of the feature's positive words (`positive_words`), drawn with seed 0 where there are more."""
+  words = positive_words(feature, threshold)
+  if len(words) > n:
+    words = sorted(np.random.default_rng(0).choice(words, n, replace=False).tolist())
+  return words
+
+
+def ask_prompt(tokenizer, words: Sequence[str], listed: Sequence[str] | None = None) -> str:
+  """The chat question whose answer names the set of `words` (with `listed`: the words to choose from)."""
+  body = f"These words are all examples of one category: {', '.join(words)}.\nWhat is the name of that category?"
+  if listed:
+    body += f"\nChoose from: {', '.join(sorted(listed))}."
+  return tokenizer.chat([{"role": "user", "content": body + "\nAnswer with one word."}])
+
+
+def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None) -> np.ndarray:
+  """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
+  better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). Relative
+  to one constant shared by every label."""
+  disc = DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, words, listed) + "{label}",
+                             calibrate=False)
+  prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ExampleText(word="", context="")]],
+                               keep_cache=True)[0]
+  forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
+  got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) for f in forms])[:, 0]
+  return np.asarray(got).reshape(len(labels), 2).max(1)
+
+
+def one_per_word(texts: Sequence[str], val_loss: Sequence[float]) -> list[int]:
+  """Indices by validation loss, one per word: a word in two spellings (case, leading space) keeps its better one."""
+  seen, out = set(), []
+  for i in np.argsort(np.asarray(val_loss, np.float64), kind="stable"):
+    key = texts[i].strip().lower()
+    if key and key not in seen:
+      seen.add(key)
+      out.append(int(i))
+  return out
+
+
+def ask_choice(val_loss_C: Sequence[float], ask_C: Sequence[float], margin: float) -> int:
+  """Index of the chosen candidate: among those within `margin` of the lowest validation loss, the highest ask
+  score; the lowest validation loss where no ask score is known."""
+  loss_C, ask_C = np.asarray(val_loss_C, np.float64), np.asarray(ask_C, np.float64)
+  ok_C = (loss_C <= loss_C.min() + margin) & np.isfinite(ask_C)
+  return int(np.argmax(np.where(ok_C, ask_C, -np.inf))) if ok_C.any() else int(np.argmin(loss_C))

@@ -71,8 +71,9 @@ flags.DEFINE_enum("select_rule", None, list(selection.RULES), "How the label is 
                   "scored candidates (default: the model's measured rule, set_namer from 0.5B parameters, else "
                   "coverage): coverage (namer: of the best 32 by validation loss, the one that fits all the "
                   "positives best: log-rank gap + typicality + set namer), set_namer (namer: of the best 32, the "
-                  "likeliest kind of sets of four positive words) or typicality (the most typical of the best 4 "
-                  "within --select_margin).")
+                  "likeliest kind of sets of four positive words), ask (namer, instruct models: of the best 32 "
+                  "within --select_ask_margin, the answer the model likes best, asked in its chat format to name "
+                  "12 positive words) or typicality (the most typical of the best 4 within --select_margin).")
 flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few candidates within this validation loss of "
                    "the best compete on typicality (how much the label raises the positive words' probability after "
                    "'Examples of<label>:'). 0, with either rule: the lowest validation loss.")
@@ -82,6 +83,8 @@ flags.DEFINE_enum("propose_with", _S.propose_with, ["none", "explainer"], "Namer
                   "candidates, scored and chosen among like every other.")
 flags.DEFINE_integer("proposals", _S.proposals, "With --propose_with=explainer: answers per feature (the first "
                      "greedy, the others sampled).")
+flags.DEFINE_float("select_ask_margin", _S.ask_margin, "Ask rule: only candidates within this validation loss of "
+                   "the best compete (chosen on the naming benchmark's tuning half).")
 flags.DEFINE_float("select_set_margin", None, "Set namer rule: only candidates within this validation loss of the "
                    "best compete (default: all of them; with --propose_with=explainer, the combination's measured "
                    "margin, selection.COMBINATION).")
@@ -147,7 +150,7 @@ def main(argv):
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule or "", margin=FLAGS.select_margin,
                              extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals,
-                             set_margin=FLAGS.select_set_margin, answers_first=FLAGS.select_answers_first,
+                             ask_margin=FLAGS.select_ask_margin, set_margin=FLAGS.select_set_margin, answers_first=FLAGS.select_answers_first,
                              answers_above_chance=FLAGS.select_answers_above_chance)
   disc_lib.MEMO.max_bytes = (None if FLAGS.prompt_memo_gb is None
                              else int(max(0.0, FLAGS.prompt_memo_gb) * 2**30))

@@ -47,7 +47,8 @@ class SelectConfig:
 
   rule: str = ""  # "": the model's measured rule (`default_rule`, filled in by `for_model`); "coverage": the coverage
   # signals decide among the best coverage_top (namer only); "set_namer": the set namer's log-probability decides
-  # among the best coverage_top (namer only); "typicality": typicality among the best typical_top within margin
+  # among the best coverage_top (namer only); "ask": the chat model's answer decides among the best coverage_top
+  # within ask_margin (namer, instruct models only); "typicality": typicality among the best typical_top within margin
   coverage_pool: int = 24  # coverage rule: the best single tokens by validation loss whose signals are measured
   coverage_top: int = 32  # coverage rule: of those (and up to 8 log-rank candidates after them), the best compared
   coverage_signals: tuple[str, ...] = ("lrg", "typ_all", "set_pos")
@@ -63,6 +64,7 @@ class SelectConfig:
   min_auc_lower: float = 0.5  # a label whose held-out AUC is not above this (lower 95% bound) is no label
   propose_with: str = "none"  # "explainer": the LLM explainer's answers join the candidates (namer; any length)
   proposals: int = 4  # explainer answers per feature (the first greedy, the others sampled)
+  ask_margin: float = 0.2  # ask rule: only candidates within this of the lowest validation loss compete
   set_margin: float | None = None  # set namer rule: only candidates within this of the lowest validation loss compete
   answers_first: bool | None = None  # set namer rule: the explainer's earliest answer among those wins
   answers_above_chance: bool | None = None  # set namer rule: an explainer answer counts (wins as an answer, or is
@@ -332,7 +334,7 @@ def choose(cands: Sequence[Candidate], scfg: SelectConfig = SelectConfig()) -> i
   return fin[int(np.nanargmax(typ))]
 
 
-RULES = ("coverage", "set_namer", "typicality")
+RULES = ("coverage", "set_namer", "ask", "typicality")
 
 
 def default_rule(cfg) -> str:
@@ -374,6 +376,8 @@ def choose_label(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Featur
     chosen = cands[_coverage_rule(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg)]
   elif scfg.rule == "set_namer" and disc.kind == "namer" and scfg.margin > 0:
     chosen = cands[_set_namer_rule(m, disc, feature, lcfg, sp, cands, scfg, answers)]
+  elif scfg.rule == "ask" and disc.kind == "namer" and scfg.margin > 0:
+    chosen = cands[_ask_rule(m, disc, feature, lcfg, sp, cands, scfg)]
   else:
     score(m, disc, cands, sp["val"], sp["heldout"])
     fin = finalists(cands, scfg)
@@ -405,6 +409,31 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
     cands[i].stats["set_pos"] = float(v)
   return compared[set_namer_choice([cands[i].text for i in compared], [cands[i].stats["val_loss"] for i in compared],
                                    set_C, answers, scfg.set_margin, scfg.answers_first, [above[i] for i in compared])]
+
+
+def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
+              sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig) -> int:
+  """The ask rule (namer): every candidate is scored; among the best `coverage_top` single tokens by validation
+  loss (one per word) within `ask_margin` of the lowest, the one the model, asked in its chat format, likes best as
+  the name of the feature's positive words (`coverage.ask_scores`). The lowest validation loss where the feature
+  has no positive words. Fixed on the naming benchmark's tuning half (experiments/naming/chooser.py, `ask~0.2`)."""
+  score(m, disc, cands, sp["val"], sp["heldout"])
+  singles = [i for i, c in enumerate(cands) if len(c.ids) == 1]
+  compared = [singles[j] for j in coverage.one_per_word([cands[i].text for i in singles],
+                                                         [cands[i].stats["val_loss"] for i in singles])]
+  compared = compared[:scfg.coverage_top]
+  loss = [cands[i].stats["val_loss"] for i in compared]
+  near = [i for i, v in zip(compared, loss) if v <= min(loss) + scfg.ask_margin]
+  if not m.tokenizer.has_chat_template:
+    raise UserError("the ask rule asks the model in its chat format, and this model's tokenizer has no chat template",
+                    "use an instruct model, or --rule=set_namer or --rule=coverage")
+  words = coverage.ask_words(feature, lcfg.threshold)
+  if not words:
+    return compared[0]
+  for i, v in zip(near, coverage.ask_scores(m, words, [cands[i].text for i in near])):
+    cands[i].stats["ask"] = float(v)
+  return near[coverage.ask_choice([cands[i].stats["val_loss"] for i in near], [cands[i].stats["ask"] for i in near],
+                                  scfg.ask_margin)]
 
 
 def compared_by_set_namer(lengths: Sequence[int], val_loss: Sequence[float], sources: Sequence[str], top: int,
@@ -482,10 +511,11 @@ STORED_TOP = 40  # candidates a result.json keeps by validation loss (besides ev
 
 def stored_rows(cands: Sequence[Candidate], top: int = STORED_TOP) -> list[dict[str, Any]]:
   """The candidates a result.json keeps ("verification"), by validation loss: the best `top`, then every proposal
-  from outside ranked below them, so that a choice rule can be re-scored from the file alone
-  (experiments/explainer/rules.py)."""
+  from outside and every candidate the ask rule asked about ranked below them, so that a choice rule can be
+  re-scored from the file alone (experiments/explainer/rules.py)."""
   ranked = sorted(cands, key=lambda c: c.stats["val_loss"])
-  return [summary_row(c) for c in ranked[:top] + [c for c in ranked[top:] if c.source == "explainer"]]
+  return [summary_row(c) for c in ranked[:top] + [c for c in ranked[top:] if c.source == "explainer"
+                                                  or "ask" in c.stats]]
 
 
 def summary_row(c: Candidate) -> dict[str, Any]:

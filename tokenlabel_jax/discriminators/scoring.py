@@ -92,15 +92,19 @@ def namer_scores(params, cfg: ModelConfig, prep: Prepared, ids: Sequence[tuple[i
   """Exact namer scores log P(label | prompt) of labels of any length on every prepared example: C x B.
 
   One model step per distinct first token of the two-token labels, whatever their number of second tokens; longer
-  labels (an explainer's proposals) are teacher-forced, each group of one length in one call.
+  labels (an explainer's proposals) are teacher-forced, each group of one length in one call. On one or two prompts
+  (the chat question of coverage.ask_scores) the two-token labels are teacher-forced too: one batched pass reads the
+  weights once, where a step per first token would read them once per token.
   """
   logq = np.asarray(prep.logq_BxV) - np.asarray(prep.baseline_B)[:, None]
   out = np.stack([logq[:, c[0]] for c in ids]) if ids else np.zeros((0, logq.shape[0]), np.float32)
-  multi = [i for i, c in enumerate(ids) if len(c) == 2]
-  for n in sorted({len(c) for c in ids if len(c) > 2}):
+  few = logq.shape[0] <= 2
+  multi = [] if few else [i for i, c in enumerate(ids) if len(c) == 2]
+  for n in sorted({len(c) for c in ids if len(c) > (1 if few else 2)}):
     longer = [i for i, c in enumerate(ids) if len(c) == n]
     padded = [ids[i] for i in longer] + [ids[longer[-1]]] * (-len(longer) % 4)  # few compiled shapes
-    got = np.asarray(hard_scores(params, cfg, _NAMER, prep, jnp.asarray(padded, jnp.int32)))
+    got = np.asarray(hard_scores(params, cfg, _NAMER, _bucketed(prep) if few else prep,
+                                 jnp.asarray(padded, jnp.int32)))
     out[longer] = got[:len(longer)]
   if multi:
     require_cache(prep)
