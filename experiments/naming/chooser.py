@@ -31,6 +31,11 @@ Declared before any tuning row was read (this docstring, committed before the ru
   only if it names at least 6 more tuning categories than the naming run's own labels (the set namer rule), the bar
   the 1.5B model's rule itself had to pass. Only the adopted rule's test figure is reported.
 Writes experiments/results/naming_chooser_<split>_<model>.{md,json}; a killed run resumes from that file.
+
+After the tuning run and before the test run (2026-12-05) the scoring moved into the library, as `label
+--select_rule=ask` runs it (coverage.ask_scores: the same prompts and forms; two-token answers teacher-forced in one
+batched pass rather than one model step per first token). `--recheck=108 --split tune` re-scores the stored tuning
+rows with it and writes naming_chooser_tune_<model>_recheck.{md,json}: the test run is the tuning run's computation.
 """
 
 from __future__ import annotations
@@ -55,47 +60,22 @@ ADOPTION_BAR = 6
 
 def candidates(result: dict) -> list[dict]:
   """The stored single-token rows by validation loss, one per word (case and spacing ignored)."""
-  rows = sorted((r for r in result["verification"] if len(r["token_ids"]) == 1), key=lambda r: r["val_loss"])
-  seen, out = set(), []
-  for r in rows:
-    key = r["label"].strip().lower()
-    if key and key not in seen:
-      seen.add(key)
-      out.append(r)
-  return out
-
-
-def prompt(tokenizer, words: list[str], listed: list[str] | None) -> str:
-  body = f"These words are all examples of one category: {', '.join(words)}.\nWhat is the name of that category?"
-  if listed:
-    body += f"\nChoose from: {', '.join(sorted(listed))}."
-  return tokenizer.chat([{"role": "user", "content": body + "\nAnswer with one word."}])
-
-
-def answer_scores(m, text: str, words: list[str]) -> np.ndarray:
-  """log P(word | text) for each word as the assistant's answer: the better of its lower-case and capitalized forms."""
-  from tokenlabel_jax.discriminators import prefix  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax.discriminators.scoring import namer_scores  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax.discriminators import templates  # pylint: disable=import-outside-toplevel
-  disc = templates.DiscriminatorConfig(name="chooser", kind="namer", template=text + "{label}", calibrate=False)
-  prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[templates.ExampleText(word="", context="")]],
-                               keep_cache=True)[0]
-  forms = [f(w.strip()) for w in words for f in (str.lower, str.capitalize)]
-  got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) for f in forms])[:, 0]
-  return np.asarray(got).reshape(len(words), 2).max(1)  # (relative to the example's baseline: one shared constant)
+  from tokenlabel_jax import coverage  # pylint: disable=import-outside-toplevel
+  rows = [r for r in result["verification"] if len(r["token_ids"]) == 1]
+  return [rows[i] for i in coverage.one_per_word([r["label"] for r in rows], [r["val_loss"] for r in rows])]
 
 
 def score_category(m, feature, result: dict) -> dict:
+  """The ask and list scores of the best TOP candidates (the library's coverage.ask_scores, which `label
+  --select_rule=ask` runs; this study's own copy of it until the test half, checked equal with --recheck)."""
   from tokenlabel_jax import coverage  # pylint: disable=import-outside-toplevel
-  words = coverage.positive_words(feature)
-  if len(words) > N_WORDS:
-    words = sorted(np.random.default_rng(0).choice(words, N_WORDS, replace=False).tolist())
+  words = coverage.ask_words(feature, n=N_WORDS)
   cands = candidates(result)[:TOP]
   texts = [c["label"] for c in cands]
   listed = texts[:N_LISTED]
   if words:
-    ask = answer_scores(m, prompt(m.tokenizer, words, None), texts)
-    lst = answer_scores(m, prompt(m.tokenizer, words, [t.strip() for t in listed]), listed)
+    ask = coverage.ask_scores(m, words, texts)
+    lst = coverage.ask_scores(m, words, listed, listed=[t.strip() for t in listed])
   else:  # nothing to ask about: every rule falls back to the best candidate by validation loss
     ask, lst = np.full(len(texts), np.nan), np.full(len(listed), np.nan)
   return {"words": words, "candidates": [{"label": c["label"], "val_loss": c["val_loss"], "heldout_auc": c.get("auc"),
@@ -147,6 +127,8 @@ def main():
                   help="where naming_benchmark.py wrote its run (<runs>/<split><tag>/<category>/result.json)")
   ap.add_argument("--tag", default="", help="naming_benchmark.py's --tag (default: _<model>)")
   ap.add_argument("--data", default=os.path.join(common.DATA, "benchmark"))
+  ap.add_argument("--recheck", type=int, default=0, help="instead: re-score the first N stored rows of this split "
+                  "with the library's coverage.ask_scores and write how far its scores and choices are from them")
   args = ap.parse_args()
   from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import data as data_lib, naming  # pylint: disable=import-outside-toplevel
@@ -165,6 +147,8 @@ def main():
   rows = [r for r in common.earlier_run(name, settings)[1].get("rows", []) if "candidates" in r]
   done = {r["category"] for r in rows}
   m = load_model(args.model)
+  if args.recheck:
+    return recheck(m, name, settings, rows[:args.recheck], {c["name"]: c["path"] for c in cats})
   t0 = time.time()
   for c in cats:
     if c["name"] in done:
@@ -178,6 +162,36 @@ def main():
     print(f"{len(rows)}/{len(cats)} {c['name']} ({time.time() - t0:.0f}s)", flush=True)
     write(name, settings, rows, len(cats))
   write(name, settings, rows, len(cats))
+
+
+def recheck(m, name: str, settings: dict, rows: list[dict], paths: dict[str, str]) -> None:
+  """The stored scores against the library's (`label --select_rule=ask` runs coverage.ask_scores): the largest
+  difference per category, whether its positive words are the same, and whether each rule's choice is."""
+  from tokenlabel_jax import coverage, data as data_lib  # pylint: disable=import-outside-toplevel
+  out = []
+  for r in rows:
+    texts = [c["label"] for c in r["candidates"]]
+    listed = texts[:N_LISTED]
+    words = coverage.ask_words(data_lib.load_features(paths[r["category"]])[0], n=N_WORDS)
+    again = [dict(c) for c in r["candidates"]]
+    if r["words"]:
+      for c, v in zip(again, coverage.ask_scores(m, r["words"], texts)):
+        c["ask"] = float(v)
+      for c, v in zip(again, coverage.ask_scores(m, r["words"], listed, listed=[t.strip() for t in listed])):
+        c["list"] = float(v)
+    diff = [abs(a[k] - c[k]) for a, c in zip(again, r["candidates"]) for k in ("ask", "list") if k in c]
+    out.append({"category": r["category"], "same words": words == r["words"],
+                "max |score difference|": float(np.nanmax(diff)) if r["words"] else 0.0,
+                "choices changed": sum(rule(again)["label"] != rule(r["candidates"])["label"] for _, rule in rules())})
+    print(f"{len(out)}/{len(rows)} {out[-1]}", flush=True)
+  summary = {"rows": len(out), "same words": sum(o["same words"] for o in out),
+             "max |score difference|": max(o["max |score difference|"] for o in out),
+             "choices changed": sum(o["choices changed"] for o in out)}
+  common.write_table(name + "_recheck", out, list(out[0]), f"The stored chooser scores re-scored by the library "
+                     f"({settings['split']} half, {settings['model']})",
+                     f"{summary['rows']} categories x {len(rules())} rules: {summary['choices changed']} choices "
+                     f"changed; largest score difference {summary['max |score difference|']:.2e}; the same positive "
+                     f"words for {summary['same words']}.", summary=dict(settings, **summary))
 
 
 def write(name: str, settings: dict, rows: list[dict], total: int) -> None:
