@@ -111,20 +111,27 @@ def test_labeling_takes_the_label_the_coverage_choice_names(tiny, tmp_path, monk
 
 def test_ask_scores_are_the_answers_log_probability_after_the_chat_question(tiny):
   """Against a full forward of question + answer, each label's better spelling (lower-case or capitalized, no
-  leading space); the scores share one constant, so differences are compared."""
+  leading space), with and without the answer's end; the scores share one constant, so differences are compared."""
   words, labels = ["cat", "dog", "owl"], [" animal", " Bird", "x"]
-  got = coverage.ask_scores(tiny, words, labels)
   question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words))
-  want = []
-  for label in labels:
-    forms = []
-    for form in (label.strip().lower(), label.strip().capitalize()):
-      answer = tiny.tokenizer.encode(form)
-      logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, np.asarray([question + answer], np.int32))
-      logp = np.asarray(jax.nn.log_softmax(logits[0]))
-      forms.append(sum(logp[len(question) - 1 + j, t] for j, t in enumerate(answer)))
-    want.append(max(forms))
-  np.testing.assert_allclose(got - got[0], np.asarray(want) - want[0], rtol=1e-4, atol=2e-4)
+  end = coverage.answer_end(tiny.tokenizer)
+  assert tiny.tokenizer.token_str(end) == "\n"  # the test template ends an answer with a newline
+
+  def reference(tail):
+    want = []
+    for label in labels:
+      forms = []
+      for form in (label.strip().lower(), label.strip().capitalize()):
+        answer = tiny.tokenizer.encode(form) + tail
+        logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, np.asarray([question + answer], np.int32))
+        logp = np.asarray(jax.nn.log_softmax(logits[0]))
+        forms.append(sum(logp[len(question) - 1 + j, t] for j, t in enumerate(answer)))
+      want.append(max(forms))
+    return np.asarray(want) - want[0]
+
+  for with_end, tail in ((False, []), (True, [end])):
+    got = coverage.ask_scores(tiny, words, labels, end=with_end)
+    np.testing.assert_allclose(got - got[0], reference(tail), rtol=1e-4, atol=2e-4)
   assert "cat, dog, owl" in coverage.ask_prompt(tiny.tokenizer, words)
   assert "Choose from: a, b." in coverage.ask_prompt(tiny.tokenizer, words, ["b", "a"])
 

@@ -91,3 +91,14 @@ def test_chooser_candidates_and_rules_choose_as_declared():
   assert got["ask@5"] == " animal" and got["ask@32"] == " beyond"
   assert got["ask~0.05"] == " dog" and got["ask~0.1"] == " animal"
   assert got["list"] == " animal" and got["list~0.05"] == " dog"
+  # ask_end~0.2 reads the end-scored column only, within 0.2 of the best: ' beyond' (0.6 behind) cannot win.
+  ended = [dict(c, ask_end=v) for c, v in zip(cands, [-2.0, -4.0] + [-9.0] * 8 + [0.0])]
+  assert chooser.end_rule(ended)["label"] == " dog"
+  ended[1]["ask_end"] = -1.5
+  assert chooser.end_rule(ended)["label"] == " animal"
+  rows = [{"names": ["animal"], "shipped names": False, "shipped AUC": 0.9,
+           "candidates": [dict(c, heldout_auc=0.8) for c in ended]}]
+  table, _ = chooser.table(rows)
+  assert table[-1]["rule"].startswith("ask_end~0.2") and table[-1]["names"] == 1 and rows[0]["ask_end~0.2"] == " animal"
+  no_end = [dict(c, heldout_auc=0.8) for c in cands]  # without the column the rule is not reported
+  assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])

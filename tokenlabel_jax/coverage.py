@@ -137,16 +137,27 @@ def ask_prompt(tokenizer, words: Sequence[str], listed: Sequence[str] | None = N
   return tokenizer.chat([{"role": "user", "content": body + "\nAnswer with one word."}])
 
 
-def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None) -> np.ndarray:
+def answer_end(tokenizer) -> int:
+  """The token that ends an assistant's answer in the model's chat template (Qwen2's <|im_end|>)."""
+  probe = "Zq"
+  text = tokenizer.chat([{"role": "user", "content": "?"}, {"role": "assistant", "content": probe}],
+                        add_generation_prompt=False)
+  return tokenizer.encode(text[text.rindex(probe) + len(probe):])[0]
+
+
+def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None,
+               end: bool = False) -> np.ndarray:
   """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
-  better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). Relative
-  to one constant shared by every label."""
+  better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
+  the answer's end too (`answer_end`), so that the first piece of a longer answer (' clo' of ' clothing') is not
+  scored as if it were the whole answer. Relative to one constant shared by every label."""
   disc = DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, words, listed) + "{label}",
                              calibrate=False)
   prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ExampleText(word="", context="")]],
                                keep_cache=True)[0]
   forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
-  got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) for f in forms])[:, 0]
+  tail = (answer_end(m.tokenizer),) if end else ()
+  got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) + tail for f in forms])[:, 0]
   return np.asarray(got).reshape(len(labels), 2).max(1)
 
 
