@@ -150,7 +150,8 @@ def main(argv):
       disc_lib.get(name)  # fail before the model loads
   scfg = dataclasses.replace(selection.SelectConfig(), rule=FLAGS.select_rule or "", margin=FLAGS.select_margin,
                              extend_top=FLAGS.extend_top, propose_with=FLAGS.propose_with, proposals=FLAGS.proposals,
-                             ask_margin=FLAGS.select_ask_margin, set_margin=FLAGS.select_set_margin, answers_first=FLAGS.select_answers_first,
+                             ask_margin=FLAGS.select_ask_margin, set_margin=FLAGS.select_set_margin,
+                             answers_first=FLAGS.select_answers_first,
                              answers_above_chance=FLAGS.select_answers_above_chance)
   disc_lib.MEMO.max_bytes = (None if FLAGS.prompt_memo_gb is None
                              else int(max(0.0, FLAGS.prompt_memo_gb) * 2**30))

@@ -417,6 +417,9 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   loss (one per word) within `ask_margin` of the lowest, the one the model, asked in its chat format, likes best as
   the name of the feature's positive words (`coverage.ask_scores`). The lowest validation loss where the feature
   has no positive words. Fixed on the naming benchmark's tuning half (experiments/naming/chooser.py, `ask~0.2`)."""
+  if not m.tokenizer.has_chat_template:
+    raise UserError("the ask rule asks the model in its chat format, and this model's tokenizer has no chat template",
+                    "use an instruct model, or --select_rule=set_namer or --select_rule=coverage")
   score(m, disc, cands, sp["val"], sp["heldout"])
   singles = [i for i, c in enumerate(cands) if len(c.ids) == 1]
   compared = [singles[j] for j in coverage.one_per_word([cands[i].text for i in singles],
@@ -424,9 +427,6 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   compared = compared[:scfg.coverage_top]
   loss = [cands[i].stats["val_loss"] for i in compared]
   near = [i for i, v in zip(compared, loss) if v <= min(loss) + scfg.ask_margin]
-  if not m.tokenizer.has_chat_template:
-    raise UserError("the ask rule asks the model in its chat format, and this model's tokenizer has no chat template",
-                    "use an instruct model, or --rule=set_namer or --rule=coverage")
   words = coverage.ask_words(feature, lcfg.threshold)
   if not words:
     return compared[0]
