@@ -206,8 +206,8 @@ def add_end_scores(m, name: str, settings: dict, rows: list[dict], total: int) -
     for c, v in zip(r["candidates"], got):
       c["ask_end"] = float(v)
     print(f"{n}/{len(rows)} {r['category']} ({time.time() - t0:.0f}s)", flush=True)
-    write(name, settings, rows, total)
-  write(name, settings, rows, total)
+    write(name, settings, rows, total, end=True)
+  write(name, settings, rows, total, end=True)
 
 
 def recheck(m, name: str, settings: dict, rows: list[dict], paths: dict[str, str]) -> None:
@@ -240,7 +240,7 @@ def recheck(m, name: str, settings: dict, rows: list[dict], paths: dict[str, str
                      f"words for {summary['same words']}.", summary=dict(settings, **summary))
 
 
-def write(name: str, settings: dict, rows: list[dict], total: int) -> None:
+def write(name: str, settings: dict, rows: list[dict], total: int, end: bool = False) -> None:
   got, choice = table(rows)
   notes = f"Partial: {len(rows)} of {total}. " if len(rows) < total else ""
   if settings["split"] == "tune":
@@ -254,9 +254,13 @@ def write(name: str, settings: dict, rows: list[dict], total: int) -> None:
     notes += (f"Fixed on the tuning half: `{tuned.get('winner')}` (adopted: {tuned.get('adopted')}); only its row is "
               "the test figure." if tuned else "No tuning-half result found: no rule is fixed.")
     choice = {}
+  command = None
+  if end:  # the rows come from the plain run, the end scores from this one: both commands reproduce the file
+    plain = [a for a in sys.argv[1:] if a != "--end"]
+    command = " ".join(["python experiments/naming/chooser.py", *plain, "&& the same with --end"])
   common.write_table(name, got, ["rule", "names", "median held-out AUC", "fixed on tune"],
                      f"Choosing the name with the chat model ({settings['split']} half, {settings['model']})", notes,
-                     summary=dict(settings, **choice, rows=rows))
+                     command=command, summary=dict(settings, **choice, rows=rows))
 
 
 if __name__ == "__main__":
