@@ -162,9 +162,9 @@ def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_store
   assert len({v["label"].strip().lower() for v in asked}) == len(asked)  # one per word
   i = coverage.ask_choice([v["val_loss"] for v in asked], [v["ask"] for v in asked], 5.0)
   assert asked[i]["token_ids"] == r["token_ids"]
-  # The stored ask scores are the chat question's, recomputed here for the chosen and the best by loss.
+  # The stored ask scores are the chat question's (the answer's end included), recomputed for the chosen and the best.
   words = coverage.ask_words(feature, LCFG.threshold)
-  again = coverage.ask_scores(tiny, words, [asked[0]["label"], asked[i]["label"]])
+  again = coverage.ask_scores(tiny, words, [asked[0]["label"], asked[i]["label"]], end=True)
   np.testing.assert_allclose(again - again[0], [0.0, asked[i]["ask"] - asked[0]["ask"]], rtol=1e-4, atol=2e-4)
 
 
