@@ -75,7 +75,7 @@ def candidates(result: dict) -> list[dict]:
 
 def score_category(m, feature, result: dict) -> dict:
   """The ask and list scores of the best TOP candidates (the library's coverage.ask_scores, which `label
-  --select_rule=ask` runs; this study's own copy of it until the test half, checked equal with --recheck)."""
+  --select_rule=ask` runs; before the test half this study had its own copy, checked equal with --recheck)."""
   from tokenlabel_jax import coverage  # pylint: disable=import-outside-toplevel
   words = coverage.ask_words(feature, n=N_WORDS)
   cands = candidates(result)[:TOP]
