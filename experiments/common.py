@@ -140,14 +140,16 @@ def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting:
 
 
 def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[dict]:
-  """The naming benchmark's tune or test half (each category with its names and records path under `data`), or
-  "concepts": the 26 concept features and the paper's four (tuned on in earlier work: never a test figure)."""
-  if split in ("tune", "test"):
-    spec = json.load(open(os.path.join(HERE, "naming", "categories.json")))["categories"]
+  """The naming benchmark's tune or test half (each category with its names and records path under `data`), "fresh"
+  (categories_fresh.json: declared after the benchmark's tuning, one test set), or "concepts": the 26 concept features
+  and the paper's four (tuned on in earlier work: never a test figure)."""
+  if split in ("tune", "test", "fresh"):
+    spec = json.load(open(os.path.join(HERE, "naming", "categories_fresh.json" if split == "fresh"
+                                       else "categories.json")))["categories"]
     return [dict(c, path=os.path.join(data, c["name"] + ".jsonl")) for c in spec if c["split"] == split]
   if split == "concepts":
     spec = json.load(open(os.path.join(HERE, "concepts.json")))["concepts"]
     out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],
             "path": os.path.join(DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
     return out + [{"name": k, "names": v, "path": os.path.join(DATA, k + ".jsonl")} for k, v in PAPER.items()]
-  raise ValueError(f"unknown split {split!r}: tune, test or concepts")
+  raise ValueError(f"unknown split {split!r}: tune, test, fresh or concepts")

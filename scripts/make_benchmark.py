@@ -1,9 +1,12 @@
 """Builds the naming benchmark: WordNet noun categories chosen by rule, split by hash, and their activation records.
 
   python scripts/make_benchmark.py [--out experiments/data/benchmark] [--records 300] [--seed 0] [--list-only]
+  python scripts/make_benchmark.py --fresh      # the fresh set: experiments/naming/categories_fresh.json
 
 Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
-tuning list is the "tune" half of it) and one JSONL feature per category under --out. The categories tuned on in
+tuning list is the "tune" half of it) and one JSONL feature per category under --out. With --fresh: the categories
+the same rule chooses at lower thresholds (naming.FRESH_THRESHOLDS) that are not in categories.json, all of them in
+the split "fresh" (a test set declared after the benchmark's tuning, before any of it was labeled). The categories tuned on in
 earlier work (experiments/concepts.json and the paper's animal, mammal and number) are left out. Per-category
 synonyms come from experiments/naming/synonyms.json, written before any tuning.
 """
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--records", type=int, default=300)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--list-only", action="store_true", help="write categories.json only")
+  parser.add_argument("--fresh", action="store_true", help="the fresh set instead (categories_fresh.json)")
   args = parser.parse_args(argv)
   if not make_features.corpora_present("make_benchmark", synthetic.WORDNET_DIR, synthetic.FORTUNES_DIR):
     return 2
@@ -45,18 +49,29 @@ def main(argv: list[str] | None = None) -> int:
   exclude = [wn.sense(l, s) for l, s in tuned_before + list(PAPER_ROOTS)]
   with open(os.path.join(SPEC_DIR, "synonyms.json"), encoding="utf-8") as f:
     synonyms = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
-  cats = naming.select_categories(wn, corpus.freq, exclude)
+  if args.fresh:
+    with open(os.path.join(SPEC_DIR, "categories.json"), encoding="utf-8") as f:
+      benchmark = [c["synset"] for c in json.load(f)["categories"]]
+    cats = naming.fresh_categories(wn, corpus.freq, exclude, benchmark)
+    doc = (f"The fresh set: naming.select_categories at {naming.FRESH_THRESHOLDS}, less the benchmark's categories; "
+           "one test set, declared before any of it was labeled ('hash half' is the benchmark's split rule, for "
+           "reference only).")
+  else:
+    cats = naming.select_categories(wn, corpus.freq, exclude)
+    doc = __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name)."
   spec = []
   for c in cats:
     names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
-    spec.append({"name": c.name, "synset": c.synset, "split": c.split, "names": names,
+    split = {"split": "fresh", "hash half": c.split} if args.fresh else {"split": c.split}
+    spec.append({"name": c.name, "synset": c.synset, **split, "names": names,
                  "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
                  "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus})
-  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
-  with open(os.path.join(SPEC_DIR, "categories.json"), "w", encoding="utf-8") as f:
-    json.dump({"_doc": __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name).",
-               "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
-  print(f"{len(spec)} categories ({counts['tune']} tune, {counts['test']} test)")
+  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh",) if args.fresh} or {
+      s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
+  with open(os.path.join(SPEC_DIR, "categories_fresh.json" if args.fresh else "categories.json"), "w",
+            encoding="utf-8") as f:
+    json.dump({"_doc": doc, "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
+  print(f"{len(spec)} categories ({', '.join(f'{v} {k}' for k, v in counts.items())})")
   if args.list_only:
     return 0
   for i, c in enumerate(spec):

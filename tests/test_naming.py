@@ -47,6 +47,23 @@ def test_committed_categories_follow_the_split_rule():
   assert not synsets & {"animal.n.01", "mammal.n.01", "integer.n.01", "digit.n.01"}
 
 
+def test_committed_fresh_set_is_new_and_judged_by_declared_names():
+  """categories_fresh.json: none of the benchmark's or the earlier-tuned categories; every name a synset lemma or a
+  synonym written down in synonyms.json (the judge reads nothing else)."""
+  load = lambda f: json.load(open(os.path.join(ROOT, "experiments", "naming", f)))  # pylint: disable=unnecessary-lambda-assignment
+  fresh, bench, synonyms = load("categories_fresh.json"), load("categories.json"), load("synonyms.json")
+  cats = fresh["categories"]
+  assert len(cats) >= 100 and fresh["counts"] == {"fresh": len(cats)}
+  assert not {c["synset"] for c in cats} & {c["synset"] for c in bench["categories"]}
+  assert not {c["name"] for c in cats} & {c["name"] for c in bench["categories"]}  # no records file is shared
+  for c in cats:
+    assert c["split"] == "fresh" and c["hash half"] == naming.split_of(c["synset"])
+    assert c["positive_lemmas"] >= naming.FRESH_THRESHOLDS["min_lemmas"]
+    assert c["in_corpus"] >= naming.FRESH_THRESHOLDS["min_in_corpus"]
+    extra = set(c["names"]) - {naming.normalize(s) for s in synonyms.get(c["synset"], [])}
+    assert c["synset"].split(".n.")[0] in extra, c["synset"]  # the headword itself is always a name
+
+
 def test_select_categories_by_rule_on_a_small_wordnet(tmp_path):
   """Headword senses with enough positive lemmas in use are chosen; excluded synsets and unused words are not."""
   import collections
@@ -100,5 +117,14 @@ def test_chooser_candidates_and_rules_choose_as_declared():
            "candidates": [dict(c, heldout_auc=0.8) for c in ended]}]
   table, _ = chooser.table(rows)
   assert table[-1]["rule"].startswith("ask_end~0.2") and table[-1]["names"] == 1 and rows[0]["ask_end~0.2"] == " animal"
+  # The fresh set's rows carry the end scores only: no ask or list rule is reported, the paired counts are.
+  ended_only = [{k: v for k, v in c.items() if k not in ("ask", "list")} for c in rows[0]["candidates"]]
+  fresh = [dict(rows[0], candidates=ended_only)] * 2 + [dict(rows[0], candidates=ended_only, **{"shipped names": True}),
+           dict(rows[0], candidates=ended_only, **{"shipped names": True}, names=["dog"])]
+  got = {t["rule"]: t for t in chooser.table(fresh)[0]}
+  assert not any(r.startswith(("ask@", "ask~", "list")) for r in got)
+  end = got["ask_end~0.2 (declared after the test half)"]
+  assert (end["names"], end["gained"], end["lost"]) == (3, 2, 1) and end["sign test p"] == 1.0
+  assert chooser.sign_test(0, 6) < 0.05 < chooser.sign_test(1, 6) and chooser.sign_test(10, 0) == chooser.sign_test(0, 10)
   no_end = [dict(c, heldout_auc=0.8) for c in cands]  # without the column the rule is not reported
   assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])

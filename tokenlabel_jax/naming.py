@@ -74,6 +74,19 @@ def select_categories(wn: synthetic.WordNet, corpus_freq, exclude: Iterable[int]
   return out
 
 
+# The fresh set (declared 2026-12-05, before any label of it was seen): the categories the same rule chooses with
+# lower thresholds, less those of the benchmark. None was tuned on or looked at, so a rule fixed on the benchmark
+# meets it as new data. The hash halves are kept as a field, but the whole set is one test.
+FRESH_THRESHOLDS = {"min_lemmas": 12, "min_in_corpus": 6}
+
+
+def fresh_categories(wn: synthetic.WordNet, corpus_freq, exclude: Iterable[int], benchmark: Iterable[str]
+                     ) -> list[Category]:
+  """The fresh set: `select_categories` at FRESH_THRESHOLDS, less the synsets in `benchmark`."""
+  taken = set(benchmark)
+  return [c for c in select_categories(wn, corpus_freq, exclude, **FRESH_THRESHOLDS) if c.synset not in taken]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The judge.
 

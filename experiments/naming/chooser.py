@@ -32,6 +32,10 @@ Declared before any tuning row was read (this docstring, committed before the ru
   the 1.5B model's rule itself had to pass. Only the adopted rule's test figure is reported.
 Writes experiments/results/naming_chooser_<split>_<model>.{md,json}; a killed run resumes from that file.
 
+Declared on 2026-12-05, before any of it was labeled (experiments/naming/plan_fresh.md): the fresh set
+(`--split fresh`, categories_fresh.json, 132 categories) is a test of `ask_end~0.2` against the set namer rule on
+data no one has looked at. Only the end scores are computed there (`ask_end~0.2` is the one rule measured).
+
 Declared on 2026-12-05 after the test half, before any end score was computed: on the concept features `label
 --select_rule=ask` chose ' clo' for clothing, the first piece of the likely answer ' clothing', because an answer is
 scored without its end. `ask_end~0.2` is the fixed rule with each answer scored with the token that ends it
@@ -73,22 +77,25 @@ def candidates(result: dict) -> list[dict]:
   return [rows[i] for i in coverage.one_per_word([r["label"] for r in rows], [r["val_loss"] for r in rows])]
 
 
-def score_category(m, feature, result: dict) -> dict:
+def score_category(m, feature, result: dict, end_only: bool = False) -> dict:
   """The ask and list scores of the best TOP candidates (the library's coverage.ask_scores, which `label
-  --select_rule=ask` runs; before the test half this study had its own copy, checked equal with --recheck)."""
+  --select_rule=ask` runs; before the test half this study had its own copy, checked equal with --recheck); with
+  `end_only`, the end-scored ask scores alone (the fresh set's one rule)."""
   from tokenlabel_jax import coverage  # pylint: disable=import-outside-toplevel
   words = coverage.ask_words(feature, n=N_WORDS)
   cands = candidates(result)[:TOP]
   texts = [c["label"] for c in cands]
   listed = texts[:N_LISTED]
-  if words:
-    ask = coverage.ask_scores(m, words, texts)
-    lst = coverage.ask_scores(m, words, listed, listed=[t.strip() for t in listed])
-  else:  # nothing to ask about: every rule falls back to the best candidate by validation loss
-    ask, lst = np.full(len(texts), np.nan), np.full(len(listed), np.nan)
-  return {"words": words, "candidates": [{"label": c["label"], "val_loss": c["val_loss"], "heldout_auc": c.get("auc"),
-                                          "ask": float(a), **({"list": float(lst[i])} if i < len(listed) else {})}
-                                         for i, (c, a) in enumerate(zip(cands, ask))]}
+  nothing = np.full(len(texts), np.nan)  # nothing to ask about: every rule falls back to the best by validation loss
+  if end_only:
+    got = {"ask_end": coverage.ask_scores(m, words, texts, end=True) if words else nothing}
+  else:
+    got = {"ask": coverage.ask_scores(m, words, texts) if words else nothing,
+           "list": (coverage.ask_scores(m, words, listed, listed=[t.strip() for t in listed]) if words
+                    else nothing[:len(listed)])}
+  return {"words": words, "candidates": [
+      {"label": c["label"], "val_loss": c["val_loss"], "heldout_auc": c.get("auc"),
+       **{k: float(v[i]) for k, v in got.items() if i < len(v)}} for i, c in enumerate(cands)]}
 
 
 def best(cands, key, keep):
@@ -118,7 +125,8 @@ def table(rows: list[dict]) -> tuple[list[dict], dict]:
   from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
   out = [{"rule": "set namer (the naming run's label)", "names": sum(r["shipped names"] for r in rows),
           "median held-out AUC": float(np.nanmedian([r["shipped AUC"] for r in rows]))}]
-  for name, rule in rules():
+  asked = all("ask" in c for r in rows for c in r["candidates"][:1])  # the fresh set has the end scores only
+  for name, rule in rules() if asked else ():
     chosen = [rule(r["candidates"]) for r in rows]
     for r, c in zip(rows, chosen):
       r[name] = c["label"]
@@ -137,16 +145,28 @@ def table(rows: list[dict]) -> tuple[list[dict], dict]:
                 "names": sum(naming.names_category(c["label"], r["names"]) for r, c in zip(rows, chosen)),
                 "median held-out AUC": float(np.nanmedian([np.nan if c["heldout_auc"] is None else c["heldout_auc"]
                                                            for c in chosen]))})
-  ranked = out[1:1 + len(rules())]
+  if rows and any("ask_end~0.2" in r for r in rows):
+    lab = "ask_end~0.2"
+    gained = sum(naming.names_category(r[lab], r["names"]) and not r["shipped names"] for r in rows)
+    lost = sum(r["shipped names"] and not naming.names_category(r[lab], r["names"]) for r in rows)
+    out[-1].update({"gained": gained, "lost": lost, "sign test p": sign_test(gained, lost)})
+  ranked = out[1:1 + len(rules())] if asked else out[:1]
   winner = max(ranked, key=lambda t: (t["names"], -ranked.index(t)))
   return out, {"winner": winner["rule"], "winner_names": winner["names"], "set_namer_names": out[0]["names"],
                "adopted": winner["names"] >= out[0]["names"] + ADOPTION_BAR}
 
 
+def sign_test(gained: int, lost: int) -> float:
+  """Two-sided exact sign test on the categories where two rules differ in naming."""
+  from math import comb  # pylint: disable=import-outside-toplevel
+  n, k = gained + lost, min(gained, lost)
+  return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")
-  ap.add_argument("--split", default="tune", help="tune | test")
+  ap.add_argument("--split", default="tune", help="tune | test | fresh")
   ap.add_argument("--runs", default=os.path.join(common.HERE, "runs", "naming"),
                   help="where naming_benchmark.py wrote its run (<runs>/<split><tag>/<category>/result.json)")
   ap.add_argument("--tag", default="", help="naming_benchmark.py's --tag (default: _<model>)")
@@ -186,7 +206,8 @@ def main():
     feature = data_lib.load_features(c["path"])[0]
     rows.append({"category": c["name"], "names": c["names"], "shipped": result["best_candidate"],
                  "shipped names": naming.names_category(result["best_candidate"], c["names"]),
-                 "shipped AUC": result["heldout"]["auc"], **score_category(m, feature, result)})
+                 "shipped AUC": result["heldout"]["auc"],
+                 **score_category(m, feature, result, end_only=args.split == "fresh")})
     print(f"{len(rows)}/{len(cats)} {c['name']} ({time.time() - t0:.0f}s)", flush=True)
     write(name, settings, rows, len(cats))
   write(name, settings, rows, len(cats))
@@ -247,6 +268,14 @@ def write(name: str, settings: dict, rows: list[dict], total: int, end: bool = F
     notes += (f"The winner: `{choice['winner']}`, {choice['winner_names']} named against the set namer rule's "
               f"{choice['set_namer_names']}; adopted for the test half (at least {ADOPTION_BAR} more): "
               f"{'yes' if choice['adopted'] else 'no'}.")
+  elif settings["split"] == "fresh":  # one declared comparison, no choice
+    end = next((t for t in got if t["rule"].startswith("ask_end")), None)
+    if end:
+      notes += (f"Declared before the run (plan_fresh.md): `ask_end~0.2` names {end['names']} against the set namer "
+                f"rule's {got[0]['names']} ({end['gained']} gained, {end['lost']} lost, sign test p = "
+                f"{end['sign test p']:.2f}); it becomes the 1.5B model's default only with at least {ADOPTION_BAR} "
+                f"more: {'yes' if end['names'] >= got[0]['names'] + ADOPTION_BAR else 'no'}.")
+    choice = {}
   else:  # no winner is picked here: the rule fixed on the tuning half, read back from its result file
     tuned = common.earlier_run(f"naming_chooser_tune_{settings['model']}", dict(settings, split="tune"))[1]
     for t in got:
@@ -258,8 +287,10 @@ def write(name: str, settings: dict, rows: list[dict], total: int, end: bool = F
   if end:  # the rows come from the plain run, the end scores from this one: both commands reproduce the file
     plain = [a for a in sys.argv[1:] if a != "--end"]
     command = " ".join(["python experiments/naming/chooser.py", *plain, "&& the same with --end"])
-  common.write_table(name, got, ["rule", "names", "median held-out AUC", "fixed on tune"],
-                     f"Choosing the name with the chat model ({settings['split']} half, {settings['model']})", notes,
+  common.write_table(name, got, ["rule", "names", "median held-out AUC", "fixed on tune", "gained", "lost",
+                                 "sign test p"],
+                     f"Choosing the name with the chat model ({settings['split']} "
+                     f"{'set' if settings['split'] == 'fresh' else 'half'}, {settings['model']})", notes,
                      command=command, summary=dict(settings, **choice, rows=rows))
 
 

@@ -1,4 +1,5 @@
-"""The naming benchmark: does the label name the category? On one half of experiments/naming/categories.json.
+"""The naming benchmark: does the label name the category? On one half of experiments/naming/categories.json
+(--split tune | test), or on the fresh set (--split fresh: categories_fresh.json, declared after the tuning).
 
   python scripts/make_benchmark.py                       # the records (about 15 min; needs scripts/install_corpora.sh)
   python experiments/naming/naming_benchmark.py --split test  # label every test category, judge, compare with baselines
@@ -13,7 +14,6 @@ namer (optimized against) and, with --scorer, from an independent discriminator.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -36,8 +36,7 @@ def main():
                                       "selection.default_rule)"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default=""),
       "--restart": dict(action="store_true", help="ignore a partial result of the same run instead of resuming it")})
-  spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
-  cats = [c for c in spec if c["split"] == args.split][:args.limit or None]
+  cats = common.categories(args.split, args.data)[:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
   scfg = selection.for_model(selection.SelectConfig(margin=args.margin, extend_top=args.extend_top, rule=args.rule),
                              m.cfg)
@@ -52,7 +51,7 @@ def main():
     t0 -= wall_s
   for start in range(len(rows), len(cats), 4):
     group = cats[start:start + 4]
-    features = [data_lib.load_features(os.path.join(args.data, c["name"] + ".jsonl"))[0] for c in group]
+    features = [data_lib.load_features(c["path"])[0] for c in group]
     results = labeling.label_features(m, features, disc, lcfg, out_dir, (), True, None, scfg, scorer)
     for c, f, r in zip(group, features, results):
       scan = min((v for v in r["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
@@ -112,7 +111,7 @@ def _write(args, rows, t0, total):
   common.write_table(f"naming_{args.split}{args.tag}", rows,
                      ["category", "label", "names", "heldout AUC", "scorer AUC", "source", "scan label", "scan names",
                       "scan AUC", "random label", "random AUC"],
-                     f"Naming benchmark, {args.split} half ({n} WordNet categories)", notes, summary=summary)
+                     f"Naming benchmark, {args.split} {'set' if args.split == 'fresh' else 'half'} ({n} WordNet categories)", notes, summary=summary)
 
 
 if __name__ == "__main__":
