@@ -269,12 +269,12 @@ def write(name: str, settings: dict, rows: list[dict], total: int, end: bool = F
               f"{choice['set_namer_names']}; adopted for the test half (at least {ADOPTION_BAR} more): "
               f"{'yes' if choice['adopted'] else 'no'}.")
   elif settings["split"] == "fresh":  # one declared comparison, no choice
-    end = next((t for t in got if t["rule"].startswith("ask_end")), None)
-    if end:
-      notes += (f"Declared before the run (plan_fresh.md): `ask_end~0.2` names {end['names']} against the set namer "
-                f"rule's {got[0]['names']} ({end['gained']} gained, {end['lost']} lost, sign test p = "
-                f"{end['sign test p']:.2f}); it becomes the 1.5B model's default only with at least {ADOPTION_BAR} "
-                f"more: {'yes' if end['names'] >= got[0]['names'] + ADOPTION_BAR else 'no'}.")
+    ended = next((t for t in got if t["rule"].startswith("ask_end")), None)
+    if ended:
+      notes += (f"Declared before the run (plan_fresh.md): `ask_end~0.2` names {ended['names']} against the set namer "
+                f"rule's {got[0]['names']} ({ended['gained']} gained, {ended['lost']} lost, sign test p = "
+                f"{ended['sign test p']:.2g}); it becomes the 1.5B model's default only with at least {ADOPTION_BAR} "
+                f"more: {'yes' if ended['names'] >= got[0]['names'] + ADOPTION_BAR else 'no'}.")
     choice = {}
   else:  # no winner is picked here: the rule fixed on the tuning half, read back from its result file
     tuned = common.earlier_run(f"naming_chooser_tune_{settings['model']}", dict(settings, split="tune"))[1]
