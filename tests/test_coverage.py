@@ -155,7 +155,9 @@ def test_ask_words_one_per_word_and_ask_choice():
 def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_stores(tiny, tmp_path):
   feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
   scfg = dataclasses.replace(selection.SelectConfig(), rule="ask", ask_margin=5.0, coverage_top=8)
-  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), scfg=scfg,
+  lcfg = dataclasses.replace(LCFG, steps=0)  # the namer's default, the scan: no training prompts are prepared
+  assert not labeling.uses_train_prompts(lcfg, scfg)
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), lcfg, str(tmp_path / "out"), scfg=scfg,
                               plots=False)[0]
   asked = [v for v in r["verification"] if "ask" in v]
   assert 2 <= len(asked) <= 8 and all(len(v["token_ids"]) == 1 for v in asked)

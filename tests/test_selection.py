@@ -234,7 +234,13 @@ def test_the_rule_follows_the_model_size():
   from tokenlabel_jax.config import ModelConfig
   assert selection.default_rule(ModelConfig.smollm2_135m()) == "coverage"
   assert selection.default_rule(ModelConfig.qwen25_coder_0_5b()) == "coverage"
-  assert selection.default_rule(ModelConfig.qwen25_coder_1_5b()) == "set_namer"
+  # 1B parameters and more: the ask rule (the fresh set), unless the model cannot be asked in a chat format or the
+  # explainer proposes (its settings were chosen for the set namer rule).
+  big = ModelConfig.qwen25_coder_1_5b()
+  assert selection.default_rule(big) == "ask"
+  assert selection.default_rule(big, chat=False) == selection.default_rule(big, propose_with="explainer") == "set_namer"
+  assert selection.for_model(selection.SelectConfig(), big).rule == "ask"
+  assert selection.for_model(selection.SelectConfig(), big, chat=False).rule == "set_namer"
   assert selection.for_model(selection.SelectConfig(), ModelConfig.tiny()).rule == "coverage"
   assert selection.for_model(selection.SelectConfig(rule="typicality"), ModelConfig.qwen25_coder_1_5b()).rule == \
       "typicality"
@@ -274,6 +280,8 @@ def test_set_namer_rule_picks_the_likeliest_kind_of_the_positive_sets(tiny, tmp_
   lcfg = dataclasses.replace(LCFG, steps=0)
   scfg = selection.SelectConfig(rule="set_namer", coverage_top=6)
   assert not labeling.uses_train_prompts(lcfg, scfg) and labeling.uses_train_prompts(LCFG, scfg)
+  assert not labeling.uses_train_prompts(lcfg, dataclasses.replace(scfg, rule="ask"))
+  assert labeling.uses_train_prompts(lcfg, dataclasses.replace(scfg, rule="coverage"))
   sp = labeling.build_splits(tiny, feature, disc, lcfg, keep_cache=False, prepare_train=False)
   assert sp["train"].prep is None and sp["val"].prep is not None
   mask = labeling.allowed_tokens(tiny, lcfg)

@@ -68,8 +68,8 @@ flags.DEFINE_float("positive_fraction", _D.positive_fraction, "Share of positive
 flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
 flags.DEFINE_enum("select_rule", None, list(selection.RULES), "How the label is chosen among the exactly "
-                  "scored candidates (default: the model's measured rule, set_namer from 0.5B parameters, else "
-                  "coverage): coverage (namer: of the best 32 by validation loss, the one that fits all the "
+                  "scored candidates (default: the model's measured rule, ask for instruct models of 1B parameters "
+                  "and more, else coverage): coverage (namer: of the best 32 by validation loss, the one that fits all the "
                   "positives best: log-rank gap + typicality + set namer), set_namer (namer: of the best 32, the "
                   "likeliest kind of sets of four positive words), ask (namer, instruct models: of the best 32 "
                   "within --select_ask_margin, the answer the model likes best, asked in its chat format to name "
@@ -165,7 +165,7 @@ def main(argv):
   m = load_model(FLAGS.model, FLAGS.dtype)
   m = m._replace(params=sharding.place_params(mesh, m.params), cfg=dataclasses.replace(m.cfg, remat=FLAGS.remat))
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
-  scfg = selection.for_model(scfg, m.cfg)
+  scfg = selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template)
   if FLAGS.lambda_sweep:
     sweep.run_and_write(m, features, disc, dataclasses.replace(lcfg, steps=FLAGS.steps or _D.steps),
                         FLAGS.lambda_sweep, FLAGS.output_dir, sharding.FeaturePlacer(mesh), writer)

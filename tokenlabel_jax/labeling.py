@@ -88,8 +88,9 @@ def build_splits(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
 
 def uses_train_prompts(lcfg: opt_lib.LabelConfig, scfg: selection.SelectConfig) -> bool:
   """Whether a run reads its training examples' prompts: the gradient does, and the coverage rule (its log-rank
-  gap); the namer's scan with the set namer rule reads only validation and held-out prompts (a third fewer passes)."""
-  return lcfg.steps > 0 or scfg.rule != "set_namer"
+  gap); the namer's scan with the set namer or the ask rule reads only validation and held-out prompts (a third
+  fewer passes; those rules read the training records' words, not their prompts)."""
+  return lcfg.steps > 0 or scfg.rule not in ("set_namer", "ask")
 
 
 def warm_prompts(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
@@ -180,7 +181,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
   log(f"[{', '.join(names)}] preparing prompts ({disc.name} discriminator)")
   every_ref = ([r for n in names for r in references.get(n, ())] if isinstance(references, Mapping)
                else list(references))
-  scfg = selection.for_model(scfg, m.cfg)
+  scfg = selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template)
   keep_cache = needs_cache(m, disc, lcfg, scfg, every_ref)
   proposals = _explainer_proposals(m, features, disc, lcfg, scfg, log)
   splits = [build_splits(m, f, disc, lcfg, keep_cache, uses_train_prompts(lcfg, scfg)) for f in features]
@@ -386,7 +387,7 @@ def finished_results(output_dir: str, names: Sequence[str], m: LoadedModel, disc
   discriminator and settings: a killed run, started again, keeps them instead of labeling them again. A result that
   does not read back or was made with other settings is not kept (it is labeled again and overwritten)."""
   want = json.loads(json.dumps({"model": m.cfg.name, "discriminator": disc.name, "config": dataclasses.asdict(lcfg),
-                                "selection": dataclasses.asdict(selection.for_model(scfg, m.cfg))}))
+                                "selection": dataclasses.asdict(selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template))}))
   done = {}
   for name in names:
     try:

@@ -32,14 +32,14 @@ def main():
       "--split": dict(default="test"), "--limit": dict(type=int, default=0),
       "--scorer": dict(default="likelihood"), "--margin": dict(type=float, default=selection.SelectConfig().margin),
       "--extend_top": dict(type=int, default=selection.SelectConfig().extend_top),
-      "--rule": dict(default="", help="coverage | set_namer | typicality (default: the model's, "
+      "--rule": dict(default="", help="coverage | set_namer | ask | typicality (default: the model's, "
                                       "selection.default_rule)"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark")), "--tag": dict(default=""),
       "--restart": dict(action="store_true", help="ignore a partial result of the same run instead of resuming it")})
   cats = common.categories(args.split, args.data)[:args.limit or None]
   lcfg = LabelConfig(steps=args.steps)
   scfg = selection.for_model(selection.SelectConfig(margin=args.margin, extend_top=args.extend_top, rule=args.rule),
-                             m.cfg)
+                             m.cfg, m.tokenizer.has_chat_template)
   args.rule = scfg.rule
   scorer = disc_lib.get(args.scorer) if args.scorer else None
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
