@@ -127,6 +127,29 @@ def test_splits_prepared_together_equal_each_split_alone(tiny, name, monkeypatch
   np.testing.assert_array_equal(preps[0].cache.k_LxBxTxKxE[:, 0, :n], preps[1].cache.k_LxBxTxKxE[:, 2, :n])
 
 
+def test_a_shorter_given_head_gives_the_same_prompts(tiny, monkeypatch):
+  """`head`: a lone prompt is all head by default; given a shorter head (the constant part of a chat question) the
+  rest runs as its own prefix, with the same log q and two-token scores. A head the prompts do not share is refused."""
+  monkeypatch.setattr(disc_lib.MEMO, "max_bytes", 0)
+  disc = _disc("namer")
+  ex = [disc_lib.ExampleText("hippopotamus", "")]
+  label = jnp.asarray([tiny.tokenizer.encode(" ab")])
+  n = len(disc_lib.token_plan(disc, tiny.tokenizer, ex[0], 1)[0])
+  whole = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [ex])[0]
+  assert int(whole.cache.valid_BxT.sum()) == 1  # by default only the last token is its own
+  for head in (0, 3, n - 1):
+    got = disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [ex], head=head)[0]
+    assert int(got.cache.valid_BxT.sum()) == n - head
+    np.testing.assert_allclose(got.logq_BxV, whole.logq_BxV, atol=2e-5)
+    np.testing.assert_allclose(disc_lib.hard_scores(tiny.params, tiny.cfg, disc, got, label),
+                               disc_lib.hard_scores(tiny.params, tiny.cfg, disc, whole, label), atol=2e-4)
+  two = [ex[0], disc_lib.ExampleText("cat", "")]
+  with pytest.raises(ValueError, match="do not share"):
+    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [two], head=n - 1)
+  with pytest.raises(ValueError, match="do not share"):
+    disc_lib.prepare_splits(tiny.params, tiny.cfg, tiny.tokenizer, disc, [ex], head=n)
+
+
 @pytest.mark.parametrize("name", ["namer", "judge"])
 def test_remembered_prefixes_equal_fresh_passes(tiny, name, monkeypatch):
   """Prompts seen in an earlier call come from the memo: the same log q, cache and scores as computed afresh."""

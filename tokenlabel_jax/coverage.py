@@ -32,7 +32,7 @@ import numpy as np
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax.discriminators import prefix
 from tokenlabel_jax.discriminators.scoring import namer_scores
-from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText
+from tokenlabel_jax.discriminators.templates import DiscriminatorConfig, ExampleText, token_plan
 
 SET_SHOTS = ("jazz, opera, blues and reggae are kinds of music.\ngranite, basalt, slate and marble are kinds of rock.\n"
              "Monday, Friday, Tuesday and Sunday are kinds of day.\n")
@@ -151,10 +151,13 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
   better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
   the answer's end too (`answer_end`), so that the first piece of a longer answer (' clo' of ' clothing') is not
   scored as if it were the whole answer. Relative to one constant shared by every label."""
-  disc = DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, words, listed) + "{label}",
-                             calibrate=False)
-  prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ExampleText(word="", context="")]],
-                               keep_cache=True)[0]
+  def ask(w):
+    return DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, w, listed) + "{label}",
+                               calibrate=False)
+  disc, ex = ask(words), ExampleText(word="", context="")
+  # The question's template before the words is the same for every feature: it runs once per model.
+  head = prefix.common_head([token_plan(d, m.tokenizer, ex, 1)[0] for d in (disc, ask(["x"]))])
+  prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ex]], keep_cache=True, head=head)[0]
   forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
   tail = (answer_end(m.tokenizer),) if end else ()
   got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) + tail for f in forms])[:, 0]

@@ -39,9 +39,13 @@ def prepare(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig, exam
 
 def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
                    splits: Sequence[Sequence[ExampleText]], n_slots: int = 1, chunk: int = 32,
-                   keep_cache: bool = True) -> list[Prepared]:
+                   keep_cache: bool = True, head: int | None = None) -> list[Prepared]:
   """`prepare` for several lists of examples (train, validation, held-out) with one prefix pass over all of them, so
   a prompt that recurs across lists (a frequent word, for the namer) runs once.
+
+  `head`: how many leading tokens every prompt shares (default: their common prefix). A lone prompt would otherwise
+  be all head, run in a pass compiled for its exact length and remembered for the process; a caller that knows the
+  constant part (a chat question's template) gives it, so that part runs once and the rest in width buckets.
 
   `keep_cache=False` (namer only) keeps log q at the slot and no keys/values: all that one-token labels read. Rows are
   five times smaller, so the prefix memo holds five times as many words; two-token labels then cannot be scored."""
@@ -64,7 +68,9 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
       raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
                       "choose a neutral label of the same token length")
     neutral_1xN = jnp.asarray([neutral], jnp.int32)
-  head = _common_head([p for p, _, _ in every])
+  head = common_head([p for p, _, _ in every]) if head is None else head
+  if any(len(p) <= head or p[:head] != every[0][0][:head] for p, _, _ in every):
+    raise ValueError(f"the prompts do not share their first {head} tokens, or have none after them")
   memo, head_ids = MEMO.for_model(params), tuple(every[0][0][:head])
   shared = memo.head(params, cfg, head_ids)
   chunks, where = _own_prefixes(params, cfg, shared, [tuple(p[head:]) for p, _, _ in every], chunk, memo, head_ids,
@@ -112,7 +118,7 @@ def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
     return sum(warm_memo(params, cfg, tokenizer, v, per_feature, n_slots, False, chunk, block, log)
                for v in variants(disc))
   plans = [[token_plan(disc, tokenizer, ex, n_slots)[0] for ex in exs] for exs in per_feature]
-  head = _common_head([p for ps in plans for p in ps])
+  head = common_head([p for ps in plans for p in ps])
   counts = collections.Counter(u for ps in plans for u in {tuple(p[head:]) for p in ps})
   head_ids = tuple(plans[0][0][:head])
   todo = [u for u, _ in counts.most_common() if memo.get((head_ids, u)) is None]
@@ -132,7 +138,7 @@ def warm_memo(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfig,
 def last_logq(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]]) -> jax.Array:
   """log q at the last token of each prompt (B x V), for prompts that start with the same few-shot lines: those
   run once per model (`MEMO.head`), each prompt only its own tokens, right-padded to a multiple of 8."""
-  head = _common_head(prompts)
+  head = common_head(prompts)
   shared = MEMO.for_model(params).head(params, cfg, tuple(prompts[0][:head]))
   own = [p[head:] for p in prompts]
   lens = np.asarray([len(o) for o in own], np.int32)
@@ -142,7 +148,7 @@ def last_logq(params, cfg: ModelConfig, prompts: Sequence[Sequence[int]]) -> jax
   return _prefix_logq(params, cfg, shared, jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(lens))
 
 
-def _common_head(prefixes: Sequence[Sequence[int]]) -> int:
+def common_head(prefixes: Sequence[Sequence[int]]) -> int:
   """Tokens every prefix starts with, leaving each at least one token of its own (whose output gives q)."""
   head = min(len(p) for p in prefixes) - 1
   first = prefixes[0]

@@ -102,7 +102,9 @@ def namer_scores(params, cfg: ModelConfig, prep: Prepared, ids: Sequence[tuple[i
   multi = [] if few else [i for i, c in enumerate(ids) if len(c) == 2]
   for n in sorted({len(c) for c in ids if len(c) > (1 if few else 2)}):
     longer = [i for i, c in enumerate(ids) if len(c) == n]
-    padded = [ids[i] for i in longer] + [ids[longer[-1]]] * (-len(longer) % 4)  # few compiled shapes
+    # Few compiled shapes: on one or two prompts (a chat question per feature) the row counts vary from feature to
+    # feature, and a coarser step lets the features of a run share compilations.
+    padded = [ids[i] for i in longer] + [ids[longer[-1]]] * (-len(longer) % (16 if few else 4))
     got = np.asarray(hard_scores(params, cfg, _NAMER, _bucketed(prep) if few else prep,
                                  jnp.asarray(padded, jnp.int32)))
     out[longer] = got[:len(longer)]
