@@ -136,6 +136,23 @@ def test_ask_scores_are_the_answers_log_probability_after_the_chat_question(tiny
   assert "Choose from: a, b." in coverage.ask_prompt(tiny.tokenizer, words, ["b", "a"])
 
 
+def test_ask_scores_best_only_runs_what_can_win_and_scores_it_exactly(tiny, monkeypatch):
+  """best_only: the labels that ran keep their exact scores, the likeliest label is the same, and a label left out
+  (NaN) is one whose every form is less likely than the best answer; with one form a batch, most are left out."""
+  words = ["cat", "dog", "owl"]
+  labels = [" " + w for w in ("animal", "bird", "x", "qq", "stone", "zebra", "a", "cup", "owl", "the")]
+  letters = [" " + c for c in "abcxqzot"]  # one token in either spelling: without the end a whole answer is its first
+  for labels, end, rows in ((labels, True, 16), (labels, True, 1), (letters, False, 1)):
+    monkeypatch.setattr(coverage, "BOUND_ROWS", rows)
+    full = coverage.ask_scores(tiny, words, labels, end=end)
+    got = coverage.ask_scores(tiny, words, labels, end=end, best_only=True)
+    ran = np.isfinite(got)
+    np.testing.assert_allclose(got[ran], full[ran], rtol=1e-5, atol=1e-5)
+    assert np.nanargmax(got) == np.argmax(full)
+    assert (full[~ran] < full.max()).all()
+  assert ran.sum() < len(letters) / 2  # one form at a time, each first token a bound: most are left out
+
+
 def test_ask_words_one_per_word_and_ask_choice():
   feature = data_lib.Feature("f", tuple(
       data_lib.Record((" " + w,), np.array([1.0], np.float32), "train", w) for w in "abcdefghijklmnop"))
@@ -159,15 +176,20 @@ def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_store
   assert not labeling.uses_train_prompts(lcfg, scfg)
   r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), lcfg, str(tmp_path / "out"), scfg=scfg,
                               plots=False)[0]
-  asked = [v for v in r["verification"] if "ask" in v]
-  assert 2 <= len(asked) <= 8 and all(len(v["token_ids"]) == 1 for v in asked)
-  assert len({v["label"].strip().lower() for v in asked}) == len(asked)  # one per word
+  asked = [v for v in r["verification"] if "ask" in v]  # scored; the rest were bounded out (best_only)
+  every = [v for v in r["verification"] if "ask" in v or "ask_bounded" in v]
+  assert 2 <= len(every) <= 8 and len(asked) >= 1 and all(len(v["token_ids"]) == 1 for v in every)
+  assert len({v["label"].strip().lower() for v in every}) == len(every)  # one per word
   i = coverage.ask_choice([v["val_loss"] for v in asked], [v["ask"] for v in asked], 5.0)
   assert asked[i]["token_ids"] == r["token_ids"]
-  # The stored ask scores are the chat question's (the answer's end included), recomputed for the chosen and the best.
+  # Every candidate asked about, scored in full: the chosen one is the likeliest answer (the answer's end included),
+  # and the stored scores are the chat question's.
   words = coverage.ask_words(feature, LCFG.threshold)
-  again = coverage.ask_scores(tiny, words, [asked[0]["label"], asked[i]["label"]], end=True)
-  np.testing.assert_allclose(again - again[0], [0.0, asked[i]["ask"] - asked[0]["ask"]], rtol=1e-4, atol=2e-4)
+  again = coverage.ask_scores(tiny, words, [v["label"] for v in every], end=True)
+  assert every[int(np.argmax(again))]["token_ids"] == r["token_ids"]
+  k = every.index(asked[0])
+  for v in asked:
+    np.testing.assert_allclose(again[every.index(v)] - again[k], v["ask"] - asked[0]["ask"], rtol=1e-4, atol=2e-4)
 
 
 def test_the_ask_rule_needs_a_chat_template(tiny, tmp_path, monkeypatch):

@@ -145,12 +145,20 @@ def answer_end(tokenizer) -> int:
   return tokenizer.encode(text[text.rindex(probe) + len(probe):])[0]
 
 
+BOUND_ROWS = 16  # forms run at a time by ask_scores(best_only=True): namer_scores' row step on one prompt
+
+
 def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None,
-               end: bool = False) -> np.ndarray:
+               end: bool = False, best_only: bool = False) -> np.ndarray:
   """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
   better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
   the answer's end too (`answer_end`), so that the first piece of a longer answer (' clo' of ' clothing') is not
-  scored as if it were the whole answer. Relative to one constant shared by every label."""
+  scored as if it were the whole answer. Relative to one constant shared by every label.
+
+  `best_only`: what the ask rule needs, the likeliest label, for a fraction of the passes. A whole answer is never
+  likelier than its first token, whose probability the question's own pass gives: forms are run in order of it,
+  BOUND_ROWS at a time, until the next one's first token is less likely than the best whole answer so far. The
+  labels none of whose forms ran get NaN (they cannot be the likeliest); the others their exact score."""
   def ask(w):
     return DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, w, listed) + "{label}",
                                calibrate=False)
@@ -160,8 +168,20 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
   prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ex]], keep_cache=True, head=head)[0]
   forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
   tail = (answer_end(m.tokenizer),) if end else ()
-  got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) + tail for f in forms])[:, 0]
-  return np.asarray(got).reshape(len(labels), 2).max(1)
+  seqs = [tuple(m.tokenizer.encode(f)) + tail for f in forms]
+  if not best_only:
+    got = namer_scores(m.params, m.cfg, prep, seqs)[:, 0]
+  else:
+    first = np.asarray(prep.logq_BxV)[0, [q[0] for q in seqs]] - float(prep.baseline_B[0])
+    order, got = np.argsort(-first, kind="stable"), np.full(len(seqs), np.nan)
+    for start in range(0, len(order), BOUND_ROWS):
+      best = np.nanmax(got) if np.isfinite(got).any() else -np.inf
+      run = [int(i) for i in order[start:start + BOUND_ROWS] if first[i] >= best]
+      if not run:
+        break
+      got[run] = namer_scores(m.params, m.cfg, prep, [seqs[i] for i in run])[:, 0]
+  got = np.asarray(got).reshape(len(labels), 2)
+  return np.fmax(got[:, 0], got[:, 1])
 
 
 def one_per_word(texts: Sequence[str], val_loss: Sequence[float]) -> list[int]:
