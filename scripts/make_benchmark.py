@@ -6,9 +6,10 @@
 Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
 tuning list is the "tune" half of it) and one JSONL feature per category under --out. With --fresh: the categories
 the same rule chooses at lower thresholds (naming.FRESH_THRESHOLDS) that are not in categories.json, all of them in
-the split "fresh" (a test set declared after the benchmark's tuning, before any of it was labeled). The categories tuned on in
-earlier work (experiments/concepts.json and the paper's animal, mammal and number) are left out. Per-category
-synonyms come from experiments/naming/synonyms.json, written before any tuning.
+the split "fresh" (a test set declared after the benchmark's tuning, before any of it was labeled). The categories
+tuned on in earlier work (experiments/concepts.json and the paper's animal, mammal and number) are left out.
+Per-category synonyms come from experiments/naming/synonyms.json, written before any tuning (the fresh set's before
+any of it was labeled).
 """
 
 from __future__ import annotations

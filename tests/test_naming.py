@@ -50,8 +50,8 @@ def test_committed_categories_follow_the_split_rule():
 def test_committed_fresh_set_is_new_and_judged_by_declared_names():
   """categories_fresh.json: none of the benchmark's or the earlier-tuned categories; every name a synset lemma or a
   synonym written down in synonyms.json (the judge reads nothing else)."""
-  load = lambda f: json.load(open(os.path.join(ROOT, "experiments", "naming", f)))  # pylint: disable=unnecessary-lambda-assignment
-  fresh, bench, synonyms = load("categories_fresh.json"), load("categories.json"), load("synonyms.json")
+  fresh, bench, synonyms = (json.load(open(os.path.join(ROOT, "experiments", "naming", f)))
+                             for f in ("categories_fresh.json", "categories.json", "synonyms.json"))
   cats = fresh["categories"]
   assert len(cats) >= 100 and fresh["counts"] == {"fresh": len(cats)}
   assert not {c["synset"] for c in cats} & {c["synset"] for c in bench["categories"]}
@@ -125,6 +125,7 @@ def test_chooser_candidates_and_rules_choose_as_declared():
   assert not any(r.startswith(("ask@", "ask~", "list")) for r in got)
   end = got["ask_end~0.2 (declared after the test half)"]
   assert (end["names"], end["gained"], end["lost"]) == (3, 2, 1) and end["sign test p"] == 1.0
-  assert chooser.sign_test(0, 6) < 0.05 < chooser.sign_test(1, 6) and chooser.sign_test(10, 0) == chooser.sign_test(0, 10)
+  assert chooser.sign_test(0, 6) < 0.05 < chooser.sign_test(1, 6)
+  assert chooser.sign_test(10, 0) == chooser.sign_test(0, 10)
   no_end = [dict(c, heldout_auc=0.8) for c in cands]  # without the column the rule is not reported
   assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])

@@ -69,9 +69,9 @@ flags.DEFINE_integer("seed", _D.seed, "Random seed (same seed, same label).")
 _S = selection.SelectConfig()
 flags.DEFINE_enum("select_rule", None, list(selection.RULES), "How the label is chosen among the exactly "
                   "scored candidates (default: the model's measured rule, ask for instruct models of 1B parameters "
-                  "and more, else coverage): coverage (namer: of the best 32 by validation loss, the one that fits all the "
-                  "positives best: log-rank gap + typicality + set namer), set_namer (namer: of the best 32, the "
-                  "likeliest kind of sets of four positive words), ask (namer, instruct models: of the best 32 "
+                  "and more, else coverage): coverage (namer: of the best 32 by validation loss, the one that fits "
+                  "all the positives best: log-rank gap + typicality + set namer), set_namer (namer: of the best 32, "
+                  "the likeliest kind of sets of four positive words), ask (namer, instruct models: of the best 32 "
                   "within --select_ask_margin, the answer the model likes best, asked in its chat format to name "
                   "12 positive words) or typicality (the most typical of the best 4 within --select_margin).")
 flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few candidates within this validation loss of "

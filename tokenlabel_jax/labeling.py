@@ -386,8 +386,9 @@ def finished_results(output_dir: str, names: Sequence[str], m: LoadedModel, disc
   """The result.json of each named feature that an earlier run in `output_dir` finished with the same model,
   discriminator and settings: a killed run, started again, keeps them instead of labeling them again. A result that
   does not read back or was made with other settings is not kept (it is labeled again and overwritten)."""
+  scfg = selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template)
   want = json.loads(json.dumps({"model": m.cfg.name, "discriminator": disc.name, "config": dataclasses.asdict(lcfg),
-                                "selection": dataclasses.asdict(selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template))}))
+                                "selection": dataclasses.asdict(scfg)}))
   done = {}
   for name in names:
     try:

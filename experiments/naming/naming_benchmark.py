@@ -111,7 +111,8 @@ def _write(args, rows, t0, total):
   common.write_table(f"naming_{args.split}{args.tag}", rows,
                      ["category", "label", "names", "heldout AUC", "scorer AUC", "source", "scan label", "scan names",
                       "scan AUC", "random label", "random AUC"],
-                     f"Naming benchmark, {args.split} {'set' if args.split == 'fresh' else 'half'} ({n} WordNet categories)", notes, summary=summary)
+                     f"Naming benchmark, {args.split} {'set' if args.split == 'fresh' else 'half'} ({n} WordNet "
+                     "categories)", notes, summary=summary)
 
 
 if __name__ == "__main__":
