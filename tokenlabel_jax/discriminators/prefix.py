@@ -68,8 +68,9 @@ def prepare_splits(params, cfg: ModelConfig, tokenizer, disc: DiscriminatorConfi
       raise UserError(f"neutral label {disc.neutral_label!r} is {len(neutral)} tokens, the label has {n_slots} slot(s)",
                       "choose a neutral label of the same token length")
     neutral_1xN = jnp.asarray([neutral], jnp.int32)
-  head = common_head([p for p, _, _ in every]) if head is None else head
-  if any(len(p) <= head or p[:head] != every[0][0][:head] for p, _, _ in every):
+  if head is None:
+    head = common_head([p for p, _, _ in every])
+  elif any(len(p) <= head or p[:head] != every[0][0][:head] for p, _, _ in every):  # a caller's head is checked
     raise ValueError(f"the prompts do not share their first {head} tokens, or have none after them")
   memo, head_ids = MEMO.for_model(params), tuple(every[0][0][:head])
   shared = memo.head(params, cfg, head_ids)
