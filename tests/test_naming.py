@@ -129,3 +129,34 @@ def test_chooser_candidates_and_rules_choose_as_declared():
   assert chooser.sign_test(10, 0) == chooser.sign_test(0, 10)
   no_end = [dict(c, heldout_auc=0.8) for c in cands]  # without the column the rule is not reported
   assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])
+
+
+def test_judge_gradient_sample_and_row_follow_the_plan():
+  """experiments/discriminators/judge_gradient.py: the declared sample (test half by the sha256 of the name, then the
+  three features with names of several tokens), and a row's figures read from the two runs' results."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, ROOT)
+  from experiments import common  # pylint: disable=import-outside-toplevel
+  from experiments.discriminators import judge_gradient  # pylint: disable=import-outside-toplevel
+  got = judge_gradient.sample(6)
+  key = lambda c: hashlib.sha256(c["name"].encode()).hexdigest()
+  test = sorted(common.categories("test"), key=key)
+  assert [c["name"] for c in got[:6]] == [c["name"] for c in test[:6]] and {c["split"] for c in got[:6]} == {"test"}
+  assert all(key(c) < key(o) for c in got[:6] for o in test[6:])
+  assert [(c["name"], c["split"]) for c in got[6:]] == [(n, "tuned on") for n in judge_gradient.EXTRA]
+  c = {"name": "body_part", "split": "tuned on", "names": ["body part", "body", "organ"]}
+  ref = {" hand".strip(): {"auc": 0.70}, "body part": {"auc": 0.90}, "body": {"auc": 0.60}, "organ": {"auc": 0.95}}
+  jr = {"label": " limb", "heldout": {"auc": 0.80}, "source": "gradient", "references": ref, "wall_time_s": 9.0,
+        "verification": [{"label": " limb", "val_loss": 0.2}, {"label": " arm", "val_loss": 0.1}]}
+  nr = {"label": " hand", "heldout": {"auc": 0.85}}
+  m = types.SimpleNamespace(tokenizer=types.SimpleNamespace(encode=lambda t: t.split()))
+  r = judge_gradient.row(m, c, nr, jr, 1.0)
+  assert (r["best name"], r["best name, judge AUC"], r["name beats judge label"]) == ("organ", 0.95, True)
+  assert r["namer label, judge AUC"] == 0.70 and not r["judge names"] and not r["namer names"]
+  assert r["judge top 5 by validation"] == [" arm", " limb"]
+  ref["organ"]["auc"] = 0.75
+  r = judge_gradient.row(m, c, nr, jr, 1.0)
+  assert (r["best name"], r["best name tokens"], r["name beats judge label"]) == ("body part", 2, True)
+  ref["body part"]["auc"] = 0.79
+  assert not judge_gradient.row(m, c, nr, jr, 1.0)["name beats judge label"]
