@@ -146,7 +146,7 @@ def test_judge_gradient_sample_and_row_follow_the_plan():
   assert all(key(c) < key(o) for c in got[:6] for o in test[6:])
   assert [(c["name"], c["split"]) for c in got[6:]] == [(n, "tuned on") for n in judge_gradient.EXTRA]
   c = {"name": "body_part", "split": "tuned on", "names": ["body part", "body", "organ"]}
-  ref = {" hand".strip(): {"auc": 0.70}, "body part": {"auc": 0.90}, "body": {"auc": 0.60}, "organ": {"auc": 0.95}}
+  ref = {"hand": {"auc": 0.70}, "body part": {"auc": 0.90}, "body": {"auc": 0.60}, "organ": {"auc": 0.95}}
   jr = {"label": " limb", "heldout": {"auc": 0.80}, "source": "gradient", "references": ref, "wall_time_s": 9.0,
         "verification": [{"label": " limb", "val_loss": 0.2}, {"label": " arm", "val_loss": 0.1}]}
   nr = {"label": " hand", "heldout": {"auc": 0.85}}
@@ -154,7 +154,7 @@ def test_judge_gradient_sample_and_row_follow_the_plan():
   r = judge_gradient.row(m, c, nr, jr, 1.0)
   assert (r["best name"], r["best name, judge AUC"], r["name beats judge label"]) == ("organ", 0.95, True)
   assert r["namer label, judge AUC"] == 0.70 and not r["judge names"] and not r["namer names"]
-  assert r["judge top 5 by validation"] == [" arm", " limb"]
+  assert r["judge top 5 by validation"] == [" arm", " limb"] and r["first name, judge AUC"] == 0.90
   ref["organ"]["auc"] = 0.75
   r = judge_gradient.row(m, c, nr, jr, 1.0)
   assert (r["best name"], r["best name tokens"], r["name beats judge label"]) == ("body part", 2, True)

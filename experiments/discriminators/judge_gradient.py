@@ -2,7 +2,7 @@
 (plan_judge_gradient.md: the naming benchmark's test half by the sha256 of the name, the first --n_test, plus three
 features whose names are several tokens).
 
-  python experiments/discriminators/judge_gradient.py --model qwen2.5-coder-1.5b      # about 9 minutes per feature
+  python experiments/discriminators/judge_gradient.py --model qwen2.5-coder-1.5b      # about 11 minutes per feature
 
 Each feature is labeled twice: by the judge with a short gradient run (the settings below, fixed in the plan), and by
 the namer at the model's defaults. Both labels, and each of the category's names, are then scored by the judge on the
@@ -78,6 +78,7 @@ def row(m, c: dict, nr: dict, jr: dict, namer_s: float) -> dict:
       "namer label": nr["label"], "namer names": naming.names_category(nr["label"], c["names"]),
       "namer AUC": nr["heldout"]["auc"],
       "namer label, judge AUC": ref[nr["label"].strip()]["auc"] if nr["label"] else float("nan"),
+      "first name, judge AUC": names.get(c["names"][0], float("nan")),
       "best name": best_name, "best name, judge AUC": names.get(best_name, float("nan")),
       "best name tokens": len(disc_lib.encode_label(m.tokenizer, best_name)) if best_name else 0,
       "name beats judge label": bool(best_name and names[best_name] > jr["heldout"]["auc"]),
@@ -85,31 +86,37 @@ def row(m, c: dict, nr: dict, jr: dict, namer_s: float) -> dict:
       "names, judge AUC": names, "judge s": jr["wall_time_s"], "namer s": round(namer_s, 1)}
 
 
-def _write(args, rows, cats, settings, t0):
+def _write(args, rows, cats, settings, t0, command=None):
   test = [r for r in rows if r["split"] == "test"]
   summary = dict(settings, features=len(rows), test=len(test),
                  judge_names=sum(r["judge names"] for r in test), namer_names=sum(r["namer names"] for r in test),
-                 judge_names_all=sum(r["judge names"] for r in rows), namer_names_all=sum(r["namer names"] for r in rows),
+                 judge_names_all=sum(r["judge names"] for r in rows),
+                 namer_names_all=sum(r["namer names"] for r in rows),
                  name_beats_judge_label=sum(r["name beats judge label"] for r in rows),
+                 first_name_beats_judge_label=sum(r["first name, judge AUC"] > r["judge AUC"] for r in rows),
                  median_judge_auc=float(np.nanmedian([r["judge AUC"] for r in rows])),
                  median_namer_label_judge_auc=float(np.nanmedian([r["namer label, judge AUC"] for r in rows])),
+                 median_first_name_judge_auc=float(np.nanmedian([r["first name, judge AUC"] for r in rows])),
                  median_best_name_judge_auc=float(np.nanmedian([r["best name, judge AUC"] for r in rows])),
                  median_judge_s=float(np.median([r["judge s"] for r in rows])), wall_s=round(time.time() - t0, 1))
   notes = (f"Test sample: the judge with the gradient names the category for **{summary['judge_names']} of "
            f"{len(test)}**, the namer for **{summary['namer_names']}** (all {len(rows)} features: "
            f"{summary['judge_names_all']} and {summary['namer_names_all']}). Under the judge, on its held-out "
            f"examples, median AUC: its own label {summary['median_judge_auc']:.3f}, the namer's label "
-           f"{summary['median_namer_label_judge_auc']:.3f}, the category's best name "
-           f"{summary['median_best_name_judge_auc']:.3f}; a name beats the judge's own label on "
-           f"{summary['name_beats_judge_label']} of {len(rows)}. Median {summary['median_judge_s']:.0f} s per "
+           f"{summary['median_namer_label_judge_auc']:.3f}, the category's first-listed name "
+           f"{summary['median_first_name_judge_auc']:.3f} (the best of its names "
+           f"{summary['median_best_name_judge_auc']:.3f}, a best of several); the first-listed name beats the judge's "
+           f"own label on {summary['first_name_beats_judge_label']} of {len(rows)}, the best name on "
+           f"{summary['name_beats_judge_label']}. Median {summary['median_judge_s']:.0f} s per "
            f"feature for the judge run.")
   if len(rows) < len(cats):
     notes = f"Partial: {len(rows)} of {len(cats)} features so far. " + notes
   common.write_table(args.name, rows, ["category", "split", "judge label", "judge names", "judge AUC", "namer label",
-                                       "namer names", "namer label, judge AUC", "best name", "best name, judge AUC",
-                                       "best name tokens", "judge top 5 by validation", "judge s"],
+                                       "namer names", "namer label, judge AUC", "first name, judge AUC", "best name",
+                                       "best name, judge AUC", "best name tokens", "judge top 5 by validation",
+                                       "judge s"],
                      f"The paper's judge with the gradient on {args.model or 'the embedded model'}, beside the namer",
-                     notes, summary=summary)
+                     notes, command, summary)
 
 
 if __name__ == "__main__":
