@@ -22,10 +22,12 @@ PAPER = {"animal": ["animal", "creature"], "mammal": ["mammal"], "chinese": ["ch
          "number": ["number", "numeral"]}
 
 
-def setup(name: str, description: str | None = None, launcher_steps: bool = False, **extra_args):
+def setup(name: str, description: str | None = None, launcher_steps: bool = False, steps: int | None = None,
+          **extra_args):
   """Parses the flags every experiment shares (plus `extra_args`: flag -> argparse kwargs), quiets orbax, loads
   the model. Returns (args, loaded model, its default discriminator). `launcher_steps`: without --steps, the
-  launcher's default (no gradient run where the exact scan suffices, `labeling.scan_suffices`), not 300."""
+  launcher's default (no gradient run where the exact scan suffices, `labeling.scan_suffices`), not 300; `steps`:
+  the study's own default instead."""
   import argparse  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=import-outside-toplevel
@@ -34,7 +36,7 @@ def setup(name: str, description: str | None = None, launcher_steps: bool = Fals
   ap = argparse.ArgumentParser(description=description)
   ap.add_argument("--model", default=None, help="model path (default: the embedded model)")
   ap.add_argument("--discriminator", default=None, help="default: the model's measured default")
-  ap.add_argument("--steps", type=int, default=None if launcher_steps else LabelConfig().steps)
+  ap.add_argument("--steps", type=int, default=steps or (None if launcher_steps else LabelConfig().steps))
   ap.add_argument("--out", default=os.path.join(HERE, "runs", name), help="runs and checkpoints")
   for flag, kwargs in extra_args.items():
     ap.add_argument(flag, **kwargs)

@@ -37,13 +37,11 @@ def sample(n_test: int) -> list[dict]:
 
 
 def main():
-  args, m, _ = common.setup(NAME, __doc__, **{
+  args, m, _ = common.setup(NAME, __doc__, steps=40, **{
       "--n_test": dict(type=int, default=6), "--seeds": dict(type=int, default=1),
       "--batch_size": dict(type=int, default=8), "--n_train": dict(type=int, default=32),
       "--n_val": dict(type=int, default=24), "--n_heldout": dict(type=int, default=32),
       "--name": dict(default=NAME, help="result file name under experiments/results/")})
-  if args.steps == LabelConfig().steps:  # the plan's 40, not the launcher's 300
-    args.steps = 40
   judge, namer = disc_lib.get("judge"), disc_lib.get("namer")
   lcfg = LabelConfig(steps=args.steps, seeds=args.seeds, batch_size=args.batch_size, n_train=args.n_train,
                      n_val=args.n_val, n_heldout=args.n_heldout)
@@ -86,7 +84,7 @@ def row(m, c: dict, nr: dict, jr: dict, namer_s: float) -> dict:
       "names, judge AUC": names, "judge s": jr["wall_time_s"], "namer s": round(namer_s, 1)}
 
 
-def _write(args, rows, cats, settings, t0, command=None):
+def _write(args, rows, cats, settings, t0):
   test = [r for r in rows if r["split"] == "test"]
   summary = dict(settings, features=len(rows), test=len(test),
                  judge_names=sum(r["judge names"] for r in test), namer_names=sum(r["namer names"] for r in test),
@@ -116,7 +114,7 @@ def _write(args, rows, cats, settings, t0, command=None):
                                        "best name, judge AUC", "best name tokens", "judge top 5 by validation",
                                        "judge s"],
                      f"The paper's judge with the gradient on {args.model or 'the embedded model'}, beside the namer",
-                     notes, command, summary)
+                     notes, summary=summary)
 
 
 if __name__ == "__main__":
