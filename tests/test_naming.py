@@ -160,3 +160,52 @@ def test_judge_gradient_sample_and_row_follow_the_plan():
   assert (r["best name"], r["best name tokens"], r["name beats judge label"]) == ("body part", 2, True)
   ref["body part"]["auc"] = 0.79
   assert not judge_gradient.row(m, c, nr, jr, 1.0)["name beats judge label"]
+
+
+def test_judge_chooser_pool_choice_and_bar_follow_the_plan(monkeypatch):
+  """experiments/naming/judge_chooser.py (plan_judge_chooser.md): the pool is the first 10 candidates within the ask
+  rule's margin; the judge's validation AUC chooses, ties to the lower namer loss; held-out AUCs belong to the
+  chosen labels; the pilot goes on only with 3 more categories named."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, ROOT)
+  from experiments import common  # pylint: disable=import-outside-toplevel
+  from experiments.naming import judge_chooser  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import data as data_lib  # pylint: disable=import-outside-toplevel
+  tune = judge_chooser.order(common.categories("tune"), "tune")
+  assert [hashlib.sha256(c["name"].encode()).hexdigest() for c in tune] == sorted(
+      hashlib.sha256(c["name"].encode()).hexdigest() for c in tune)
+  far = [{"label": f" w{i}", "val_loss": v} for i, v in enumerate((0.1, 0.2, 0.29, 0.31, 0.5))]
+  assert [c["label"] for c in judge_chooser.pool(far)] == [" w0", " w1", " w2"]
+  words = [" thing", " object", " item", " tool", " stuff", " gear", " knife", " kit", " set", " part", " hammer",
+           " device"]
+  cands = [{"label": w, "val_loss": 0.1 + 0.01 * i, "heldout_auc": 0.6 + 0.01 * i, "ask_end": -5.0}
+           for i, w in enumerate(words)]
+  cands[-1]["ask_end"] = -1.0  # the ask rule picks ' device', the 12th: beyond the pool, so scored on its own
+  pos = np.array([1, 1, 0, 0], bool)
+  good, flat, bad = pos.astype(float), np.zeros(4), 1.0 - pos
+  # ' hammer' (11th) and ' device' (12th) are out of the pool; held-out AUC is of probabilities calibrated on
+  # validation, so ' device' needs a rising validation score for its held-out 0.0 to show
+  val = {" tool": good, " knife": good, " hammer": good, " device": good}
+  held = {" tool": good, " device": bad}
+  split = lambda name: types.SimpleNamespace(name=name, target_B=pos.astype(np.float32), positive_B=pos)
+  monkeypatch.setattr(judge_chooser, "judge_splits", lambda m, f: {"val": split("val"), "heldout": split("held")})
+  ids = {w: [i] for i, w in enumerate(words)}
+  monkeypatch.setattr(judge_chooser, "judge_scores", lambda m, sp, got: np.stack(
+      [(val if sp.name == "val" else held).get(words[i[0]], flat) for i in got]))
+  monkeypatch.setattr(data_lib, "load_features", lambda path: [None])
+  result = {"verification": [{"label": w, "token_ids": ids[w]} for w in words]}
+  r = judge_chooser.row(None, {"name": "tool", "names": ["tool"], "path": ""}, {"candidates": cands}, result)
+  assert (r["judge@10"], r["ask_end~0.2"], r["judge@10 names"], r["ask_end~0.2 names"]) == (
+      " tool", " device", True, False)
+  assert len(r["pool"]) == 10 and r["a name in the pool"]
+  assert (r["judge@10 judge AUC"], r["ask_end~0.2 judge AUC"]) == (1.0, 0.0)
+  assert (r["judge@10 namer AUC"], r["ask_end~0.2 namer AUC"]) == (0.63, cands[-1]["heldout_auc"])
+  rows = [{"judge@10 names": j, "ask_end~0.2 names": a, "a name in the pool": True, "judge@10 judge AUC": 0.8,
+           "ask_end~0.2 judge AUC": 0.7, "judge@10 namer AUC": 0.8, "ask_end~0.2 namer AUC": None, "s": 1.0}
+          for j, a in [(True, False)] * 4 + [(False, True)] + [(True, True)] * 3]
+  s = judge_chooser.summarize(rows, "tune")
+  assert (s["judge_names"], s["ask_names"], s["gained"], s["lost"], s["passes"]) == (7, 4, 4, 1, True)
+  assert not judge_chooser.summarize(rows[1:], "tune")["passes"]  # 6 against 4: short of the bar of 3
+  assert not judge_chooser.summarize(rows, "fresh")["passes"]  # the fresh set's bar is 6
