@@ -202,10 +202,16 @@ def test_judge_chooser_pool_choice_and_bar_follow_the_plan(monkeypatch):
   assert len(r["pool"]) == 10 and r["a name in the pool"]
   assert (r["judge@10 judge AUC"], r["ask_end~0.2 judge AUC"]) == (1.0, 0.0)
   assert (r["judge@10 namer AUC"], r["ask_end~0.2 namer AUC"]) == (0.63, cands[-1]["heldout_auc"])
-  rows = [{"judge@10 names": j, "ask_end~0.2 names": a, "a name in the pool": True, "judge@10 judge AUC": 0.8,
+  r["names"] = ["tool", "gear"]  # two names in the pool: the better-scored one counts (' gear' is at chance)
+  assert judge_chooser.name_rank(r) == 1  # ' tool' ties ' knife' at the top
+  r["pool"][6]["judge val AUC"] = 1.1
+  assert judge_chooser.name_rank(r) == 2
+  rows = [{"names": r["names"], "pool": r["pool"], "judge@10 names": j, "ask_end~0.2 names": a,
+           "a name in the pool": True, "judge@10 judge AUC": 0.8,
            "ask_end~0.2 judge AUC": 0.7, "judge@10 namer AUC": 0.8, "ask_end~0.2 namer AUC": None, "s": 1.0}
           for j, a in [(True, False)] * 4 + [(False, True)] + [(True, True)] * 3]
   s = judge_chooser.summarize(rows, "tune")
   assert (s["judge_names"], s["ask_names"], s["gained"], s["lost"], s["passes"]) == (7, 4, 4, 1, True)
+  assert (s["name_first_under_judge"], s["median_name_rank_under_judge"]) == (0, 2)
   assert not judge_chooser.summarize(rows[1:], "tune")["passes"]  # 6 against 4: short of the bar of 3
   assert not judge_chooser.summarize(rows, "fresh")["passes"]  # the fresh set's bar is 6

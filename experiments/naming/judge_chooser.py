@@ -108,12 +108,24 @@ def summarize(rows: list[dict], split: str) -> dict:
   def med(key):
     return float(np.nanmedian([np.nan if r[key] is None else r[key] for r in rows]))
 
+  ranks = [name_rank(r) for r in rows if r["a name in the pool"]]
   return {"judge_names": judge_n, "ask_names": ask_n, "gained": gained, "lost": lost,
           "sign_test_p": chooser.sign_test(gained, lost), "name_in_pool": sum(r["a name in the pool"] for r in rows),
           "bar": bar, "passes": judge_n >= ask_n + bar,
           "median_judge_auc": {k: med(k + " judge AUC") for k in ("judge@10", "ask_end~0.2")},
           "median_namer_auc": {k: med(k + " namer AUC") for k in ("judge@10", "ask_end~0.2")},
+          "name_first_under_judge": sum(k == 1 for k in ranks),
+          "median_name_rank_under_judge": float(np.median(ranks)) if ranks else float("nan"),
           "median_s": float(np.median([r["s"] for r in rows]))}
+
+
+def name_rank(r: dict) -> int:
+  """Where the judge puts the category's name in the pool: 1 + the candidates with a higher validation AUC than the
+  best-scored name (a diagnostic of the rule, read from the stored pool)."""
+  from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
+  aucs = [p["judge val AUC"] for p in r["pool"]]
+  best = max(a for a, p in zip(aucs, r["pool"]) if naming.names_category(p["label"], r["names"]))
+  return 1 + sum(a > best for a in aucs)
 
 
 def main():
@@ -142,7 +154,7 @@ def main():
   rows, summary = common.earlier_run(name, settings)
   rows = rows if [r["category"] for r in rows] == [c["name"] for c in cats[:len(rows)]] else []
   t0 = time.time() - float(summary.get("wall_s", 0.0)) if rows else time.time()
-  m = load_model(args.model)
+  m = load_model(args.model) if len(rows) < len(cats) else None  # all done: the tables are rewritten from the rows
   for c in cats[len(rows):]:
     with open(os.path.join(run_dir, c["name"], "result.json"), encoding="utf-8") as f:
       result = json.load(f)
@@ -150,6 +162,7 @@ def main():
     print(f"{len(rows)}/{len(cats)} {c['name']}: judge@10 {rows[-1]['judge@10']!r}, ask_end~0.2 "
           f"{rows[-1]['ask_end~0.2']!r} ({time.time() - t0:.0f}s)", flush=True)
     write(name, settings, rows, len(cats), t0)
+  write(name, settings, rows, len(cats), t0)
 
 
 def write(name: str, settings: dict, rows: list[dict], total: int, t0: float) -> None:
@@ -158,7 +171,8 @@ def write(name: str, settings: dict, rows: list[dict], total: int, t0: float) ->
   notes = (f"{'Partial: %d of %d. ' % (len(rows), total) if len(rows) < total else ''}"
            f"`judge@10` names **{s['judge_names']}** of {len(rows)}, `ask_end~0.2` **{s['ask_names']}** "
            f"({s['gained']} gained, {s['lost']} lost, sign test p = {s['sign_test_p']:.2g}); a name is in the pool of "
-           f"10 for {s['name_in_pool']}. Declared bar to {what}: {s['bar']} more: "
+           f"10 for {s['name_in_pool']}; there the judge ranks a name first for {s['name_first_under_judge']} (median "
+           f"rank {s['median_name_rank_under_judge']:g} of 10). Declared bar to {what}: {s['bar']} more: "
            f"{'met' if s['passes'] else 'not met'}. Median held-out AUC of the chosen labels under the judge: "
            f"judge@10 {s['median_judge_auc']['judge@10']:.3f}, ask_end~0.2 {s['median_judge_auc']['ask_end~0.2']:.3f}; "
            f"under the namer: {s['median_namer_auc']['judge@10']:.3f} and {s['median_namer_auc']['ask_end~0.2']:.3f}. "
