@@ -44,14 +44,9 @@ def pool(cands: list[dict]) -> list[dict]:
 
 
 def judge_choice(scored: list[dict]) -> dict:
-  """The highest judge validation AUC; ties (and NaN, where validation holds one class) to the earlier candidate,
-  which has the lower namer validation loss."""
-  best = scored[0]
-  for c in scored[1:]:
-    if c["judge val AUC"] > best["judge val AUC"] or (np.isnan(best["judge val AUC"])
-                                                      and not np.isnan(c["judge val AUC"])):
-      best = c
-  return best
+  """The highest judge validation AUC; ties to the earlier candidate (max keeps the first), which has the lower
+  namer validation loss. Validation always holds both classes (labeling.build_splits refuses it otherwise)."""
+  return max(scored, key=lambda c: c["judge val AUC"])
 
 
 def judge_splits(m, feature):
