@@ -417,3 +417,26 @@ def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_
   assert real_features.earlier_rows(args) == ({}, {})
   (tmp_path / "r.json").write_text('{"command": "python exp')  # a write cut off by a kill: start afresh
   assert real_features.earlier_rows(args) == ({}, {})
+
+
+def test_pooled_versus_pairs_our_labels_by_feature(tmp_path, monkeypatch):
+  """experiments/real_features/pooled.py --versus: our labels of one run against another run's on the same features,
+  paired by id (features only one run holds are left out), under the namer and the scorer."""
+  sys.path.insert(0, ROOT)
+  from experiments.real_features import pooled  # pylint: disable=import-outside-toplevel
+  def run(name, aucs, labels, reverse=False):
+    rows = [{"id": f"latent_{i}", "label": lab, "best_candidate": lab, "heldout_auc": a, "scorer_auc": a / 2,
+             "baselines": {"top_token": {"heldout_auc": 0.5, "scorer_auc": 0.4}}}
+            for i, (a, lab) in enumerate(zip(aucs, labels))][::-1 if reverse else 1]
+    (tmp_path / f"{name}.json").write_text(json.dumps({"command": f"python x.py --name={name}", "latents": rows}))
+  run("new", [0.9, 0.8, 0.7, 0.6], [" a", " b", " c", " d"])
+  run("old", [0.5, 0.8, 0.9], [" x", " b", " y"], reverse=True)  # in another order; latent_3 is not in it
+  monkeypatch.setattr(pooled.common, "RESULTS", str(tmp_path))
+  monkeypatch.setattr(sys, "argv", ["pooled.py", "new", "--name=vs", "--versus=old"])
+  pooled.main()
+  got = json.loads((tmp_path / "vs.json").read_text())
+  namer, scorer = got["summary"]["rows"]
+  assert (got["summary"]["n"], got["summary"]["same_label"]) == (3, 1)
+  assert (namer["better"], namer["worse"], namer["equal"]) == (1, 1, 1)
+  assert (namer["median, these"], namer["median, old"], namer["median, top token"]) == (0.8, 0.8, 0.5)
+  assert scorer["judge"] == "scorer" and scorer["median, these"] == 0.4

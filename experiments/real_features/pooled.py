@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -47,16 +48,17 @@ def auc(row: dict, method: str, judge: str) -> float:
   return float(slot[judge])
 
 
+def counts(diffs: list[float]) -> dict:
+  """How many differences are above, below and at zero, and the sign test of the split."""
+  better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+  return {"better": better, "worse": worse, "equal": len(diffs) - better - worse,
+          "sign test p": sign_test(better, worse)}
+
+
 def paired(rows: list[dict], judge: str) -> list[dict]:
   """For each pair of methods, on how many features the first's AUC under `judge` is above the second's."""
-  out = []
-  for a, b in PAIRS:
-    diffs = [auc(r, a, judge) - auc(r, b, judge) for r in rows]
-    better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-    out.append({"judge": {"heldout_auc": "namer", "scorer_auc": "scorer"}[judge], "method": a, "against": b,
-                "better": better, "worse": worse, "equal": len(diffs) - better - worse,
-                "sign test p": sign_test(better, worse)})
-  return out
+  return [{"judge": {"heldout_auc": "namer", "scorer_auc": "scorer"}[judge], "method": a, "against": b,
+           **counts([auc(r, a, judge) - auc(r, b, judge) for r in rows])} for a, b in PAIRS]
 
 
 def main():
@@ -64,6 +66,8 @@ def main():
   ap.add_argument("slices", nargs="+", help="result names under experiments/results (without .json)")
   ap.add_argument("--name", required=True, help="the pooled result's name")
   ap.add_argument("--kind", default="latents", choices=("latents", "neurons"), help="which rows of the slices")
+  ap.add_argument("--versus", default="", help="instead: our labels of the slices against our labels of this "
+                  "result (another rule on the same features), paired by feature")
   args = ap.parse_args()
   runs = []
   for name in args.slices:
@@ -80,6 +84,8 @@ def main():
   ids = [r["id"] for r in rows]
   if len(set(ids)) != len(ids):
     sys.exit(f"A feature appears in more than one slice of the {kind}; pass slices that do not overlap.")
+  if args.versus:
+    return versus(args, rows, setting.pop())
   needed = ("explainer", "combined")
   if not all(all(k in r for k in needed) and "scorer_auc" in r for r in rows):
     sys.exit(f"Pooling needs every feature of the {kind} with the explainer, the combination and the scorer (run "
@@ -101,6 +107,28 @@ def main():
            f"{s['combined_share_auc_ge_0.8']:.0%}. The table: paired counts on the same {kind}.")
   common.write_table(args.name, table, ["judge", "method", "against", "better", "worse", "equal", "sign test p"],
                      f"Pooled slices of the {kind} sample: medians and paired counts", notes, summary=summary)
+
+
+def versus(args, rows: list[dict], command: str) -> None:
+  """Our labels in the slices against our labels in --versus, on the features both hold: medians and paired counts
+  under the namer and the scorer (what changing the choice rule did, feature by feature)."""
+  with open(os.path.join(common.RESULTS, args.versus + ".json"), encoding="utf-8") as f:
+    other = {r["id"]: r for r in json.load(f).get(args.kind, [])}
+  pairs = [(r, other[r["id"]]) for r in rows if r["id"] in other]
+  if not pairs:
+    sys.exit(f"{args.versus} holds none of these {args.kind}; pass a result of the same features.")
+  table = []
+  for judge, name in (("heldout_auc", "namer"), ("scorer_auc", "scorer")):
+    table.append({"judge": name, "median, these": statistics.median(float(a[judge]) for a, _ in pairs),
+                  f"median, {args.versus}": statistics.median(float(b[judge]) for _, b in pairs),
+                  "median, top token": statistics.median(float(a["baselines"]["top_token"][judge]) for a, _ in pairs),
+                  **counts([float(a[judge]) - float(b[judge]) for a, b in pairs])})
+  same = sum((a.get("label") or a.get("best_candidate")) == (b.get("label") or b.get("best_candidate"))
+             for a, b in pairs)
+  notes = (f"{len(pairs)} {args.kind}, run as `{command}`, against the same {args.kind} in {args.versus}: the same "
+           f"label (or best candidate) on {same}. The table: medians and paired counts of held-out AUC.")
+  common.write_table(args.name, table, list(table[0]), f"Our labels against {args.versus}, {args.kind} paired",
+                     notes, summary={"n": len(pairs), "same_label": same, "versus": args.versus, "rows": table})
 
 
 if __name__ == "__main__":
