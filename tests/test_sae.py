@@ -431,12 +431,15 @@ def test_pooled_versus_pairs_our_labels_by_feature(tmp_path, monkeypatch):
     (tmp_path / f"{name}.json").write_text(json.dumps({"command": f"python x.py --name={name}", "latents": rows}))
   run("new", [0.9, 0.8, 0.7, 0.6], [" a", " b", " c", " d"])
   run("old", [0.5, 0.8, 0.9], [" x", " b", " y"], reverse=True)  # in another order; latent_3 is not in it
+  got = json.loads((tmp_path / "old.json").read_text())
+  (tmp_path / "old.json").write_text(json.dumps(dict(got, latents=got["latents"][:1])))  # latent_2 ...
+  (tmp_path / "old2.json").write_text(json.dumps(dict(got, latents=got["latents"][1:])))  # ... and the rest
   monkeypatch.setattr(pooled.common, "RESULTS", str(tmp_path))
-  monkeypatch.setattr(sys, "argv", ["pooled.py", "new", "--name=vs", "--versus=old"])
+  monkeypatch.setattr(sys, "argv", ["pooled.py", "new", "--name=vs", "--versus=old,old2"])
   pooled.main()
   got = json.loads((tmp_path / "vs.json").read_text())
   namer, scorer = got["summary"]["rows"]
   assert (got["summary"]["n"], got["summary"]["same_label"]) == (3, 1)
   assert (namer["better"], namer["worse"], namer["equal"]) == (1, 1, 1)
-  assert (namer["median, these"], namer["median, old"], namer["median, top token"]) == (0.8, 0.8, 0.5)
+  assert (namer["median, these"], namer["median, versus"], namer["median, top token"]) == (0.8, 0.8, 0.5)
   assert scorer["judge"] == "scorer" and scorer["median, these"] == 0.4

@@ -66,8 +66,8 @@ def main():
   ap.add_argument("slices", nargs="+", help="result names under experiments/results (without .json)")
   ap.add_argument("--name", required=True, help="the pooled result's name")
   ap.add_argument("--kind", default="latents", choices=("latents", "neurons"), help="which rows of the slices")
-  ap.add_argument("--versus", default="", help="instead: our labels of the slices against our labels of this "
-                  "result (another rule on the same features), paired by feature")
+  ap.add_argument("--versus", default="", help="instead: our labels of the slices against our labels of these "
+                  "results (comma-separated: another rule on the same features), paired by feature")
   args = ap.parse_args()
   runs = []
   for name in args.slices:
@@ -112,16 +112,20 @@ def main():
 def versus(args, rows: list[dict], command: str) -> None:
   """Our labels in the slices against our labels in --versus, on the features both hold: medians and paired counts
   under the namer and the scorer (what changing the choice rule did, feature by feature)."""
-  with open(os.path.join(common.RESULTS, args.versus + ".json"), encoding="utf-8") as f:
-    other = {r["id"]: r for r in json.load(f).get(args.kind, [])}
+  other = {}
+  for name in args.versus.split(","):
+    with open(os.path.join(common.RESULTS, name + ".json"), encoding="utf-8") as f:
+      other.update({r["id"]: r for r in json.load(f).get(args.kind, [])})
   pairs = [(r, other[r["id"]]) for r in rows if r["id"] in other]
   if not pairs:
     sys.exit(f"{args.versus} holds none of these {args.kind}; pass a result of the same features.")
   table = []
   for judge, name in (("heldout_auc", "namer"), ("scorer_auc", "scorer")):
     table.append({"judge": name, "median, these": statistics.median(float(a[judge]) for a, _ in pairs),
-                  f"median, {args.versus}": statistics.median(float(b[judge]) for _, b in pairs),
-                  "median, top token": statistics.median(float(a["baselines"]["top_token"][judge]) for a, _ in pairs),
+                  "median, versus": statistics.median(float(b[judge]) for _, b in pairs),
+                  **{f"median, {name}": statistics.median(float(a["baselines"][k][judge]) for a, _ in pairs)
+                     for k, name in (("top_token", "top token"), ("vocab_scan", "exact scan"))
+                     if all(k in a["baselines"] for a, _ in pairs)},
                   **counts([float(a[judge]) - float(b[judge]) for a, b in pairs])})
   same = sum((a.get("label") or a.get("best_candidate")) == (b.get("label") or b.get("best_candidate"))
              for a, b in pairs)
