@@ -443,3 +443,5 @@ def test_pooled_versus_pairs_our_labels_by_feature(tmp_path, monkeypatch):
   assert (namer["better"], namer["worse"], namer["equal"]) == (1, 1, 1)
   assert (namer["median, these"], namer["median, versus"], namer["median, top token"]) == (0.8, 0.8, 0.5)
   assert scorer["judge"] == "scorer" and scorer["median, these"] == 0.4
+  assert (namer["better, against the top token"], namer["worse, against the top token"]) == (3, 0)
+  assert (scorer["better, against the top token"], scorer["worse, against the top token"]) == (1, 1)

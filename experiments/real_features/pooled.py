@@ -126,7 +126,10 @@ def versus(args, rows: list[dict], command: str) -> None:
                   **{f"median, {name}": statistics.median(float(a["baselines"][k][judge]) for a, _ in pairs)
                      for k, name in (("top_token", "top token"), ("vocab_scan", "exact scan"))
                      if all(k in a["baselines"] for a, _ in pairs)},
-                  **counts([float(a[judge]) - float(b[judge]) for a, b in pairs])})
+                  **counts([float(a[judge]) - float(b[judge]) for a, b in pairs]),
+                  **{f"{k}, against the top token": v for k, v in counts(
+                      [float(a[judge]) - float(a["baselines"]["top_token"][judge]) for a, _ in pairs]).items()
+                     if k in ("better", "worse")}})
   same = sum((a.get("label") or a.get("best_candidate")) == (b.get("label") or b.get("best_candidate"))
              for a, b in pairs)
   notes = (f"{len(pairs)} {args.kind}, run as `{command}`, against the same {args.kind} in {args.versus}: the same "
