@@ -136,7 +136,7 @@ def main():
   logging.set_verbosity(logging.WARNING)
   cats = order(common.categories(args.split), args.split)[:args.limit or None]
   stored = {r["category"]: r for r in common.earlier_run(f"naming_chooser_{args.split}_{args.model}",
-                                                          {"split": args.split, "model": args.model})[1]["rows"]}
+                                                          {"split": args.split, "model": args.model})[1].get("rows", [])}
   run_dir = os.path.join(args.runs, f"{args.split}_{args.model}")
   missing = [c["name"] for c in cats if c["name"] not in stored
              or not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]
