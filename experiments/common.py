@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -155,3 +156,9 @@ def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[
             "path": os.path.join(DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
     return out + [{"name": k, "names": v, "path": os.path.join(DATA, k + ".jsonl")} for k, v in PAPER.items()]
   raise ValueError(f"unknown split {split!r}: tune, test, fresh or concepts")
+
+
+def by_name_hash(cats: list[dict]) -> list[dict]:
+  """Categories in the order of the sha256 of their names: a sample declared before a run takes the first N, so it
+  is fixed by the names alone, not by anyone's choice."""
+  return sorted(cats, key=lambda c: hashlib.sha256(c["name"].encode()).hexdigest())

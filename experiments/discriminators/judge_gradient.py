@@ -12,7 +12,6 @@ from the rows already written.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ EXTRA = ["body_part", "musical_instrument", "mammal"]  # names of several tokens
 
 def sample(n_test: int) -> list[dict]:
   """The plan's sample: the first `n_test` test categories by the sha256 of their names, then EXTRA."""
-  test = sorted(common.categories("test"), key=lambda c: hashlib.sha256(c["name"].encode()).hexdigest())
+  test = common.by_name_hash(common.categories("test"))
   concepts = {c["name"]: c for c in common.categories("concepts")}
   return [dict(c, split="test") for c in test[:n_test]] + [dict(concepts[n], split="tuned on") for n in EXTRA]
 

@@ -15,7 +15,6 @@ example). A cut run resumes from the rows already written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ PILOT_BAR, ADOPTION_BAR = 3, 6  # the plan's: 3 more named of the 24 to go on; 6
 def order(cats: list[dict], split: str) -> list[dict]:
   """The plan's order: the tuning half by the sha256 of the name (the pilot takes the first 24); other splits as
   listed."""
-  return sorted(cats, key=lambda c: hashlib.sha256(c["name"].encode()).hexdigest()) if split == "tune" else cats
+  return common.by_name_hash(cats) if split == "tune" else cats
 
 
 def pool(cands: list[dict]) -> list[dict]:

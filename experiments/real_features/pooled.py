@@ -113,8 +113,8 @@ def versus(args, rows: list[dict], command: str) -> None:
   """Our labels in the slices against our labels in --versus, on the features both hold: medians and paired counts
   under the namer and the scorer (what changing the choice rule did, feature by feature)."""
   other = {}
-  for name in args.versus.split(","):
-    with open(os.path.join(common.RESULTS, name + ".json"), encoding="utf-8") as f:
+  for result in args.versus.split(","):
+    with open(os.path.join(common.RESULTS, result + ".json"), encoding="utf-8") as f:
       other.update({r["id"]: r for r in json.load(f).get(args.kind, [])})
   pairs = [(r, other[r["id"]]) for r in rows if r["id"] in other]
   if not pairs:
@@ -123,8 +123,8 @@ def versus(args, rows: list[dict], command: str) -> None:
   for judge, name in (("heldout_auc", "namer"), ("scorer_auc", "scorer")):
     table.append({"judge": name, "median, these": statistics.median(float(a[judge]) for a, _ in pairs),
                   "median, versus": statistics.median(float(b[judge]) for _, b in pairs),
-                  **{f"median, {name}": statistics.median(float(a["baselines"][k][judge]) for a, _ in pairs)
-                     for k, name in (("top_token", "top token"), ("vocab_scan", "exact scan"))
+                  **{f"median, {baseline}": statistics.median(float(a["baselines"][k][judge]) for a, _ in pairs)
+                     for k, baseline in (("top_token", "top token"), ("vocab_scan", "exact scan"))
                      if all(k in a["baselines"] for a, _ in pairs)},
                   **counts([float(a[judge]) - float(b[judge]) for a, b in pairs]),
                   **{f"{k}, against the top token": v for k, v in counts(
