@@ -445,3 +445,35 @@ def test_pooled_versus_pairs_our_labels_by_feature(tmp_path, monkeypatch):
   assert scorer["judge"] == "scorer" and scorer["median, these"] == 0.4
   assert (namer["better, against the top token"], namer["worse, against the top token"]) == (3, 0)
   assert (scorer["better, against the top token"], scorer["worse, against the top token"]) == (1, 1)
+
+
+def test_pooled_slices_without_the_explainer(tmp_path, monkeypatch):
+  """experiments/real_features/pooled.py on slices run without --explainer (the 1.5B model's ask rule): the pooled
+  medians come from the union of the slices, and only the comparisons the rows hold are counted."""
+  sys.path.insert(0, ROOT)
+  from experiments.real_features import pooled  # pylint: disable=import-outside-toplevel
+  def row(i, ours, top, scan, label):
+    def b(a):
+      return {"label": " w", "heldout_auc": a, "scorer_auc": a - 0.1}
+    return {"id": f"latent_{i}", "label": label, "best_candidate": " w", "heldout_auc": ours, "scorer_auc": ours - 0.2,
+            "scorer": "likelihood", "token_lookup_auc": 0.8,
+            "baselines": {"top_token": b(top), "vocab_scan": b(scan), "random": b(0.5)}}
+  slices = {"s1": [row(0, 0.9, 0.6, 0.9, " a"), row(1, 0.7, 0.8, 0.6, None)],
+            "s2": [row(2, 0.6, 0.5, 0.7, " c")]}
+  for name, rows in slices.items():
+    (tmp_path / f"{name}.json").write_text(json.dumps({"command": f"python x.py --a=1 --name={name}", "latents": rows}))
+  monkeypatch.setattr(pooled.common, "RESULTS", str(tmp_path))
+  monkeypatch.setattr(sys, "argv", ["pooled.py", "s1", "s2", "--name=pool"])
+  pooled.main()
+  got = json.loads((tmp_path / "pool.json").read_text())
+  s = got["summary"]
+  assert (s["n"], s["median_auc"], s["median_top_token_auc"], s["median_vocab_scan_auc"], s["no_label"]) == (
+      3, 0.7, 0.6, 0.7, 1)
+  assert s["slices"] == {"s1": 2, "s2": 1} and "median_explainer_auc" not in s
+  by = {(r["judge"], r["against"]): (r["better"], r["worse"], r["equal"]) for r in got["rows"]}
+  assert set(by) == {(j, a) for j in ("namer", "scorer") for a in ("top token", "exact scan")}
+  assert by[("namer", "top token")] == (2, 1, 0) and by[("namer", "exact scan")] == (1, 1, 1)
+  assert s["median_scorer_auc"] == pytest.approx(0.5) and s["median_top_token_scorer_auc"] == pytest.approx(0.5)
+  (tmp_path / "s2.json").write_text(json.dumps({"command": "python x.py --a=2 --name=s2", "latents": slices["s2"]}))
+  with pytest.raises(SystemExit, match="different settings"):
+    pooled.main()

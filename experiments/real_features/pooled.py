@@ -29,7 +29,9 @@ from experiments import common  # pylint: disable=g-import-not-at-top
 from experiments.real_features import real_features  # pylint: disable=g-import-not-at-top
 
 # (method, other): the comparisons issues 25 and 27 ask about.
-PAIRS = (("combined", "ours"), ("combined", "explainer"), ("ours", "explainer"), ("ours", "top token"))
+PAIRS = (("combined", "ours"), ("combined", "explainer"), ("ours", "explainer"), ("ours", "top token"),
+         ("ours", "exact scan"))
+BASELINES = {"top token": "top_token", "exact scan": "vocab_scan"}
 
 
 def sign_test(better: int, worse: int) -> float:
@@ -43,9 +45,14 @@ def sign_test(better: int, worse: int) -> float:
 
 def auc(row: dict, method: str, judge: str) -> float:
   """A latent's held-out AUC for one method under the namer ("heldout_auc") or the scorer ("scorer_auc")."""
-  slot = {"ours": row, "explainer": row.get("explainer"), "combined": row.get("combined"),
-          "top token": row["baselines"]["top_token"]}[method]
-  return float(slot[judge])
+  return float(slot(row, method)[judge])
+
+
+def slot(row: dict, method: str) -> dict | None:
+  """The part of a feature's row that holds one method's AUCs (None where the run did not make that method)."""
+  if method in BASELINES:
+    return row["baselines"].get(BASELINES[method])
+  return row if method == "ours" else row.get(method)
 
 
 def counts(diffs: list[float]) -> dict:
@@ -56,9 +63,11 @@ def counts(diffs: list[float]) -> dict:
 
 
 def paired(rows: list[dict], judge: str) -> list[dict]:
-  """For each pair of methods, on how many features the first's AUC under `judge` is above the second's."""
+  """For each pair of methods that every feature holds, on how many features the first's AUC under `judge` is above
+  the second's."""
+  held = [(a, b) for a, b in PAIRS if all(slot(r, a) is not None and slot(r, b) is not None for r in rows)]
   return [{"judge": {"heldout_auc": "namer", "scorer_auc": "scorer"}[judge], "method": a, "against": b,
-           **counts([auc(r, a, judge) - auc(r, b, judge) for r in rows])} for a, b in PAIRS]
+           **counts([auc(r, a, judge) - auc(r, b, judge) for r in rows])} for a, b in held]
 
 
 def main():
@@ -86,25 +95,25 @@ def main():
     sys.exit(f"A feature appears in more than one slice of the {kind}; pass slices that do not overlap.")
   if args.versus:
     return versus(args, rows, setting.pop())
-  needed = ("explainer", "combined")
-  if not all(all(k in r for k in needed) and "scorer_auc" in r for r in rows):
-    sys.exit(f"Pooling needs every feature of the {kind} with the explainer, the combination and the scorer (run "
-             "with --explainer --scorer_model).")
+  if not all("scorer_auc" in r for r in rows):
+    sys.exit(f"Pooling needs every feature of the {kind} scored by the independent scorer (run with --scorer_model).")
+  if len({"explainer" in r for r in rows}) > 1:
+    sys.exit(f"Some of these {kind} have the explainer's labels and some do not; pool slices run alike.")
   summary = real_features.summarize({kind: rows})[kind]
   summary["slices"] = {name: len(run.get(kind, [])) for name, run in zip(args.slices, runs)}
   table = paired(rows, "heldout_auc") + paired(rows, "scorer_auc")
   s = summary
+  methods = [("ours", ""), ("explainer", "explainer_"), ("combined", "combined_"), ("top token", "top_token_"),
+             ("exact scan", "vocab_scan_"), ("random", "random_")]
+  shares = [("ours", "share_auc_ge_0.8"), ("explainer", "explainer_share_auc_ge_0.8"),
+            ("combined", "combined_share_auc_ge_0.8")]
   notes = (f"{s['n']} {kind} from {len(runs)} slices, run as `{setting.pop()}` with the slices' --skip/--first. "
            "Median held-out AUC, namer / scorer: "
-           f"ours {s['median_auc']:.3f} / {s['median_scorer_auc']:.3f}, "
-           f"explainer {s['median_explainer_auc']:.3f} / {s['median_explainer_scorer_auc']:.3f}, "
-           f"combined {s['median_combined_auc']:.3f} / {s['median_combined_scorer_auc']:.3f}, "
-           f"top token {s['median_top_token_auc']:.3f} / {s['median_top_token_scorer_auc']:.3f}, "
-           f"exact scan {s['median_vocab_scan_auc']:.3f} / {s['median_vocab_scan_scorer_auc']:.3f}, "
-           f"random {s['median_random_auc']:.3f} / {s['median_random_scorer_auc']:.3f}; "
-           f"token lookup {s['median_token_lookup_auc']:.3f}. Share at AUC >= 0.8 (namer): ours "
-           f"{s['share_auc_ge_0.8']:.0%}, explainer {s['explainer_share_auc_ge_0.8']:.0%}, combined "
-           f"{s['combined_share_auc_ge_0.8']:.0%}. The table: paired counts on the same {kind}.")
+           + ", ".join(f"{m} {s[f'median_{k}auc']:.3f} / {s[f'median_{k}scorer_auc']:.3f}"
+                       for m, k in methods if f"median_{k}auc" in s)
+           + f"; token lookup {s['median_token_lookup_auc']:.3f}. Share at AUC >= 0.8 (namer): "
+           + ", ".join(f"{m} {s[k]:.0%}" for m, k in shares if k in s)
+           + f". Labels withheld as not above chance: {s['no_label']}. The table: paired counts on the same {kind}.")
   common.write_table(args.name, table, ["judge", "method", "against", "better", "worse", "equal", "sign test p"],
                      f"Pooled slices of the {kind} sample: medians and paired counts", notes, summary=summary)
 
