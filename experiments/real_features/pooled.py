@@ -97,8 +97,6 @@ def main():
     return versus(args, rows, setting.pop())
   if not all("scorer_auc" in r for r in rows):
     sys.exit(f"Pooling needs every feature of the {kind} scored by the independent scorer (run with --scorer_model).")
-  if len({"explainer" in r for r in rows}) > 1:
-    sys.exit(f"Some of these {kind} have the explainer's labels and some do not; pool slices run alike.")
   summary = real_features.summarize({kind: rows})[kind]
   summary["slices"] = {name: len(run.get(kind, [])) for name, run in zip(args.slices, runs)}
   table = paired(rows, "heldout_auc") + paired(rows, "scorer_auc")
@@ -132,12 +130,11 @@ def versus(args, rows: list[dict], command: str) -> None:
   for judge, name in (("heldout_auc", "namer"), ("scorer_auc", "scorer")):
     table.append({"judge": name, "median, these": statistics.median(float(a[judge]) for a, _ in pairs),
                   "median, versus": statistics.median(float(b[judge]) for _, b in pairs),
-                  **{f"median, {baseline}": statistics.median(float(a["baselines"][k][judge]) for a, _ in pairs)
-                     for k, baseline in (("top_token", "top token"), ("vocab_scan", "exact scan"))
-                     if all(k in a["baselines"] for a, _ in pairs)},
+                  **{f"median, {baseline}": statistics.median(auc(a, baseline, judge) for a, _ in pairs)
+                     for baseline in BASELINES if all(slot(a, baseline) is not None for a, _ in pairs)},
                   **counts([float(a[judge]) - float(b[judge]) for a, b in pairs]),
                   **{f"{k}, against the top token": v for k, v in counts(
-                      [float(a[judge]) - float(a["baselines"]["top_token"][judge]) for a, _ in pairs]).items()
+                      [float(a[judge]) - auc(a, "top token", judge) for a, _ in pairs]).items()
                      if k in ("better", "worse")}})
   same = sum((a.get("label") or a.get("best_candidate")) == (b.get("label") or b.get("best_candidate"))
              for a, b in pairs)
