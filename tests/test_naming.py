@@ -131,6 +131,19 @@ def test_chooser_candidates_and_rules_choose_as_declared():
   assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])
 
 
+def test_calibrated_rule_divides_out_the_answer_prior_within_the_window():
+  """plan_calibrated_ask.md: ask_end - a * reference, among the ask rule's window only."""
+  chooser = _chooser()
+  cands = [{"label": " animal", "val_loss": 0.30, "ask_end": -1.0, "ref": -2.0},   # a likely answer for any set
+           {"label": " dog", "val_loss": 0.40, "ask_end": -2.0, "ref": -4.0},
+           {"label": " far", "val_loss": 0.55, "ask_end": 0.0, "ref": -20.0},      # outside the 0.2 window
+           {"label": " unknown", "val_loss": 0.35, "ask_end": 0.0, "ref": float("nan")}]
+  assert chooser.calibrated_rule(cands, 0.0)["label"] == " animal"
+  assert chooser.calibrated_rule(cands, 0.25)["label"] == " animal"   # -1 + 0.5 = -0.5 against -2 + 1 = -1
+  assert chooser.calibrated_rule(cands, 1.0)["label"] == " dog"       # -1 + 2 = 1 against -2 + 4 = 2
+  assert chooser.calibrated_rule([dict(c, ref=float("nan")) for c in cands], 1.0)["label"] == " animal"
+
+
 def test_judge_gradient_sample_and_row_follow_the_plan():
   """experiments/discriminators/judge_gradient.py: the declared sample (test half by the sha256 of the name, then the
   three features with names of several tokens), and a row's figures read from the two runs' results."""

@@ -32,6 +32,10 @@ Declared before any tuning row was read (this docstring, committed before the ru
   the 1.5B model's rule itself had to pass. Only the adopted rule's test figure is reported.
 Writes experiments/results/naming_chooser_<split>_<model>.{md,json}; a killed run resumes from that file.
 
+`--calibrate` (declared 2026-12-06 in plan_calibrated_ask.md, before it ran): the ask rule with each label's score as
+the answer for 8 other sets of words divided out (`cal0.5~0.2`, `cal1.0~0.2`), on the stored end-scored rows; writes
+naming_chooser_<split>_<model>_calibrated.{md,json}. Other splits only if the tuning half passed its bar (it did not).
+
 Declared on 2026-12-05, before any of it was labeled (experiments/naming/plan_fresh.md): the fresh set
 (`--split fresh`, categories_fresh.json, 132 categories) is a test of `ask_end~0.2` against the set namer rule on
 data no one has looked at. Only the end scores are computed there (`ask_end~0.2` is the one rule measured).
@@ -173,6 +177,8 @@ def main():
   ap.add_argument("--data", default=os.path.join(common.DATA, "benchmark"))
   ap.add_argument("--end", action="store_true", help="instead: score each stored row's candidates with the answer's "
                   "end too (the ask_end~0.2 rule) and add them to the result file")
+  ap.add_argument("--calibrate", action="store_true", help="instead: the calibrated ask rules of "
+                  "plan_calibrated_ask.md on this split's stored candidates (no naming run needed)")
   ap.add_argument("--recheck", type=int, default=0, help="instead: re-score the first N stored rows of this split "
                   "with the library's coverage.ask_scores and write how far its scores and choices are from them")
   args = ap.parse_args()
@@ -180,6 +186,8 @@ def main():
   from tokenlabel_jax import data as data_lib, naming  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
+  if args.calibrate:
+    return calibrate(args.model, args.split)
   cats = common.categories(args.split, args.data)
   tag = args.tag or f"_{args.model}"
   run_dir = os.path.join(args.runs, args.split + tag)
@@ -211,6 +219,95 @@ def main():
     print(f"{len(rows)}/{len(cats)} {c['name']} ({time.time() - t0:.0f}s)", flush=True)
     write(name, settings, rows, len(cats))
   write(name, settings, rows, len(cats))
+
+
+CAL_ALPHAS, CAL_REFS, CAL_CHUNK = (0.5, 1.0), 8, 128
+CAL_BAR = 63  # 6 more than ask_end~0.2's 57 of 108 on the tuning half (plan_calibrated_ask.md)
+
+
+def calibrated_rule(cands, alpha):
+  """cal{alpha}~0.2: among the ask rule's window, the highest ask_end - alpha * the label's reference score."""
+  pool = [x for x in cands if x["val_loss"] <= cands[0]["val_loss"] + END_MARGIN
+          and np.isfinite(x.get("ask_end", np.nan)) and np.isfinite(x.get("ref", np.nan))]
+  return max(pool, key=lambda x: x["ask_end"] - alpha * x["ref"]) if pool else cands[0]
+
+
+def calibrate(model: str, split: str) -> None:
+  """The plan's calibrated ask rules: each candidate of the ask rule's window scored, with the same end-scored
+  question, as the answer for 8 fixed reference sets of words (the first 8 tuning categories by the SHA-256 of their
+  name, leaving a category's own set out of its mean). Per reference the scores of every label of the split are kept
+  in the result file, so a killed run resumes at the next reference."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import coverage  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
+  tune = common.earlier_run(f"naming_chooser_tune_{model}", {"split": "tune", "model": model})[1].get("rows", [])
+  rows = common.earlier_run(f"naming_chooser_{split}_{model}", {"split": split, "model": model})[1].get("rows", [])
+  if not tune or not rows or not all("ask_end" in c for r in rows for c in r["candidates"]):
+    sys.exit(f"no end-scored chooser rows for {model} on the tuning half and the {split} split: run "
+             f"`python experiments/naming/chooser.py --model {model} --split {split}` (and `--end`) first.")
+  name, settings = f"naming_chooser_{split}_{model}_calibrated", {"split": split, "model": model}
+  if split != "tune":
+    fixed = common.earlier_run(f"naming_chooser_tune_{model}_calibrated", dict(settings, split="tune"))[1]
+    if not fixed.get("adopted"):
+      sys.exit("the tuning half's calibrated rule did not pass its bar (or was not run): by the plan, no other split "
+               "is scored.")
+  refs = sorted((r for r in tune if r["words"]), key=lambda r: hashlib.sha256(r["category"].encode()).hexdigest())
+  refs = [(r["category"], r["words"]) for r in refs[:CAL_REFS]]
+  window = lambda r: [c for c in r["candidates"] if c["val_loss"] <= r["candidates"][0]["val_loss"] + END_MARGIN]
+  labels = sorted({c["label"].strip().lower() for r in rows for c in window(r)})
+  done = common.earlier_run(name, settings)[1].get("reference_scores", {})
+  m = None
+  t0 = time.time()
+  for cat, words in refs:
+    if cat in done:
+      continue
+    m = m or load_model(model)
+    got = np.concatenate([coverage.ask_scores(m, words, labels[i:i + CAL_CHUNK], end=True)
+                          for i in range(0, len(labels), CAL_CHUNK)])
+    done[cat] = dict(zip(labels, map(float, got)))
+    print(f"reference {len(done)}/{len(refs)} ({cat}): {len(labels)} labels ({time.time() - t0:.0f}s)", flush=True)
+    write_calibrated(name, settings, rows, refs, done, final=False)
+  write_calibrated(name, settings, rows, refs, done, final=True)
+
+
+def write_calibrated(name, settings, rows, refs, done, final):
+  """Per category the three rules' labels; per rule the count named, gained and lost against ask_end~0.2."""
+  from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
+  out = []
+  for r in rows:
+    own = [cat for cat, _ in refs if cat != r["category"] and cat in done]
+    cands = [dict(c, ref=float(np.mean([done[cat][c["label"].strip().lower()] for cat in own])) if own
+                  and all(c["label"].strip().lower() in done[cat] for cat in own) else np.nan) for c in r["candidates"]]
+    row = {"category": r["category"], "names": r["names"], "ask_end~0.2": end_rule(cands)["label"]}
+    for a in CAL_ALPHAS:
+      row[f"cal{a}~0.2"] = calibrated_rule(cands, a)["label"]
+    row["auc"] = {k: next(c["heldout_auc"] for c in cands if c["label"] == row[k]) for k in row if "~" in k}
+    out.append(row)
+  table = []
+  for k in ["ask_end~0.2"] + [f"cal{a}~0.2" for a in CAL_ALPHAS]:
+    hit = [naming.names_category(o[k], o["names"]) for o in out]
+    base = [naming.names_category(o["ask_end~0.2"], o["names"]) for o in out]
+    gained, lost = sum(h and not b for h, b in zip(hit, base)), sum(b and not h for h, b in zip(hit, base))
+    table.append({"rule": k, "names": sum(hit), "gained": gained, "lost": lost, "sign test p": sign_test(gained, lost),
+                  "median held-out AUC": float(np.nanmedian([np.nan if o["auc"][k] is None else o["auc"][k]
+                                                             for o in out]))})
+  cal = table[1:]
+  if settings["split"] == "tune":
+    win = max(cal, key=lambda t: (t["names"], -cal.index(t)))
+    choice = {"winner": win["rule"], "winner_names": win["names"], "adopted": win["names"] >= CAL_BAR}
+    notes = (f"Declared before the run (plan_calibrated_ask.md): the winner `{win['rule']}` names {win['names']} of "
+             f"{len(out)}; it goes on to the test half and the fresh set only with at least {CAL_BAR}: "
+             f"{'yes' if choice['adopted'] else 'no'}.")
+  else:
+    fixed = common.earlier_run(f"{name.replace(settings['split'], 'tune', 1)}", dict(settings, split="tune"))[1]
+    choice = {"fixed on tune": fixed.get("winner")}
+    notes = f"Fixed on the tuning half: `{fixed.get('winner')}`; only its row is this split's figure."
+  if not final:
+    notes = f"Partial: {len(done)} of {len(refs)} references. " + notes
+  common.write_table(name, table, ["rule", "names", "gained", "lost", "sign test p", "median held-out AUC"],
+                     f"The ask rule calibrated against other sets of words ({settings['split']}, {settings['model']})",
+                     notes, summary=dict(settings, **choice, references=[c for c, _ in refs],
+                                         reference_scores=done, categories=out))
 
 
 def add_end_scores(m, name: str, settings: dict, rows: list[dict], total: int) -> None:
