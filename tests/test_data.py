@@ -393,3 +393,27 @@ def test_context_window_middle_and_ends():
 ])
 def test_word_of(token, word):
   assert data.word_of(token) == word
+
+
+def test_shared_word_share_tells_a_context_feature_from_a_word_feature():
+  """The context features' positives and near misses are the same words; a word category's are not. The label
+  run's hint to read the context follows this share (labeling.context_hint)."""
+  import os  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import discriminators, labeling  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.splits import Split  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  food = data.load_features(os.path.join(root, "experiments", "data", "context", "food_sense.jsonl"))[0]
+  tool = data.load_features(os.path.join(root, "experiments", "data", "concepts", "tool.jsonl"))[0]
+  near = data.sample_examples(food, n=64, split="heldout", seed=0, threshold=0.5, negatives="near_miss")
+  anyneg = data.sample_examples(food, n=64, split="heldout", seed=0, threshold=0.5, negatives="random")
+  words = data.sample_examples(tool, n=64, split="heldout", seed=0)
+  assert data.shared_word_share(near) == 1.0
+  assert data.shared_word_share(anyneg) < 0.5 and data.shared_word_share(words) < 0.2
+  assert data.shared_word_share([e for e in near if not e.positive]) == 0.0  # no positive: nothing shared
+
+  def split(exs):
+    return Split(examples=exs, prep=None, target_B=np.array([e.target for e in exs], np.float32))
+  hint = labeling.context_hint(discriminators.get("namer"), split(near))
+  assert "100%" in hint and "--discriminator=namer_context" in hint
+  assert labeling.context_hint(discriminators.get("namer_context"), split(near)) == ""  # it reads the context
+  assert labeling.context_hint(discriminators.get("namer"), split(words)) == ""

@@ -232,3 +232,12 @@ def context_window(record: Record, index: int, before: int,
 def word_of(token: str) -> str:
   """The token as a reader sees it: no leading space marker (' ', 'Ġ', '▁') and no surrounding whitespace."""
   return token.strip().lstrip(_SPACE_MARKERS).strip()
+
+
+def shared_word_share(examples: Sequence[Example]) -> float:
+  """The share of positive examples whose word (case ignored) is also the word of a negative one. Near 1, the
+  feature follows the context, not the word: a discriminator that reads only the word scores both alike and no
+  label of the word can separate them (experiments/context/README.md)."""
+  neg = {word_of(e.tokens[e.index]).lower() for e in examples if not e.positive}
+  pos = [word_of(e.tokens[e.index]).lower() for e in examples if e.positive]
+  return sum(w in neg for w in pos) / len(pos) if pos else 0.0

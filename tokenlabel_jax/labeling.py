@@ -228,10 +228,24 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} ({p_note(result)}held-out AUC "
         f"{result['heldout']['auc']:.3f})" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
-                                              "is not above chance: no label)"))
+                                              f"is not above chance: no label{context_hint(disc, sp['heldout'])})"))
     results.append(result)
   _return_freed_memory()
   return results
+
+
+CONTEXT_HINT_SHARE = 0.5
+
+
+def context_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
+  """Why a word-only discriminator found nothing, when the feature's positive words are also its negatives' words."""
+  if "{context}" in disc.template:
+    return ""
+  share = data_lib.shared_word_share(heldout.examples)
+  if share < CONTEXT_HINT_SHARE:
+    return ""
+  return (f"; {share:.0%} of the held-out positives' words are also negatives' words, so the feature follows the "
+          f"context, which the {disc.name} discriminator does not read: try --discriminator=namer_context")
 
 
 def _explainer_proposals(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
