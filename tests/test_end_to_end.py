@@ -27,3 +27,22 @@ def test_animal_feature_ends_on_an_in_concept_label(tmp_path):
   assert result["label"].strip().lower() in IN_CONCEPT, result["label"]
   assert result["heldout"]["auc"] >= 0.85
   assert result["heldout"]["auc"] >= result["references"]["animal"]["auc"] - 0.05
+
+
+@pytest.mark.model
+def test_a_context_feature_is_read_through_the_context_and_not_through_the_word(tmp_path):
+  """experiments/context: animals in dishes against the same animals as animals. `score` with the study's threshold
+  and near-miss negatives: the context namer ranks ' food' far above ' animal'; the word-only namer cannot separate
+  them (every label near chance). Without --threshold the near misses would count as positives."""
+  def score(disc):
+    out = tmp_path / f"{disc}.json"
+    proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.score",
+                           "--features=experiments/data/context/food_sense.jsonl", "--labels=food,animal",
+                           f"--discriminator={disc}", "--threshold=0.5", "--negatives=near_miss", "--n_heldout=64",
+                           f"--output={out}"], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.load(open(out))[0]["labels"]
+  ctx = score("namer_context")
+  assert ctx["food"]["auc"] > 0.85 and ctx["animal"]["auc"] < 0.5
+  word = score("namer")
+  assert all(abs(row["auc"] - 0.5) < 0.1 for row in word.values()), word

@@ -28,6 +28,9 @@ flags.DEFINE_bool("vocab", False, "Also rank every single-token label of the voc
 flags.DEFINE_integer("top_k", 20, "How many vocabulary labels to list with --vocab.")
 flags.DEFINE_integer("n_val", 64, "Validation examples (calibration, ranking).")
 flags.DEFINE_integer("n_heldout", 128, "Held-out examples (reported figures).")
+flags.DEFINE_float("threshold", LabelConfig.threshold, "A token is positive when its activation exceeds this.")
+flags.DEFINE_enum("negatives", LabelConfig.negatives, ["random", "same_record", "near_miss"],
+                  "How negatives are drawn (near_miss: inactive tokens with 0 < activation <= threshold first).")
 flags.DEFINE_string("score_discriminator", None, "Also score the labels with this second discriminator, on the same "
                     "held-out examples (an independent figure), e.g. likelihood.")
 flags.DEFINE_string("output", None, "Write the results as JSON here.")
@@ -44,7 +47,8 @@ def main(argv):
   m = load_model(FLAGS.model)
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
-  lcfg = LabelConfig(n_train=0, n_val=FLAGS.n_val, n_heldout=FLAGS.n_heldout, seed=FLAGS.seed)
+  lcfg = LabelConfig(n_train=0, n_val=FLAGS.n_val, n_heldout=FLAGS.n_heldout, seed=FLAGS.seed,
+                     threshold=FLAGS.threshold, negatives=FLAGS.negatives)
   results = []
   for feature in data_lib.load_features(FLAGS.features):
     for d in [disc] + ([scorer] if scorer else []):
