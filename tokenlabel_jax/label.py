@@ -57,7 +57,7 @@ flags.DEFINE_enum("vocab_filter", _D.vocab_filter, ["words", "all"], "Allowed la
 flags.DEFINE_integer("n_train", _D.n_train, "Training examples per feature.")
 flags.DEFINE_integer("n_val", _D.n_val, "Validation examples per feature (verification; from training records).")
 flags.DEFINE_integer("n_heldout", _D.n_heldout, "Held-out examples per feature.")
-flags.DEFINE_enum("negatives", _D.negatives, ["random", "same_record", "near_miss"], "How negatives are drawn.")
+flags.DEFINE_enum("negatives", _D.negatives, list(data_lib.NEGATIVE_MODES), "How negatives are drawn.")
 flags.DEFINE_float("threshold", _D.threshold, "A token is positive when its activation exceeds this.")
 flags.DEFINE_enum("target_mode", _D.target_mode, ["binary", "continuous"],
                   "Loss targets: binary, or activation / (a high quantile of positive activations). Which tokens count "

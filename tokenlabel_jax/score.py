@@ -29,7 +29,7 @@ flags.DEFINE_integer("top_k", 20, "How many vocabulary labels to list with --voc
 flags.DEFINE_integer("n_val", 64, "Validation examples (calibration, ranking).")
 flags.DEFINE_integer("n_heldout", 128, "Held-out examples (reported figures).")
 flags.DEFINE_float("threshold", LabelConfig.threshold, "A token is positive when its activation exceeds this.")
-flags.DEFINE_enum("negatives", LabelConfig.negatives, ["random", "same_record", "near_miss"],
+flags.DEFINE_enum("negatives", LabelConfig.negatives, list(data_lib.NEGATIVE_MODES),
                   "How negatives are drawn (near_miss: inactive tokens with 0 < activation <= threshold first).")
 flags.DEFINE_string("score_discriminator", None, "Also score the labels with this second discriminator, on the same "
                     "held-out examples (an independent figure), e.g. likelihood.")

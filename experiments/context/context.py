@@ -49,7 +49,7 @@ def main():
                      "best candidate": r["best_candidate"],
                      "names": naming.names_category(r["label"], NAMES[feature]) if r["label"] else False,
                      "held-out AUC": r["heldout"]["auc"], "lower 95%": r["heldout_auc_lower95"],
-                     f"name's AUC": ref[NAME_REF[feature]]["auc"], "other sense's AUC": ref[OTHER_REF[feature]]["auc"],
+                     "name's AUC": ref[NAME_REF[feature]]["auc"], "other sense's AUC": ref[OTHER_REF[feature]]["auc"],
                      "exact scan": scan["label"] if scan else None, "scan AUC": scan["auc"] if scan else None,
                      "wall s": r["wall_time_s"]})
   named = {f"{m} {d}": sum(r["names"] for r in rows if r["model"] == m and r["discriminator"] == d)
