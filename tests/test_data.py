@@ -414,6 +414,6 @@ def test_shared_word_share_tells_a_context_feature_from_a_word_feature():
   def split(exs):
     return Split(examples=exs, prep=None, target_B=np.array([e.target for e in exs], np.float32))
   hint = labeling.context_hint(discriminators.get("namer"), split(near))
-  assert "100%" in hint and "--discriminator=namer_context" in hint
+  assert hint.startswith("100%") and "--discriminator=namer_context" in hint
   assert labeling.context_hint(discriminators.get("namer_context"), split(near)) == ""  # it reads the context
   assert labeling.context_hint(discriminators.get("namer"), split(words)) == ""

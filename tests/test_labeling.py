@@ -300,3 +300,18 @@ def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):
   assert row["n_positive"] == int(cont["heldout"].positive_B.sum()) and row["n"] == len(cont["heldout"].examples)
   r = labeling.label_feature(tiny, feature, disc, lcfg, str(tmp_path / "out"))
   assert np.isfinite(r["heldout"]["auc"])
+
+
+def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tiny, feature, tmp_path):
+  """experiments/data/context/food_sense: the same words are positives (in dishes) and near misses (as animals).
+  The word-only namer scores a word alike in both senses, so no label is above chance, and result.json says why
+  (`hint`); a feature of words gets no hint."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  food = data_lib.load_features(os.path.join(root, "experiments", "data", "context", "food_sense.jsonl"))[0]
+  lcfg = dataclasses.replace(LCFG, steps=0, threshold=0.5, negatives="near_miss", n_train=16, n_val=32, n_heldout=32)
+  namer = disc_lib.get("namer")
+  (got,) = labeling.label_features(tiny, [food], namer, lcfg, str(tmp_path / "food"))
+  assert got["label"] is None and got["hint"].startswith("100%") and "namer_context" in got["hint"]
+  assert json.load(open(tmp_path / "food" / food.name / "result.json"))["hint"] == got["hint"]
+  (word,) = labeling.label_features(tiny, [feature], namer, dataclasses.replace(LCFG, steps=0), str(tmp_path / "w"))
+  assert "hint" not in word

@@ -274,3 +274,7 @@ def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():
   assert "no gradient run" in page and "Trajectory" not in page
   page = report.feature_html({"feature": "f", "label": " cat", "steps": 300, "heldout": {"auc": 0.9}}, {}, None)
   assert "no gradient run" not in page and "no trajectory.png" in page
+  page = report.feature_html({"feature": "f", "label": None, "best_candidate": " cat", "hint": "it <follows> the context",
+                              "heldout": {"auc": 0.5}}, {}, None)
+  assert '<p class="hint">it &lt;follows&gt; the context</p>' in page
+  assert 'class="hint"' not in report.feature_html({"feature": "f", "label": " cat", "heldout": {"auc": 0.9}}, {}, None)

@@ -216,6 +216,9 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
                                               scorer, proposals[f])
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
+    hint = "" if result["label"] else context_hint(disc, sp["heldout"])
+    if hint:
+      result["hint"] = hint
     if write:
       os.makedirs(out_dir, exist_ok=True)
       with open(os.path.join(out_dir, "result.json"), "w") as fh:
@@ -228,7 +231,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
     log(f"[{feature.name}] label {result['label']!r} ({p_note(result)}held-out AUC "
         f"{result['heldout']['auc']:.3f})" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
-                                              f"is not above chance: no label{context_hint(disc, sp['heldout'])})"))
+                                              f"is not above chance: no label{'; ' + hint if hint else ''})"))
     results.append(result)
   _return_freed_memory()
   return results
@@ -244,7 +247,7 @@ def context_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
   share = data_lib.shared_word_share(heldout.examples)
   if share < CONTEXT_HINT_SHARE:
     return ""
-  return (f"; {share:.0%} of the held-out positives' words are also negatives' words, so the feature follows the "
+  return (f"{share:.0%} of the held-out positives' words are also negatives' words, so the feature follows the "
           f"context, which the {disc.name} discriminator does not read: try --discriminator=namer_context")
 
 

@@ -259,6 +259,8 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
     if result.get(k) is not None:
       facts.append((k.replace("_", " "), _e(result[k])))
   parts.append("<p>" + "; ".join(f"{k} <b>{v}</b>" for k, v in facts) + "</p>")
+  if isinstance(result.get("hint"), str):  # why there is no label, when the run could tell
+    parts.append(f'<p class="hint">{_e(result["hint"])}</p>')
   refs = result.get("references") if isinstance(result.get("references"), dict) else {}
   if refs:
     parts.append('<h2>Reference labels</h2><table id="references"><thead><tr><th>label</th><th>held-out AUC</th>'
