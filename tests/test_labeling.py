@@ -313,5 +313,7 @@ def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tin
   (got,) = labeling.label_features(tiny, [food], namer, lcfg, str(tmp_path / "food"))
   assert got["label"] is None and got["hint"].startswith("100%") and "namer_context" in got["hint"]
   assert json.load(open(tmp_path / "food" / food.name / "result.json"))["hint"] == got["hint"]
+  from tokenlabel_jax import runfiles  # pylint: disable=import-outside-toplevel
+  assert runfiles.summary_entry(got)["hint"] == got["hint"]  # summary.json: which of many features read context
   (word,) = labeling.label_features(tiny, [feature], namer, dataclasses.replace(LCFG, steps=0), str(tmp_path / "w"))
   assert "hint" not in word

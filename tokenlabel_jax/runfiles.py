@@ -8,7 +8,7 @@ import os
 
 def summary_entry(r: dict) -> dict:
   """What summary.json keeps of a feature's result.json."""
-  return {k: r[k] for k in ("label", "best_candidate", "label_status", "token_ids", "probability", "heldout",
+  return {k: r[k] for k in ("label", "best_candidate", "label_status", "hint", "token_ids", "probability", "heldout",
                             "references", "scorer", "source", "wall_time_s") if k in r}
 
 
