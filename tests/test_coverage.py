@@ -192,6 +192,20 @@ def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_store
     np.testing.assert_allclose(again[every.index(v)] - again[k], v["ask"] - asked[0]["ask"], rtol=1e-4, atol=2e-4)
 
 
+def test_the_ask_rule_weighs_two_token_extensions_when_they_are_asked_for(tiny, tmp_path):
+  """With --extend_top the ask rule compares the extensions as whole answers beside the single tokens."""
+  feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
+  scfg = dataclasses.replace(selection.SelectConfig(), rule="ask", ask_margin=50.0, coverage_top=64, extend_top=2,
+                             extend_each=2)
+  r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), dataclasses.replace(LCFG, steps=0),
+                              str(tmp_path / "out"), scfg=scfg, plots=False)[0]
+  every = [v for v in r["verification"] if "ask" in v or "ask_bounded" in v]
+  assert {len(v["token_ids"]) for v in every} == {1, 2}
+  words = coverage.ask_words(feature, LCFG.threshold)
+  again = coverage.ask_scores(tiny, words, [v["label"] for v in every], end=True)
+  assert every[int(np.argmax(again))]["token_ids"] == r["token_ids"]
+
+
 def test_the_ask_rule_needs_a_chat_template(tiny, tmp_path, monkeypatch):
   feature = data_lib.load_features(write_feature(tmp_path / "toy.jsonl"))[0]
   monkeypatch.setattr(type(tiny.tokenizer), "has_chat_template", property(lambda self: False))
