@@ -172,8 +172,9 @@ def main(argv):
     return
   lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, FLAGS.steps))
   if FLAGS.steps is None and lcfg.steps == 0 and writer:
-    print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan, no gradient run (--steps=N runs "
-          "one)", file=sys.stderr)
+    ext = f", then two-token extensions of its best {scfg.extend_top}" if scfg.extend_top else ""
+    print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan{ext}, no gradient run (--steps=N "
+          "runs one)", file=sys.stderr)
   summary_path = os.path.join(FLAGS.output_dir, "summary.json")
   summary = runfiles.read_summary(summary_path)
   if FLAGS.resume:  # a killed run started again: features it finished with the same settings are kept
