@@ -419,8 +419,8 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
 def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, lcfg: opt_lib.LabelConfig,
               sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig) -> int:
   """The ask rule (namer): every candidate is scored; among the best `coverage_top` single tokens (and two-token
-  extensions, with `extend_top`) by validation loss (one per word) within `ask_margin` of the lowest, the one the model, asked in its chat format, likes best as
-  the name of the feature's positive words (`coverage.ask_scores`). The lowest validation loss where the feature
+  extensions, with `extend_top`) by validation loss (one per word) within `ask_margin` of the lowest, the one the
+  model, asked in its chat format, likes best as the name of the feature's positive words (`coverage.ask_scores`). The lowest validation loss where the feature
   has no positive words. Each answer is scored with its end, so that the first piece of a longer answer does not
   win (experiments/naming/chooser.py, `ask_end~0.2`: 57 of 108 tuning categories, 61 of 117 test categories and 71
   of the 132 fresh ones, against the set namer rule's 44, 54 and 49). Only answers that can win are run
@@ -431,9 +431,9 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   score(m, disc, cands, sp["val"], sp["heldout"])
   # Two-token extensions compete too when they were asked for (--extend_top): the question scores a whole answer
   # of any length, so ' body' + ' part' is weighed as "Body part", not as its first piece.
-  singles = [i for i, c in enumerate(cands) if len(c.ids) == 1 or (scfg.extend_top and c.source == "extension")]
-  compared = [singles[j] for j in coverage.one_per_word([cands[i].text for i in singles],
-                                                         [cands[i].stats["val_loss"] for i in singles])]
+  answers = [i for i, c in enumerate(cands) if len(c.ids) == 1 or (scfg.extend_top and c.source == "extension")]
+  compared = [answers[j] for j in coverage.one_per_word([cands[i].text for i in answers],
+                                                         [cands[i].stats["val_loss"] for i in answers])]
   compared = compared[:scfg.coverage_top]
   loss = [cands[i].stats["val_loss"] for i in compared]
   near = [i for i, v in zip(compared, loss) if v <= min(loss) + scfg.ask_margin]

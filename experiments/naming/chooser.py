@@ -108,9 +108,14 @@ def best(cands, key, keep):
   return max(pool, key=lambda c: c[key]) if pool else cands[0]
 
 
+def in_window(cands, x) -> bool:
+  """Whether candidate x is within END_MARGIN of the lowest validation loss (the ask rule's window)."""
+  return x["val_loss"] <= cands[0]["val_loss"] + END_MARGIN
+
+
 def end_rule(cands):
   """ask_end~0.2: the fixed rule, each answer scored with its end (declared after the test half)."""
-  return best(cands, "ask_end", lambda i, x: x["val_loss"] <= cands[0]["val_loss"] + END_MARGIN)
+  return best(cands, "ask_end", lambda i, x: in_window(cands, x))
 
 
 def rules():
@@ -227,7 +232,7 @@ CAL_BAR = 63  # 6 more than ask_end~0.2's 57 of 108 on the tuning half (plan_cal
 
 def calibrated_rule(cands, alpha):
   """cal{alpha}~0.2: among the ask rule's window, the highest ask_end - alpha * the label's reference score."""
-  pool = [x for x in cands if x["val_loss"] <= cands[0]["val_loss"] + END_MARGIN
+  pool = [x for x in cands if in_window(cands, x)
           and np.isfinite(x.get("ask_end", np.nan)) and np.isfinite(x.get("ref", np.nan))]
   return max(pool, key=lambda x: x["ask_end"] - alpha * x["ref"]) if pool else cands[0]
 
@@ -247,14 +252,13 @@ def calibrate(model: str, split: str) -> None:
              f"`python experiments/naming/chooser.py --model {model} --split {split}` (and `--end`) first.")
   name, settings = f"naming_chooser_{split}_{model}_calibrated", {"split": split, "model": model}
   if split != "tune":
-    fixed = common.earlier_run(f"naming_chooser_tune_{model}_calibrated", dict(settings, split="tune"))[1]
+    fixed = tuned_calibration(model)
     if not fixed.get("adopted"):
       sys.exit("the tuning half's calibrated rule did not pass its bar (or was not run): by the plan, no other split "
                "is scored.")
   refs = sorted((r for r in tune if r["words"]), key=lambda r: hashlib.sha256(r["category"].encode()).hexdigest())
   refs = [(r["category"], r["words"]) for r in refs[:CAL_REFS]]
-  window = lambda r: [c for c in r["candidates"] if c["val_loss"] <= r["candidates"][0]["val_loss"] + END_MARGIN]
-  labels = sorted({c["label"].strip().lower() for r in rows for c in window(r)})
+  labels = sorted({c["label"].strip().lower() for r in rows for c in r["candidates"] if in_window(r["candidates"], c)})
   done = common.earlier_run(name, settings)[1].get("reference_scores", {})
   m = None
   t0 = time.time()
@@ -268,6 +272,11 @@ def calibrate(model: str, split: str) -> None:
     print(f"reference {len(done)}/{len(refs)} ({cat}): {len(labels)} labels ({time.time() - t0:.0f}s)", flush=True)
     write_calibrated(name, settings, rows, refs, done, final=False)
   write_calibrated(name, settings, rows, refs, done, final=True)
+
+
+def tuned_calibration(model: str) -> dict:
+  """The tuning half's calibrated result (its winner, and whether it passed the bar); {} where it was not run."""
+  return common.earlier_run(f"naming_chooser_tune_{model}_calibrated", {"split": "tune", "model": model})[1]
 
 
 def write_calibrated(name, settings, rows, refs, done, final):
@@ -299,7 +308,7 @@ def write_calibrated(name, settings, rows, refs, done, final):
              f"{len(out)}; it goes on to the test half and the fresh set only with at least {CAL_BAR}: "
              f"{'yes' if choice['adopted'] else 'no'}.")
   else:
-    fixed = common.earlier_run(f"{name.replace(settings['split'], 'tune', 1)}", dict(settings, split="tune"))[1]
+    fixed = tuned_calibration(settings["model"])
     choice = {"fixed on tune": fixed.get("winner")}
     notes = f"Fixed on the tuning half: `{fixed.get('winner')}`; only its row is this split's figure."
   if not final:
