@@ -63,6 +63,13 @@ def top_token_label(feature, threshold: float, n_top: int = 20) -> str:
   return collections.Counter(words).most_common(1)[0][0]
 
 
+def sign_test(better: int, worse: int) -> float:
+  """Two-sided exact sign test: the chance of a split at least this uneven if either side were as likely to win."""
+  import math  # pylint: disable=import-outside-toplevel
+  n, k = better + worse, min(better, worse)
+  return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
 def feature(name: str):
   from tokenlabel_jax import data as data_lib  # pylint: disable=import-outside-toplevel
   path = os.path.join(DATA, name + ".jsonl")
@@ -145,7 +152,11 @@ def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting:
 def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[dict]:
   """The naming benchmark's tune or test half (each category with its names and records path under `data`), "fresh"
   (categories_fresh.json: declared after the benchmark's tuning, one test set), or "concepts": the 26 concept features
-  and the paper's four (tuned on in earlier work: never a test figure)."""
+  and the paper's four (tuned on in earlier work: never a test figure), or "norms" (categories_norms.json: everyday
+  categories declared by hand before any was labeled, records in experiments/data/norms)."""
+  if split == "norms":
+    spec = json.load(open(os.path.join(HERE, "naming", "categories_norms.json")))["categories"]
+    return [dict(c, path=os.path.join(DATA, "norms", c["name"] + ".jsonl")) for c in spec]
   if split in ("tune", "test", "fresh"):
     spec = json.load(open(os.path.join(HERE, "naming", "categories_fresh.json" if split == "fresh"
                                        else "categories.json")))["categories"]
@@ -155,7 +166,7 @@ def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[
     out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],
             "path": os.path.join(DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
     return out + [{"name": k, "names": v, "path": os.path.join(DATA, k + ".jsonl")} for k, v in PAPER.items()]
-  raise ValueError(f"unknown split {split!r}: tune, test, fresh or concepts")
+  raise ValueError(f"unknown split {split!r}: tune, test, fresh, norms or concepts")
 
 
 def by_name_hash(cats: list[dict]) -> list[dict]:

@@ -2,6 +2,7 @@
 
   python scripts/make_benchmark.py [--out experiments/data/benchmark] [--records 300] [--seed 0] [--list-only]
   python scripts/make_benchmark.py --fresh      # the fresh set: experiments/naming/categories_fresh.json
+  python scripts/make_benchmark.py --norms      # the norms set: experiments/naming/norms.json -> experiments/data/norms
 
 Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
 tuning list is the "tune" half of it) and one JSONL feature per category under --out. With --fresh: the categories
@@ -9,7 +10,9 @@ the same rule chooses at lower thresholds (naming.FRESH_THRESHOLDS) that are not
 the split "fresh" (a test set declared after the benchmark's tuning, before any of it was labeled). The categories
 tuned on in earlier work (experiments/concepts.json and the paper's animal, mammal and number) are left out.
 Per-category synonyms come from experiments/naming/synonyms.json, written before any tuning (the fresh set's before
-any of it was labeled).
+any of it was labeled). With --norms: the categories declared by hand in experiments/naming/norms.json (everyday
+categories of the kind category-norm studies list), each checked to be in none of the sets above, written to
+categories_norms.json with their names (the synset's lemmas and the declared synonyms) and to experiments/data/norms.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--list-only", action="store_true", help="write categories.json only")
   parser.add_argument("--fresh", action="store_true", help="the fresh set instead (categories_fresh.json)")
+  parser.add_argument("--norms", action="store_true", help="the norms set instead (norms.json -> categories_norms.json)")
   args = parser.parse_args(argv)
+  if args.norms and args.out == parser.get_default("out"):
+    args.out = os.path.join(REPO, "experiments", "data", "norms")
   if not make_features.corpora_present("make_benchmark", synthetic.WORDNET_DIR, synthetic.FORTUNES_DIR):
     return 2
   start = time.time()
@@ -50,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
   exclude = [wn.sense(l, s) for l, s in tuned_before + list(PAPER_ROOTS)]
   with open(os.path.join(SPEC_DIR, "synonyms.json"), encoding="utf-8") as f:
     synonyms = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
-  if args.fresh:
+  if args.norms:
+    cats, doc = norms_categories(wn, corpus.freq, exclude)
+  elif args.fresh:
     with open(os.path.join(SPEC_DIR, "categories.json"), encoding="utf-8") as f:
       benchmark = [c["synset"] for c in json.load(f)["categories"]]
     cats = naming.fresh_categories(wn, corpus.freq, exclude, benchmark)
@@ -61,23 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     cats = naming.select_categories(wn, corpus.freq, exclude)
     doc = __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name)."
   spec = []
-  for c in cats:
+  for c in [] if args.norms else cats:
     names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
     split = {"split": "fresh", "hash half": c.split} if args.fresh else {"split": c.split}
     spec.append({"name": c.name, "synset": c.synset, **split, "names": names,
                  "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
                  "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus})
-  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh",) if args.fresh} or {
+  if args.norms:
+    spec = cats
+  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh", "norms") if getattr(args, s)} or {
       s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
-  with open(os.path.join(SPEC_DIR, "categories_fresh.json" if args.fresh else "categories.json"), "w",
-            encoding="utf-8") as f:
+  out_name = "categories_norms.json" if args.norms else "categories_fresh.json" if args.fresh else "categories.json"
+  with open(os.path.join(SPEC_DIR, out_name), "w", encoding="utf-8") as f:
     json.dump({"_doc": doc, "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
   print(f"{len(spec)} categories ({', '.join(f'{v} {k}' for k, v in counts.items())})")
   if args.list_only:
     return 0
   for i, c in enumerate(spec):
     lemma, sense = c["synset"].split(".n.")
-    concept = synthetic.build_concept(wn, c["name"], [(lemma, int(sense))])
+    concept = synthetic.build_concept(wn, c["name"], [(lemma, int(sense))], proper=c.get("proper", False))
     # The seed comes from the synset name, so adding a category changes no other category's records.
     seed = args.seed * 1_000_003 + int.from_bytes(c["synset"].encode()[:6].ljust(6, b"_"), "little") % 1_000_000
     records = synthetic.concept_records(corpus, concept, seed=seed, n_records=args.records)
@@ -85,6 +95,34 @@ def main(argv: list[str] | None = None) -> int:
     if (i + 1) % 20 == 0 or i + 1 == len(spec):
       print(f"  {i + 1}/{len(spec)} features written ({time.time() - start:.0f}s)", flush=True)
   return 0
+
+
+def norms_categories(wn, corpus_freq, exclude) -> tuple[list[dict], str]:
+  """The hand-declared norms set, each category checked to be new (not tuned on, not in the benchmark or the fresh
+  set, compared by synset) and given its names: the synset's lemmas and the synonyms declared with it."""
+  with open(os.path.join(SPEC_DIR, "norms.json"), encoding="utf-8") as f:
+    declared = json.load(f)
+  taken = {}
+  for name in ("categories.json", "categories_fresh.json"):
+    with open(os.path.join(SPEC_DIR, name), encoding="utf-8") as f:
+      for synset in (c["synset"] for c in json.load(f)["categories"]):
+        lemma, sense = synset.split(".n.")
+        taken[wn.sense(lemma, int(sense))] = synset
+  out = []
+  for c in declared["categories"]:
+    lemma, sense = c["synset"]
+    offset = wn.sense(lemma, sense)
+    if offset in set(exclude) or offset in taken:
+      raise SystemExit(f"make_benchmark: norms category {c['name']} ({lemma}.n.{sense:02d}) is already in "
+                       f"{taken.get(offset, 'concepts.json or the paper')}: take it out of norms.json")
+    positives, _ = synthetic.concept_lemmas(wn, [offset], proper=c.get("proper", False))
+    names = list(dict.fromkeys([w.replace("_", " ").lower() for w in wn.lemmas(offset)]
+                               + [naming.normalize(s) for s in c["synonyms"]]))
+    out.append({"name": c["name"], "synset": f"{lemma}.n.{sense:02d}", "split": "norms", "norm": c["norm"],
+                "names": names, "proper": c.get("proper", False),
+                "gloss": wn.synset(offset).gloss.split(";")[0], "positive_lemmas": len(positives),
+                "in_corpus": sum(1 for p in positives if corpus_freq[p.lower()] > 0)})
+  return out, declared["_doc"]
 
 
 if __name__ == "__main__":

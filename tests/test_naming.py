@@ -94,6 +94,7 @@ def _chooser():
 
 
 def test_chooser_candidates_and_rules_choose_as_declared():
+  from experiments import common  # pylint: disable=import-outside-toplevel
   chooser = _chooser()
   stored = {"verification": [{"label": " Dog", "token_ids": [1], "val_loss": 0.30},
                              {"label": " dog", "token_ids": [2], "val_loss": 0.31},
@@ -125,8 +126,8 @@ def test_chooser_candidates_and_rules_choose_as_declared():
   assert not any(r.startswith(("ask@", "ask~", "list")) for r in got)
   end = got["ask_end~0.2 (declared after the test half)"]
   assert (end["names"], end["gained"], end["lost"]) == (3, 2, 1) and end["sign test p"] == 1.0
-  assert chooser.sign_test(0, 6) < 0.05 < chooser.sign_test(1, 6)
-  assert chooser.sign_test(10, 0) == chooser.sign_test(0, 10)
+  assert common.sign_test(0, 6) < 0.05 < common.sign_test(1, 6)
+  assert common.sign_test(10, 0) == common.sign_test(0, 10)
   no_end = [dict(c, heldout_auc=0.8) for c in cands]  # without the column the rule is not reported
   assert not any(t["rule"].startswith("ask_end") for t in chooser.table([dict(rows[0], candidates=no_end)])[0])
 
@@ -228,3 +229,59 @@ def test_judge_chooser_pool_choice_and_bar_follow_the_plan(monkeypatch):
   assert (s["name_first_under_judge"], s["median_name_rank_under_judge"]) == (0, 2)
   assert not judge_chooser.summarize(rows[1:], "tune")["passes"]  # 6 against 4: short of the bar of 3
   assert not judge_chooser.summarize(rows, "fresh")["passes"]  # the fresh set's bar is 6
+
+
+def test_committed_norms_set_is_new_and_judged_by_declared_names():
+  """categories_norms.json (plan_norms.md): every category declared in norms.json, none in the benchmark, the fresh
+  set, concepts.json or the paper's four; its names are the synset's lemmas and the declared synonyms, nothing else;
+  and each has its committed records."""
+  spec, declared, bench, fresh, concepts = (json.load(open(os.path.join(ROOT, "experiments", *p))) for p in (
+      ("naming", "categories_norms.json"), ("naming", "norms.json"), ("naming", "categories.json"),
+      ("naming", "categories_fresh.json"), ("concepts.json",)))
+  cats = spec["categories"]
+  assert [c["name"] for c in cats] == [c["name"] for c in declared["categories"]] and spec["counts"] == {"norms": 48}
+  old = {c["synset"].lower() for c in bench["categories"] + fresh["categories"]}
+  old |= {f"{l}.n.{s:02d}".lower() for l, s in (c["synset"] for c in concepts["concepts"])}
+  old |= {"animal.n.01", "mammal.n.01"}
+  assert not {c["synset"].lower() for c in cats} & old
+  assert not {c["name"] for c in cats} & {c["name"] for c in bench["categories"] + fresh["categories"]}
+  for c, d in zip(cats, declared["categories"]):
+    lemma, sense = d["synset"]
+    assert c["synset"] == f"{lemma}.n.{sense:02d}" and c["split"] == "norms" and c["positive_lemmas"] >= 12
+    declared_names = {naming.normalize(s) for s in d["synonyms"]}
+    assert naming.normalize(lemma) in c["names"] and declared_names <= set(c["names"])
+    assert os.path.exists(os.path.join(ROOT, "experiments", "data", "norms", c["name"] + ".jsonl"))
+  assert naming.names_category(" utensils", next(c for c in cats if c["name"] == "kitchen_utensil")["names"])
+  assert not naming.names_category(" spoon", next(c for c in cats if c["name"] == "kitchen_utensil")["names"])
+
+
+def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
+  """experiments/naming/naming_norms.py: each run's label judged against the category's names, the first run's exact
+  scan (the single token of lowest validation loss, not an extension) and the top token beside it, and the paired
+  counts against the first run."""
+  sys.path.insert(0, ROOT)
+  from experiments import common  # pylint: disable=import-outside-toplevel
+  from experiments.naming import naming_norms  # pylint: disable=import-outside-toplevel
+  concepts = os.path.join(ROOT, "experiments", "data", "concepts")
+  cats = [{"name": n, "norm": n, "names": names, "path": os.path.join(concepts, n + ".jsonl")}
+          for n, names in (("tool", ["tool", "implement"]), ("bird", ["bird"]), ("fish", ["fish"]))]
+  monkeypatch.setattr(common, "categories", lambda split: cats if split == "norms" else None)
+  monkeypatch.setattr(common, "RESULTS", str(tmp_path / "results"))
+  labels = {"a": {"tool": " knife", "bird": " bird", "fish": None}, "b": {"tool": " tools", "bird": " eagle",
+                                                                           "fish": " fish"}}
+  for run, by_cat in labels.items():
+    for cat, label in by_cat.items():
+      os.makedirs(tmp_path / run / cat)
+      verification = [{"label": " metal tool", "token_ids": [1, 2], "val_loss": 0.05},
+                      {"label": " implement", "token_ids": [3], "val_loss": 0.1},
+                      {"label": " hammer", "token_ids": [4], "val_loss": 0.2}]
+      with open(tmp_path / run / cat / "result.json", "w") as f:
+        json.dump({"label": label, "heldout": {"auc": 0.9 if label else 0.5}, "verification": verification,
+                   "wall_time_s": 2.0}, f)
+  assert naming_norms.main(["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}"]) == 0
+  out = json.load(open(tmp_path / "results" / "naming_norms.json"))
+  s, rows = out["summary"], out["rows"]
+  assert s["named"] == {"a": 1, "b": 2} and s["withheld"] == {"a": 1, "b": 0}
+  assert s["against_first"]["b"] == {"gained": 2, "lost": 1, "p": 1.0}
+  assert [r["scan label"] for r in rows] == [" implement"] * 3 and s["scan_named"] == 1  # implement names tool
+  assert s["wall_s"] == {"a": 6.0, "b": 6.0} and rows[0]["top token"] and "top token names" in rows[0]

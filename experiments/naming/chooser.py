@@ -158,18 +158,11 @@ def table(rows: list[dict]) -> tuple[list[dict], dict]:
     lab = "ask_end~0.2"
     gained = sum(naming.names_category(r[lab], r["names"]) and not r["shipped names"] for r in rows)
     lost = sum(r["shipped names"] and not naming.names_category(r[lab], r["names"]) for r in rows)
-    out[-1].update({"gained": gained, "lost": lost, "sign test p": sign_test(gained, lost)})
+    out[-1].update({"gained": gained, "lost": lost, "sign test p": common.sign_test(gained, lost)})
   ranked = out[1:1 + len(rules())] if asked else out[:1]
   winner = max(ranked, key=lambda t: (t["names"], -ranked.index(t)))
   return out, {"winner": winner["rule"], "winner_names": winner["names"], "set_namer_names": out[0]["names"],
                "adopted": winner["names"] >= out[0]["names"] + ADOPTION_BAR}
-
-
-def sign_test(gained: int, lost: int) -> float:
-  """Two-sided exact sign test on the categories where two rules differ in naming."""
-  from math import comb  # pylint: disable=import-outside-toplevel
-  n, k = gained + lost, min(gained, lost)
-  return min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
 def main():
@@ -297,7 +290,7 @@ def write_calibrated(name, settings, rows, refs, done, final):
     hit = [naming.names_category(o[k], o["names"]) for o in out]
     base = [naming.names_category(o["ask_end~0.2"], o["names"]) for o in out]
     gained, lost = sum(h and not b for h, b in zip(hit, base)), sum(b and not h for h, b in zip(hit, base))
-    table.append({"rule": k, "names": sum(hit), "gained": gained, "lost": lost, "sign test p": sign_test(gained, lost),
+    table.append({"rule": k, "names": sum(hit), "gained": gained, "lost": lost, "sign test p": common.sign_test(gained, lost),
                   "median held-out AUC": float(np.nanmedian([np.nan if o["auc"][k] is None else o["auc"][k]
                                                              for o in out]))})
   cal = table[1:]

@@ -104,7 +104,7 @@ def summarize(rows: list[dict], split: str) -> dict:
 
   ranks = [name_rank(r) for r in rows if r["a name in the pool"]]
   return {"judge_names": judge_n, "ask_names": ask_n, "gained": gained, "lost": lost,
-          "sign_test_p": chooser.sign_test(gained, lost), "name_in_pool": sum(r["a name in the pool"] for r in rows),
+          "sign_test_p": common.sign_test(gained, lost), "name_in_pool": sum(r["a name in the pool"] for r in rows),
           "bar": bar, "passes": judge_n >= ask_n + bar,
           "median_judge_auc": {k: med(k + " judge AUC") for k in ("judge@10", "ask_end~0.2")},
           "median_namer_auc": {k: med(k + " namer AUC") for k in ("judge@10", "ask_end~0.2")},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import statistics
@@ -32,15 +31,6 @@ from experiments.real_features import real_features  # pylint: disable=g-import-
 PAIRS = (("combined", "ours"), ("combined", "explainer"), ("ours", "explainer"), ("ours", "top token"),
          ("ours", "exact scan"))
 BASELINES = {"top token": "top_token", "exact scan": "vocab_scan"}
-
-
-def sign_test(better: int, worse: int) -> float:
-  """Two-sided exact sign test: the chance of a split at least this uneven if either method were as likely to win."""
-  n = better + worse
-  if n == 0:
-    return 1.0
-  k = min(better, worse)
-  return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
 
 
 def auc(row: dict, method: str, judge: str) -> float:
@@ -59,7 +49,7 @@ def counts(diffs: list[float]) -> dict:
   """How many differences are above, below and at zero, and the sign test of the split."""
   better, worse = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
   return {"better": better, "worse": worse, "equal": len(diffs) - better - worse,
-          "sign test p": sign_test(better, worse)}
+          "sign test p": common.sign_test(better, worse)}
 
 
 def paired(rows: list[dict], judge: str) -> list[dict]:

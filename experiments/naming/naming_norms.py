@@ -1,0 +1,85 @@
+"""The norms set: everyday categories no one had labeled, judged in finished `label` runs (plan_norms.md).
+
+  python scripts/make_benchmark.py --norms          # experiments/data/norms, categories_norms.json (2 min)
+  python -m tokenlabel_jax.label --features=experiments/data/norms --output_dir=runs/norms_135m
+  python -m tokenlabel_jax.label --features=experiments/data/norms --model=qwen2.5-coder-1.5b \
+      --output_dir=runs/norms_1.5b
+  python experiments/naming/naming_norms.py --run 135m=runs/norms_135m --run 1.5b=runs/norms_1.5b ...
+
+Each run's labels are judged as the benchmark judges them (`naming.names_category` against the names in
+categories_norms.json). Beside them, on the same examples: the first run's exact scan (its best single token by
+validation loss, from result.json "verification") and the top token (the most frequent word at the peaks of the
+strongest training records). Writes experiments/results/naming_norms.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import data as data_lib, naming  # pylint: disable=g-import-not-at-top
+
+
+def scan_of(result: dict) -> dict:
+  """The exact scan's answer: the single-token candidate with the lowest validation loss."""
+  return min((v for v in result["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--run", action="append", required=True, help="tag=directory of a finished label run")
+  args = parser.parse_args(argv)
+  runs = dict(r.split("=", 1) for r in args.run)
+  cats = common.categories("norms")
+  rows, named = [], {t: [] for t in runs}
+  for c in cats:
+    row = {"category": c["name"], "norm": c["norm"]}
+    for tag, path in runs.items():
+      with open(os.path.join(path, c["name"], "result.json"), encoding="utf-8") as f:
+        r = json.load(f)
+      ok = naming.names_category(r["label"], c["names"])
+      named[tag].append(ok)
+      row |= {f"{tag} label": r["label"], f"{tag} names": ok, f"{tag} AUC": r["heldout"]["auc"],
+              f"{tag} s": r.get("wall_time_s", float("nan"))}
+      if tag == next(iter(runs)):
+        scan = scan_of(r)
+        row |= {"scan label": scan["label"], "scan names": naming.names_category(scan["label"], c["names"])}
+    top = common.top_token_label(data_lib.load_features(c["path"])[0], threshold=0.0)
+    row |= {"top token": top, "top token names": naming.names_category(top, c["names"])}
+    rows.append(row)
+  first = next(iter(runs))
+  summary = {"categories": len(cats), "runs": runs,
+             "named": {t: int(sum(v)) for t, v in named.items()},
+             "scan_named": int(sum(r["scan names"] for r in rows)),
+             "top_token_named": int(sum(r["top token names"] for r in rows)),
+             "median_heldout_auc": {t: float(np.median([r[f"{t} AUC"] for r in rows])) for t in runs},
+             "withheld": {t: sum(r[f"{t} label"] is None for r in rows) for t in runs},
+             "wall_s": {t: float(np.nansum([r[f"{t} s"] for r in rows])) for t in runs},
+             "against_first": {}}
+  for t in list(runs)[1:]:
+    gained = sum(b and not a for a, b in zip(named[first], named[t]))
+    lost = sum(a and not b for a, b in zip(named[first], named[t]))
+    summary["against_first"][t] = {"gained": gained, "lost": lost, "p": common.sign_test(gained, lost)}
+  counts = "; ".join(f"{t} **{summary['named'][t]}**" for t in runs)
+  paired = "; ".join(f"{t} against {first}: +{v['gained']} / -{v['lost']} (sign test p = {v['p']:.2f})"
+                     for t, v in summary["against_first"].items())
+  notes = (f"{len(cats)} categories declared in experiments/naming/norms.json before any was labeled "
+           f"(plan_norms.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; top token "
+           f"{summary['top_token_named']}. {paired}. Median held-out AUC (each run's own discriminator): "
+           + ", ".join(f"{t} {v:.3f}" for t, v in summary["median_heldout_auc"].items()) + ".")
+  columns = ["category"] + [f"{t} {k}" for t in runs for k in ("label", "names", "AUC")] + [
+      "scan label", "scan names", "top token", "top token names"]
+  common.write_table("naming_norms", rows, columns, "The norms set: does the label name the category?", notes,
+                     summary=summary)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
