@@ -273,8 +273,8 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
     for cat, label in by_cat.items():
       os.makedirs(tmp_path / run / cat)
       verification = [{"label": " metal tool", "token_ids": [1, 2], "val_loss": 0.05},
-                      {"label": " implement", "token_ids": [3], "val_loss": 0.1},
-                      {"label": " hammer", "token_ids": [4], "val_loss": 0.2}]
+                      {"label": " hammer", "token_ids": [4], "val_loss": 0.1},
+                      {"label": " implement", "token_ids": [3], "val_loss": 0.2}]
       with open(tmp_path / run / cat / "result.json", "w") as f:
         json.dump({"label": label, "heldout": {"auc": 0.9 if label else 0.5}, "verification": verification,
                    "wall_time_s": 2.0}, f)
@@ -283,5 +283,6 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
   s, rows = out["summary"], out["rows"]
   assert s["named"] == {"a": 1, "b": 2} and s["withheld"] == {"a": 1, "b": 0}
   assert s["against_first"]["b"] == {"gained": 2, "lost": 1, "p": 1.0}
-  assert [r["scan label"] for r in rows] == [" implement"] * 3 and s["scan_named"] == 1  # implement names tool
+  assert s["against_first"]["scan"] == {"gained": 1, "lost": 0, "p": 1.0}  # run a names bird, its scan nothing
+  assert [r["scan label"] for r in rows] == [" hammer"] * 3 and s["scan_named"] == 0
   assert s["wall_s"] == {"a": 6.0, "b": 6.0} and rows[0]["top token"] and "top token names" in rows[0]

@@ -62,13 +62,15 @@ def main(argv=None) -> int:
              "median_heldout_auc": {t: float(np.median([r[f"{t} AUC"] for r in rows])) for t in runs},
              "withheld": {t: sum(r[f"{t} label"] is None for r in rows) for t in runs},
              "wall_s": {t: float(np.nansum([r[f"{t} s"] for r in rows])) for t in runs},
-             "against_first": {}}
-  for t in list(runs)[1:]:
-    gained = sum(b and not a for a, b in zip(named[first], named[t]))
-    lost = sum(a and not b for a, b in zip(named[first], named[t]))
+             "against_first": {}}  # each later run against the first; "scan": the first run against its exact scan
+  scan = [r["scan names"] for r in rows]
+  for t, (base, other) in [(t, (named[first], named[t])) for t in list(runs)[1:]] + [("scan", (scan, named[first]))]:
+    gained = sum(b and not a for a, b in zip(base, other))
+    lost = sum(a and not b for a, b in zip(base, other))
     summary["against_first"][t] = {"gained": gained, "lost": lost, "p": common.sign_test(gained, lost)}
   counts = "; ".join(f"{t} **{summary['named'][t]}**" for t in runs)
-  paired = "; ".join(f"{t} against {first}: +{v['gained']} / -{v['lost']} (sign test p = {v['p']:.2f})"
+  paired = "; ".join((f"{first} against its exact scan" if t == "scan" else f"{t} against {first}")
+                     + f": +{v['gained']} / -{v['lost']} (sign test p = {v['p']:.2g})"
                      for t, v in summary["against_first"].items())
   notes = (f"{len(cats)} categories declared in experiments/naming/norms.json before any was labeled "
            f"(plan_norms.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; top token "
