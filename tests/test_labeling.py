@@ -302,10 +302,10 @@ def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):
   assert np.isfinite(r["heldout"]["auc"])
 
 
-def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tiny, feature, tmp_path):
+def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tiny, feature, tmp_path, capsys):
   """experiments/data/context/food_sense: the same words are positives (in dishes) and near misses (as animals).
-  The word-only namer scores a word alike in both senses, so no label is above chance, and result.json says why
-  (`hint`); a feature of words gets no hint."""
+  The word-only namer scores a word alike in both senses, so no label is above chance, and result.json and the
+  terminal line say why (`hint`); a feature of words gets no hint."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   food = data_lib.load_features(os.path.join(root, "experiments", "data", "context", "food_sense.jsonl"))[0]
   lcfg = dataclasses.replace(LCFG, steps=0, threshold=0.5, negatives="near_miss", n_train=16, n_val=32, n_heldout=32)
@@ -313,6 +313,8 @@ def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tin
   (got,) = labeling.label_features(tiny, [food], namer, lcfg, str(tmp_path / "food"))
   assert got["label"] is None and got["hint"].startswith("100%") and "namer_context" in got["hint"]
   assert json.load(open(tmp_path / "food" / food.name / "result.json"))["hint"] == got["hint"]
+  line = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(f"[{food.name}] label None")]
+  assert len(line) == 1 and "not above chance: no label; " + got["hint"] in line[0]
   from tokenlabel_jax import runfiles  # pylint: disable=import-outside-toplevel
   assert runfiles.summary_entry(got)["hint"] == got["hint"]  # summary.json: which of many features read context
   (word,) = labeling.label_features(tiny, [feature], namer, dataclasses.replace(LCFG, steps=0), str(tmp_path / "w"))

@@ -229,9 +229,10 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
       plots_lib.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),
                        title=f"{feature.name}: {result['label']!r}", token_str=m.tokenizer.token_str)
-    log(f"[{feature.name}] label {result['label']!r} ({p_note(result)}held-out AUC "
-        f"{result['heldout']['auc']:.3f})" + ("" if result["label"] else f" (best candidate {result['best_candidate']!r} "
-                                              f"is not above chance: no label{'; ' + hint if hint else ''})"))
+    why_none = "" if result["label"] else (f" (best candidate {result['best_candidate']!r} is not above chance: "
+                                           f"no label{'; ' + hint if hint else ''})")
+    log(f"[{feature.name}] label {result['label']!r} ({p_note(result)}held-out AUC {result['heldout']['auc']:.3f})"
+        + why_none)
     results.append(result)
   _return_freed_memory()
   return results

@@ -186,7 +186,8 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
     for c, row in zip(cands, rows):
       c.stats.update(row, naturalness=float(logq[:, c.ids[0]].mean()) if len(c.ids) == 1 else float("nan"))
     return
-  s_val = np.stack([c.s_val if c.s_val is not None else disc_lib.namer_scores(m.params, m.cfg, val.prep, [c.ids])[0] for c in cands])
+  s_val = np.stack([c.s_val if c.s_val is not None else disc_lib.namer_scores(m.params, m.cfg, val.prep, [c.ids])[0]
+                    for c in cands])
   a, b, loss = opt_lib.fit_calibration(s_val, val.target_B, disc.max_scale if disc.calibrate else None)
   pos = val.positive_B
   with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
@@ -420,11 +421,12 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
               sp: dict[str, Split], cands: list[Candidate], scfg: SelectConfig) -> int:
   """The ask rule (namer): every candidate is scored; among the best `coverage_top` single tokens (and two-token
   extensions, with `extend_top`) by validation loss (one per word) within `ask_margin` of the lowest, the one the
-  model, asked in its chat format, likes best as the name of the feature's positive words (`coverage.ask_scores`). The lowest validation loss where the feature
-  has no positive words. Each answer is scored with its end, so that the first piece of a longer answer does not
-  win (experiments/naming/chooser.py, `ask_end~0.2`: 57 of 108 tuning categories, 61 of 117 test categories and 71
-  of the 132 fresh ones, against the set namer rule's 44, 54 and 49). Only answers that can win are run
-  (`ask_scores(best_only=True)`): the others are kept with "ask_bounded" instead of a score."""
+  model, asked in its chat format, likes best as the name of the feature's positive words (`coverage.ask_scores`);
+  the lowest validation loss where the feature has no positive words. Each answer is scored with its end, so that
+  the first piece of a longer answer does not win (experiments/naming/chooser.py, `ask_end~0.2`: 57 of 108 tuning
+  categories, 61 of 117 test categories and 71 of the 132 fresh ones, against the set namer rule's 44, 54 and 49).
+  Only answers that can win are run (`ask_scores(best_only=True)`): the others are kept with "ask_bounded" instead
+  of a score."""
   if not m.tokenizer.has_chat_template:
     raise UserError("the ask rule asks the model in its chat format, and this model's tokenizer has no chat template",
                     "use an instruct model, or --select_rule=set_namer or --select_rule=coverage")
