@@ -286,3 +286,14 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
   assert s["against_first"]["scan"] == {"gained": 1, "lost": 0, "p": 1.0}  # run a names bird, its scan nothing
   assert [r["scan label"] for r in rows] == [" hammer"] * 3 and s["scan_named"] == 0
   assert s["wall_s"] == {"a": 6.0, "b": 6.0} and rows[0]["top token"] and "top token names" in rows[0]
+
+
+def test_distinct_bound_redraws_the_held_out_split_and_counts_tokens_once():
+  """experiments/naming/distinct_bound.py on a committed feature: cat's held-out split has 6 positive tokens (all
+  rare words), drawn again and again to fill the 64 positive places."""
+  sys.path.insert(0, ROOT)
+  from experiments.naming import distinct_bound  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
+  path = os.path.join(ROOT, "experiments", "data", "norms", "cat.jsonl")
+  drawn, distinct = distinct_bound.heldout_counts(path, LabelConfig())
+  assert sum(drawn) == LabelConfig().n_heldout and drawn[0] > 40 and distinct[0] == 6 and drawn[1] >= distinct[1] > 40

@@ -112,6 +112,38 @@ def test_auc_lower_bound_separates_chance_from_signal():
   assert np.isnan(selection.auc_lower_bound(0.7, 0, 10))
 
 
+def test_the_lower_bound_counts_a_repeated_token_once():
+  """A split drawn with repeats (fewer positive tokens than asked for) has the error bar of its distinct tokens."""
+  ex = lambda r, i, pos: data_lib.Example(record=r, index=i, target=float(pos))
+  examples = [ex(0, 1, 1)] * 5 + [ex(1, 2, 1)] * 5 + [ex(r, 0, 0) for r in range(10)]
+  split = splits_lib.Split(examples, None, np.array([e.target for e in examples], np.float32))
+  assert split.distinct_counts() == (2, 10)
+  assert selection.split_lower_bound(0.8, split) == selection.auc_lower_bound(0.8, 2, 10)
+  assert selection.split_lower_bound(0.8, split) < selection.auc_lower_bound(0.8, 10, 10)
+  by_hand = splits_lib.Split([], None, np.array([1, 1, 0], np.float32))  # no examples: every row counts
+  assert by_hand.distinct_counts() == (2, 1)
+
+
+def test_a_label_on_few_held_out_tokens_gets_their_error_bar(tiny, tmp_path):
+  """Three held-out positive tokens, drawn again and again to fill the split: result.json's lower bound is the one of
+  three positives, not of the many repeated draws."""
+  path = tmp_path / "few.jsonl"
+  with open(path, "w") as f:
+    for i in range(60):
+      held = i >= 48
+      words = [" cup", " pen", " map", " box"]
+      acts = [0.0] * 4
+      if not held and i % 2 == 0 or held and i in (48, 50, 52):
+        words[1], acts[1] = [" cat", " dog", " cow", " owl"][i % 4], 1.0
+      f.write(json.dumps({"tokens": words, "activations": acts, "split": "heldout" if held else "train"}) + "\n")
+  feature = data_lib.load_features(str(path))[0]
+  r = labeling.label_feature(tiny, feature, disc_lib.get("namer"), LCFG, str(tmp_path / "out"))
+  sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG, keep_cache=False, prepare_train=False)
+  n_pos, n_neg = sp["heldout"].distinct_counts()
+  assert n_pos == 3 and int(sp["heldout"].positive_B.sum()) > n_pos  # drawn with repeats
+  assert r["heldout_auc_lower95"] == pytest.approx(selection.auc_lower_bound(r["heldout"]["auc"], n_pos, n_neg))
+
+
 @pytest.fixture(scope="module")
 def tiny():
   return tinymodel.tiny_model()

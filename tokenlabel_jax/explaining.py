@@ -43,8 +43,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
   own, ref_rows = (rows[0], rows[1:]) if ids else (None, rows)
   status, lower = explained["status"], float("nan")
   if own is not None:
-    n_pos = int(sp["heldout"].positive_B.sum())
-    lower = selection.auc_lower_bound(own["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)
+    lower = selection.split_lower_bound(own["auc"], sp["heldout"])
     status = "ok" if lower > selection.SelectConfig().min_auc_lower else "not above chance"
   result = {
       "feature": feature.name, "label": label if status == "ok" else None, "best_candidate": label,

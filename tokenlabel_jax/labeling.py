@@ -299,8 +299,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg,
                                   (proposed or {}).get("texts", ()))
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
-  n_pos = int(sp["heldout"].positive_B.sum())
-  lower = selection.auc_lower_bound(heldout["auc"], n_pos, len(sp["heldout"].positive_B) - n_pos)
+  lower = selection.split_lower_bound(heldout["auc"], sp["heldout"])
   is_label = bool(lower > scfg.min_auc_lower)
   first = chosen.ids[0]
   soft = {"probability": None, "top_k": [], "seed_argmax": []}  # the soft label's view, when there is one

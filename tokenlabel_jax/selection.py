@@ -404,9 +404,7 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
   likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
   when the feature has fewer than four positive words. The signal is kept in each compared candidate's stats."""
   score(m, disc, cands, sp["val"], sp["heldout"])
-  n_pos = int(sp["val"].positive_B.sum())
-  above = [not scfg.answers_above_chance
-           or auc_lower_bound(c.stats["val_auc"], n_pos, len(sp["val"].positive_B) - n_pos) > scfg.min_auc_lower
+  above = [not scfg.answers_above_chance or split_lower_bound(c.stats["val_auc"], sp["val"]) > scfg.min_auc_lower
            for c in cands]
   compared = compared_by_set_namer([len(c.ids) for c in cands], [c.stats["val_loss"] for c in cands],
                                    [c.source for c in cands], scfg.coverage_top, above)
@@ -507,6 +505,11 @@ def _coverage_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feat
   signals = {k: np.asarray([cands[i].stats[k] for i in compared]) for k in scfg.coverage_signals}
   loss = np.asarray([cands[i].stats["val_loss"] for i in compared])
   return compared[coverage.coverage_choice(loss, signals, scfg.coverage_top)]
+
+
+def split_lower_bound(auc: float, split: Split) -> float:
+  """`auc_lower_bound` of an AUC measured on `split`, counting each of its tokens once."""
+  return auc_lower_bound(auc, *split.distinct_counts())
 
 
 def auc_lower_bound(auc: float, n_pos: int, n_neg: int) -> float:

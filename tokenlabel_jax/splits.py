@@ -50,6 +50,15 @@ class Split:
     if self.positive_B is None:
       self.positive_B = np.asarray(self.target_B) > 0.5
 
+  def distinct_counts(self) -> tuple[int, int]:
+    """(positives, negatives) counting each token once: a feature with fewer positive tokens than asked for is
+    sampled with repeats (`data.sample_examples`), and a repeat adds no evidence to an AUC's error bar."""
+    pos = np.asarray(self.positive_B, bool)
+    if len(self.examples) != len(pos):  # a Split built by hand from targets alone
+      return int(pos.sum()), int((~pos).sum())
+    keys = [{(e.record, e.index) for e, p in zip(self.examples, pos) if p == want} for want in (True, False)]
+    return len(keys[0]), len(keys[1])
+
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
                     val: Split, test: Split) -> list[dict[str, Any]]:
