@@ -1,6 +1,8 @@
 """What counting each held-out token once does to the labels of stored naming runs (no model is run).
 
   python experiments/naming/distinct_bound.py      # after scripts/make_benchmark.py and --fresh (the records)
+  python experiments/naming/distinct_bound.py --sae runs/sae     # also the 200 latents and 50 neurons of
+                                                                 # real_features.json (their records: tokenlabel_jax.sae)
 
 A label is withheld when the one-sided 95% lower bound of its held-out AUC is at most 0.5. A feature with fewer
 positive tokens than the held-out split asks for (64 of 128) is drawn with repeats, and the bound was computed as if
@@ -57,7 +59,31 @@ def heldout_counts(path: str, lcfg: LabelConfig) -> tuple[tuple[int, int], tuple
   return (n_pos, len(examples) - n_pos), split.distinct_counts()
 
 
+def real_feature_counts(sae: str, lcfg: LabelConfig, bar: float) -> dict[str, dict]:
+  """Per kind (latents, neurons) of real_features.json: labels given with the stored bound and counting tokens once,
+  and how many held-out splits repeat positive tokens. The stored bound is checked against the redrawn split."""
+  with open(os.path.join(common.RESULTS, "real_features.json"), encoding="utf-8") as f:
+    stored = json.load(f)
+  out = {}
+  for kind in ("latents", "neurons"):
+    given = kept = repeats = mismatch = 0
+    for r in stored[kind]:
+      drawn, distinct = heldout_counts(os.path.join(sae, kind, r["id"] + ".jsonl"), lcfg)
+      mismatch += abs(selection.auc_lower_bound(r["heldout_auc"], *drawn) - r["heldout_auc_lower95"]) > 1e-6
+      repeats += distinct[0] < drawn[0]
+      given += r["label"] is not None
+      kept += r["label"] is not None and selection.auc_lower_bound(r["heldout_auc"], *distinct) > bar
+    out[f"real_features ({kind})"] = {"features": len(stored[kind]), "labels given": given, "still given": kept,
+                                      "held-out splits with repeats": repeats,
+                                      "stored bounds not reproduced": mismatch}
+  return out
+
+
 def main() -> int:
+  import argparse  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sae", default="", help="a tokenlabel_jax.sae run (its latents/ and neurons/ records)")
+  args = parser.parse_args()
   lcfg, bar = LabelConfig(), selection.SelectConfig().min_auc_lower
   rows, counts = [], {}
   for set_name, result, col, split in RUNS + [(s, r, "", sp) for s, r, sp in CHOOSER]:
@@ -93,6 +119,13 @@ def main() -> int:
                        f"{v['named now']}" for k, v in counts.items())
            + ". The old bound reproduces every stored run's decisions: "
            + str(all(v["decisions the old bound does not reproduce"] == 0 for v in counts.values())) + ".")
+  if args.sae:
+    real = real_feature_counts(args.sae, lcfg, bar)
+    notes += " Real features: " + "; ".join(
+        f"{k}: {v['labels given']} -> {v['still given']} labels of {v['features']}, "
+        f"{v['held-out splits with repeats']} held-out splits with repeats, stored bounds reproduced: "
+        f"{v['stored bounds not reproduced'] == 0}" for k, v in real.items()) + "."
+    counts |= real
   common.write_table("naming_distinct_bound", rows, ["set", "run", "category", "label", "names", "heldout AUC",
                                                      "positives drawn / distinct", "lower95 before", "lower95 now"],
                      "Counting each held-out token once: the labels it withholds in stored runs", notes,
