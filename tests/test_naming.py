@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from tokenlabel_jax import naming
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -297,3 +299,34 @@ def test_distinct_bound_redraws_the_held_out_split_and_counts_tokens_once():
   path = os.path.join(ROOT, "experiments", "data", "norms", "cat.jsonl")
   drawn, distinct = distinct_bound.heldout_counts(path, LabelConfig())
   assert sum(drawn) == LabelConfig().n_heldout and drawn[0] > 40 and distinct[0] == 6 and drawn[1] >= distinct[1] > 40
+
+
+@pytest.mark.corpora
+def test_make_benchmark_norms_names_categories_and_refuses_one_already_used(tmp_path, monkeypatch):
+  """scripts/make_benchmark.py --norms on the installed WordNet: a declared category gets its synset's lemmas and its
+  synonyms as names; one that is already in the benchmark (or the fresh set) is refused with a message naming it."""
+  import collections  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import synthetic  # pylint: disable=import-outside-toplevel
+  if not os.path.exists(os.path.join(synthetic.WORDNET_DIR, "data.noun")):
+    pytest.skip(f"no WordNet at {synthetic.WORDNET_DIR}: run scripts/install_corpora.sh (Debian wordnet-base)")
+  sys.path.insert(0, os.path.join(ROOT, "scripts"))
+  import make_benchmark  # pylint: disable=import-outside-toplevel
+  spec = tmp_path / "spec"
+  spec.mkdir()
+  for name in ("categories.json", "categories_fresh.json"):
+    (spec / name).write_text(open(os.path.join(ROOT, "experiments", "naming", name)).read())
+  monkeypatch.setattr(make_benchmark, "SPEC_DIR", str(spec))
+  wn = synthetic.WordNet()
+  freq = collections.Counter({"spoon": 3, "ladle": 1})
+  kitchen = {"name": "kitchen_utensil", "synset": ["kitchen_utensil", 1], "norm": "n", "synonyms": ["Cookware"]}
+  (spec / "norms.json").write_text(json.dumps({"_doc": "d", "categories": [kitchen]}))
+  (got,), doc = make_benchmark.norms_categories(wn, freq, [])
+  assert doc == "d" and got["synset"] == "kitchen_utensil.n.01" and got["names"] == ["kitchen utensil", "cookware"]
+  assert got["in_corpus"] == sum(1 for w in ("spoon", "ladle") if w in synthetic.concept_lemmas(
+      wn, [wn.sense("kitchen_utensil", 1)])[0]) and got["positive_lemmas"] >= 12
+  insect = {"name": "insect", "synset": ["insect", 1], "norm": "n", "synonyms": []}  # in the benchmark
+  (spec / "norms.json").write_text(json.dumps({"_doc": "d", "categories": [kitchen, insect]}))
+  with pytest.raises(SystemExit, match=r"insect \(insect.n.01\) is already in insect.n.01"):
+    make_benchmark.norms_categories(wn, freq, [])
+  with pytest.raises(SystemExit, match="concepts.json or the paper"):
+    make_benchmark.norms_categories(wn, freq, [wn.sense("kitchen_utensil", 1)])
