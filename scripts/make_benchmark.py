@@ -68,15 +68,13 @@ def main(argv: list[str] | None = None) -> int:
   else:
     cats = naming.select_categories(wn, corpus.freq, exclude)
     doc = __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name)."
-  spec = []
+  spec = cats if args.norms else []  # the norms set comes as spec rows; the others as naming.Category
   for c in [] if args.norms else cats:
     names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
     split = {"split": "fresh", "hash half": c.split} if args.fresh else {"split": c.split}
     spec.append({"name": c.name, "synset": c.synset, **split, "names": names,
                  "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
                  "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus})
-  if args.norms:
-    spec = cats
   counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh", "norms") if getattr(args, s)} or {
       s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
   out_name = "categories_norms.json" if args.norms else "categories_fresh.json" if args.fresh else "categories.json"
@@ -108,11 +106,11 @@ def norms_categories(wn, corpus_freq, exclude) -> tuple[list[dict], str]:
       for synset in (c["synset"] for c in json.load(f)["categories"]):
         lemma, sense = synset.split(".n.")
         taken[wn.sense(lemma, int(sense))] = synset
-  out = []
+  out, exclude = [], set(exclude)
   for c in declared["categories"]:
     lemma, sense = c["synset"]
     offset = wn.sense(lemma, sense)
-    if offset in set(exclude) or offset in taken:
+    if offset in exclude or offset in taken:
       raise SystemExit(f"make_benchmark: norms category {c['name']} ({lemma}.n.{sense:02d}) is already in "
                        f"{taken.get(offset, 'concepts.json or the paper')}: take it out of norms.json")
     positives, _ = synthetic.concept_lemmas(wn, [offset], proper=c.get("proper", False))
