@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--list-only", action="store_true", help="write categories.json only")
   parser.add_argument("--fresh", action="store_true", help="the fresh set instead (categories_fresh.json)")
-  parser.add_argument("--norms", action="store_true", help="the norms set instead (norms.json -> categories_norms.json)")
+  parser.add_argument("--norms", action="store_true",
+                      help="the norms set instead (norms.json -> categories_norms.json)")
   args = parser.parse_args(argv)
   if args.norms and args.out == parser.get_default("out"):
     args.out = os.path.join(REPO, "experiments", "data", "norms")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
   with open(os.path.join(SPEC_DIR, "synonyms.json"), encoding="utf-8") as f:
     synonyms = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
   if args.norms:
-    cats, doc = norms_categories(wn, corpus.freq, exclude)
+    spec, doc = norms_categories(wn, corpus.freq, exclude)
   elif args.fresh:
     with open(os.path.join(SPEC_DIR, "categories.json"), encoding="utf-8") as f:
       benchmark = [c["synset"] for c in json.load(f)["categories"]]
@@ -68,13 +69,8 @@ def main(argv: list[str] | None = None) -> int:
   else:
     cats = naming.select_categories(wn, corpus.freq, exclude)
     doc = __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name)."
-  spec = cats if args.norms else []  # the norms set comes as spec rows; the others as naming.Category
-  for c in [] if args.norms else cats:
-    names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
-    split = {"split": "fresh", "hash half": c.split} if args.fresh else {"split": c.split}
-    spec.append({"name": c.name, "synset": c.synset, **split, "names": names,
-                 "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
-                 "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus})
+  if not args.norms:
+    spec = [category_row(wn, c, synonyms, args.fresh) for c in cats]
   counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh", "norms") if getattr(args, s)} or {
       s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
   out_name = "categories_norms.json" if args.norms else "categories_fresh.json" if args.fresh else "categories.json"
@@ -93,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     if (i + 1) % 20 == 0 or i + 1 == len(spec):
       print(f"  {i + 1}/{len(spec)} features written ({time.time() - start:.0f}s)", flush=True)
   return 0
+
+
+def category_row(wn, c: naming.Category, synonyms: dict, fresh: bool) -> dict:
+  """A category chosen by rule as categories.json (or categories_fresh.json) lists it, with the names that count."""
+  names = list(dict.fromkeys(list(c.names) + [naming.normalize(s) for s in synonyms.get(c.synset, [])]))
+  split = {"split": "fresh", "hash half": c.split} if fresh else {"split": c.split}
+  return {"name": c.name, "synset": c.synset, **split, "names": names,
+          "gloss": wn.synset(wn.sense(c.lemma, c.sense)).gloss.split(";")[0],
+          "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus}
 
 
 def norms_categories(wn, corpus_freq, exclude) -> tuple[list[dict], str]:

@@ -290,7 +290,8 @@ def write_calibrated(name, settings, rows, refs, done, final):
     hit = [naming.names_category(o[k], o["names"]) for o in out]
     base = [naming.names_category(o["ask_end~0.2"], o["names"]) for o in out]
     gained, lost = sum(h and not b for h, b in zip(hit, base)), sum(b and not h for h, b in zip(hit, base))
-    table.append({"rule": k, "names": sum(hit), "gained": gained, "lost": lost, "sign test p": common.sign_test(gained, lost),
+    table.append({"rule": k, "names": sum(hit), "gained": gained, "lost": lost,
+                  "sign test p": common.sign_test(gained, lost),
                   "median held-out AUC": float(np.nanmedian([np.nan if o["auc"][k] is None else o["auc"][k]
                                                              for o in out]))})
   cal = table[1:]
