@@ -153,10 +153,11 @@ def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[
   """The naming benchmark's tune or test half (each category with its names and records path under `data`), "fresh"
   (categories_fresh.json: declared after the benchmark's tuning, one test set), or "concepts": the 26 concept features
   and the paper's four (tuned on in earlier work: never a test figure), or "norms" (categories_norms.json: everyday
-  categories declared by hand before any was labeled, records in experiments/data/norms)."""
-  if split == "norms":
-    spec = json.load(open(os.path.join(HERE, "naming", "categories_norms.json")))["categories"]
-    return [dict(c, path=os.path.join(DATA, "norms", c["name"] + ".jsonl")) for c in spec]
+  categories declared by hand before any was labeled, records in experiments/data/norms), or "norms2" (the second
+  such set, plan_norms2.md)."""
+  if split in ("norms", "norms2"):
+    spec = json.load(open(os.path.join(HERE, "naming", f"categories_{split}.json")))["categories"]
+    return [dict(c, path=os.path.join(DATA, split, c["name"] + ".jsonl")) for c in spec]
   if split in ("tune", "test", "fresh"):
     spec = json.load(open(os.path.join(HERE, "naming", "categories_fresh.json" if split == "fresh"
                                        else "categories.json")))["categories"]
@@ -166,7 +167,7 @@ def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[
     out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],
             "path": os.path.join(DATA, "concepts", c["name"] + ".jsonl")} for c in spec]
     return out + [{"name": k, "names": v, "path": os.path.join(DATA, k + ".jsonl")} for k, v in PAPER.items()]
-  raise ValueError(f"unknown split {split!r}: tune, test, fresh, norms or concepts")
+  raise ValueError(f"unknown split {split!r}: tune, test, fresh, norms, norms2 or concepts")
 
 
 def by_name_hash(cats: list[dict]) -> list[dict]:

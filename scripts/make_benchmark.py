@@ -3,6 +3,7 @@
   python scripts/make_benchmark.py [--out experiments/data/benchmark] [--records 300] [--seed 0] [--list-only]
   python scripts/make_benchmark.py --fresh      # the fresh set: experiments/naming/categories_fresh.json
   python scripts/make_benchmark.py --norms      # the norms set: experiments/naming/norms.json -> experiments/data/norms
+  python scripts/make_benchmark.py --norms norms2   # the second norms set: norms2.json -> experiments/data/norms2
 
 Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
 tuning list is the "tune" half of it) and one JSONL feature per category under --out. With --fresh: the categories
@@ -12,7 +13,8 @@ tuned on in earlier work (experiments/concepts.json and the paper's animal, mamm
 Per-category synonyms come from experiments/naming/synonyms.json, written before any tuning (the fresh set's before
 any of it was labeled). With --norms: the categories declared by hand in experiments/naming/norms.json (everyday
 categories of the kind category-norm studies list), each checked to be in none of the sets above, written to
-categories_norms.json with their names (the synset's lemmas and the declared synonyms) and to experiments/data/norms.
+categories_norms.json with their names (the synset's lemmas and the declared synonyms) and to experiments/data/norms;
+--norms NAME does the same for NAME.json (each such set checked against every other set, the first norms set too).
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--list-only", action="store_true", help="write categories.json only")
   parser.add_argument("--fresh", action="store_true", help="the fresh set instead (categories_fresh.json)")
-  parser.add_argument("--norms", action="store_true",
-                      help="the norms set instead (norms.json -> categories_norms.json)")
+  parser.add_argument("--norms", nargs="?", const="norms", default=None, metavar="NAME",
+                      help="a hand-declared set instead (NAME.json -> categories_NAME.json; NAME: norms, norms2)")
   args = parser.parse_args(argv)
   if args.norms and args.out == parser.get_default("out"):
-    args.out = os.path.join(REPO, "experiments", "data", "norms")
+    args.out = os.path.join(REPO, "experiments", "data", args.norms)
   if not make_features.corpora_present("make_benchmark", synthetic.WORDNET_DIR, synthetic.FORTUNES_DIR):
     return 2
   start = time.time()
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
   with open(os.path.join(SPEC_DIR, "synonyms.json"), encoding="utf-8") as f:
     synonyms = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
   if args.norms:
-    spec, doc = norms_categories(wn, corpus.freq, exclude)
+    spec, doc = norms_categories(wn, corpus.freq, exclude, args.norms)
   elif args.fresh:
     with open(os.path.join(SPEC_DIR, "categories.json"), encoding="utf-8") as f:
       benchmark = [c["synset"] for c in json.load(f)["categories"]]
@@ -71,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     doc = __doc__.strip().splitlines()[0] + " Split: naming.split_of (SHA-256 of the synset name)."
   if not args.norms:
     spec = [category_row(wn, c, synonyms, args.fresh) for c in cats]
-  counts = {s: sum(1 for c in spec if c["split"] == s) for s in ("fresh", "norms") if getattr(args, s)} or {
-      s: sum(1 for c in spec if c["split"] == s) for s in ("tune", "test")}
-  out_name = "categories_norms.json" if args.norms else "categories_fresh.json" if args.fresh else "categories.json"
+  splits = [args.norms] if args.norms else ["fresh"] if args.fresh else ["tune", "test"]
+  counts = {s: sum(1 for c in spec if c["split"] == s) for s in splits}
+  out_name = (f"categories_{args.norms}.json" if args.norms else "categories_fresh.json" if args.fresh
+              else "categories.json")
   with open(os.path.join(SPEC_DIR, out_name), "w", encoding="utf-8") as f:
     json.dump({"_doc": doc, "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
   print(f"{len(spec)} categories ({', '.join(f'{v} {k}' for k, v in counts.items())})")
@@ -100,28 +103,31 @@ def category_row(wn, c: naming.Category, synonyms: dict, fresh: bool) -> dict:
           "positive_lemmas": c.n_positive_lemmas, "in_corpus": c.n_in_corpus}
 
 
-def norms_categories(wn, corpus_freq, exclude) -> tuple[list[dict], str]:
-  """The hand-declared norms set, each category checked to be new (not tuned on, not in the benchmark or the fresh
-  set, compared by synset) and given its names: the synset's lemmas and the synonyms declared with it."""
-  with open(os.path.join(SPEC_DIR, "norms.json"), encoding="utf-8") as f:
+def norms_categories(wn, corpus_freq, exclude, set_name: str = "norms") -> tuple[list[dict], str]:
+  """A hand-declared set (`set_name`.json), each category checked to be new (not tuned on, in no other category list:
+  the benchmark, the fresh set, another norms set; compared by synset) and given its names: the synset's lemmas and
+  the synonyms declared with it."""
+  with open(os.path.join(SPEC_DIR, f"{set_name}.json"), encoding="utf-8") as f:
     declared = json.load(f)
   taken = {}
-  for name in ("categories.json", "categories_fresh.json"):
+  others = sorted(n for n in os.listdir(SPEC_DIR) if n.startswith("categories") and n.endswith(".json")
+                  and n != f"categories_{set_name}.json")
+  for name in others:
     with open(os.path.join(SPEC_DIR, name), encoding="utf-8") as f:
       for synset in (c["synset"] for c in json.load(f)["categories"]):
         lemma, sense = synset.split(".n.")
-        taken[wn.sense(lemma, int(sense))] = synset
+        taken[wn.sense(lemma, int(sense))] = f"{synset} of {name}"
   out, exclude = [], set(exclude)
   for c in declared["categories"]:
     lemma, sense = c["synset"]
     offset = wn.sense(lemma, sense)
     if offset in exclude or offset in taken:
-      raise SystemExit(f"make_benchmark: norms category {c['name']} ({lemma}.n.{sense:02d}) is already in "
-                       f"{taken.get(offset, 'concepts.json or the paper')}: take it out of norms.json")
+      raise SystemExit(f"make_benchmark: {set_name} category {c['name']} ({lemma}.n.{sense:02d}) is already in "
+                       f"{taken.get(offset, 'concepts.json or the paper')}: take it out of {set_name}.json")
     positives, _ = synthetic.concept_lemmas(wn, [offset], proper=c.get("proper", False))
     names = list(dict.fromkeys([w.replace("_", " ").lower() for w in wn.lemmas(offset)]
                                + [naming.normalize(s) for s in c["synonyms"]]))
-    out.append({"name": c["name"], "synset": f"{lemma}.n.{sense:02d}", "split": "norms", "norm": c["norm"],
+    out.append({"name": c["name"], "synset": f"{lemma}.n.{sense:02d}", "split": set_name, "norm": c["norm"],
                 "names": names, "proper": c.get("proper", False),
                 "gloss": wn.synset(offset).gloss.split(";")[0], "positive_lemmas": len(positives),
                 "in_corpus": sum(1 for p in positives if corpus_freq[p.lower()] > 0)})

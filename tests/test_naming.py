@@ -233,26 +233,30 @@ def test_judge_chooser_pool_choice_and_bar_follow_the_plan(monkeypatch):
   assert not judge_chooser.summarize(rows, "fresh")["passes"]  # the fresh set's bar is 6
 
 
-def test_committed_norms_set_is_new_and_judged_by_declared_names():
-  """categories_norms.json (plan_norms.md): every category declared in norms.json, none in the benchmark, the fresh
-  set, concepts.json or the paper's four; its names are the synset's lemmas and the declared synonyms, nothing else;
-  and each has its committed records."""
+@pytest.mark.parametrize("set_name,size,before", [("norms", 48, ()), ("norms2", 51, ("categories_norms.json",))])
+def test_committed_norms_set_is_new_and_judged_by_declared_names(set_name, size, before):
+  """categories_norms.json (plan_norms.md) and categories_norms2.json (plan_norms2.md): every category declared in
+  the set's spec, none in the benchmark, the fresh set, an earlier norms set, concepts.json or the paper's four; its
+  names are the synset's lemmas and the declared synonyms, nothing else; and each has its committed records."""
   spec, declared, bench, fresh, concepts = (json.load(open(os.path.join(ROOT, "experiments", *p))) for p in (
-      ("naming", "categories_norms.json"), ("naming", "norms.json"), ("naming", "categories.json"),
+      ("naming", f"categories_{set_name}.json"), ("naming", f"{set_name}.json"), ("naming", "categories.json"),
       ("naming", "categories_fresh.json"), ("concepts.json",)))
+  earlier = [c for n in before for c in json.load(open(os.path.join(ROOT, "experiments", "naming", n)))["categories"]]
   cats = spec["categories"]
-  assert [c["name"] for c in cats] == [c["name"] for c in declared["categories"]] and spec["counts"] == {"norms": 48}
-  old = {c["synset"].lower() for c in bench["categories"] + fresh["categories"]}
+  assert [c["name"] for c in cats] == [c["name"] for c in declared["categories"]] and spec["counts"] == {set_name: size}
+  old = {c["synset"].lower() for c in bench["categories"] + fresh["categories"] + earlier}
   old |= {f"{l}.n.{s:02d}".lower() for l, s in (c["synset"] for c in concepts["concepts"])}
   old |= {"animal.n.01", "mammal.n.01"}
   assert not {c["synset"].lower() for c in cats} & old
-  assert not {c["name"] for c in cats} & {c["name"] for c in bench["categories"] + fresh["categories"]}
+  assert not {c["name"] for c in cats} & {c["name"] for c in bench["categories"] + fresh["categories"] + earlier}
   for c, d in zip(cats, declared["categories"]):
     lemma, sense = d["synset"]
-    assert c["synset"] == f"{lemma}.n.{sense:02d}" and c["split"] == "norms" and c["positive_lemmas"] >= 12
+    assert c["synset"] == f"{lemma}.n.{sense:02d}" and c["split"] == set_name and c["positive_lemmas"] >= 12
     declared_names = {naming.normalize(s) for s in d["synonyms"]}
     assert naming.normalize(lemma) in c["names"] and declared_names <= set(c["names"])
-    assert os.path.exists(os.path.join(ROOT, "experiments", "data", "norms", c["name"] + ".jsonl"))
+    assert os.path.exists(os.path.join(ROOT, "experiments", "data", set_name, c["name"] + ".jsonl"))
+  if set_name != "norms":
+    return
   assert naming.names_category(" utensils", next(c for c in cats if c["name"] == "kitchen_utensil")["names"])
   assert not naming.names_category(" spoon", next(c for c in cats if c["name"] == "kitchen_utensil")["names"])
 
@@ -326,7 +330,21 @@ def test_make_benchmark_norms_names_categories_and_refuses_one_already_used(tmp_
       wn, [wn.sense("kitchen_utensil", 1)])[0]) and got["positive_lemmas"] >= 12
   insect = {"name": "insect", "synset": ["insect", 1], "norm": "n", "synonyms": []}  # in the benchmark
   (spec / "norms.json").write_text(json.dumps({"_doc": "d", "categories": [kitchen, insect]}))
-  with pytest.raises(SystemExit, match=r"insect \(insect.n.01\) is already in insect.n.01"):
+  with pytest.raises(SystemExit, match=r"norms category insect \(insect.n.01\) is already in insect.n.01 of categori"):
     make_benchmark.norms_categories(wn, freq, [])
+  # A second hand-declared set is checked against the first one too, and names its own split.
+  (spec / "categories_norms.json").write_text(open(os.path.join(ROOT, "experiments", "naming",
+                                                                "categories_norms.json")).read())
+  cat = {"name": "cat", "synset": ["cat", 1], "norm": "n", "synonyms": []}
+  (spec / "norms2.json").write_text(json.dumps({"_doc": "d2", "categories": [kitchen]}))
+  with pytest.raises(SystemExit, match=r"norms2 category kitchen_utensil .* categories_norms.json: take it out of norm"):
+    make_benchmark.norms_categories(wn, freq, [], "norms2")
+  (spec / "norms2.json").write_text(json.dumps({"_doc": "d2", "categories": [cat]}))
+  with pytest.raises(SystemExit, match=r"cat \(cat.n.01\) is already in cat.n.01 of categories_norms.json"):
+    make_benchmark.norms_categories(wn, freq, [], "norms2")
+  fern = {"name": "fern", "synset": ["fern", 1], "norm": "n", "synonyms": []}
+  (spec / "norms2.json").write_text(json.dumps({"_doc": "d2", "categories": [fern]}))
+  (got,), doc = make_benchmark.norms_categories(wn, freq, [], "norms2")
+  assert doc == "d2" and got["split"] == "norms2" and got["names"] == ["fern"]
   with pytest.raises(SystemExit, match="concepts.json or the paper"):
     make_benchmark.norms_categories(wn, freq, [wn.sense("kitchen_utensil", 1)])

@@ -5,11 +5,12 @@
   python -m tokenlabel_jax.label --features=experiments/data/norms --model=qwen2.5-coder-1.5b \
       --output_dir=runs/norms_1.5b
   python experiments/naming/naming_norms.py --run 135m=runs/norms_135m --run 1.5b=runs/norms_1.5b ...
+  python experiments/naming/naming_norms.py --set norms2 --run ...   # the second norms set (plan_norms2.md)
 
 Each run's labels are judged as the benchmark judges them (`naming.names_category` against the names in
 categories_norms.json). Beside them, on the same examples: the first run's exact scan (its best single token by
 validation loss, from result.json "verification") and the top token (the most frequent word at the peaks of the
-strongest training records). Writes experiments/results/naming_norms.{md,json}.
+strongest training records). Writes experiments/results/naming_<set>.{md,json}.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def scan_of(result: dict) -> dict:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--run", action="append", required=True, help="tag=directory of a finished label run")
+  parser.add_argument("--set", default="norms", choices=["norms", "norms2"], help="which hand-declared set")
   args = parser.parse_args(argv)
   runs = dict(r.split("=", 1) for r in args.run)
-  cats = common.categories("norms")
+  cats = common.categories(args.set)
   rows, named = [], {t: [] for t in runs}
   for c in cats:
     row = {"category": c["name"], "norm": c["norm"]}
@@ -72,13 +74,14 @@ def main(argv=None) -> int:
   paired = "; ".join((f"{first} against its exact scan" if t == "scan" else f"{t} against {first}")
                      + f": +{v['gained']} / -{v['lost']} (sign test p = {v['p']:.2g})"
                      for t, v in summary["against_first"].items())
-  notes = (f"{len(cats)} categories declared in experiments/naming/norms.json before any was labeled "
-           f"(plan_norms.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; top token "
+  notes = (f"{len(cats)} categories declared in experiments/naming/{args.set}.json before any was labeled "
+           f"(plan_{args.set}.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; top token "
            f"{summary['top_token_named']}. {paired}. Median held-out AUC (each run's own discriminator): "
            + ", ".join(f"{t} {v:.3f}" for t, v in summary["median_heldout_auc"].items()) + ".")
   columns = ["category"] + [f"{t} {k}" for t in runs for k in ("label", "names", "AUC")] + [
       "scan label", "scan names", "top token", "top token names"]
-  common.write_table("naming_norms", rows, columns, "The norms set: does the label name the category?", notes,
+  title = {"norms": "The norms set", "norms2": "The second norms set"}[args.set]
+  common.write_table(f"naming_{args.set}", rows, columns, f"{title}: does the label name the category?", notes,
                      summary=summary)
   return 0
 
