@@ -70,6 +70,15 @@ def sign_test(better: int, worse: int) -> float:
   return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
 
 
+def fisher_greater(named_a: int, missed_a: int, named_b: int, missed_b: int) -> float:
+  """One-sided Fisher exact test: the chance, with the margins fixed, that group a holds at least `named_a` of the
+  named ones if naming did not depend on the group (a higher rate in a than in b)."""
+  import math  # pylint: disable=import-outside-toplevel
+  n_a, named, n = named_a + missed_a, named_a + named_b, named_a + missed_a + named_b + missed_b
+  return sum(math.comb(named, k) * math.comb(n - named, n_a - k)
+             for k in range(named_a, min(n_a, named) + 1)) / math.comb(n, n_a)
+
+
 def feature(name: str):
   from tokenlabel_jax import data as data_lib  # pylint: disable=import-outside-toplevel
   path = os.path.join(DATA, name + ".jsonl")

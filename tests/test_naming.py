@@ -348,3 +348,27 @@ def test_make_benchmark_norms_names_categories_and_refuses_one_already_used(tmp_
   assert doc == "d2" and got["split"] == "norms2" and got["names"] == ["fern"]
   with pytest.raises(SystemExit, match="concepts.json or the paper"):
     make_benchmark.norms_categories(wn, freq, [wn.sense("kitchen_utensil", 1)])
+
+
+def test_agreement_counts_agreed_and_differing_labels():
+  """experiments/naming/agreement.py (plan_norms2.md): labels agree when either names the other under the judge; the
+  agreed ones' naming rate against each model's where they differ, with a one-sided Fisher exact test."""
+  sys.path.insert(0, ROOT)
+  from experiments import common  # pylint: disable=import-outside-toplevel
+  from experiments.naming import agreement  # pylint: disable=import-outside-toplevel
+  assert agreement.same_name(" state", " States") and agreement.same_name(" States", " state")
+  assert not agreement.same_name(" crab", " crustacean") and not agreement.same_name(None, None)
+  rows = {"a": {"small": " tool", "small names": True, "large": " tools", "large names": True},
+          "b": {"small": " knife", "small names": False, "large": " tool", "large names": True},
+          "c": {"small": None, "small names": False, "large": None, "large names": False},
+          "d": {"small": " plant", "small names": False, "large": " plant", "large names": False}}
+  s = agreement.summarize(rows)
+  assert (s["agree"], s["agreed named"], s["differ"], s["differ: 135M named"], s["differ: 1.5B named"]) == (2, 1, 2, 0, 1)
+  assert (s["135M named"], s["1.5B named"], s["either named (hindsight)"]) == (1, 2, 2)
+  assert s["p (agreed > 135M differing)"] == pytest.approx(0.5)  # 1 of 2 named against 0 of 2: 3 of 6 tables
+  assert common.fisher_greater(3, 1, 1, 3) == pytest.approx(17 / 70)  # Fisher's tea tasting, one-sided
+  assert common.fisher_greater(1, 3, 3, 1) == pytest.approx(69 / 70)
+  # The committed figure for the declared test comes from the committed runs' table.
+  committed = json.load(open(os.path.join(ROOT, "experiments", "results", "naming_agreement.json")))["summary"]
+  got = agreement.summarize(agreement.pairs("norms2"))
+  assert all(committed["sets"]["norms2"][k] == v for k, v in got.items())
