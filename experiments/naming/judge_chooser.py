@@ -99,8 +99,9 @@ def summarize(rows: list[dict], split: str) -> dict:
   lost = sum(r["ask_end~0.2 names"] and not r["judge@10 names"] for r in rows)
   bar = PILOT_BAR if split == "tune" else ADOPTION_BAR
 
-  def med(key):
-    return float(np.nanmedian([np.nan if r[key] is None else r[key] for r in rows]))
+  def med(key):  # NaN when no row has the figure (a test's rows without AUCs), without numpy's warning
+    got = [r[key] for r in rows if r[key] is not None and np.isfinite(r[key])]
+    return float(np.median(got)) if got else float("nan")
 
   ranks = [name_rank(r) for r in rows if r["a name in the pool"]]
   return {"judge_names": judge_n, "ask_names": ask_n, "gained": gained, "lost": lost,
