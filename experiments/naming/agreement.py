@@ -7,10 +7,11 @@ ask rule), both as the stored runs give them, with the chance check that counts 
 - the test half and the fresh set: naming_{test,fresh}_scan.json and the ask rule rebuilt from the chooser's stored
   candidates (distinct_bound.ask_rows), the bound applied to both;
 - the norms sets: the second runs in naming_norms.json and the runs in naming_norms2.json.
-Labels agree when either is a name of the other under the benchmark's judge (`same_name`). Reported per set: how often the agreed label names the
-category, how often each model's label does where they differ (one-sided Fisher exact test of agreed against the
-135M model's differing labels), and the hindsight bound (either model names it). The first three sets were looked
-at before the plan was written; norms2 is the test. Writes experiments/results/naming_agreement.{md,json}.
+Labels agree when either is a name of the other under the benchmark's judge (`same_name`). Reported per set: how
+often the agreed label names the category, how often each model's label does where they differ (one-sided Fisher
+exact test of agreed against the 135M model's differing labels), and the hindsight bound (either model names it).
+The first three sets were looked at before the plan was written; norms2 is the test. Writes
+experiments/results/naming_agreement.{md,json}.
 """
 
 from __future__ import annotations

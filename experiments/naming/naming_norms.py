@@ -75,8 +75,8 @@ def main(argv=None) -> int:
                      + f": +{v['gained']} / -{v['lost']} (sign test p = {v['p']:.2g})"
                      for t, v in summary["against_first"].items())
   notes = (f"{len(cats)} categories declared in experiments/naming/{args.set}.json before any was labeled "
-           f"(plan_{args.set}.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; top token "
-           f"{summary['top_token_named']}. {paired}. Median held-out AUC (each run's own discriminator): "
+           f"(plan_{args.set}.md). Names the category: {counts}; exact scan ({first}) {summary['scan_named']}; "
+           f"top token {summary['top_token_named']}. {paired}. Median held-out AUC (each run's own discriminator): "
            + ", ".join(f"{t} {v:.3f}" for t, v in summary["median_heldout_auc"].items()) + ".")
   columns = ["category"] + [f"{t} {k}" for t in runs for k in ("label", "names", "AUC")] + [
       "scan label", "scan names", "top token", "top token names"]
