@@ -331,7 +331,8 @@ def write_markdown(data: dict) -> None:
            "head: 'read' computes what the score needs (JAX: the two answer logits; torch: logits_to_keep=1); 'all' is "
            "transformers' default of logits at every position. FLOPs count the model's positions that run per step, "
            "forward + activation-gradient backward.", "", f"Host: {data.get('host', 'not recorded')}.", "",
-           "| framework | discriminator | dtype | head | remat | B | cached | F | vmapped | step s | s per feature-step | "
+           "| framework | discriminator | dtype | head | remat | B | cached | F | vmapped | step s | "
+           "s per feature-step | "
            "GFLOP/s | of matmul rate | prefix build s | prefix cache MB/example | worker peak RSS GB |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for row in steps:

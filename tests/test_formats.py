@@ -44,7 +44,8 @@ def test_neuronpedia_export_rows(tmp_path):
            "maxValue": max(v)} for i in (3, 9) for t, v in SEQS]
   f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
   feats = data_lib.load_features(f)
-  assert [x.name for x in feats] == ["gemma-2-2b@20-gemmascope-res-16k_latent3", "gemma-2-2b@20-gemmascope-res-16k_latent9"]
+  assert [x.name for x in feats] == ["gemma-2-2b@20-gemmascope-res-16k_latent3",
+                                     "gemma-2-2b@20-gemmascope-res-16k_latent9"]
   assert all(_as_dict(x) == SEQS for x in feats)
 
 

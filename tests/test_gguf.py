@@ -20,12 +20,13 @@ from tokenlabel_jax.loading import gguf_file, load_model
 
 # Words whose merges the test vocabulary holds (byte-level spelling, 'Ġ' = space): digit groups of every length, a
 # word after an opening parenthesis, contractions, so the pre-tokenizers' differences decide the tokens.
-WORDS = ["Ġthe", "Ġdog", "Ġ2024", "2024", "202", "123", "Ġ123", "12", "'s", "'t", "Ġcats", "Hello", "Ġworld", "(the",
-         "Ġ(", "ĠYear", "Ġ1000", "000", "ĠHello"]
+WORDS = ["Ġthe", "Ġdog", "Ġ2024", "2024", "202", "123", "Ġ123", "12", "'s", "'t", "Ġcats", "Hello", "Ġworld",
+         "(the", "Ġ(", "ĠYear", "Ġ1000", "000", "ĠHello"]
 STRINGS = [
     "Hello world", " leading space", "   three leading spaces", "trailing spaces   ", "12345 and 3.14159",
     "Year 2024: 1,000,000 users", "In 2024, the dog's 12345 cats", "(the Year 2024)", "naïve café résumé",
-    "Ünïcödé — dashes … and “quotes”", "你好，世界！", "emoji 🙂🚀 mixed", "tabs\tand\nnewlines\n\n\n  x",
+    "Ünïcödé — dashes … and “quotes”", "你好，世界！", "emoji 🙂🚀 mixed",
+    "tabs\tand\nnewlines\n\n\n  x",
     "don't won't it's THE DOG'S", "def f(x):\n    return x ** 2", "https://example.com/a?b=c&d=e", "a", "1234567",
     "Привет, мир", "<|begin_of_text|>Hello<|end_of_text|>",
 ]

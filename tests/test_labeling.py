@@ -96,7 +96,8 @@ def test_same_seed_same_label_and_resume_after_kill(tiny, feature, tmp_path):
     opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, ck,
                   dying_log, fp)
   assert ck.manager.latest_step() == 4
-  resumed, history = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints")), calls.append, fp)
+  resumed, history = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask,
+                                   opt_lib.Checkpointer(str(tmp_path / "b" / "checkpoints")), calls.append, fp)
   assert any("resumed from step 4" in c for c in calls)
   assert len(history) == LCFG.steps
   uninterrupted, _ = opt_lib.train(tiny.params, tiny.cfg, disc, LCFG, prep, targets, mask, None, calls.append, fp)

@@ -36,7 +36,8 @@ CHATS = [
 ]
 STRINGS = [
     "Hello world", " leading space", "   three leading spaces", "trailing spaces   ", "12345 and 3.14159",
-    "Year 2024: 1,000,000 users", "naïve café résumé", "Ünïcödé — dashes … and “quotes”", "你好，世界！今天天气很好。",
+    "Year 2024: 1,000,000 users", "naïve café résumé", "Ünïcödé — dashes … and “quotes”",
+    "你好，世界！今天天气很好。",
     "日本語のテキスト", "emoji 🙂🚀 mixed", "tabs\tand\nnewlines\n\n", "<|im_start|>user\nhi<|im_end|>\n",
     "<|im_start|>assistant\n", "don't won't it's", "def f(x):\n    return x ** 2", "https://example.com/a?b=c&d=e",
     "ALL CAPS AND lower", "a", "Привет, мир",

@@ -156,11 +156,13 @@ PROMPTS = [
 def tokenizer_strings() -> list[str]:
   """A few hundred strings: words, digits, code, CJK, punctuation and whitespace runs, combined by a fixed rule."""
   words = ["apple", "Zebra", "running", "don't", "I'll", "naïve", "café", "über", "straße", "mammal", "ANIMAL",
-           "Xylophone", "quantum", "ill-formed", "e-mail", "co-operate", "résumé", "Ångström", "Москва", "Ελλάδα"]
+           "Xylophone", "quantum", "ill-formed", "e-mail", "co-operate", "résumé", "Ångström",
+           "Москва", "Ελλάδα"]
   numbers = ["0", "7", "42", "2024", "3.14159", "1,000,000", "-17", "0x1F", "1e-9", "12345678901234567890"]
   code = ["x = f(y) + 1", "for i in range(10):", "if (a && b) { return; }", "#include <stdio.h>", "a[i] != b[j]",
           "print(f\"{x!r:>10}\")", "SELECT * FROM t WHERE id=3;", "λx. x + 1", "`ls -la | grep .py`", "::"]
-  cjk = ["中文", "你好，世界！", "日本語のテキスト", "한국어", "漢字と平仮名", "数字123和字母abc"]
+  cjk = ["中文", "你好，世界！", "日本語のテキスト", "한국어",
+         "漢字と平仮名", "数字123和字母abc"]
   spaces = [" ", "  ", "\t", "\n", "\n\n", " \n ", "   \t  ", "\r\n"]
   out = []
   for i in range(300):

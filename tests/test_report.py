@@ -171,7 +171,8 @@ def test_feature_page_shows_contexts_examples_candidates_and_plot(tiny_run):
   assert [row["text"][0] for row in dom.body_rows("candidates")][0] == \
       min(r["verification"], key=lambda v: v["val_loss"])["label"]
   # Tokens are shaded by activation: the strongest token is fully opaque, inactive tokens transparent.
-  alphas = [float(s["style"].split(",")[-1].rstrip(")")) for s in dom.spans if "rgba(255,140,0" in (s.get("style") or "")]
+  alphas = [float(s["style"].split(",")[-1].rstrip(")")) for s in dom.spans
+            if "rgba(255,140,0" in (s.get("style") or "")]
   assert max(alphas) == 1.0 and min(alphas) == 0.0
   (img,) = [i for i in dom.images if i.get("id") == "trajectory"]
   assert img["src"].startswith("data:image/png;base64,") and len(img["src"]) > 2000
@@ -274,7 +275,8 @@ def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():
   assert "no gradient run" in page and "Trajectory" not in page
   page = report.feature_html({"feature": "f", "label": " cat", "steps": 300, "heldout": {"auc": 0.9}}, {}, None)
   assert "no gradient run" not in page and "no trajectory.png" in page
-  page = report.feature_html({"feature": "f", "label": None, "best_candidate": " cat", "hint": "it <follows> the context",
+  page = report.feature_html({"feature": "f", "label": None, "best_candidate": " cat",
+                              "hint": "it <follows> the context",
                               "heldout": {"auc": 0.5}}, {}, None)
   assert '<p class="hint">it &lt;follows&gt; the context</p>' in page
   assert 'class="hint"' not in report.feature_html({"feature": "f", "label": " cat", "heldout": {"auc": 0.9}}, {}, None)

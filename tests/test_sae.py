@@ -302,7 +302,8 @@ def test_pipeline_end_to_end_is_labelable_and_cached(tiny, tmp_path):
   sae = result["sae"]
   assert 0 < sae["fvu"] < 0.5 and sae["l0"] <= 6 and 0 <= sae["dead_fraction"] <= 1
   # On a random model loss recovered has no meaningful range (test_loss_recovered_* checks its computation).
-  assert np.isclose(sae["loss_recovered"], (sae["loss_zero"] - sae["loss_sae"]) / (sae["loss_zero"] - sae["loss_clean"]))
+  assert np.isclose(sae["loss_recovered"],
+                    (sae["loss_zero"] - sae["loss_sae"]) / (sae["loss_zero"] - sae["loss_clean"]))
   lat = data_lib.load_features(os.path.join(out, "latents"))
   neu = data_lib.load_features(os.path.join(out, "neurons"))
   assert 10 <= len(lat) <= 40 and len(neu) >= 3
@@ -341,7 +342,8 @@ def test_cli_errors_are_one_message(tmp_path):
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}/missing")
   assert proc.returncode == 2 and "corpus" in proc.stderr and "fix:" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", "--heldout_fraction=1.5")
-  assert proc.returncode == 2 and "heldout_fraction=1.5 is not in (0, 1)" in proc.stderr and "Traceback" not in proc.stderr
+  assert (proc.returncode == 2 and "heldout_fraction=1.5 is not in (0, 1)" in proc.stderr
+          and "Traceback" not in proc.stderr)
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}", "--model=/nonexistent/m")
   assert proc.returncode == 2 and "/nonexistent/m" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -358,9 +360,9 @@ def test_debian_corpus_has_every_source():
 
 
 def test_real_features_baselines_top_token_and_token_lookup():
-  """experiments/real_features/real_features.py (its top token from experiments/common.py): the top-token label is the commonest peak token of the strongest
-  train records; the token lookup scores held-out tokens by their mean train activation (a perfect token detector gets
-  AUC 1)."""
+  """experiments/real_features/real_features.py (its top token from experiments/common.py): the top-token label is the
+  commonest peak token of the strongest train records; the token lookup scores held-out tokens by their mean train
+  activation (a perfect token detector gets AUC 1)."""
   sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import real_features  # pylint: disable=import-outside-toplevel
   def rec(tokens, acts, split):

@@ -52,7 +52,8 @@ def _data_lines(offsets: dict[str, int]) -> list[str]:
     # lex_id "a" (hex 10) on the last word exercises the hex parse; w_cnt is two hex digits.
     word_part = " ".join(f"{w} {'a' if i == len(words) - 1 and len(words) > 3 else '0'}" for i, w in enumerate(words))
     ptr_part = " ".join(f"{sym} {offsets[t]:08d} n 0000" for sym, t in pointers)
-    lines.append(f"{offsets[sid]:08d} {lexfile:02d} n {len(words):02x} {word_part} {len(pointers):03d} {ptr_part} | {gloss}  \n")
+    lines.append(f"{offsets[sid]:08d} {lexfile:02d} n {len(words):02x} {word_part} "
+                 f"{len(pointers):03d} {ptr_part} | {gloss}  \n")
   return lines
 
 

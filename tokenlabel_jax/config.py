@@ -158,4 +158,5 @@ def preset(name: str) -> ModelConfig:
   try:
     return PRESETS[name.lower()]()
   except KeyError:
-    raise UserError(f"unknown model preset {name!r}", f"use one of {', '.join(PRESETS)} or a local model path") from None
+    raise UserError(f"unknown model preset {name!r}",
+                    f"use one of {', '.join(PRESETS)} or a local model path") from None

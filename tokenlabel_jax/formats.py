@@ -2,9 +2,9 @@
 
 Readers (picked by `detect`, from the file's content, not only its name):
   jsonl          this project's activation records, one JSON object a line (records.py)
-  neuronpedia    a Neuronpedia feature JSON (`/api/feature/...`: {"modelId", "layer", "index", "activations": [{"tokens",
-                 "values"}, ...]}), a list of them, or Neuronpedia export rows (JSONL of {"modelId", "layer", "index",
-                 "tokens", "values"})
+  neuronpedia    a Neuronpedia feature JSON (`/api/feature/...`: {"modelId", "layer", "index", "activations":
+                 [{"tokens", "values"}, ...]}), a list of them, or Neuronpedia export rows (JSONL of {"modelId",
+                 "layer", "index", "tokens", "values"})
   sae_dashboard  SAEDashboard's Neuronpedia batch files (SAELens SAEs: batch-N.json, {"model_id", "layer", "sae_set",
                  "features": [{"feature_index", "activations": [{"tokens", "values", "bin_min", ...}]}]})
   delphi         a delphi latent cache: <hookpoint>/<first>_<last>.safetensors holding "locations" (N x 3: sequence,
@@ -302,7 +302,8 @@ def _read_delphi(path: str, subject_tokenizer: str | None, max_active: int = 400
     try:
       split = load_file(file)
     except Exception as e:  # pylint: disable=broad-except
-      raise UserError(f"{file}: not a readable safetensors file ({type(e).__name__})", "re-run delphi's cache") from None
+      raise UserError(f"{file}: not a readable safetensors file ({type(e).__name__})",
+                      "re-run delphi's cache") from None
     missing = [k for k in ("locations", "activations", "tokens") if k not in split]
     if missing:
       raise UserError(f"{file}: lacks {missing}", "cache with save_tokens=True (delphi's default), which stores the "

@@ -40,8 +40,8 @@ flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Model dtype (flo
 flags.DEFINE_bool("remat", False, "Recompute layer activations in the backward pass: about 1/3 more compute, far less "
                   "step memory (larger --batch_size x --features_per_batch on a GPU/TPU; see dry_run).")
 flags.DEFINE_list("reference_labels", [], "Human labels to score on the same held-out data, e.g. animal,creature.")
-flags.DEFINE_bool("resume", True, "Keep the features --output_dir already holds with these settings; resume the rest from "
-                  "their checkpoints.")
+flags.DEFINE_bool("resume", True, "Keep the features --output_dir already holds with these settings; resume the rest "
+                  "from their checkpoints.")
 flags.DEFINE_float("lock_wait_s", 0.0, "When another run holds --output_dir, wait this long for it, then refuse.")
 flags.DEFINE_integer("steps", None, f"Optimization steps (default {_D.steps}; 0 with the namer and one-token labels, "
                      "whose exact vocabulary scan finds every label the gradient run could: --steps=N runs it anyway).")
@@ -74,7 +74,8 @@ flags.DEFINE_enum("select_rule", None, list(selection.RULES), "How the label is 
                   "the likeliest kind of sets of four positive words), ask (namer, instruct models: of the best 32 "
                   "within --select_ask_margin, the answer the model likes best, asked in its chat format to name "
                   "12 positive words) or typicality (the most typical of the best 4 within --select_margin).")
-flags.DEFINE_float("select_margin", _S.margin, "Typicality rule: the best few candidates within this validation loss of "
+flags.DEFINE_float("select_margin", _S.margin,
+                   "Typicality rule: the best few candidates within this validation loss of "
                    "the best compete on typicality (how much the label raises the positive words' probability after "
                    "'Examples of<label>:'). 0, with either rule: the lowest validation loss.")
 flags.DEFINE_integer("extend_top", _S.extend_top, "Namer: best first tokens extended to two-token labels (0: none).")
@@ -103,7 +104,8 @@ flags.DEFINE_float("prompt_memo_gb", None, "Memory for remembered prompt passes,
                    "5000 words, at least 1. 0: off.")
 flags.DEFINE_bool("plots", True, "Write each feature's trajectory.png (about 0.15 s per feature; --noplots for "
                   "thousands of SAE latents, whose report then shows no trajectory).")
-flags.DEFINE_string("compile_cache", None, "A folder that keeps compiled XLA programs (e.g. ~/.cache/tokenlabel_jax/xla): "
+flags.DEFINE_string("compile_cache", None,
+                    "A folder that keeps compiled XLA programs (e.g. ~/.cache/tokenlabel_jax/xla): "
                     "a later run of the same shapes skips compiling them (about 7 s of a 26-feature namer run on 2 "
                     "cores). Off by default: an entry left half-written by a killed run is recompiled with a warning "
                     "on every later run until the folder is deleted.")
@@ -115,8 +117,9 @@ flags.DEFINE_string("coordinator_address", None, "Multi-host jobs: jax.distribut
 flags.DEFINE_integer("num_processes", None, "Multi-host jobs: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host jobs: this process's index, 0..num_processes-1.")
 flags.DEFINE_list("lambda_sweep", [], "Instead of labeling: the λ trade-off per feature, one run for all these values "
-                  "(λ_ent = λ_kl = each; e.g. 0,0.1,0.2,0.5,1): each λ's own label, its held-out AUC and naturalness "
-                  "in DIR/<feature>/lambda_sweep.json and .png. Runs the gradient (--steps, 300 by default).")
+                  "(λ_ent = λ_kl = each; e.g. 0,0.1,0.2,0.5,1): each λ's own label, its held-out AUC and "
+                  "naturalness in DIR/<feature>/lambda_sweep.json and .png. Runs the gradient (--steps, 300 by "
+                  "default).")
 flags.DEFINE_integer("log_every", _D.log_every, "Progress line every N steps.")
 flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every N steps.")
 FLAGS = flags.FLAGS

@@ -294,7 +294,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
     from_p = opt_lib.candidates(label_S["v_NxV"], mask_V, lcfg.top_k)
     from_grad = opt_lib.gradient_candidates(m.params, m.cfg, disc, lcfg, label_S, train_prep,
                                             sp["train"].target_B, mask_V, lcfg.top_k)
-  cands = selection.gather(m, disc, sp["val"], mask_V, [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
+  cands = selection.gather(m, disc, sp["val"], mask_V,
+                           [(t, "p") for t in from_p] + [(t, "gradient") for t in from_grad],
                            scfg, (proposed or {}).get("ids", ()))
   chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg,
                                   (proposed or {}).get("texts", ()))
@@ -329,7 +330,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "heldout": heldout,
       "heldout_auc_lower95": lower,
       "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality",
-                                                     *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats else ()))},
+                                                     *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats
+                                                       else ()))},
       "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
                      for r, row in zip(references, ref_rows)},
       "verification": selection.stored_rows(cands),

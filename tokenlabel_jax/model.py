@@ -125,7 +125,7 @@ def soft_embed(params: Params, probs_xV: jax.Array) -> jax.Array:
 
 
 def logits(params: Params, h_xD: jax.Array) -> jax.Array:
-  """Vocabulary logits (float32) for final hidden states. Separate from `forward` so callers pay for V only where read."""
+  """Vocabulary logits (float32) of final hidden states; apart from `forward` so that V is paid for only where read."""
   w_DxV = params["embed_VxD"].T if "lm_head_DxV" not in params else params["lm_head_DxV"]
   return jnp.einsum("...d,dv->...v", h_xD, w_DxV, preferred_element_type=_upcast(h_xD.dtype))
 

@@ -31,7 +31,8 @@ th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap} th.sor
 th.sorted-desc:after{content:" \\25BC"} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .label{font-family:ui-monospace,monospace;background:#eef;padding:0 3px;border-radius:3px;white-space:pre}
 .none{color:#a00;font-style:italic} .muted{color:#777} .ctx{font-family:ui-monospace,monospace;white-space:pre-wrap}
-.tok{border-radius:2px} .hl{outline:2px solid #c60;border-radius:2px} tr.miss{background:#fdecea} tr.hit{background:#eef8ee}
+.tok{border-radius:2px} .hl{outline:2px solid #c60;border-radius:2px}
+tr.miss{background:#fdecea} tr.hit{background:#eef8ee}
 #filter{font-size:14px;padding:4px;width:28em;margin:.4em 0} .bar{display:inline-block;height:10px;background:#48c}
 """
 
@@ -192,7 +193,8 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     ref_html = ", ".join(f'{_e(k)} {_fmt(_get(v, "auc"))}' for k, v in refs.items())
     best_ref = max((_num(_get(v, "auc")) for v in refs.values() if _num(_get(v, "auc")) is not None), default=None)
     cands = " ".join(f'<span class="label">{_e(c.get("label", ""))}</span>' for c in _candidates(r, 5))
-    cells = [f'<td data-col="feature" data-v="{_e(r["feature"])}"><a href="{_e(urllib.parse.quote(r["_dir"]))}/report.html">'
+    cells = [f'<td data-col="feature" data-v="{_e(r["feature"])}">'
+             f'<a href="{_e(urllib.parse.quote(r["_dir"]))}/report.html">'
              f'{_e(r["feature"])}</a></td>',
              f'<td data-col="label" data-v="{_e(_label_text(r))}">{_label_html(r)}</td>',
              f'<td data-col="auc" class="num" data-v="{_fmt(auc, 6) if _num(auc) is not None else ""}">'
@@ -249,7 +251,8 @@ def _tokens_html(tokens: Sequence[Any], acts: Sequence[Any] | None, top: float, 
 def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: bytes | None) -> str:
   name = str(result.get("feature"))
   parts = [f'<p><a href="../index.html">&larr; all features</a></p><h1>{_e(name)}: {_label_html(result)}</h1>']
-  facts = [("held-out AUC", _fmt(_get(result, "heldout", "auc"))), ("accuracy", _fmt(_get(result, "heldout", "accuracy"))),
+  facts = [("held-out AUC", _fmt(_get(result, "heldout", "auc"))),
+           ("accuracy", _fmt(_get(result, "heldout", "accuracy"))),
            ("F1", _fmt(_get(result, "heldout", "f1")))]
   if _num(result.get("probability")) is not None:  # only where a gradient ran
     facts.append(("probability", _fmt(result.get("probability"), 2)))

@@ -275,7 +275,8 @@ def _word_logprobs(params, cfg, head, own_PxO, first_W, words_MxN, valid_MxN, wi
   of each of W words (P x W), and for M longer words the log-probability of their other tokens, teacher-forced (P x M;
   None without `with_rest`: the per-label loop of small passes costs seconds even for few words)."""
   H, (P, O), (M, N) = head.length, own_PxO.shape, words_MxN.shape
-  h, own, _ = model_lib.forward(params, cfg, model_lib.embed(params, own_PxO), jnp.broadcast_to(H + jnp.arange(O), (P, O)),
+  h, own, _ = model_lib.forward(params, cfg, model_lib.embed(params, own_PxO),
+                                jnp.broadcast_to(H + jnp.arange(O), (P, O)),
                                 None, head)
   own = model_lib.KVCache(own.k_LxBxTxKxE[:, :, H:], own.v_LxBxTxKxE[:, :, H:], own.valid_BxT[:, H:])
   first_PxW = jax.nn.log_softmax(model_lib.logits(params, h[:, -1]), axis=-1)[:, first_W]

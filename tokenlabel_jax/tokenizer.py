@@ -75,7 +75,8 @@ def _gguf_pre_tokenizer(pre: str | None):
 
 def from_gguf_spec(spec: dict[str, Any]) -> Tokenizer:
   """Byte-level BPE from the token list and merges stored in a GGUF file, split as its `pre` type says."""
-  from tokenizers import AddedToken, Tokenizer as RawTokenizer, decoders, models, normalizers  # pylint: disable=import-outside-toplevel
+  from tokenizers import (  # pylint: disable=import-outside-toplevel
+      AddedToken, Tokenizer as RawTokenizer, decoders, models, normalizers)
   from transformers import PreTrainedTokenizerFast  # pylint: disable=import-outside-toplevel
 
   pre_tokenizer = _gguf_pre_tokenizer(spec.get("pre"))  # before the slow part: an unsupported file fails at once

@@ -1,7 +1,8 @@
 """The declared runs of experiments/context/README.md and their table: does a discriminator that reads the context
 name a feature that depends on it, where the word-only namer cannot?
 
-  python experiments/context/context.py           # 4 label runs (each resumes), then experiments/results/context_features.{md,json}
+  python experiments/context/context.py
+    # 4 label runs (each resumes), then experiments/results/context_features.{md,json}
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Two features that depend on the context, not on the word: the same words are positive in one sense and not in
 the other, so no label of the word alone can separate them (experiments/context/README.md).
 
-  python experiments/context/make_context_features.py     # writes experiments/data/context/{food_sense,team_sense}.jsonl
+  python experiments/context/make_context_features.py  # writes experiments/data/context/{food_sense,team_sense}.jsonl
 
 Each word appears in every template of both senses: positive (activation 1.0) in the feature's sense, a near miss
 (0.25, below the threshold 0.5 the study labels with, drawn first by `--negatives=near_miss`) in the other. Words
@@ -44,15 +44,18 @@ FEATURES = {
         "words": ["Boston", "Chicago", "Denver", "Dallas", "Houston", "Miami", "Phoenix", "Seattle", "Detroit",
                   "Atlanta", "Portland", "Toronto", "Cleveland", "Milwaukee", "Pittsburgh", "Philadelphia",
                   "Baltimore", "Memphis", "Orlando", "Sacramento"],
-        "positive": ["Last night {w} beat the visitors three to one.", "Fans cheered as {w} scored in the final minute.",
-                     "This week {w} signed a new goalkeeper.", "The coach said {w} played their best game of the season.",
+        "positive": ["Last night {w} beat the visitors three to one.",
+                     "Fans cheered as {w} scored in the final minute.",
+                     "This week {w} signed a new goalkeeper.",
+                     "The coach said {w} played their best game of the season.",
                      "After the trade, {w} moved into first place in the league.",
                      "On Sunday {w} lost at home for the third straight game.",
                      "The referee sent off two players as {w} struggled.",
                      "In the playoffs {w} will face the champions.", "Injuries have left {w} without their top scorer.",
                      "In the end {w} won the title after a long season."],
         "other": ["She moved to {w} in the spring.", "The mayor of {w} opened a new bridge.",
-                  "We drove to {w} for the weekend.", "It rained all day in {w}.", "The museum in {w} is free on Sundays.",
+                  "We drove to {w} for the weekend.", "It rained all day in {w}.",
+                  "The museum in {w} is free on Sundays.",
                   "He grew up in a small house outside {w}.", "Flights to {w} were delayed by the storm.",
                   "The population of {w} has grown quickly.", "They bought an apartment in downtown {w}.",
                   "The train from {w} arrived on time."],

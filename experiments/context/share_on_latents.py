@@ -1,6 +1,7 @@
 """How often does a real latent follow the context rather than the word, by the measure `label`'s hint uses?
 
-  python experiments/context/share_on_latents.py    # after the 1.5B ask-rule runs of experiments/real_features (their latents)
+  python experiments/context/share_on_latents.py
+    # after the 1.5B ask-rule runs of experiments/real_features (their latents)
 
 Per latent of the 200-latent sample: the share of its held-out positives whose word is also a negative's word
 (data.shared_word_share, on the examples `label` draws by default), and whether the 1.5B model's ask-rule run gave no

@@ -39,7 +39,8 @@ def score_concepts(m, disc, concepts, candidates, n_val, n_heldout):
     best_own = min(own, key=lambda l: rank[l])
     concept = res[labels.index(c["concept_word"])]
     rows.append({"discriminator": disc.name, "concept": c["name"], "concept word AUC": concept["auc"],
-                 "best own label": best_own, "its rank": rank[best_own], "top 3": ", ".join(labels[i] for i in order[:3]),
+                 "best own label": best_own, "its rank": rank[best_own],
+                 "top 3": ", ".join(labels[i] for i in order[:3]),
                  "in top 3": rank[best_own] <= 3, "n labels": len(labels)})
     print(rows[-1], flush=True)
   return rows

@@ -55,7 +55,8 @@ def main():
       "--scorer": dict(default="likelihood", help="independent scorer ('' for none)"),
       "--restart": dict(action="store_true", help="ignore the rows of an earlier run of the same set and model"),
       "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
-  from tokenlabel_jax import discriminators as disc_lib, explainer, explaining  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import (  # pylint: disable=import-outside-toplevel
+      discriminators as disc_lib, explainer, explaining)
   from tokenlabel_jax import labeling, naming, selection  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
   features, names = features_and_names(args.set, args.data)

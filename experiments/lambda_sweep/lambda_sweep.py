@@ -94,7 +94,8 @@ def analyze(split: str, out: str) -> dict:
 def _shipped(split: str, names: list[str]) -> str:
   """The launcher's default (exact scan + coverage rule) and the exact scan on the same categories, from the naming
   benchmark's saved results."""
-  path = os.path.join(common.RESULTS, {"tune": "naming_tune_namer.json", "test": "naming_test_scan.json"}.get(split, ""))
+  path = os.path.join(common.RESULTS,
+                      {"tune": "naming_tune_namer.json", "test": "naming_test_scan.json"}.get(split, ""))
   if split not in ("tune", "test") or not os.path.exists(path):
     return ""
   by = {r["category"]: r for r in json.load(open(path))["rows"]}

@@ -92,7 +92,8 @@ def end_to_end(model: str, run: int) -> dict:
   if proc.returncode:
     raise SystemExit(f"labeling failed:\n{proc.stderr[-3000:]}")
   rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-  judged = subprocess.run([sys.executable, "experiments/naming/naming_concepts.py", "--from_run", out, "--model", model],
+  judged = subprocess.run([sys.executable, "experiments/naming/naming_concepts.py", "--from_run", out,
+                           "--model", model],
                           capture_output=True, text=True, cwd=ROOT, check=False).stdout
   named = re.search(r"(\d+) of 26 labels name the category", judged)
   return {"run": run, "wall_s": round(wall, 1), "features_per_hour": round(26 * 3600 / wall),

@@ -67,7 +67,8 @@ def judge_scores(m, split, ids: list[list[int]]) -> np.ndarray:
 def row(m, c: dict, stored: dict, result: dict) -> dict:
   """One category: the pool with its judge validation AUCs, both rules' labels, whether each names the category,
   and both labels' held-out AUC under the judge (only the chosen two are run on held-out examples)."""
-  from tokenlabel_jax import data as data_lib, discriminators as disc_lib, evaluation, naming, splits  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import (  # pylint: disable=import-outside-toplevel
+      data as data_lib, discriminators as disc_lib, evaluation, naming, splits)
   ids_of = {v["label"]: v["token_ids"] for v in result["verification"]}
   cands = stored["candidates"]
   ask = chooser.end_rule(cands)
@@ -136,7 +137,8 @@ def main():
   logging.set_verbosity(logging.WARNING)
   cats = order(common.categories(args.split), args.split)[:args.limit or None]
   stored = {r["category"]: r for r in common.earlier_run(f"naming_chooser_{args.split}_{args.model}",
-                                                          {"split": args.split, "model": args.model})[1].get("rows", [])}
+                                                          {"split": args.split,
+                                                           "model": args.model})[1].get("rows", [])}
   run_dir = os.path.join(args.runs, f"{args.split}_{args.model}")
   missing = [c["name"] for c in cats if c["name"] not in stored
              or not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]

@@ -76,8 +76,8 @@ def main():
 
 
 def _partial(args, cats) -> tuple[list[dict], float]:
-  """The rows and wall time of an earlier, cut run with the same settings (its categories a prefix of ours): a run of two hours
-  resumes where it stopped instead of starting over."""
+  """The rows and wall time of an earlier, cut run with the same settings (its categories a prefix of ours): a run of
+  two hours resumes where it stopped instead of starting over."""
   name = f"naming_{args.split}{args.tag}"
   rows, summary = common.earlier_run(name, {k: getattr(args, k) for k in ("rule", "scorer", "margin", "extend_top")})
   if [r["category"] for r in rows] != [c["name"] for c in cats[:len(rows)]] or len(rows) % 4:

@@ -69,7 +69,8 @@ def judge_run(run: str, spec, names) -> None:
       r = json.load(f)
     ok = naming.names_category(r["label"], names[c["name"]])
     named += ok
-    rows.append(f"{c['name']:20s} {r['label']!r:18s} {'names' if ok else '-':6s} held-out AUC {r['heldout']['auc']:.3f}")
+    rows.append(f"{c['name']:20s} {r['label']!r:18s} {'names' if ok else '-':6s} "
+                f"held-out AUC {r['heldout']['auc']:.3f}")
   print("\n".join(rows))
   print(f"{named} of {len(spec)} labels name the category ({run})")
 

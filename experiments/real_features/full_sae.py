@@ -100,9 +100,11 @@ def _write_markdown(run: dict, full_s: float | None) -> None:
            f"the warm-up, peak RSS {run['peak_rss_gb']} GB; settings {json.dumps(run['settings'])}.\n"
            f"- Over all of them: {run['with_label']} with a label, median held-out AUC "
            f"{run['median_heldout_auc_all']:.3f}, {run['share_auc_ge_0.8_all']:.1%} at >= 0.8.\n"
-           f"- On the {s['n']} sampled latents above, same held-out examples: median AUC {s['median_auc_this_run']:.3f} "
+           f"- On the {s['n']} sampled latents above, same held-out examples: median AUC "
+           f"{s['median_auc_this_run']:.3f} "
            f"(the table's settings {s['median_auc_default_settings']:.3f}, top-token baseline "
-           f"{s['median_top_token_auc']:.3f}); {s['no_label_this_run']} without a label; the same best candidate as the "
+           f"{s['median_top_token_auc']:.3f}); {s['no_label_this_run']} without a label; "
+           "the same best candidate as the "
            f"table for {s['same_label_as_default']}.\n")
   with open(path, "w", encoding="utf-8") as f:
     f.write(text)

@@ -35,7 +35,8 @@ _LAYER_KEYS = {
     "mlp/up_proj/kernel": "w_up_LxDxF",
     "mlp/down_proj/kernel": "w_down_LxFxD",
 }
-_BIAS_KEYS = {"self_attn/q_proj/bias": "bq_LxHE", "self_attn/k_proj/bias": "bk_LxKE", "self_attn/v_proj/bias": "bv_LxKE"}
+_BIAS_KEYS = {"self_attn/q_proj/bias": "bq_LxHE", "self_attn/k_proj/bias": "bk_LxKE",
+              "self_attn/v_proj/bias": "bv_LxKE"}
 
 
 def has_weights(path: str) -> bool:

@@ -27,7 +27,8 @@ def _open(path: str):
     return gguf.GGUFReader(path)
   except Exception as e:  # the reader raises assorted errors on truncated or foreign files
     raise UserError(f"{path} is not a readable GGUF file ({type(e).__name__}: {e})",
-                    "the file is truncated or corrupt: delete it (the embedded model is fetched again) or re-download it"
+                    "the file is truncated or corrupt: delete it (the embedded model is fetched again) "
+                    "or re-download it"
                     ) from None
 
 

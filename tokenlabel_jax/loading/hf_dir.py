@@ -92,13 +92,15 @@ def read_params(path: str, cfg: ModelConfig, dtype=np.float32) -> dict[str, Any]
     try:
       f = safe_open(shard, framework="numpy")
     except Exception as e:
-      raise UserError(f"{shard} is not a readable safetensors file ({e})", "re-download or re-save this shard") from None
+      raise UserError(f"{shard} is not a readable safetensors file ({e})",
+                      "re-download or re-save this shard") from None
     with f:
       for name in f.keys():
         try:
           w = f.get_tensor(name)
         except Exception as e:
-          raise UserError(f"{shard}: tensor {name} cannot be read ({e})", "the shard is corrupt: re-download it") from None
+          raise UserError(f"{shard}: tensor {name} cannot be read ({e})",
+                          "the shard is corrupt: re-download it") from None
         w = np.asarray(w).astype(dtype) if w.dtype != dtype else np.asarray(w)
         if name == "model.embed_tokens.weight":
           params["embed_VxD"] = w

@@ -62,7 +62,8 @@ def main(argv):
   if pc.sae.k > pc.sae.n_latents:
     raise UserError(f"--k={pc.sae.k} exceeds --n_latents={pc.sae.n_latents}", "use k < n_latents")
   if pc.corpus != "debian" and not pipeline.os.path.isdir(pc.corpus):
-    raise UserError(f"--corpus={pc.corpus}: neither 'debian' nor a directory", "pass --corpus=debian or a folder of .txt")
+    raise UserError(f"--corpus={pc.corpus}: neither 'debian' nor a directory",
+                    "pass --corpus=debian or a folder of .txt")
   m = load_model(f.model)
   result = pipeline.run(m, pc, f.output_dir)
   print(json.dumps(result["sae"], indent=1))

@@ -48,7 +48,7 @@ class TrainState:
 
 
 def init_params(key: jax.Array, D: int, M: int, b_pre_D: np.ndarray) -> Params:
-  """Unit-norm random decoder rows, encoder initialized to the decoder's transpose (Gao et al. §A), b_pre = data mean."""
+  """Unit-norm random decoder rows, the encoder initialized to their transpose (Gao et al. §A), b_pre the data mean."""
   w_MxD = jax.random.normal(key, (M, D), jnp.float32)
   w_MxD = w_MxD / jnp.linalg.norm(w_MxD, axis=-1, keepdims=True)
   return {"b_pre_D": jnp.asarray(b_pre_D, jnp.float32), "w_enc_DxM": w_MxD.T, "b_enc_M": jnp.zeros((M,), jnp.float32),
@@ -226,7 +226,8 @@ class Checkpointer:
     import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
     self._ocp = ocp
     self.fingerprint = json.loads(json.dumps(fingerprint))
-    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=ocp.CheckpointManagerOptions(max_to_keep=2))
+    self.manager = ocp.CheckpointManager(os.path.abspath(directory),
+                                         options=ocp.CheckpointManagerOptions(max_to_keep=2))
 
   def save(self, state: TrainState, step: int) -> None:
     ocp = self._ocp

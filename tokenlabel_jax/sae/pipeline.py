@@ -43,8 +43,9 @@ class PipelineConfig:
   batch_size: int = 16  # contexts per forward pass
   heldout_fraction: float = 0.1  # last contexts: SAE metrics and the labels' held-out split
   sae: sae_lib.SAEConfig = sae_lib.SAEConfig()
-  # Passes of the SAE over the training tokens. One is what docs/real_features.md's figures measured on 2M tokens (FVU 0.204
-  # on typical tokens, no dead latents, loss recovered 0.982: every target met); more cost that much more time.
+  # Passes of the SAE over the training tokens. One is what docs/real_features.md's figures measured on 2M tokens
+  # (FVU 0.204 on typical tokens, no dead latents, loss recovered 0.982: every target met); more cost that much more
+  # time.
   epochs: float = 1.0
   dead_tokens: int = 1_000_000  # dead = no firing over this many last training tokens (or all, if fewer)
   loss_contexts: int = 64  # held-out contexts for loss recovered
@@ -181,7 +182,8 @@ def _sae(m: LoadedModel, pc: PipelineConfig, d: str, train_x, held_x, held_token
   ev = sae_lib.evaluate(state.params, held_x, scale, scfg.k)
   lr = sae_lib.loss_recovered(m.params, m.cfg, state.params, held_tokens[:pc.loss_contexts], pc.layer, scfg.k, scale)
   metrics = {"fingerprint": fp, "fvu": ev["fvu"], "fvu_typical": ev["fvu_typical"],
-             "outsized_fraction": ev["outsized_fraction"], "l0": ev["l0"], "dead_fraction": dead, "dead_window_tokens": window,
+             "outsized_fraction": ev["outsized_fraction"], "l0": ev["l0"], "dead_fraction": dead,
+             "dead_window_tokens": window,
              "heldout_never_fired_fraction": float(np.mean(ev["fired_M"] == 0)), **lr,
              "tokens": int(train_x.shape[0]), "heldout_tokens": int(ev["tokens"]), "steps": steps,
              "train_tokens_seen": seen, "train_s": round(train_s, 1), "scale": scale, "layer": pc.layer,

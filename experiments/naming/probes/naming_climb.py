@@ -1,11 +1,12 @@
 """Probe: climb from a member to its category among the candidates (plan: experiments/naming/plan_climb.md).
 
   python experiments/naming/probes/naming_climb.py --split tune  # the pool's "c is a kind of" matrix, per category
-  python experiments/naming/probes/naming_climb.py --split tune --analyze  # the four planned rules against the shipped one
+  python experiments/naming/probes/naming_climb.py --split tune --analyze
+    # the four planned rules against the shipped one
 
-Reads the saved set-pool probes (naming_setpool.py, beside this file: the shipped pool and signals of each category), puts
-each candidate of the shipped pool to the namer, "<candidate> is a kind of" after the namer's few-shot lines, and
-keeps log P(l | c) for every pair of candidates (M[c][l]). Saved per category under
+Reads the saved set-pool probes (naming_setpool.py, beside this file: the shipped pool and signals of each category),
+puts each candidate of the shipped pool to the namer, "<candidate> is a kind of" after the namer's few-shot lines,
+and keeps log P(l | c) for every pair of candidates (M[c][l]). Saved per category under
 experiments/runs/naming_climb/<split>/; --analyze only reads them.
 """
 
@@ -28,7 +29,8 @@ from experiments.naming.probes.naming_setpool import _choose, _pool  # pylint: d
 def kind_of_matrix(m, words: list[str], ids: list[int]) -> np.ndarray:
   """M[i, j] = log P(token ids[j] | namer shots + "words[i] is a kind of")."""
   from tokenlabel_jax.discriminators import prefix, templates  # pylint: disable=import-outside-toplevel
-  prompts = [m.tokenizer.encode(templates._KIND_SHOTS + w + " is a kind of") for w in words]  # pylint: disable=protected-access
+  prompts = [m.tokenizer.encode(templates._KIND_SHOTS + w + " is a kind of")  # pylint: disable=protected-access
+             for w in words]
   logq = np.asarray(prefix.last_logq(m.params, m.cfg, prompts))
   return logq[:, ids]
 

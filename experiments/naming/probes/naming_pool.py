@@ -2,7 +2,8 @@
 
   python experiments/naming/probes/naming_pool.py --split tune  # probe the tuning half (cached per category)
   python experiments/naming/probes/naming_pool.py --split tune --analyze    # compare rules on the saved probe
-  python experiments/naming/probes/naming_pool.py --split concepts  # the 26 concepts and the paper's four (tuned on before)
+  python experiments/naming/probes/naming_pool.py --split concepts
+    # the 26 concepts and the paper's four (tuned on before)
 
 Fixed on the tune half (108 categories; experiments/results/naming_pool_tune.md) and shipped as the coverage rule
 (tokenlabel_jax/coverage.py): among the best 32 by validation loss, the highest z-sum of lrg + typ_all + set_pos:

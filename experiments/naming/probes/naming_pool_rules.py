@@ -65,7 +65,8 @@ def analyze(split: str, probe_dir: str, only: list[str] | None = None) -> str:
     chosen = [rule(c["cands"]) for c in cats]
     table.append({"rule": name, "names": sum(r["names"] for r in chosen), "of": len(cats),
                   "median heldout AUC": float(np.median([r["auc"] for r in chosen if r["auc"] is not None]))})
-  ceiling = {f"a name among the best {k} by val loss": sum(any(r["names"] for r in by_loss(c["cands"], k)) for c in cats)
+  ceiling = {f"a name among the best {k} by val loss": sum(any(r["names"] for r in by_loss(c["cands"], k))
+                                                           for c in cats)
              for k in (1, 4, 8, 16, 32)}
   ceiling["a name anywhere in the pool"] = sum(any(r["names"] for r in c["cands"]) for c in cats)
   notes = "Ceiling (how often the pool holds a name at all): " + "; ".join(f"{k}: {v}" for k, v in ceiling.items())

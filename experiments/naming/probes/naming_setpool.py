@@ -1,7 +1,8 @@
 """Probe: does the set namer, used as a *source* of candidates, raise how often the label names the category?
 
   python experiments/naming/probes/naming_setpool.py --split tune  # probe the tuning half (cached per category)
-  python experiments/naming/probes/naming_setpool.py --split tune --analyze  # compare pools and rules on the saved probe
+  python experiments/naming/probes/naming_setpool.py --split tune --analyze
+    # compare pools and rules on the saved probe
 
 The coverage rule (tokenlabel_jax/coverage.py) only chooses among candidates of the exact scan (best 24 by validation
 loss) and the best 16 by log-rank gap; on the tuning half a name is among them for 87 of 108 categories. The set

@@ -1,6 +1,7 @@
 """Probe: which rule over the namer's whole next-token distribution picks the category's name?
 
-  python experiments/naming/probes/naming_votes.py --split tune  # cache the namer's log P(label | word) and compare rules
+  python experiments/naming/probes/naming_votes.py --split tune
+    # cache the namer's log P(label | word) and compare rules
 
 The namer's score of a one-token label is log P(label | "... <word> is a kind of"): one model pass per example gives
 it for every label in the vocabulary. The shipped choice ranks labels by calibrated validation loss, i.e. by how
