@@ -107,7 +107,11 @@ def norms_categories(wn, corpus_freq, exclude, set_name: str = "norms") -> tuple
   """A hand-declared set (`set_name`.json), each category checked to be new (not tuned on, in no other category list:
   the benchmark, the fresh set, another norms set; compared by synset) and given its names: the synset's lemmas and
   the synonyms declared with it."""
-  with open(os.path.join(SPEC_DIR, f"{set_name}.json"), encoding="utf-8") as f:
+  spec_path = os.path.join(SPEC_DIR, f"{set_name}.json")
+  if not os.path.exists(spec_path):
+    raise SystemExit(f"make_benchmark: no {spec_path} declares the set {set_name!r}: write it first (as norms.json), "
+                     "or pass --norms without a name for the first norms set")
+  with open(spec_path, encoding="utf-8") as f:
     declared = json.load(f)
   taken = {}
   others = sorted(n for n in os.listdir(SPEC_DIR) if n.startswith("categories") and n.endswith(".json")

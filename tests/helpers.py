@@ -50,8 +50,8 @@ def write_hf_llama(path: str, cfg, seed: int = 0, max_shard_size: str = "200KB")
 def torch_logits(torch_model, tokens_BxS) -> np.ndarray:
   import torch
   torch.set_num_threads(1)  # two threads spin against JAX's pool and other work on a small shared CPU
-  with torch.no_grad():
-    return torch_model(torch.as_tensor(np.asarray(tokens_BxS), dtype=torch.long)).logits.float().numpy()
+  with torch.no_grad():  # np.array copies: torch warns on a read-only JAX buffer
+    return torch_model(torch.tensor(np.array(tokens_BxS), dtype=torch.long)).logits.float().numpy()
 
 
 def llama_cpp_permute(w_OxI: np.ndarray, n_heads: int) -> np.ndarray:

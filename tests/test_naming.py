@@ -342,6 +342,8 @@ def test_make_benchmark_norms_names_categories_and_refuses_one_already_used(tmp_
   (spec / "norms2.json").write_text(json.dumps({"_doc": "d2", "categories": [cat]}))
   with pytest.raises(SystemExit, match=r"cat \(cat.n.01\) is already in cat.n.01 of categories_norms.json"):
     make_benchmark.norms_categories(wn, freq, [], "norms2")
+  with pytest.raises(SystemExit, match="no .*norms3.json declares the set 'norms3': write it first"):
+    make_benchmark.norms_categories(wn, freq, [], "norms3")
   fern = {"name": "fern", "synset": ["fern", 1], "norm": "n", "synonyms": []}
   (spec / "norms2.json").write_text(json.dumps({"_doc": "d2", "categories": [fern]}))
   (got,), doc = make_benchmark.norms_categories(wn, freq, [], "norms2")
