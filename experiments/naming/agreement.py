@@ -64,9 +64,10 @@ def pairs(set_name: str) -> dict[str, dict]:
 
 
 def summarize(rows: dict[str, dict]) -> dict:
-  agreed = [r for r in rows.values() if same_name(r["small"], r["large"])]
-  differ = [r for r in rows.values() if not same_name(r["small"], r["large"])]
-  a_named = sum(r["small names"] for r in agreed)
+  """Counts over `rows` ({category: pairs()' row}); "agreed, not named" lists the shared misses."""
+  agreed = {c: r for c, r in rows.items() if same_name(r["small"], r["large"])}
+  differ = [r for c, r in rows.items() if c not in agreed]
+  a_named = sum(r["small names"] for r in agreed.values())
   d_small, d_large = sum(r["small names"] for r in differ), sum(r["large names"] for r in differ)
   return {"categories": len(rows), "agree": len(agreed), "agreed named": a_named,
           "differ": len(differ), "differ: 135M named": d_small, "differ: 1.5B named": d_large,
@@ -74,25 +75,19 @@ def summarize(rows: dict[str, dict]) -> dict:
           "1.5B named": sum(r["large names"] for r in rows.values()),
           "either named (hindsight)": sum(r["small names"] or r["large names"] for r in rows.values()),
           "p (agreed > 135M differing)": common.fisher_greater(a_named, len(agreed) - a_named, d_small,
-                                                               len(differ) - d_small)}
+                                                               len(differ) - d_small),
+          "agreed, not named": [f"{c} {r['small']!r}" for c, r in agreed.items() if not r["small names"]]}
 
 
 def main() -> int:
-  table, per_set = [], {}
+  table, per_set, seen_rows = [], {}, {}
   for set_name, status in SETS:
     rows = pairs(set_name)
-    s = summarize(rows)
-    s["agreed, not named"] = [f"{c} {r['small']!r}" for c, r in rows.items()
-                              if same_name(r["small"], r["large"]) and not r["small names"]]
-    per_set[set_name] = s | {"status": status}
-    table.append({"set": set_name, "status": status, **s})
-  seen = [per_set[n] for n, st in SETS if st == "seen"]
-  pooled = {k: sum(s[k] for s in seen) for k in ("categories", "agree", "agreed named", "differ",
-                                                  "differ: 135M named", "differ: 1.5B named", "135M named",
-                                                  "1.5B named", "either named (hindsight)")}
-  pooled["p (agreed > 135M differing)"] = common.fisher_greater(
-      pooled["agreed named"], pooled["agree"] - pooled["agreed named"], pooled["differ: 135M named"],
-      pooled["differ"] - pooled["differ: 135M named"])
+    if status == "seen":
+      seen_rows |= {f"{set_name}/{c}": r for c, r in rows.items()}
+    per_set[set_name] = summarize(rows) | {"status": status}
+    table.append({"set": set_name, **per_set[set_name]})
+  pooled = summarize(seen_rows)
   table.append({"set": "the three seen sets", "status": "seen", **pooled})
   t = per_set["norms2"]
   rate = t["agreed named"] / max(t["agree"], 1)
