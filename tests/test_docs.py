@@ -1,6 +1,7 @@
 """The documentation names only things that exist: files, scripts, launcher flags, and the sections it links to.
 
-Read: README.md, docs/*.md and every README.md under experiments/. What is checked:
+Read: README.md, docs/*.md, every README.md under experiments/ and the result files experiments/results/*.md (whose
+"Made by" line is the command to re-run). What is checked:
 
 - Paths. A path counts when its first part is one of tokenlabel_jax/, experiments/, scripts/, tests/ or docs/ (as
   written from the repository root) or when it is a markdown link's target (resolved from the linking file). Paths
@@ -41,6 +42,7 @@ ABSL_FLAGS = {"help", "helpshort", "helpfull", "helpxml", "flagfile", "undefok"}
 def doc_files(root: str = ROOT) -> list[str]:
   files = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs", "*.md")))
   files += sorted(glob.glob(os.path.join(root, "experiments", "**", "README.md"), recursive=True))
+  files += sorted(glob.glob(os.path.join(root, "experiments", "results", "*.md")))
   return [f for f in files if os.path.isfile(f) and os.sep + os.path.join("experiments", "data") + os.sep not in f]
 
 
