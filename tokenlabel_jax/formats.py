@@ -184,19 +184,11 @@ def _read_neuronpedia(path: str) -> list[tuple[str, records_lib.Record]]:
   stem = os.path.splitext(os.path.basename(path))[0]
   out = []
   if path.endswith(".jsonl"):  # export rows: one activation record per line, with its feature's ids
-    with open(path, encoding="utf-8") as f:
-      for lineno, line in enumerate(f, start=1):
-        if not line.strip():
-          continue
-        where = f"{path}:{lineno}"
-        try:
-          row = json.loads(line)
-        except json.JSONDecodeError as e:
-          raise UserError(f"{where}: invalid JSON ({e.msg})", "re-export the file") from None
-        if not isinstance(row, dict) or "tokens" not in row or "values" not in row:
-          raise UserError(f"{where}: a Neuronpedia export row needs \"tokens\" and \"values\"", "re-export the file")
-        name = _name(_np_source(row, stem), row.get("index", stem))
-        out.append(_record(row["tokens"], row["values"], where, name))
+    for where, row in records_lib.jsonl_rows(path, "re-export the file"):
+      if not isinstance(row, dict) or "tokens" not in row or "values" not in row:
+        raise UserError(f"{where}: a Neuronpedia export row needs \"tokens\" and \"values\"", "re-export the file")
+      name = _name(_np_source(row, stem), row.get("index", stem))
+      out.append(_record(row["tokens"], row["values"], where, name))
     return out
   obj = _load_json(path)
   for k, feat in enumerate(obj if isinstance(obj, list) else [obj]):

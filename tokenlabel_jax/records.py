@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -76,10 +76,9 @@ def load_jsonl(path: str | os.PathLike) -> list[Feature]:
   return features
 
 
-def _read_file(file: str) -> list[tuple[str, Record]]:
-  """Parses one JSONL file into (feature name, record) pairs; blank lines are skipped but still counted."""
-  stem = os.path.splitext(os.path.basename(file))[0]
-  out = []
+def jsonl_rows(file: str, fix: str) -> Iterator[tuple[str, Any]]:
+  """("file:line", decoded value) per non-blank line of a JSONL file (blank lines still count); a line that is not
+  JSON ends with a message naming it and `fix`."""
   with open(file, encoding="utf-8") as f:
     for lineno, line in enumerate(f, start=1):
       if not line.strip():
@@ -88,9 +87,15 @@ def _read_file(file: str) -> list[tuple[str, Record]]:
       try:
         obj = json.loads(line)
       except json.JSONDecodeError as e:
-        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})",
-                        "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}") from None
-      out.append(parse_record(obj, where, stem))
+        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})", fix) from None
+      yield where, obj
+
+
+def _read_file(file: str) -> list[tuple[str, Record]]:
+  """Parses one JSONL file into (feature name, record) pairs."""
+  stem = os.path.splitext(os.path.basename(file))[0]
+  fix = "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}"
+  out = [parse_record(obj, where, stem) for where, obj in jsonl_rows(file, fix)]
   if not out:
     raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
   return out
