@@ -2,7 +2,9 @@
 
 Imbalanced (10% positives, random negatives), balanced (50%, random negatives), balanced with hard negatives (50%,
 negatives drawn from other animals: birds, fish, reptiles, insects, which carry a sub-threshold activation).
-python experiments/paper/data_balance.py [--steps=300]
+python experiments/paper/data_balance.py [--steps=300] [--model=NAME --steps=0]
+(with --model, the results are data_balance_<model>.{md,json}; --steps=0 is the exact scan alone, as `label` runs
+the namer)
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ def main():
   rows = []
   for i, (name, kw) in enumerate(SETTINGS.items()):
     lcfg = LabelConfig(steps=args.steps, threshold=0.5, **kw)
-    rows += common.label_rows(m, feat, disc, lcfg, os.path.join(args.out, f"setting{i}"),
+    rows += common.label_rows(m, feat, disc, lcfg, os.path.join(args.out, m.cfg.name, f"setting{i}"),
                               {"mammal_hardneg": ["mammal", "animal"]}, name)
-  common.write_table("data_balance", rows, ["setting", "label", "p", "heldout AUC", "F1", "reference", "seed argmax"],
+  name = "data_balance" + (f"_{m.cfg.name}" if args.model else "")
+  common.write_table(name, rows, ["setting", "label", "p", "heldout AUC", "F1", "reference", "seed argmax"],
                      f"Data balance on the mammal feature, {m.cfg.name} ({disc.name} discriminator)",
                      "Held-out examples are drawn with the same setting as training, so 'hard negatives' is also "
                      "judged on other animals.")
