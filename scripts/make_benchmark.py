@@ -4,6 +4,7 @@
   python scripts/make_benchmark.py --fresh      # the fresh set: experiments/naming/categories_fresh.json
   python scripts/make_benchmark.py --norms      # the norms set: experiments/naming/norms.json -> experiments/data/norms
   python scripts/make_benchmark.py --norms norms2   # the second norms set: norms2.json -> experiments/data/norms2
+  python scripts/make_benchmark.py --norms --siblings   # the same categories with their siblings as near misses
 
 Writes experiments/naming/categories.json (every category, its split, the names that count as naming it; the
 tuning list is the "tune" half of it) and one JSONL feature per category under --out. With --fresh: the categories
@@ -15,6 +16,9 @@ any of it was labeled). With --norms: the categories declared by hand in experim
 categories of the kind category-norm studies list), each checked to be in none of the sets above, written to
 categories_norms.json with their names (the synset's lemmas and the declared synonyms) and to experiments/data/norms;
 --norms NAME does the same for NAME.json (each such set checked against every other set, the first norms set too).
+With --siblings (and --norms): the same categories and seeds, each with its WordNet siblings as hard negatives in the
+text at activation 0.2 (synthetic.NEAR_MISS; experiments/naming/plan_siblings.md), to experiments/data/NAME_siblings;
+the category list is left as it is.
 """
 
 from __future__ import annotations
@@ -45,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--fresh", action="store_true", help="the fresh set instead (categories_fresh.json)")
   parser.add_argument("--norms", nargs="?", const="norms", default=None, metavar="NAME",
                       help="a hand-declared set instead (NAME.json -> categories_NAME.json; NAME: norms, norms2)")
+  parser.add_argument("--siblings", action="store_true",
+                      help="with --norms: each category's WordNet siblings as near-miss negatives (NAME_siblings)")
   args = parser.parse_args(argv)
+  if args.siblings and not args.norms:
+    parser.error("--siblings makes a norms set's records again: pass it with --norms [NAME]")
   if args.norms and args.out == parser.get_default("out"):
-    args.out = os.path.join(REPO, "experiments", "data", args.norms)
+    args.out = os.path.join(REPO, "experiments", "data", args.norms + ("_siblings" if args.siblings else ""))
   if not make_features.corpora_present("make_benchmark", synthetic.WORDNET_DIR, synthetic.FORTUNES_DIR):
     return 2
   start = time.time()
@@ -77,14 +85,16 @@ def main(argv: list[str] | None = None) -> int:
   counts = {s: sum(1 for c in spec if c["split"] == s) for s in splits}
   out_name = (f"categories_{args.norms}.json" if args.norms else "categories_fresh.json" if args.fresh
               else "categories.json")
-  with open(os.path.join(SPEC_DIR, out_name), "w", encoding="utf-8") as f:
-    json.dump({"_doc": doc, "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
+  if not args.siblings:  # the same list as the set's own; written by the run without --siblings
+    with open(os.path.join(SPEC_DIR, out_name), "w", encoding="utf-8") as f:
+      json.dump({"_doc": doc, "counts": counts, "categories": spec}, f, indent=1, ensure_ascii=False)
   print(f"{len(spec)} categories ({', '.join(f'{v} {k}' for k, v in counts.items())})")
   if args.list_only:
     return 0
   for i, c in enumerate(spec):
     lemma, sense = c["synset"].split(".n.")
-    concept = synthetic.build_concept(wn, c["name"], [(lemma, int(sense))], proper=c.get("proper", False))
+    concept = synthetic.build_concept(wn, c["name"], [(lemma, int(sense))], proper=c.get("proper", False),
+                                      siblings=args.siblings)
     # The seed comes from the synset name, so adding a category changes no other category's records.
     seed = args.seed * 1_000_003 + int.from_bytes(c["synset"].encode()[:6].ljust(6, b"_"), "little") % 1_000_000
     records = synthetic.concept_records(corpus, concept, seed=seed, n_records=args.records)

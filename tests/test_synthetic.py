@@ -184,6 +184,25 @@ def test_record_format_and_truth(wn):
   assert any(" dog" in r["tokens"] and r["activations"][r["tokens"].index(" dog")] == 1.0 for r in records)
 
 
+def test_siblings_are_near_misses(wn):
+  """A category's siblings (the other children of its parents) are its hard negatives: written into the text at
+  NEAR_MISS, never positive, and never the category's own words."""
+  name = lambda offsets: sorted(wn.lemmas(o)[0] for o in offsets)
+  assert name(wn.siblings(wn.sense("dog", 1))) == ["bat", "horse"]
+  assert name(wn.siblings(wn.sense("mammal", 1))) == ["bird"]
+  assert name(wn.siblings(wn.sense("animal", 1))) == ["artifact", "integer", "person"]
+  dog = S.build_concept(wn, "dog", [("dog", 1)], siblings=True)
+  assert dog.hard_negatives == {"horse", "chiropteran"}  # bat means the club first: not a near miss, nor Equus_caballus
+  assert S.build_concept(wn, "dog", [("dog", 1)]).hard_negatives == frozenset()
+  corpus = S.Corpus.build(wn, {"test": SENTENCES})
+  mammal = S.build_concept(wn, "mammal", [("mammal", 1)], siblings=True)
+  assert mammal.hard_negatives == {"bird", "sparrow"}
+  records = S.concept_records(corpus, mammal, seed=0, n_records=24)
+  near = [(t, r["split"]) for r in records for t, a in zip(r["tokens"], r["activations"]) if a == S.NEAR_MISS]
+  assert near and {t.strip().lower() for t, _ in near} == {"sparrow"}
+  assert all(a in (0.0, S.NEAR_MISS, 1.0) for r in records for a in r["activations"])
+
+
 def test_split_by_word(wn):
   _, _, records = _mammal_records(wn, seed=3)
   words = {"train": set(), "heldout": set()}

@@ -112,14 +112,19 @@ def build_concept(
     proper: bool = False,
     extra: Callable[[str], bool] | None = None,
     noun_check: bool = True,
+    siblings: bool = False,
 ) -> Concept:
-  """A Concept from (lemma, sense number) roots, e.g. [("animal", 1)]."""
+  """A Concept from (lemma, sense number) roots, e.g. [("animal", 1)]. Hard negatives: the words of the
+  `hard_negative` roots and, with `siblings`, of the roots' siblings (`WordNet.siblings`)."""
   root_offsets = tuple(wn.sense(l, s) for l, s in roots)
   positives, ambiguous = concept_lemmas(wn, root_offsets, proper, noun_check)
   lowered = {p.lower() for p in positives}
   hard = set()
-  if hard_negative:
-    hard_pos, _ = concept_lemmas(wn, [wn.sense(l, s) for l, s in hard_negative])
+  hard_roots = [wn.sense(l, s) for l, s in hard_negative]
+  if siblings:
+    hard_roots += [s for r in root_offsets for s in wn.siblings(r) if s not in hard_roots]
+  if hard_roots:
+    hard_pos, _ = concept_lemmas(wn, hard_roots, proper)
     hard = {w for w in hard_pos if w not in lowered and w not in ambiguous}
   if exclude:
     ex_pos, ex_amb = concept_lemmas(wn, [wn.sense(l, s) for l, s in exclude])

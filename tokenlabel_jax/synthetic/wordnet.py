@@ -167,6 +167,16 @@ class WordNet:
           stack.append(parent)
     return frozenset(seen)
 
+  def siblings(self, offset: int) -> list[int]:
+    """The other children of `offset`'s direct hypernyms, less any with `offset` below it: a category's neighbours
+    (other birds beside ducks), whose words are a feature's near misses."""
+    out = []
+    for parent in self.synset(offset).targets(HYPERNYM, INSTANCE_HYPERNYM):
+      for child in self.synset(parent).targets(HYPONYM, INSTANCE_HYPONYM):
+        if child != offset and child not in out and offset not in self.hyponym_closure(child):
+          out.append(child)
+    return out
+
   def dominant_sense_in(self, lemma: str, root_offset: int) -> bool:
     """True if the lemma's first (most frequent) noun sense lies under `root_offset`."""
     offsets = self.synsets_for(lemma)
