@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -292,6 +293,28 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
   assert s["against_first"]["scan"] == {"gained": 1, "lost": 0, "p": 1.0}  # run a names bird, its scan nothing
   assert [r["scan label"] for r in rows] == [" hammer"] * 3 and s["scan_named"] == 0
   assert s["wall_s"] == {"a": 6.0, "b": 6.0} and rows[0]["top token"] and "top token names" in rows[0]
+  # --levels: a label that misses but names an ancestor counts as one level up; a label that names the category
+  # does not, even where the name is an ancestor's too. --data and --tag: other records, another result file.
+  monkeypatch.setattr(naming_norms, "ancestor_names", lambda cats: {"tool": ["knife", "tool"], "bird": ["animal"],
+                                                                    "fish": ["animal"]})
+  data = tmp_path / "data"
+  data.mkdir()
+  for c in cats:
+    shutil.copy(c["path"], data / (c["name"] + ".jsonl"))
+  args = ["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--levels", "--tag", "_up",
+          "--data", str(data)]
+  assert naming_norms.main(args) == 0
+  out = json.load(open(tmp_path / "results" / "naming_norms_up.json"))
+  assert out["summary"]["names_an_ancestor"] == {"a": 1, "b": 0} and out["summary"]["named"] == s["named"]
+  assert [r["a up"] for r in out["rows"]] == [True, False, False] and "(data)" in out["title"]
+
+
+@pytest.mark.corpora
+def test_ancestor_names_are_the_hypernyms_names():
+  sys.path.insert(0, ROOT)
+  from experiments.naming import naming_norms  # pylint: disable=import-outside-toplevel
+  up = naming_norms.ancestor_names([{"name": "duck", "synset": "duck.n.01"}])["duck"]
+  assert {"bird", "waterfowl", "animal"} <= set(up) and "duck" not in up and "mallard" not in up
 
 
 def test_distinct_bound_redraws_the_held_out_split_and_counts_tokens_once():
