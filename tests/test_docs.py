@@ -5,8 +5,8 @@ Read: README.md, docs/*.md, every README.md under experiments/ and the result fi
 
 - Paths. A path counts when its first part is one of tokenlabel_jax/, experiments/, scripts/, tests/ or docs/ (as
   written from the repository root) or when it is a markdown link's target (resolved from the linking file). Paths
-  under experiments/runs/ and experiments/data/benchmark/ are outputs of commands (not committed) and are not
-  checked, nor is anything under runs/, .venv/ or ~/. Placeholders are skipped (`<name>`, `NNNNN`); `{a,b}` is
+  under experiments/runs/, experiments/data/benchmark/ and experiments/data/norms*_siblings/ are outputs of commands
+  (not committed) and are not checked, nor is anything under runs/, .venv/ or ~/. Placeholders are skipped (`<name>`, `NNNNN`); `{a,b}` is
   expanded and `*` must match at least one file. `tests/x.py::test_name` also needs that test function.
 - Links to sections: `file.md#anchor` needs a heading of that file whose GitHub anchor is `anchor`.
 - Commands. `python -m tokenlabel_jax.<tool>` needs the module; every `--flag` after it (up to the end of the command)
@@ -32,7 +32,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKED_ROOTS = ("tokenlabel_jax/", "experiments/", "scripts/", "tests/", "docs/")
-OUTPUT_PREFIXES = ("experiments/runs", "experiments/data/benchmark")  # made by commands, ignored by git
+OUTPUT_PREFIXES = ("experiments/runs", "experiments/data/benchmark",  # made by commands, ignored by git
+                   "experiments/data/norms_siblings", "experiments/data/norms2_siblings")
 LAUNCHERS = {"label": "tokenlabel_jax/label.py", "score": "tokenlabel_jax/score.py",
              "sae": "tokenlabel_jax/sae/__main__.py", "dry_run": "tokenlabel_jax/dry_run.py",
              "report": "tokenlabel_jax/report.py"}
