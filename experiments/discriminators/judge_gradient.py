@@ -7,7 +7,7 @@ features whose names are several tokens).
 Each feature is labeled twice: by the judge with a short gradient run (the settings below, fixed in the plan), and by
 the namer at the model's defaults. Both labels, and each of the category's names, are then scored by the judge on the
 judge run's held-out examples, so that the two methods and the names meet under one discriminator. A cut run resumes
-from the rows already written.
+from the rows already written; a larger --n_test keeps them and adds the next categories.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ def main():
                      n_val=args.n_val, n_heldout=args.n_heldout)
   settings = {k: getattr(args, k) for k in ("model", "steps", "seeds", "batch_size", "n_train", "n_val", "n_heldout")}
   cats = sample(args.n_test)
-  rows, summary = common.earlier_run(args.name, settings)
-  rows = rows if [r["category"] for r in rows] == [c["name"] for c in cats[:len(rows)]] else []
-  t0 = time.time() - float(summary.get("wall_s", 0.0)) if rows else time.time()
-  for c in cats[len(rows):]:
+  earlier, summary = common.earlier_run(args.name, settings)
+  done = {r["category"]: r for r in earlier if r["category"] in {c["name"] for c in cats}}
+  t0 = time.time() - float(summary.get("wall_s", 0.0)) if done else time.time()
+  for c in cats:  # a row already made is kept (a cut run, or a sample extended by the plan's rule)
+    if c["name"] in done:
+      continue
     feature = data_lib.load_features(c["path"])[0]
     t1 = time.time()
     nr = labeling.label_features(m, [feature], namer, LabelConfig(steps=0), os.path.join(args.out, "namer"),
@@ -58,8 +60,8 @@ def main():
     refs = list(dict.fromkeys(([nr["label"].strip()] if nr["label"] else []) + c["names"]))
     jr = labeling.label_features(m, [feature], judge, lcfg, os.path.join(args.out, "judge"), {c["name"]: refs},
                                  True, None, selection.SelectConfig(), plots=False)[0]
-    rows.append(row(m, c, nr, jr, namer_s))
-    _write(args, rows, cats, settings, t0)
+    done[c["name"]] = row(m, c, nr, jr, namer_s)
+    _write(args, [done[x["name"]] for x in cats if x["name"] in done], cats, settings, t0)
 
 
 def row(m, c: dict, nr: dict, jr: dict, namer_s: float) -> dict:
