@@ -158,19 +158,21 @@ def label_rows(m, features, disc, lcfg, out_dir, references_by_feature, setting:
   return rows
 
 
-def categories(split: str, data: str = os.path.join(DATA, "benchmark")) -> list[dict]:
-  """The naming benchmark's tune or test half (each category with its names and records path under `data`), "fresh"
+def categories(split: str, data: str | None = None) -> list[dict]:
+  """The naming benchmark's tune or test half (each category with its names and records path under `data`, by
+  default the set's own folder: experiments/data/benchmark, or experiments/data/<split> for the norms sets), "fresh"
   (categories_fresh.json: declared after the benchmark's tuning, one test set), or "concepts": the 26 concept features
   and the paper's four (tuned on in earlier work: never a test figure), or "norms" (categories_norms.json: everyday
   categories declared by hand before any was labeled, records in experiments/data/norms), or "norms2" (the second
   such set, plan_norms2.md)."""
   if split in ("norms", "norms2"):
     spec = json.load(open(os.path.join(HERE, "naming", f"categories_{split}.json")))["categories"]
-    return [dict(c, path=os.path.join(DATA, split, c["name"] + ".jsonl")) for c in spec]
+    return [dict(c, path=os.path.join(data or os.path.join(DATA, split), c["name"] + ".jsonl")) for c in spec]
   if split in ("tune", "test", "fresh"):
     spec = json.load(open(os.path.join(HERE, "naming", "categories_fresh.json" if split == "fresh"
                                        else "categories.json")))["categories"]
-    return [dict(c, path=os.path.join(data, c["name"] + ".jsonl")) for c in spec if c["split"] == split]
+    return [dict(c, path=os.path.join(data or os.path.join(DATA, "benchmark"), c["name"] + ".jsonl")) for c in spec
+            if c["split"] == split]
   if split == "concepts":
     spec = json.load(open(os.path.join(HERE, "concepts.json")))["concepts"]
     out = [{"name": c["name"], "names": [c["concept_word"], c["name"].replace("_", " "), *c["synonyms"]],

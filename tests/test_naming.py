@@ -272,7 +272,8 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
   concepts = os.path.join(ROOT, "experiments", "data", "concepts")
   cats = [{"name": n, "norm": n, "names": names, "path": os.path.join(concepts, n + ".jsonl")}
           for n, names in (("tool", ["tool", "implement"]), ("bird", ["bird"]), ("fish", ["fish"]))]
-  monkeypatch.setattr(common, "categories", lambda split: cats if split == "norms" else None)
+  monkeypatch.setattr(common, "categories", lambda split, data=None: None if split != "norms" else [
+      dict(c, path=os.path.join(data, c["name"] + ".jsonl")) for c in cats] if data else cats)
   monkeypatch.setattr(common, "RESULTS", str(tmp_path / "results"))
   labels = {"a": {"tool": " knife", "bird": " bird", "fish": None}, "b": {"tool": " tools", "bird": " eagle",
                                                                            "fish": " fish"}}
@@ -300,13 +301,14 @@ def test_naming_norms_judges_each_run_and_pairs_them(tmp_path, monkeypatch):
   data = tmp_path / "data"
   data.mkdir()
   for c in cats:
-    shutil.copy(c["path"], data / (c["name"] + ".jsonl"))
+    shutil.copy(cats[1]["path"] if c["name"] == "tool" else c["path"], data / (c["name"] + ".jsonl"))  # tool: birds
   args = ["--run", f"a={tmp_path / 'a'}", "--run", f"b={tmp_path / 'b'}", "--levels", "--tag", "_up",
           "--data", str(data)]
   assert naming_norms.main(args) == 0
   out = json.load(open(tmp_path / "results" / "naming_norms_up.json"))
   assert out["summary"]["names_an_ancestor"] == {"a": 1, "b": 0} and out["summary"]["named"] == s["named"]
   assert [r["a up"] for r in out["rows"]] == [True, False, False] and "(data)" in out["title"]
+  assert out["rows"][0]["top token"] == rows[1]["top token"] != rows[0]["top token"]  # read from --data's records
 
 
 @pytest.mark.corpora

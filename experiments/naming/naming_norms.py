@@ -59,9 +59,7 @@ def main(argv=None) -> int:
   parser.add_argument("--levels", action="store_true", help="also count labels that name an ancestor (WordNet)")
   args = parser.parse_args(argv)
   runs = dict(r.split("=", 1) for r in args.run)
-  cats = common.categories(args.set)
-  if args.data:
-    cats = [dict(c, path=os.path.join(args.data, c["name"] + ".jsonl")) for c in cats]
+  cats = common.categories(args.set, args.data)
   ancestors = ancestor_names(cats) if args.levels else {}
   rows, named = [], {t: [] for t in runs}
   for c in cats:
