@@ -2,7 +2,7 @@
 (plan_judge_gradient.md: the naming benchmark's test half by the sha256 of the name, the first --n_test, plus three
 features whose names are several tokens).
 
-  python experiments/discriminators/judge_gradient.py --model qwen2.5-coder-1.5b      # about 11 minutes per feature
+  python experiments/discriminators/judge_gradient.py --model qwen2.5-coder-1.5b      # about 6 minutes per feature
 
 Each feature is labeled twice: by the judge with a short gradient run (the settings below, fixed in the plan), and by
 the namer at the model's defaults. Both labels, and each of the category's names, are then scored by the judge on the
