@@ -479,3 +479,24 @@ def test_pooled_slices_without_the_explainer(tmp_path, monkeypatch):
   (tmp_path / "s2.json").write_text(json.dumps({"command": "python x.py --a=2 --name=s2", "latents": slices["s2"]}))
   with pytest.raises(SystemExit, match="different settings"):
     pooled.main()
+
+
+def test_judge_latents_row_scores_each_label_where_it_was_scored():
+  """experiments/real_features/judge_latents.py: the judge's label takes the judge run's held-out AUC, every other
+  label its own reference entry (looked up as written), and a label without one counts at chance; the summary's sign
+  test counts the judge's label against the top token per latent, under each judge."""
+  from experiments.real_features import judge_latents  # pylint: disable=import-outside-toplevel
+  feat = data_lib.Feature("latent_7", (data_lib.Record((" a", " dog"), np.asarray([0, 2], np.float32), "train", "x"),))
+  labels = {"namer": " animal", "top token": "dog", "random": " kettle", "judge": " pets"}
+  jr = {"label": None, "heldout": {"auc": 0.8}, "wall_time_s": 3.0,
+        "references": {" animal": {"auc": 0.7}, "dog": {"auc": 0.6}},  # ' kettle' was not scored
+        "verification": [{"label": " pets", "val_loss": 0.2}, {"label": " noun", "val_loss": 0.1}]}
+  nr = {"label": " animal", "heldout": {"auc": 0.9}}
+  scored = {" pets": 0.75, " animal": 0.72, "dog": 0.9}
+  r = judge_latents.row(feat, labels, nr, jr, scored, 0.95, 1.0)
+  assert [r[f"{k}, judge AUC"] for k in judge_latents.LABELS] == [0.8, 0.7, 0.6, 0.5]
+  assert [r[f"{k}, scorer AUC"] for k in judge_latents.LABELS] == [0.75, 0.72, 0.9, 0.5]
+  assert r["judge top 5 by validation"] == [" noun", " pets"] and not r["judge gave a label"] and r["namer gave a label"]
+  s = judge_latents.summarize([r, dict(r, **{"judge, judge AUC": 0.55}), dict(r, **{"judge, judge AUC": 0.6})])
+  assert s["judge: judge label above top token"] == "1 of 3 (below 1)"  # a tie counts neither way
+  assert s["scorer: judge label above top token"] == "0 of 3 (below 3)" and s["median judge AUC, judge"] == 0.6

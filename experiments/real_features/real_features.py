@@ -81,6 +81,12 @@ def reference_labels(feature: data_lib.Feature, lcfg: LabelConfig, words: np.nda
   return [common.top_token_label(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
 
 
+def latent_sample(names: list[str], n: int) -> list[str]:
+  """The study's latents: n of the alive latents `names`, drawn with seed 0, sorted by name (every study on these
+  latents takes the first N of this list)."""
+  return sorted(np.random.default_rng(0).choice(sorted(names), min(n, len(names)), replace=False).tolist())
+
+
 def summarize(out: dict) -> dict:
   """Medians of our label's and each baseline's held-out AUC, and the share of features with AUC >= 0.8."""
   summary = {}
@@ -135,9 +141,8 @@ def main():
   with open(os.path.join(args.run, "sae", "metrics.json")) as f:
     sae = json.load(f)
   names = sorted(export["latents"])
-  sample = sorted(np.random.default_rng(0).choice(names, min(args.n_latents, len(names)), replace=False).tolist())
   # The same latents as the full sample's, a slice of it at a time, for cheaper comparisons.
-  sample = sample[args.skip:][:args.first or None]
+  sample = latent_sample(names, args.n_latents)[args.skip:][:args.first or None]
   lat = {f.name: f for f in data_lib.load_features(os.path.join(args.run, "latents")) if f.name in set(sample)}
   neu = data_lib.load_features(os.path.join(args.run, "neurons"))[:args.n_neurons]
   words = np.flatnonzero(disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size))
