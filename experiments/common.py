@@ -50,19 +50,6 @@ def setup(name: str, description: str | None = None, launcher_steps: bool = Fals
   return args, m, disc
 
 
-def top_token_label(feature, threshold: float, n_top: int = 20) -> str:
-  """The most frequent token (as a word) at the peaks of the feature's strongest training records: what a dashboard
-  shows first, and the simplest baseline label."""
-  import collections  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from tokenlabel_jax import data as data_lib  # pylint: disable=import-outside-toplevel
-  feature = data_lib.assign_splits(feature, threshold=threshold)
-  recs = sorted((r for r in feature.records if r.split == "train"), key=lambda r: -float(r.activations.max()))
-  words = [data_lib.word_of(r.tokens[int(np.argmax(r.activations))]) or r.tokens[int(np.argmax(r.activations))]
-           for r in recs[:n_top] if r.activations.max() > threshold]
-  return collections.Counter(words).most_common(1)[0][0]
-
-
 def sign_test(better: int, worse: int) -> float:
   """Two-sided exact sign test: the chance of a split at least this uneven if either side were as likely to win."""
   import math  # pylint: disable=import-outside-toplevel

@@ -91,3 +91,6 @@ def test_readme_example_runs(tmp_path, monkeypatch):
   assert os.listdir(tmp_path) == []
   print(r)
   assert r.label.strip() in ("animal", "animals", "creature", "beast") and r.auc > 0.8
+  assert r.baselines["top_token"][0] in ("dog", "cat", "horse", "cow", "sheep", "goat", "duck", "mouse", "lion",
+                                         "tiger", "bear", "wolf")  # the commonest word at the peaks: a member
+  assert r.baselines["random_word"][1] < r.auc

@@ -27,6 +27,9 @@ def test_animal_feature_ends_on_an_in_concept_label(tmp_path):
   assert result["label"].strip().lower() in IN_CONCEPT, result["label"]
   assert result["heldout"]["auc"] >= 0.85
   assert result["heldout"]["auc"] >= result["references"]["animal"]["auc"] - 0.05
+  # The baselines on the same examples: an animal word at the peaks, and a random word far below the label.
+  assert result["baselines"]["top_token"]["label"].strip().lower() not in IN_CONCEPT
+  assert result["baselines"]["random_word"]["auc"] < result["heldout"]["auc"] - 0.2
 
 
 @pytest.mark.model

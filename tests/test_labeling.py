@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tinymodel
+from tokenlabel_jax import baselines
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
@@ -70,6 +71,25 @@ def test_label_feature_writes_result_plot_and_checkpoints(tiny, feature, tmp_pat
   assert max(fin, key=lambda row: row.get("typicality", 0.0))["token_ids"] == on_disk["token_ids"]
   assert os.path.getsize(tmp_path / "trajectory.png") > 1000
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "8"]  # keeps the last two
+
+
+def test_every_result_scores_the_top_token_beside_the_label(tiny, feature, tmp_path):
+  """result.json's baselines: the commonest word at the strongest peaks, scored on the run's own examples (the same
+  figures it gets as a reference label); a namer run without prefix caches leaves out a top token of several tokens
+  rather than keeping every prompt's cache for it."""
+  top = baselines.top_token(feature, 0.0)
+  assert top in ("cat", "dog", "cow", "owl")
+  r = labeling.label_feature(tiny, feature, disc_lib.get("judge"), LCFG, str(tmp_path / "judge"), references=["a", top])
+  assert r["baselines"]["top_token"] == {"label": top, **r["references"][top]}
+  assert r["references"]["a"] != r["references"][top]  # so a baseline given another label's figures would show
+  assert json.load(open(tmp_path / "judge" / "result.json"))["baselines"] == r["baselines"]
+  namer = disc_lib.get("namer")
+  assert len(disc_lib.encode_label(tiny.tokenizer, top)) > 1 and not labeling.needs_cache(tiny, namer, LCFG,
+                                                                                         selection.SelectConfig(), [])
+  lean = labeling.label_feature(tiny, feature, namer, LCFG, str(tmp_path / "namer"))
+  assert "top_token" not in lean["baselines"]
+  records = [dataclasses.replace(rec, activations=np.zeros_like(rec.activations)) for rec in feature.records]
+  assert baselines.top_token(dataclasses.replace(feature, records=tuple(records)), 0.0) is None  # nothing peaks
 
 
 def test_same_seed_same_label_and_resume_after_kill(tiny, feature, tmp_path):

@@ -269,6 +269,23 @@ def test_index_shows_only_the_columns_a_run_has():
   assert "held-out AUC <b>0.900</b>; scorer AUC (likelihood) <b>0.800</b>" in page and "probability <b>0.25</b>" in page
 
 
+def test_baselines_show_beside_the_label_where_a_run_scored_them():
+  """result.json's baselines (tokenlabel_jax.baselines): the index gains a top-token column, the feature page a table
+  of both baselines; results of earlier versions, without them, show neither."""
+  new = {"feature": "a", "_dir": "a", "label": " cat", "heldout": {"auc": 0.9},
+         "baselines": {"top_token": {"label": "dog", "auc": 0.95, "accuracy": 0.9, "f1": 0.88},
+                       "random_word": {"label": " kettle", "auc": 0.31, "accuracy": 0.5, "f1": 0.2}}}
+  old = {"feature": "b", "_dir": "b", "label": " cow", "heldout": {"auc": 0.7}}
+  page = report.index_html([new, old], "t")
+  assert _headers(page) == ["feature", "label", "held-out AUC", "top token (held-out AUC)", "candidates"]
+  assert [r["text"][3].strip() for r in Dom(page).body_rows("features")] == ["dog 0.950", ""]
+  rows = Dom(report.feature_html(new, {}, None)).body_rows("baselines")
+  assert [[t.strip() for t in r["text"][:2]] for r in rows] == [["dog (top token)", "0.950"],
+                                                               ["kettle (random word)", "0.310"]]
+  assert _headers(report.index_html([old], "t")) == ["feature", "label", "held-out AUC", "candidates"]
+  assert "Baselines" not in report.feature_html(old, {}, None)
+
+
 def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():
   """steps=0 (the namer's exact scan, the launcher's default for it): no trajectory section, a sentence instead."""
   page = report.feature_html({"feature": "f", "label": " cat", "steps": 0, "heldout": {"auc": 0.9}}, {}, None)

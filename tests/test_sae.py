@@ -371,7 +371,7 @@ def test_real_features_baselines_top_token_and_token_lookup():
       rec([" a", " dog", " ran"], [0, 3, 0], "train"), rec([" the", " dog"], [0, 2], "train"),
       rec([" big", " cat"], [0, 5], "train"), rec([" a", " rat"], [0, 0.5], "train"),
       rec([" dog", " sat"], [1, 0], "heldout"), rec([" a", " cat", " ran"], [0, 2, 0], "heldout")))
-  assert real_features.common.top_token_label(feat, 0.0) == "dog"  # peaks: cat (the strongest), dog, dog, rat
+  assert real_features.baselines.top_token(feat, 0.0) == "dog"  # peaks: cat (the strongest), dog, dog, rat
   held = data_lib.sample_examples(feat, n=20, split="heldout", seed=0)
   assert real_features.token_lookup_auc(feat, held) == 1.0
   flipped = dataclasses.replace(feat, records=tuple(

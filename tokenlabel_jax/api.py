@@ -62,6 +62,7 @@ class LabelResult:
   probability: float | None
   references: dict[str, float]
   candidates: list[tuple[str, float]]  # (label, held-out AUC), lowest validation loss first
+  baselines: dict[str, tuple[str, float]]  # {"top_token": (label, held-out AUC), "random_word": ...}, same examples
   result: dict[str, Any] = dataclasses.field(repr=False)
 
   @classmethod
@@ -70,7 +71,8 @@ class LabelResult:
     return cls(feature=r.get("feature", ""), label=r.get("label"), auc=(r.get("heldout") or {}).get("auc"),
                probability=r.get("probability"),
                references={k: v.get("auc") for k, v in (r.get("references") or {}).items()},
-               candidates=[(row.get("label"), row.get("auc")) for row in rows], result=r)
+               candidates=[(row.get("label"), row.get("auc")) for row in rows],
+               baselines={k: (v.get("label"), v.get("auc")) for k, v in (r.get("baselines") or {}).items()}, result=r)
 
 
 class Results(list):

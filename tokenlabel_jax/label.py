@@ -223,6 +223,8 @@ def main(argv):
     for r in results if writer else ():
       summary[r["feature"]] = runfiles.summary_entry(r)
       scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
+      top = r.get("baselines", {}).get("top_token")  # what the label's AUC is to be read against
+      scored += f"; top token {top['label']!r} {top['auc']:.3f}" if top else ""
       print(f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tokenlabel_jax import baselines
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
@@ -213,8 +214,9 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     label_S = None if labels is None else jax.tree.map(lambda x: x[f], labels)
     train_prep = sp["train"].prep if prep is None else place.take(prep, f)  # padded to the batch's: inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
+    base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
-                                              scorer, proposals[f])
+                                              scorer, proposals[f], base)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
     hint = "" if result["label"] else context_hint(disc, sp["heldout"])
     if hint:
@@ -283,11 +285,13 @@ def label_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
 def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
                        lcfg: opt_lib.LabelConfig, sp: dict[str, Split], train_prep: disc_lib.Prepared, label_S,
                        mask_V: np.ndarray, references: Sequence[str], scfg: selection.SelectConfig,
-                       scorer: disc_lib.DiscriminatorConfig | None, proposed: dict[str, Any] | None = None
+                       scorer: disc_lib.DiscriminatorConfig | None, proposed: dict[str, Any] | None = None,
+                       base: Mapping[str, tuple[str, list[int]]] | None = None
                        ) -> tuple[dict[str, Any], np.ndarray | None]:
   """Every seed's top-k tokens of p and of the gradient (and, for the namer, the exact vocabulary scan and two-token
-  extensions) scored exactly as hard labels on validation examples; `selection.choose_label` picks one. Returns the
-  result and, for the namer, the chosen label's calibrated held-out probabilities (for examples.json)."""
+  extensions) scored exactly as hard labels on validation examples; `selection.choose_label` picks one. The reference
+  labels and the baselines `base` (`baselines.labels`) are scored on the same examples. Returns the result and, for
+  the namer, the chosen label's calibrated held-out probabilities (for examples.json)."""
   if label_S is None:  # no gradient run: the namer's exact scan gives every candidate
     from_p, from_grad = [], []
   else:
@@ -311,7 +315,11 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
             "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in np.argsort(-p[best_seed])[:10]],
             "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)]}
   ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
-  ref_rows = evaluate_labels(m, disc, ref_ids, sp["val"], sp["heldout"]) if ref_ids else []
+  base = dict(base or {})
+  rows = evaluate_labels(m, disc, ref_ids + [ids for _, ids in base.values()], sp["val"], sp["heldout"]) \
+      if ref_ids or base else []
+  ref_rows, base_rows = rows[:len(ref_ids)], rows[len(ref_ids):]
+  figures = ("auc", "accuracy", "f1", "val_loss")
   result = {
       "feature": feature.name,
       # None when the best candidate does not beat chance on held-out examples: no label is better than a wrong one.
@@ -332,8 +340,10 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality",
                                                      *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats
                                                        else ()))},
-      "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
-                     for r, row in zip(references, ref_rows)},
+      "references": {r: {k: row[k] for k in figures} for r, row in zip(references, ref_rows)},
+      # The simplest labels, on the same examples: what the label's AUC is to be read against.
+      "baselines": {name: {"label": text, **{k: row[k] for k in figures}}
+                    for (name, (text, _)), row in zip(base.items(), base_rows)},
       "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,

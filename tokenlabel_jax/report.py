@@ -170,6 +170,21 @@ def _scorer_title(results: Sequence[dict[str, Any]]) -> str:
   return "scorer AUC" + (f" ({', '.join(names)})" if names else "")
 
 
+def _baselines(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+  """The run's baselines (`tokenlabel_jax.baselines`) that have a figure; none in results of earlier versions."""
+  base = result.get("baselines")
+  return {k: v for k, v in base.items() if isinstance(v, dict)} if isinstance(base, dict) else {}
+
+
+def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any]]) -> str:
+  """A feature page's table of labels scored on the held-out examples: label, AUC, accuracy, F1."""
+  return (f'<h2>{_e(title)}</h2><table id="{table_id}"><thead><tr><th>label</th><th>held-out AUC</th>'
+          "<th>accuracy</th><th>F1</th></tr></thead><tbody>"
+          + "".join(f'<tr><td><span class="label">{_e(k)}</span></td><td class="num">{_fmt(_get(v, "auc"))}'
+                    f'</td><td class="num">{_fmt(_get(v, "accuracy"))}</td><td class="num">'
+                    f'{_fmt(_get(v, "f1"))}</td></tr>' for k, v in rows) + "</tbody></table>")
+
+
 def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   """The run's table. Only columns some feature has a value for: the scorer's AUC (beside the label's) where the run
   had an independent scorer, references where it scored some, the soft label's probability where a gradient ran (a
@@ -181,6 +196,9 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   has_refs = any(isinstance(r.get("references"), dict) and r["references"] for r in results)
   if has_refs:
     cols.append(("refs", "reference labels (held-out AUC)"))
+  has_top = any("top_token" in _baselines(r) for r in results)
+  if has_top:
+    cols.append(("top", "top token (held-out AUC)"))
   has_p = any(_num(r.get("probability")) is not None for r in results)
   if has_p:
     cols.append(("p", "probability"))
@@ -204,6 +222,11 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
       cells.append(f'<td data-col="scorer" class="num" data-v="{"" if s is None else s}">{_fmt(s)}</td>')
     if has_refs:
       cells.append(f'<td data-col="refs" data-v="{"" if best_ref is None else best_ref}">{ref_html}</td>')
+    if has_top:
+      top = _baselines(r).get("top_token", {})
+      top_auc = _num(_get(top, "auc"))
+      cells.append(f'<td data-col="top" data-v="{"" if top_auc is None else top_auc}">'
+                   f'{_e(top.get("label", ""))} {_fmt(top_auc) if top_auc is not None else ""}</td>')
     if has_p:
       p = _num(r.get("probability"))
       cells.append(f'<td data-col="p" class="num" data-v="{"" if p is None else p}">{_fmt(p, 2)}</td>')
@@ -266,11 +289,11 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
     parts.append(f'<p class="hint">{_e(result["hint"])}</p>')
   refs = result.get("references") if isinstance(result.get("references"), dict) else {}
   if refs:
-    parts.append('<h2>Reference labels</h2><table id="references"><thead><tr><th>label</th><th>held-out AUC</th>'
-                 "<th>accuracy</th><th>F1</th></tr></thead><tbody>"
-                 + "".join(f'<tr><td><span class="label">{_e(k)}</span></td><td class="num">{_fmt(_get(v, "auc"))}'
-                           f'</td><td class="num">{_fmt(_get(v, "accuracy"))}</td><td class="num">'
-                           f'{_fmt(_get(v, "f1"))}</td></tr>' for k, v in refs.items()) + "</tbody></table>")
+    parts.append(_figures_table("Reference labels", "references", [(k, v) for k, v in refs.items()]))
+  base = _baselines(result)
+  if base:
+    parts.append(_figures_table("Baselines on the same held-out examples", "baselines",
+                                [(f'{v.get("label", "")} ({k.replace("_", " ")})', v) for k, v in base.items()]))
 
   top_records = [r for r in examples.get("top_records") or [] if isinstance(r, dict)]
   parts.append("<h2>Contexts with the highest activations</h2>")

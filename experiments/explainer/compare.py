@@ -57,7 +57,7 @@ def main():
       "--data": dict(default=os.path.join(common.DATA, "benchmark"))})
   from tokenlabel_jax import (  # pylint: disable=import-outside-toplevel
       discriminators as disc_lib, explainer, explaining)
-  from tokenlabel_jax import labeling, naming, selection  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import baselines, labeling, naming, selection  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
   features, names = features_and_names(args.set, args.data)
   features = features[:args.limit or None]
@@ -90,7 +90,7 @@ def main():
     for f, o, e, c in zip(group, ours, expl, comb):
       scan = min((v for v in o["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
       labels = {"ours": o["best_candidate"], "explainer": e["best_candidate"], "combined": c["best_candidate"],
-                "top token": common.top_token_label(f, lcfg.threshold), "exact scan": scan["label"]}
+                "top token": baselines.top_token(f, lcfg.threshold), "exact scan": scan["label"]}
       ids = {k: disc_lib.encode_label(m.tokenizer, v) for k, v in labels.items() if v}
       keep_cache = any(len(i) > 1 for i in ids.values())
       sp = labeling.build_splits(m, f, disc, dataclasses.replace(lcfg, n_train=0), keep_cache)

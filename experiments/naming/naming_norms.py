@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax import data as data_lib, naming  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import baselines, data as data_lib, naming  # pylint: disable=g-import-not-at-top
 
 
 def scan_of(result: dict) -> dict:
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
       if tag == next(iter(runs)):
         scan = scan_of(r)
         row |= {"scan label": scan["label"], "scan names": naming.names_category(scan["label"], c["names"])}
-    top = common.top_token_label(data_lib.load_features(c["path"])[0], threshold=0.0)
+    top = baselines.top_token(data_lib.load_features(c["path"])[0], threshold=0.0)
     row |= {"top token": top, "top token names": naming.names_category(top, c["names"])}
     rows.append(row)
   first = next(iter(runs))

@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from experiments.real_features import real_features  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax import data as data_lib, discriminators as disc_lib, labeling, selection  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import baselines, data as data_lib  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import discriminators as disc_lib, labeling, selection  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax.loading import load_model  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
 
@@ -61,7 +62,7 @@ def main():
     nr = labeling.label_features(m, [f], namer, LabelConfig(steps=0), os.path.join(args.out, "namer"), (), True,
                                  None, selection.SelectConfig(), plots=False)[0]
     namer_s = time.time() - t1
-    labels = {"namer": nr["label"] or nr["best_candidate"], "top token": common.top_token_label(f, 0.0),
+    labels = {"namer": nr["label"] or nr["best_candidate"], "top token": baselines.top_token(f, 0.0),
               "random": rand[name]}
     refs = list(dict.fromkeys(t for t in labels.values() if t and t.strip()))  # looked up as written, below
     jr = labeling.label_features(m, [f], judge, lcfg, os.path.join(args.out, "judge"), {name: refs}, True, None,
@@ -81,12 +82,13 @@ def row(f: data_lib.Feature, labels: dict, nr: dict, jr: dict, scored: dict, loo
   def judge_auc(k):
     t = labels[k]
     return jr["heldout"]["auc"] if k == "judge" else ref[t]["auc"] if t in ref else 0.5
+  by_val = sorted(jr["verification"], key=lambda v: v["val_loss"])
   return {"id": f.name, **{f"{k} label": labels[k] for k in LABELS},
           **{f"{k}, judge AUC": judge_auc(k) for k in LABELS},
           **{f"{k}, scorer AUC": scored.get(labels[k], 0.5) for k in LABELS},
           "judge gave a label": jr["label"] is not None, "namer gave a label": nr["label"] is not None,
           "namer AUC, own run": nr["heldout"]["auc"], "token lookup AUC": lookup,
-          "judge top 5 by validation": [v["label"] for v in sorted(jr["verification"], key=lambda v: v["val_loss"])[:5]],
+          "judge top 5 by validation": [v["label"] for v in by_val[:5]],
           "top contexts": real_features.top_contexts(f), "judge s": jr["wall_time_s"], "namer s": round(namer_s, 1)}
 
 

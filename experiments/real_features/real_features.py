@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import baselines  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import data as data_lib  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import discriminators as disc_lib  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import evaluation  # pylint: disable=g-import-not-at-top
@@ -78,7 +79,7 @@ def scan_baseline(result: dict) -> dict:
 
 def reference_labels(feature: data_lib.Feature, lcfg: LabelConfig, words: np.ndarray, tokenizer, rng) -> list[str]:
   """The top-token baseline and a random word-like token, scored by the labeling run beside its label."""
-  return [common.top_token_label(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
+  return [baselines.top_token(feature, lcfg.threshold), tokenizer.token_str(int(rng.choice(words)))]
 
 
 def latent_sample(names: list[str], n: int) -> list[str]:

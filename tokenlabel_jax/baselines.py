@@ -1,0 +1,54 @@
+"""The labels a researcher tries first, scored beside every label on the same held-out examples.
+
+The top token is the word at the feature's strongest peaks, what a dashboard shows first; a random word-like token is
+what chance looks like under this discriminator, which need not be 0.5 (the judge's answer depends on the marked
+token as well as on the label: a random word reached 0.58 on real latents). A label that does not beat them says
+little, whatever its AUC.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+
+import numpy as np
+
+from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import discriminators as disc_lib
+
+
+def top_token(feature: data_lib.Feature, threshold: float, n_top: int = 20) -> str | None:
+  """The most frequent token (as a word) at the peaks of the feature's `n_top` strongest training records; None when
+  no training record has a positive token."""
+  feature = data_lib.assign_splits(feature, threshold=threshold)
+  recs = sorted((r for r in feature.records if r.split == "train"), key=lambda r: -float(r.activations.max()))
+  words = [data_lib.word_of(r.tokens[int(np.argmax(r.activations))]) or r.tokens[int(np.argmax(r.activations))]
+           for r in recs[:n_top] if r.activations.max() > threshold]
+  return collections.Counter(words).most_common(1)[0][0] if words else None
+
+
+def random_word(tokenizer, vocab_size: int, name: str, seed: int = 0) -> int | None:
+  """A word-like token drawn by the feature's name and the run's seed: the same for a feature in any batch (None for a
+  vocabulary without word-like tokens)."""
+  words = np.flatnonzero(disc_lib.word_like_mask(tokenizer, vocab_size))
+  if not len(words):
+    return None
+  digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+  return int(words[int.from_bytes(digest[:8], "little") % len(words)])
+
+
+def labels(m, feature: data_lib.Feature, threshold: float, seed: int, multi_token: bool
+           ) -> dict[str, tuple[str, list[int]]]:
+  """{"top_token": (text, ids), "random_word": (text, ids)} as the discriminator reads them. `multi_token`: whether
+  the run's prompts can score a label of several tokens (a namer run without prefix caches cannot: its top token is
+  then left out when it is several tokens, rather than making every prompt keep its cache)."""
+  out = {}
+  top = top_token(feature, threshold)
+  if top is not None:
+    ids = disc_lib.encode_label(m.tokenizer, top)
+    if ids and (multi_token or len(ids) == 1):
+      out["top_token"] = (top, list(ids))
+  t = random_word(m.tokenizer, m.cfg.vocab_size, feature.name, seed)
+  if t is not None:
+    out["random_word"] = (m.tokenizer.token_str(t), [t])
+  return out
