@@ -17,13 +17,14 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 
 
-def top_token(feature: data_lib.Feature, threshold: float, n_top: int = 20) -> str | None:
-  """The most frequent token (as a word) at the peaks of the feature's `n_top` strongest training records; None when
-  no training record has a positive token."""
+def top_token(feature: data_lib.Feature, threshold: float, n_top: int = 20, accept=None) -> str | None:
+  """The most frequent token (as a word) at the peaks of the feature's `n_top` strongest training records, among the
+  words `accept` allows (default: all); None when there is none."""
   feature = data_lib.assign_splits(feature, threshold=threshold)
   recs = sorted((r for r in feature.records if r.split == "train"), key=lambda r: -float(r.activations.max()))
   words = [data_lib.word_of(r.tokens[int(np.argmax(r.activations))]) or r.tokens[int(np.argmax(r.activations))]
            for r in recs[:n_top] if r.activations.max() > threshold]
+  words = [w for w in words if accept is None or accept(w)]
   return collections.Counter(words).most_common(1)[0][0] if words else None
 
 
@@ -40,14 +41,13 @@ def random_word(tokenizer, vocab_size: int, name: str, seed: int = 0) -> int | N
 def labels(m, feature: data_lib.Feature, threshold: float, seed: int, multi_token: bool
            ) -> dict[str, tuple[str, list[int]]]:
   """{"top_token": (text, ids), "random_word": (text, ids)} as the discriminator reads them. `multi_token`: whether
-  the run's prompts can score a label of several tokens (a namer run without prefix caches cannot: its top token is
-  then left out when it is several tokens, rather than making every prompt keep its cache)."""
+  the run's prompts can score a label of several tokens. A namer run without prefix caches cannot: its top token is
+  then the commonest peak word of one token, rather than every prompt keeping its cache for one label."""
   out = {}
-  top = top_token(feature, threshold)
+  one = None if multi_token else (lambda w: len(disc_lib.encode_label(m.tokenizer, w)) == 1)
+  top = top_token(feature, threshold, accept=one)
   if top is not None:
-    ids = disc_lib.encode_label(m.tokenizer, top)
-    if ids and (multi_token or len(ids) == 1):
-      out["top_token"] = (top, list(ids))
+    out["top_token"] = (top, list(disc_lib.encode_label(m.tokenizer, top)))
   t = random_word(m.tokenizer, m.cfg.vocab_size, feature.name, seed)
   if t is not None:
     out["random_word"] = (m.tokenizer.token_str(t), [t])
