@@ -75,8 +75,8 @@ def test_label_feature_writes_result_plot_and_checkpoints(tiny, feature, tmp_pat
 
 def test_every_result_scores_the_top_token_beside_the_label(tiny, feature, tmp_path):
   """result.json's baselines: the commonest word at the strongest peaks, scored on the run's own examples (the same
-  figures it gets as a reference label); a namer run without prefix caches leaves out a top token of several tokens
-  rather than keeping every prompt's cache for it."""
+  figures it gets as a reference label); a namer run without prefix caches takes only a peak word of one token rather
+  than keeping every prompt's cache for one label."""
   top = baselines.top_token(feature, 0.0)
   assert top in ("cat", "dog", "cow", "owl")
   r = labeling.label_feature(tiny, feature, disc_lib.get("judge"), LCFG, str(tmp_path / "judge"), references=["a", top])
