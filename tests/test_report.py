@@ -70,6 +70,8 @@ class Dom(html.parser.HTMLParser):
       self._table = None
     elif tag == "tr":
       self._row = None
+    elif tag in ("td", "th"):
+      self._cell = None
 
   def handle_data(self, data):
     if self._cell is not None:
@@ -284,6 +286,25 @@ def test_baselines_show_beside_the_label_where_a_run_scored_them():
                                                                ["kettle (random word)", "0.310"]]
   assert _headers(report.index_html([old], "t")) == ["feature", "label", "held-out AUC", "candidates"]
   assert "Baselines" not in report.feature_html(old, {}, None)
+  assert all(len(r["cells"]) == 4 for r in Dom(report.feature_html(new, {}, None)).tables["baselines"])
+
+
+def test_the_independent_scorers_figures_of_references_and_baselines_show_beside_theirs():
+  """With --score_discriminator the feature page's reference and baseline tables gain the scorer's AUC (named), each
+  row its own word's figure; a row the scorer did not score shows a dash."""
+  r = {"feature": "a", "_dir": "a", "label": " cat", "heldout": {"auc": 0.9},
+       "references": {"animal": {"auc": 0.93}, "pet": {"auc": 0.7}},
+       "baselines": {"top_token": {"label": "dog", "auc": 0.95}, "random_word": {"label": " kettle", "auc": 0.31}},
+       "scorer": {"discriminator": "likelihood", "label": {"auc": 0.8}, "animal": {"auc": 0.85},
+                  "baselines": {"top_token": {"label": "dog", "auc": 0.61}, "random_word": {"label": " kettle",
+                                                                                          "auc": 0.45}}}}
+  dom = Dom(report.feature_html(r, {}, None))
+  for table in ("references", "baselines"):
+    assert [t.strip() for t in dom.tables[table][0]["cells"][-1]] == ["scorer AUC (likelihood)"]
+  assert [[r["text"][0].strip(), r["text"][1].strip(), r["text"][4].strip()] for r in dom.body_rows("references")] == \
+      [["animal", "0.930", "0.850"], ["pet", "0.700", "—"]]
+  assert [[r["text"][1].strip(), r["text"][4].strip()] for r in dom.body_rows("baselines")] == \
+      [["0.950", "0.610"], ["0.310", "0.450"]]
 
 
 def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tinymodel
+from tokenlabel_jax import baselines
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
@@ -217,7 +218,7 @@ def test_independent_scorer_scores_the_chosen_label_on_the_same_heldout_examples
   r = labeling.label_features(tiny, [feature], disc_lib.get("namer"), LCFG, str(tmp_path / "out"), ["cat"],
                               scorer=lik)[0]
   s = r["scorer"]
-  assert s["discriminator"] == "likelihood" and set(s) == {"discriminator", "label", "cat"}
+  assert s["discriminator"] == "likelihood" and set(s) == {"discriminator", "label", "cat", "baselines"}
   # The same figure computed directly with the scorer on the held-out examples the namer was scored on.
   sp = labeling.build_splits(tiny, feature, lik, dataclasses.replace(LCFG, n_train=0))
   namer_sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG)
@@ -225,6 +226,13 @@ def test_independent_scorer_scores_the_chosen_label_on_the_same_heldout_examples
       [(e.record, e.index) for e in namer_sp["heldout"].examples]
   direct = splits_lib.evaluate_labels(tiny, lik, [r["token_ids"]], sp["val"], sp["heldout"])[0]
   assert s["label"]["auc"] == pytest.approx(direct["auc"])
+  # The baselines too, under the scorer: the same words as under the namer, each with its own direct figure.
+  base = baselines.labels(tiny, feature, LCFG.threshold, LCFG.seed, True)  # "cat" keeps the prompts' caches
+  assert {k: v["label"] for k, v in s["baselines"].items()} == {k: v["label"] for k, v in r["baselines"].items()} \
+      == {k: text for k, (text, _) in base.items()}
+  rows = splits_lib.evaluate_labels(tiny, lik, [ids for _, ids in base.values()], sp["val"], sp["heldout"])
+  assert [s["baselines"][k]["auc"] for k in base] == pytest.approx([row["auc"] for row in rows])
+  assert len({round(row["auc"], 6) for row in rows + [direct]}) > 1  # distinct figures: a mis-slice would show
 
 
 def test_references_per_feature_are_scored_on_each_features_own_examples(tiny, tmp_path):

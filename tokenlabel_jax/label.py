@@ -225,6 +225,8 @@ def main(argv):
       scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
       top = r.get("baselines", {}).get("top_token")  # what the label's AUC is to be read against
       scored += f"; top token {top['label']!r} {top['auc']:.3f}" if top else ""
+      top_s = r.get("scorer", {}).get("baselines", {}).get("top_token")
+      scored += f", {r['scorer']['discriminator']} {top_s['auc']:.3f}" if top and top_s else ""
       print(f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}"
             f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
                             "chance"))

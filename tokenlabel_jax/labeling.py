@@ -356,19 +356,26 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
     result["explainer"] = {"proposals": proposed["texts"], "answers": proposed["answers"]}
   if scorer is not None:
     result["scorer"] = independent_scores(m, feature, scorer, lcfg, [list(chosen.ids)] + ref_ids,
-                                          ["label"] + list(references))
+                                          ["label"] + list(references), base)
   return result, chosen.p_test
 
 
 def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_lib.DiscriminatorConfig,
-                       lcfg: opt_lib.LabelConfig, label_ids: Sequence[Sequence[int]], names: Sequence[str]
-                       ) -> dict[str, Any]:
+                       lcfg: opt_lib.LabelConfig, label_ids: Sequence[Sequence[int]], names: Sequence[str],
+                       base: Mapping[str, tuple[str, list[int]]] | None = None) -> dict[str, Any]:
   """Held-out figures of labels under a discriminator that was not optimized against, on the same held-out examples
-  (its own validation examples fit its calibration): a member word that fooled one prompt rarely fools another."""
+  (its own validation examples fit its calibration): a member word that fooled one prompt rarely fools another. The
+  baselines `base` (`baselines.labels`) under it too, under "baselines": whether the label beats the top token should
+  not rest on the discriminator the label was chosen by."""
+  base = dict(base or {})
   sp = build_splits(m, feature, scorer, dataclasses.replace(lcfg, n_train=0))
-  rows = evaluate_labels(m, scorer, label_ids, sp["val"], sp["heldout"])
-  return {"discriminator": scorer.name,
-          **{n: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")} for n, row in zip(names, rows)}}
+  rows = evaluate_labels(m, scorer, list(label_ids) + [ids for _, ids in base.values()], sp["val"], sp["heldout"])
+  figures = ("auc", "accuracy", "f1", "val_loss")
+  out = {"discriminator": scorer.name, **{n: {k: row[k] for k in figures} for n, row in zip(names, rows)}}
+  if base:
+    out["baselines"] = {name: {"label": text, **{k: row[k] for k in figures}}
+                        for (name, (text, _)), row in zip(base.items(), rows[len(label_ids):])}
+  return out
 
 
 # ----------------------------------------------------------------------------------------------------------------

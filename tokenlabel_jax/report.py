@@ -176,13 +176,17 @@ def _baselines(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
   return {k: v for k, v in base.items() if isinstance(v, dict)} if isinstance(base, dict) else {}
 
 
-def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any]]) -> str:
-  """A feature page's table of labels scored on the held-out examples: label, AUC, accuracy, F1."""
+def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any]], scorer_title: str) -> str:
+  """A feature page's table of labels scored on the held-out examples: label, AUC, accuracy, F1, and the independent
+  scorer's AUC where it scored them. `rows`: (label, figures, the scorer's figures or None)."""
+  scored = any(_num(_get(sv, "auc")) is not None for _, _, sv in rows)
   return (f'<h2>{_e(title)}</h2><table id="{table_id}"><thead><tr><th>label</th><th>held-out AUC</th>'
-          "<th>accuracy</th><th>F1</th></tr></thead><tbody>"
+          "<th>accuracy</th><th>F1</th>" + (f"<th>{_e(scorer_title)}</th>" if scored else "") + "</tr></thead><tbody>"
           + "".join(f'<tr><td><span class="label">{_e(k)}</span></td><td class="num">{_fmt(_get(v, "auc"))}'
                     f'</td><td class="num">{_fmt(_get(v, "accuracy"))}</td><td class="num">'
-                    f'{_fmt(_get(v, "f1"))}</td></tr>' for k, v in rows) + "</tbody></table>")
+                    f'{_fmt(_get(v, "f1"))}</td>'
+                    + (f'<td class="num">{_fmt(_get(sv, "auc"))}</td>' if scored else "") + "</tr>"
+                    for k, v, sv in rows) + "</tbody></table>")
 
 
 def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
@@ -288,12 +292,16 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
   if isinstance(result.get("hint"), str):  # why there is no label, when the run could tell
     parts.append(f'<p class="hint">{_e(result["hint"])}</p>')
   refs = result.get("references") if isinstance(result.get("references"), dict) else {}
+  scorer = result.get("scorer") if isinstance(result.get("scorer"), dict) else {}
   if refs:
-    parts.append(_figures_table("Reference labels", "references", [(k, v) for k, v in refs.items()]))
+    parts.append(_figures_table("Reference labels", "references", [(k, v, scorer.get(k)) for k, v in refs.items()],
+                                _scorer_title([result])))
   base = _baselines(result)
   if base:
+    scored = _get(scorer, "baselines") if isinstance(_get(scorer, "baselines"), dict) else {}
     parts.append(_figures_table("Baselines on the same held-out examples", "baselines",
-                                [(f'{v.get("label", "")} ({k.replace("_", " ")})', v) for k, v in base.items()]))
+                                [(f'{v.get("label", "")} ({k.replace("_", " ")})', v, scored.get(k))
+                                 for k, v in base.items()], _scorer_title([result])))
 
   top_records = [r for r in examples.get("top_records") or [] if isinstance(r, dict)]
   parts.append("<h2>Contexts with the highest activations</h2>")
