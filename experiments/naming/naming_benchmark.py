@@ -60,6 +60,8 @@ def main():
       sp = labeling.build_splits(m, f, disc, LabelConfig(n_train=0),  # one-token baseline: the namer needs log q only
                                  labeling.needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0), ()))
       rand_row = splits.evaluate_labels(m, disc, [rand], sp["val"], sp["heldout"])[0]
+      top = r["baselines"].get("top_token", {})  # the run's own baseline, on the label's held-out examples
+      top_s = r.get("scorer", {}).get("baselines", {}).get("top_token", {})
       rows.append({
           "category": c["name"], "synset": c["synset"], "label": r["label"], "best_candidate": r["best_candidate"],
           "names": naming.names_category(r["label"], c["names"]), "heldout AUC": r["heldout"]["auc"],
@@ -67,6 +69,8 @@ def main():
           "source": r["source"],
           "scan label": scan["label"], "scan names": naming.names_category(scan["label"], c["names"]),
           "scan AUC": scan["auc"], "random label": m.tokenizer.token_str(rand[0]), "random AUC": rand_row["auc"],
+          "top label": top.get("label"), "top names": naming.names_category(top.get("label"), c["names"]),
+          "top AUC": top.get("auc", float("nan")), "top scorer AUC": top_s.get("auc", float("nan")),
           "wall s": r["wall_time_s"]})
     done = len(rows)
     rate = sum(r["names"] for r in rows) / done
@@ -98,6 +102,15 @@ def _write(args, rows, t0, total):
       "median_scorer_auc": float(np.nanmedian([r["scorer AUC"] for r in rows])),
       "median_scan_auc": float(np.nanmedian([r["scan AUC"] for r in rows])),
       "median_random_auc": float(np.nanmedian([r["random AUC"] for r in rows])),
+      # The top-activating token (tokenlabel_jax.baselines), under the namer and under the scorer; rows of runs made
+      # before it was recorded have none.
+      "top_names_category": sum(bool(r.get("top names")) for r in rows),
+      "median_top_auc": float(np.nanmedian([r.get("top AUC", np.nan) for r in rows])),
+      "median_top_scorer_auc": float(np.nanmedian([r.get("top scorer AUC", np.nan) for r in rows])),
+      "label_above_top": sum(r["heldout AUC"] > r.get("top AUC", np.inf) for r in rows),
+      "label_above_top_scorer": sum(r["scorer AUC"] > r.get("top scorer AUC", np.inf) for r in rows),
+      "label_is_top": sum(naming.normalize(r["best_candidate"] or "") == naming.normalize(r.get("top label") or "-")
+                          for r in rows),
       "no_label": sum(r["label"] is None for r in rows),
       "wall_s": round(time.time() - t0, 1), "margin": args.margin, "extend_top": args.extend_top, "rule": args.rule,
       "scorer": args.scorer, "typical_top": selection.SelectConfig().typical_top}
@@ -106,11 +119,18 @@ def _write(args, rows, t0, total):
            f"held-out AUC (namer) {summary['median_heldout_auc_all']:.3f}, independent scorer ({args.scorer}) "
            f"{summary['median_scorer_auc']:.3f}; scan {summary['median_scan_auc']:.3f}; random word "
            f"{summary['median_random_auc']:.3f}. No label (not above chance): {summary['no_label']}.")
+  if any("top AUC" in r for r in rows):
+    notes += (f" The top-activating token names the category for {summary['top_names_category']}; its median held-out"
+              f" AUC is {summary['median_top_auc']:.3f} (namer) and {summary['median_top_scorer_auc']:.3f} (scorer);"
+              f" the label (or best candidate) is above it for {summary['label_above_top']} of {n} under the namer"
+              f" and {summary['label_above_top_scorer']} under the scorer, and is the top token itself for"
+              f" {summary['label_is_top']}.")
   if n < total:
     notes = f"Partial: {n} of {total} categories so far. " + notes
   common.write_table(f"naming_{args.split}{args.tag}", rows,
                      ["category", "label", "names", "heldout AUC", "scorer AUC", "source", "scan label", "scan names",
-                      "scan AUC", "random label", "random AUC"],
+                      "scan AUC", "random label", "random AUC", "top label", "top names", "top AUC",
+                      "top scorer AUC"],
                      f"Naming benchmark, {args.split} {'set' if args.split == 'fresh' else 'half'} ({n} WordNet "
                      "categories)", notes, summary=summary)
 
