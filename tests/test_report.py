@@ -305,6 +305,15 @@ def test_the_independent_scorers_figures_of_references_and_baselines_show_beside
       [["animal", "0.930", "0.850"], ["pet", "0.700", "—"]]
   assert [[r["text"][1].strip(), r["text"][4].strip()] for r in dom.body_rows("baselines")] == \
       [["0.950", "0.610"], ["0.310", "0.450"]]
+  # The index: the top token's scorer AUC in its own column, beside the label's; a run without it shows a dash.
+  older = {"feature": "b", "_dir": "b", "label": " cow", "heldout": {"auc": 0.7},
+           "baselines": {"top_token": {"label": "moo", "auc": 0.6}}}
+  page = report.index_html([r, older], "t")
+  assert _headers(page) == ["feature", "label", "held-out AUC", "scorer AUC (likelihood)",
+                            "reference labels (held-out AUC)", "top token (held-out AUC)",
+                            "top token, scorer AUC (likelihood)", "candidates"]
+  assert [[t.strip() for t in (row["text"][3], row["text"][6])] for row in Dom(page).body_rows("features")] == \
+      [["0.800", "0.610"], ["—", "—"]]
 
 
 def test_feature_page_of_a_scan_only_result_says_why_there_is_no_plot():

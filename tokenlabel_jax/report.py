@@ -176,6 +176,11 @@ def _baselines(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
   return {k: v for k, v in base.items() if isinstance(v, dict)} if isinstance(base, dict) else {}
 
 
+def _top_scorer_auc(result: dict[str, Any]) -> float | None:
+  """The independent scorer's held-out AUC of the top token (result.json: scorer.baselines.top_token.auc)."""
+  return _num(_get(result.get("scorer"), "baselines", "top_token", "auc"))
+
+
 def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any]], scorer_title: str) -> str:
   """A feature page's table of labels scored on the held-out examples: label, AUC, accuracy, F1, and the independent
   scorer's AUC where it scored them. `rows`: (label, figures, the scorer's figures or None)."""
@@ -192,7 +197,7 @@ def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any
 def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   """The run's table. Only columns some feature has a value for: the scorer's AUC (beside the label's) where the run
   had an independent scorer, references where it scored some, the top token where the run scored it (runs of earlier
-  versions did not), the soft label's probability where a gradient ran (a default namer run has none)."""
+  versions did not; its scorer AUC too where the scorer scored it), the soft label's probability where a gradient ran (a default namer run has none)."""
   has_scorer = any(_scorer_auc(r) is not None for r in results)
   cols = [("feature", "feature"), ("label", "label"), ("auc", "held-out AUC")]
   if has_scorer:
@@ -203,6 +208,9 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   has_top = any("top_token" in _baselines(r) for r in results)
   if has_top:
     cols.append(("top", "top token (held-out AUC)"))
+  has_top_scored = has_top and any(_top_scorer_auc(r) is not None for r in results)
+  if has_top_scored:  # beside the label's scorer AUC: whether it beats the top token under both discriminators
+    cols.append(("top_scorer", "top token, " + _scorer_title(results)))
   has_p = any(_num(r.get("probability")) is not None for r in results)
   if has_p:
     cols.append(("p", "probability"))
@@ -231,6 +239,9 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
       top_auc = _num(_get(top, "auc"))
       cells.append(f'<td data-col="top" data-v="{"" if top_auc is None else top_auc}">'
                    f'{_e(top.get("label", ""))} {_fmt(top_auc) if top_auc is not None else ""}</td>')
+    if has_top_scored:
+      ts = _top_scorer_auc(r)
+      cells.append(f'<td data-col="top_scorer" class="num" data-v="{"" if ts is None else ts}">{_fmt(ts)}</td>')
     if has_p:
       p = _num(r.get("probability"))
       cells.append(f'<td data-col="p" class="num" data-v="{"" if p is None else p}">{_fmt(p, 2)}</td>')
