@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import pytest
 
 import tinymodel
 import tokenlabel_jax as tl
+from tokenlabel_jax import discriminators as disc_lib
 from test_labeling import LCFG, ROOT, write_feature
 from tokenlabel_jax import model as model_lib
 
@@ -60,6 +62,25 @@ def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
   for f in ("toy/result.json", "toy/examples.json", "toy/report.html", "index.html", "explanations.jsonl"):
     assert (tmp_path / "run" / f).is_file(), f
   assert json.load(open(tmp_path / "run" / "toy" / "result.json"))["label"] == results[0].label
+
+
+def test_a_scorer_scores_the_label_and_the_baselines_again(tiny_params):
+  """scorer= (the launcher's --score_discriminator): LabelResult.scorer holds the label's and the baselines' held-out
+  AUCs under it, which are not the namer's figures; an unknown scorer is refused before any work."""
+  params, cfg, tok = tiny_params
+  m = tl.model_from_params(params, cfg, tok)
+  lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")  # one token for the byte tokenizer
+  # A reference of several tokens keeps the prompts' caches, so the top token may be any word.
+  (r,) = tl.label(m, {"toy": _records()}, discriminator="namer", scorer=lik, references=["cat"], **SMALL)
+  assert r.result["scorer"]["discriminator"] == "likelihood"
+  assert set(r.scorer) == {"label", "cat", *r.baselines} and "top_token" in r.baselines
+  assert r.scorer["label"] == r.result["scorer"]["label"]["auc"]
+  assert r.scorer["top_token"] == r.result["scorer"]["baselines"]["top_token"]["auc"]
+  assert [r.scorer["label"], r.scorer["top_token"]] != pytest.approx([r.auc, r.baselines["top_token"][1]])
+  (plain,) = tl.label(m, {"toy": _records()}, discriminator="namer", references=["cat"], **SMALL)
+  assert plain.scorer == {} and plain.label == r.label
+  with pytest.raises(tl.UserError, match="unknown discriminator 'likelyhood'"):
+    tl.label(m, {"toy": _records()}, scorer="likelyhood")
 
 
 def test_api_errors_are_user_errors(tiny_params):

@@ -63,6 +63,7 @@ class LabelResult:
   references: dict[str, float]
   candidates: list[tuple[str, float]]  # (label, held-out AUC), lowest validation loss first
   baselines: dict[str, tuple[str, float]]  # {"top_token": (label, held-out AUC), "random_word": ...}, same examples
+  scorer: dict[str, float]  # with scorer=: held-out AUCs under it of "label", each reference and each baseline
   result: dict[str, Any] = dataclasses.field(repr=False)
 
   @classmethod
@@ -72,7 +73,14 @@ class LabelResult:
                probability=r.get("probability"),
                references={k: v.get("auc") for k, v in (r.get("references") or {}).items()},
                candidates=[(row.get("label"), row.get("auc")) for row in rows],
-               baselines={k: (v.get("label"), v.get("auc")) for k, v in (r.get("baselines") or {}).items()}, result=r)
+               baselines={k: (v.get("label"), v.get("auc")) for k, v in (r.get("baselines") or {}).items()},
+               scorer=_scorer_aucs(r.get("scorer") or {}), result=r)
+
+
+def _scorer_aucs(s: dict[str, Any]) -> dict[str, float]:
+  """result.json's scorer entry flattened: the label's, the references' and the baselines' held-out AUCs."""
+  rows = {**{k: v for k, v in s.items() if isinstance(v, dict) and k != "baselines"}, **(s.get("baselines") or {})}
+  return {k: v.get("auc") for k, v in rows.items()}
 
 
 class Results(list):
@@ -115,9 +123,11 @@ def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
 
 def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
           output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), features_per_batch: int = 4,
-          resume: bool = True, **config: Any) -> Results:
+          resume: bool = True, scorer: str | disc_lib.DiscriminatorConfig | None = None, **config: Any) -> Results:
   """Labels features; `config` sets `LabelConfig` fields (steps=, seeds=, n_train=, ...). Without steps=, the
-  namer's one-token labels come from its exact vocabulary scan alone, as from the launcher.
+  namer's one-token labels come from its exact vocabulary scan alone, as from the launcher. `scorer` (e.g.
+  "likelihood", as --score_discriminator) scores the label, the references and the baselines again under a
+  discriminator the label was not chosen by (`LabelResult.scorer`).
 
   With `output_dir`, results, plots, checkpoints, the report and explanations.json are written there (and a killed
   run resumes); without one, they go to a temporary directory that is removed.
@@ -128,10 +138,8 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
                     f"{', '.join(f.name for f in dataclasses.fields(LabelConfig))}")
   lcfg = LabelConfig(**config)
   feats = as_features(features)
-  if isinstance(discriminator, disc_lib.DiscriminatorConfig):
-    disc = discriminator
-  else:
-    disc = disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
+  disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
+  scorer = _discriminator(scorer)
   lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, config.get("steps")))
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = os.fspath(output_dir) if output_dir is not None else tmp
@@ -141,7 +149,7 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
       per = max(1, features_per_batch)
       for start in range(0, len(feats), per):
         raw += labeling.label_features(model, feats[start:start + per], disc, lcfg, out, references,
-                                       resume and output_dir is not None)
+                                       resume and output_dir is not None, scorer=scorer)
       if output_dir is not None:
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
         report.write_report(out)
@@ -149,29 +157,35 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   return Results(LabelResult.from_result(r) for r in raw)
 
 
+def _discriminator(d: str | disc_lib.DiscriminatorConfig | None) -> disc_lib.DiscriminatorConfig | None:
+  return d if d is None or isinstance(d, disc_lib.DiscriminatorConfig) else disc_lib.get(d)
+
+
 def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
             output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), threshold: float = 0.0,
             features_per_batch: int = 4, resume: bool = True, label_config: Mapping[str, Any] | None = None,
-            **explain_config: Any) -> Results:
+            scorer: str | disc_lib.DiscriminatorConfig | None = None, **explain_config: Any) -> Results:
   """The LLM-explainer baseline on the same model: each feature's label written by the model from its
   top-activating contexts, scored on held-out examples as `label`'s are. `explain_config` sets `ExplainConfig`
-  fields (samples=, n_top=, ...), `label_config` the `LabelConfig` fields of the scoring (n_val=, n_heldout=, ...).
-  Outputs as `label`'s (a temporary directory without `output_dir`)."""
+  fields (samples=, n_top=, ...), `label_config` the `LabelConfig` fields of the scoring (n_val=, n_heldout=, ...),
+  `scorer` a second discriminator as in `label`. Outputs as `label`'s (a temporary directory without
+  `output_dir`)."""
   from tokenlabel_jax import explainer, explaining  # pylint: disable=import-outside-toplevel
   unknown = sorted(set(explain_config) - {f.name for f in dataclasses.fields(explainer.ExplainConfig)})
   if unknown:
     raise UserError(f"unknown setting(s) {unknown}", "use fields of tokenlabel_jax.explainer.ExplainConfig")
   ecfg = explainer.ExplainConfig(**explain_config)
   feats = as_features(features)
-  disc = (discriminator if isinstance(discriminator, disc_lib.DiscriminatorConfig)
-          else disc_lib.get(discriminator or disc_lib.default_for(model.tokenizer, model.cfg)))
+  disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
+  scorer = _discriminator(scorer)
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = os.fspath(output_dir) if output_dir is not None else tmp
     os.makedirs(out, exist_ok=True)
     with runlock.hold(out):
       lcfg = LabelConfig(**{**(label_config or {}), "threshold": threshold, "steps": 0})
       raw = explaining.explain_features(model, feats, disc, lcfg, ecfg, out,
-                                        references, None, resume and output_dir is not None, max(1, features_per_batch),
+                                        references, scorer, resume and output_dir is not None,
+                                        max(1, features_per_batch),
                                         log=lambda s: None)
       if output_dir is not None:
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
