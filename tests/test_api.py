@@ -13,8 +13,8 @@ import pytest
 
 import tinymodel
 import tokenlabel_jax as tl
-from tokenlabel_jax import discriminators as disc_lib
 from test_labeling import LCFG, ROOT, write_feature
+from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import model as model_lib
 
 SMALL = dict(steps=LCFG.steps, seeds=LCFG.seeds, batch_size=LCFG.batch_size, n_train=LCFG.n_train, n_val=LCFG.n_val,

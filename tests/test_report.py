@@ -301,9 +301,9 @@ def test_the_independent_scorers_figures_of_references_and_baselines_show_beside
   dom = Dom(report.feature_html(r, {}, None))
   for table in ("references", "baselines"):
     assert [t.strip() for t in dom.tables[table][0]["cells"][-1]] == ["scorer AUC (likelihood)"]
-  assert [[r["text"][0].strip(), r["text"][1].strip(), r["text"][4].strip()] for r in dom.body_rows("references")] == \
+  assert [[row["text"][i].strip() for i in (0, 1, 4)] for row in dom.body_rows("references")] == \
       [["animal", "0.930", "0.850"], ["pet", "0.700", "—"]]
-  assert [[r["text"][1].strip(), r["text"][4].strip()] for r in dom.body_rows("baselines")] == \
+  assert [[row["text"][i].strip() for i in (1, 4)] for row in dom.body_rows("baselines")] == \
       [["0.950", "0.610"], ["0.310", "0.450"]]
   # The index: the top token's scorer AUC in its own column, beside the label's; a run without it shows a dash.
   older = {"feature": "b", "_dir": "b", "label": " cow", "heldout": {"auc": 0.7},
