@@ -243,3 +243,24 @@ def test_the_rule_study_scores_stored_candidates_and_counts_the_recorded_label(t
   with open(tmp_path / "explainer_rules_concepts_m.json", "w") as f:
     json.dump({"summary": {"chosen": {"combined": "expl@0.05"}, "labels": per_feature}}, f)
   assert rules.recorded_aucs("concepts", "m") == {"tool": 0.7}
+
+
+def test_an_explanation_is_scored_beside_the_same_baselines_as_a_label(tiny, tmp_path, answers):
+  """The explainer's result carries the baselines `label` scores (the top token and a random word), with the held-out
+  figures `label` gets for them on the same feature: the two methods are read against the same words."""
+  from tokenlabel_jax import discriminators as disc_lib, labeling
+  answers["texts"] = ["cat"]
+  feats = _features(tmp_path, 2)
+  disc, lcfg, ecfg = _run_args()
+  explained = explaining.explain_features(tiny, feats, disc, lcfg, ecfg, str(tmp_path / "e"), ["dog"], per_batch=2,
+                                          log=lambda s: None)
+  labeled = labeling.label_features(tiny, feats, disc, lcfg, str(tmp_path / "l"), ["dog"])
+  for e, l in zip(explained, labeled):
+    assert e["baselines"] and set(e["baselines"]) == set(l["baselines"])
+    for k, b in l["baselines"].items():
+      assert e["baselines"][k]["label"] == b["label"] and e["baselines"][k]["auc"] == pytest.approx(b["auc"])
+    assert e["references"]["dog"]["auc"] == pytest.approx(l["references"]["dog"]["auc"])
+  lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")
+  scored = explaining.explain_features(tiny, feats[:1], disc, lcfg, ecfg, str(tmp_path / "s"), ["dog"], lik,
+                                       log=lambda s: None)[0]
+  assert set(scored["scorer"]["baselines"]) == set(scored["baselines"])

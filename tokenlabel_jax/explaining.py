@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any, Sequence
 
+from tokenlabel_jax import baselines
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import explainer
@@ -39,7 +40,10 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
   keep_cache = labeling.needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0),
                                     ([label] if label else []) + list(references))
   sp = labeling.build_splits(m, feature, disc, dataclasses.replace(lcfg, n_train=0), keep_cache)
-  rows = evaluate_labels(m, disc, ([ids] if ids else []) + refs, sp["val"], sp["heldout"]) if ids or refs else []
+  base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+  scored = ([ids] if ids else []) + refs + [b for _, b in base.values()]
+  rows = evaluate_labels(m, disc, scored, sp["val"], sp["heldout"]) if scored else []
+  rows, base_rows = rows[:len(rows) - len(base)], rows[len(rows) - len(base):]
   own, ref_rows = (rows[0], rows[1:]) if ids else (None, rows)
   status, lower = explained["status"], float("nan")
   if own is not None:
@@ -53,14 +57,16 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
                   else {"auc": None, "accuracy": None, "f1": None}),
       "heldout_auc_lower95": lower,
       "validation": {k: own[k] for k in ("val_loss", "val_auc")} if own else {},
-      "references": {r: {k: row[k] for k in ("auc", "accuracy", "f1", "val_loss")}
+      "references": {r: {k: row[k] for k in labeling.FIGURES}
                      for r, row in zip(references, ref_rows)},
+      "baselines": labeling.baseline_figures(base, base_rows),
       "explainer": {k: explained[k] for k in ("status", "proposals", "answers", "excerpts", "prompt_tokens")},
       "discriminator": disc.name, "model": m.cfg.name, "n_examples": {k: len(v.examples) for k, v in sp.items()},
       "config": settings(ecfg, lcfg),
   }
   if scorer is not None and ids:
-    result["scorer"] = labeling.independent_scores(m, feature, scorer, lcfg, [ids] + refs, ["label", *references])
+    result["scorer"] = labeling.independent_scores(m, feature, scorer, lcfg, [ids] + refs, ["label", *references],
+                                                   base)
   return result, labeling.example_dump(m, feature, disc, sp, ids or None)
 
 
@@ -120,8 +126,9 @@ def explain_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc:
       os.replace(os.path.join(out_dir, "result.json.tmp"), os.path.join(out_dir, "result.json"))
       results[f.name] = result
       summary[f.name] = runfiles.summary_entry(result)
-      auc = result["heldout"]["auc"]
+      auc, top = result["heldout"]["auc"], result.get("baselines", {}).get("top_token")
       log(f"{f.name}: {result['best_candidate']!r} ({result['label_status']}"
-          + (f", held-out AUC {auc:.3f}" if auc is not None else "") + ")")
+          + (f", held-out AUC {auc:.3f}" if auc is not None else "")
+          + (f"; top token {top['label']!r} {top['auc']:.3f}" if top else "") + ")")
     runfiles.write_summary(summary_path, summary)
   return [results[f.name] for f in features if f.name in results]

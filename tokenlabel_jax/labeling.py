@@ -42,6 +42,8 @@ from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
 from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 
+FIGURES = ("auc", "accuracy", "f1", "val_loss")  # what result.json keeps of a scored label (`evaluate_labels`' row)
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # 1. Examples -> prepared prompts: what a label is measured on (the Split type and texts: splits.py).
@@ -319,7 +321,6 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   rows = evaluate_labels(m, disc, ref_ids + [ids for _, ids in base.values()], sp["val"], sp["heldout"]) \
       if ref_ids or base else []
   ref_rows, base_rows = rows[:len(ref_ids)], rows[len(ref_ids):]
-  figures = ("auc", "accuracy", "f1", "val_loss")
   result = {
       "feature": feature.name,
       # None when the best candidate does not beat chance on held-out examples: no label is better than a wrong one.
@@ -340,10 +341,9 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "validation": {k: chosen.stats.get(k) for k in ("val_loss", "val_auc", "naturalness", "typicality",
                                                      *(("lrg", "typ_all", "set_pos") if "lrg" in chosen.stats
                                                        else ()))},
-      "references": {r: {k: row[k] for k in figures} for r, row in zip(references, ref_rows)},
+      "references": {r: {k: row[k] for k in FIGURES} for r, row in zip(references, ref_rows)},
       # The simplest labels, on the same examples: what the label's AUC is to be read against.
-      "baselines": {name: {"label": text, **{k: row[k] for k in figures}}
-                    for (name, (text, _)), row in zip(base.items(), base_rows)},
+      "baselines": baseline_figures(base, base_rows),
       "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,
@@ -370,12 +370,17 @@ def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_l
   base = dict(base or {})
   sp = build_splits(m, feature, scorer, dataclasses.replace(lcfg, n_train=0))
   rows = evaluate_labels(m, scorer, list(label_ids) + [ids for _, ids in base.values()], sp["val"], sp["heldout"])
-  figures = ("auc", "accuracy", "f1", "val_loss")
-  out = {"discriminator": scorer.name, **{n: {k: row[k] for k in figures} for n, row in zip(names, rows)}}
+  out = {"discriminator": scorer.name, **{n: {k: row[k] for k in FIGURES} for n, row in zip(names, rows)}}
   if base:
-    out["baselines"] = {name: {"label": text, **{k: row[k] for k in figures}}
-                        for (name, (text, _)), row in zip(base.items(), rows[len(label_ids):])}
+    out["baselines"] = baseline_figures(base, rows[len(label_ids):])
   return out
+
+
+def baseline_figures(base: Mapping[str, tuple[str, list[int]]], rows: Sequence[dict[str, Any]]
+                     ) -> dict[str, dict[str, Any]]:
+  """result.json's `baselines`: each baseline's word with its row of `evaluate_labels` (in `base`'s order)."""
+  return {name: {"label": text, **{k: row[k] for k in FIGURES}}
+          for (name, (text, _)), row in zip(base.items(), rows)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
