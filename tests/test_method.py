@@ -213,5 +213,15 @@ def test_score_feature_ranks_labels_and_scans_the_vocabulary(tiny, tmp_path, mon
   aucs = np.array([evaluation.roc_auc(logq[:, t], splits["val"].positive_B) for t in range(tiny.cfg.vocab_size)])
   assert [a for _, a in out["vocab_top"]] == pytest.approx(sorted(aucs, reverse=True)[:4], abs=1e-6)
   assert [s for s, _ in out["vocab_top"]][0] == tiny.tokenizer.token_str(int(np.argmax(aucs)))
+  # The baselines beside the labels, unranked, each with the figures it gets on its own on the same examples.
+  from tokenlabel_jax import baselines
+  from tokenlabel_jax import selection
+  caches = labeling.needs_cache(tiny, disc, lcfg, selection.SelectConfig(extend_top=0), ["a", "b", "c"])
+  base = baselines.labels(tiny, feature, lcfg.threshold, lcfg.seed, caches)
+  assert set(out["baselines"]) == set(base) == {"top_token", "random_word"}
+  alone = splits_lib.evaluate_labels(tiny, disc, [ids for _, ids in base.values()], splits["val"], splits["heldout"])
+  for (k, (text, _)), row in zip(base.items(), alone):
+    assert out["baselines"][k]["label"] == text and out["baselines"][k]["auc"] == pytest.approx(row["auc"])
+    assert "rank" not in out["baselines"][k]
   with pytest.raises(disc_lib.UserError, match="one-token labels only"):  # the ensemble keeps no keys/values
     labeling.score_feature(tiny, feature, disc_lib.get("namer_both"), ["ab"], lcfg, vocab=False, top_k=4)

@@ -464,19 +464,22 @@ def _return_freed_memory() -> None:
 
 def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig, labels: list[str],
                   lcfg: opt_lib.LabelConfig, vocab: bool, top_k: int) -> dict:
-  """The `score` command's core: given labels' held-out figures and rank by validation loss; with `vocab` (namer),
-  the exact top of the whole vocabulary by validation AUC."""
+  """The `score` command's core: given labels' held-out figures and rank by validation loss, the baselines'
+  (`baselines.labels`) beside them, unranked; with `vocab` (namer), the exact top of the whole vocabulary by
+  validation AUC."""
   # Keys/values only where a label needs them (an ensemble namer, which keeps none, refuses such labels here).
   keep_cache = needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0), labels)
   splits = build_splits(m, feature, disc, lcfg, keep_cache)
   out: dict = {"feature": feature.name, "discriminator": disc.name, "labels": {}}
-  if labels:
-    ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
-    rows = evaluate_labels(m, disc, ids, splits["val"], splits["heldout"])
-    losses = [r["val_loss"] for r in rows]
-    for l, t, r in zip(labels, ids, rows):
-      out["labels"][l] = {**r, "tokens": [m.tokenizer.token_str(i) for i in t],
-                          "rank": evaluation.rank_of(r["val_loss"], losses)}
+  ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
+  base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+  scored = ids + [b for _, b in base.values()]
+  rows = evaluate_labels(m, disc, scored, splits["val"], splits["heldout"]) if scored else []
+  losses = [r["val_loss"] for r in rows[:len(ids)]]
+  for l, t, r in zip(labels, ids, rows):
+    out["labels"][l] = {**r, "tokens": [m.tokenizer.token_str(i) for i in t],
+                        "rank": evaluation.rank_of(r["val_loss"], losses)}
+  out["baselines"] = baseline_figures(base, rows[len(ids):])
   if vocab:
     if disc.kind != "namer":
       raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",

@@ -1,8 +1,9 @@
 """Score labels with a discriminator: `python -m tokenlabel_jax.score --features=F --labels=animal,creature,...`.
 
 Per feature and label: the hard label's held-out AUC, accuracy, F1 and calibrated loss, and its rank among the given
-labels (by validation loss). With --vocab (single-token labels, namer): the exact top-k of the whole vocabulary by
-validation AUC. Researchers use it to check a human-proposed label, and to judge a discriminator.
+labels (by validation loss); the same figures for the baselines (the top-activating token, a random word), unranked.
+With --vocab (single-token labels, namer): the exact top-k of the whole vocabulary by validation AUC. Researchers use
+it to check a human-proposed label, and to judge a discriminator.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def main(argv):
       for l, row in sorted(r["labels"].items(), key=lambda kv: kv[1]["rank"]):
         print(f"  {row['rank']:5.1f}  {l!r:20s} held-out AUC {row['auc']:.3f}  acc {row['accuracy']:.3f}  "
               f"val loss {row['val_loss']:.3f}")
+      for name, row in r["baselines"].items():  # what the labels are to be read against
+        print(f"      {row['label']!r:20s} held-out AUC {row['auc']:.3f}  acc {row['accuracy']:.3f}  "
+              f"val loss {row['val_loss']:.3f}  ({name.replace('_', ' ')}, a baseline)")
       if "vocab_top" in r:
         print("  vocabulary: " + ", ".join(f"{t!r} {a:.3f}" for t, a in r["vocab_top"]))
   if FLAGS.output:
