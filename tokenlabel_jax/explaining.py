@@ -21,7 +21,6 @@ from tokenlabel_jax import selection
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
 from tokenlabel_jax.optimization import LabelConfig
-from tokenlabel_jax.splits import evaluate_labels
 
 
 def settings(ecfg: explainer.ExplainConfig, lcfg: LabelConfig) -> dict[str, Any]:
@@ -41,9 +40,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
                                     ([label] if label else []) + list(references))
   sp = labeling.build_splits(m, feature, disc, dataclasses.replace(lcfg, n_train=0), keep_cache)
   base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
-  scored = ([ids] if ids else []) + refs + [b for _, b in base.values()]
-  rows = evaluate_labels(m, disc, scored, sp["val"], sp["heldout"]) if scored else []
-  rows, base_rows = rows[:len(rows) - len(base)], rows[len(rows) - len(base):]
+  rows, base_figures = labeling.score_with_baselines(m, disc, ([ids] if ids else []) + refs, base, sp)
   own, ref_rows = (rows[0], rows[1:]) if ids else (None, rows)
   status, lower = explained["status"], float("nan")
   if own is not None:
@@ -59,7 +56,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
       "validation": {k: own[k] for k in ("val_loss", "val_auc")} if own else {},
       "references": {r: {k: row[k] for k in labeling.FIGURES}
                      for r, row in zip(references, ref_rows)},
-      "baselines": labeling.baseline_figures(base, base_rows),
+      "baselines": base_figures,
       "explainer": {k: explained[k] for k in ("status", "proposals", "answers", "excerpts", "prompt_tokens")},
       "discriminator": disc.name, "model": m.cfg.name, "n_examples": {k: len(v.examples) for k, v in sp.items()},
       "config": settings(ecfg, lcfg),

@@ -317,10 +317,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
             "top_k": [[m.tokenizer.token_str(int(t)), float(p[best_seed, t])] for t in np.argsort(-p[best_seed])[:10]],
             "seed_argmax": [m.tokenizer.token_str(int(t)) for t in p.argmax(-1)]}
   ref_ids = [disc_lib.encode_label(m.tokenizer, r) for r in references]
-  base = dict(base or {})
-  rows = evaluate_labels(m, disc, ref_ids + [ids for _, ids in base.values()], sp["val"], sp["heldout"]) \
-      if ref_ids or base else []
-  ref_rows, base_rows = rows[:len(ref_ids)], rows[len(ref_ids):]
+  ref_rows, base_figures = score_with_baselines(m, disc, ref_ids, base, sp)
   result = {
       "feature": feature.name,
       # None when the best candidate does not beat chance on held-out examples: no label is better than a wrong one.
@@ -343,7 +340,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
                                                        else ()))},
       "references": {r: {k: row[k] for k in FIGURES} for r, row in zip(references, ref_rows)},
       # The simplest labels, on the same examples: what the label's AUC is to be read against.
-      "baselines": baseline_figures(base, base_rows),
+      "baselines": base_figures,
       "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,
@@ -367,20 +364,25 @@ def independent_scores(m: LoadedModel, feature: data_lib.Feature, scorer: disc_l
   (its own validation examples fit its calibration): a member word that fooled one prompt rarely fools another. The
   baselines `base` (`baselines.labels`) under it too, under "baselines": whether the label beats the top token should
   not rest on the discriminator the label was chosen by."""
-  base = dict(base or {})
   sp = build_splits(m, feature, scorer, dataclasses.replace(lcfg, n_train=0))
-  rows = evaluate_labels(m, scorer, list(label_ids) + [ids for _, ids in base.values()], sp["val"], sp["heldout"])
+  rows, base_figures = score_with_baselines(m, scorer, label_ids, base, sp)
   out = {"discriminator": scorer.name, **{n: {k: row[k] for k in FIGURES} for n, row in zip(names, rows)}}
-  if base:
-    out["baselines"] = baseline_figures(base, rows[len(label_ids):])
+  if base_figures:
+    out["baselines"] = base_figures
   return out
 
 
-def baseline_figures(base: Mapping[str, tuple[str, list[int]]], rows: Sequence[dict[str, Any]]
-                     ) -> dict[str, dict[str, Any]]:
-  """result.json's `baselines`: each baseline's word with its row of `evaluate_labels` (in `base`'s order)."""
-  return {name: {"label": text, **{k: row[k] for k in FIGURES}}
-          for (name, (text, _)), row in zip(base.items(), rows)}
+def score_with_baselines(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],
+                         base: Mapping[str, tuple[str, list[int]]] | None, sp: dict[str, Split]
+                         ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+  """The labels' rows of `evaluate_labels` and result.json's `baselines` (each baseline's word with its figures),
+  scored together on the same validation and held-out examples."""
+  base = dict(base or {})
+  ids = list(label_ids) + [b for _, b in base.values()]
+  rows = evaluate_labels(m, disc, ids, sp["val"], sp["heldout"]) if ids else []
+  n = len(label_ids)
+  return rows[:n], {name: {"label": text, **{k: row[k] for k in FIGURES}}
+                    for (name, (text, _)), row in zip(base.items(), rows[n:])}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -473,13 +475,11 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
   out: dict = {"feature": feature.name, "discriminator": disc.name, "labels": {}}
   ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
   base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
-  scored = ids + [b for _, b in base.values()]
-  rows = evaluate_labels(m, disc, scored, splits["val"], splits["heldout"]) if scored else []
-  losses = [r["val_loss"] for r in rows[:len(ids)]]
+  rows, out["baselines"] = score_with_baselines(m, disc, ids, base, splits)
+  losses = [r["val_loss"] for r in rows]
   for l, t, r in zip(labels, ids, rows):
     out["labels"][l] = {**r, "tokens": [m.tokenizer.token_str(i) for i in t],
                         "rank": evaluation.rank_of(r["val_loss"], losses)}
-  out["baselines"] = baseline_figures(base, rows[len(ids):])
   if vocab:
     if disc.kind != "namer":
       raise UserError(f"--vocab needs the namer discriminator (got {disc.name})",
