@@ -380,6 +380,28 @@ def test_real_features_baselines_top_token_and_token_lookup():
   assert real_features.token_lookup_auc(flipped, held) == 0.0
 
 
+def test_real_features_dominance_counts_training_positives_by_word():
+  """experiments/real_features/dominance.py: the top token's share of a latent's positive training occurrences (as the
+  baseline reads words, held-out records left out) and how many words make up half of them."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
+  import dominance  # pylint: disable=import-outside-toplevel
+  def rec(tokens, acts, split):
+    return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")
+  feat = data_lib.Feature("f", (
+      rec([" a", " dog", " ran"], [0, 3, 0], "train"), rec([" the", "dog"], [0, 2], "train"),
+      rec([" big", " cat"], [0, 5], "train"), rec([" a", " rat"], [0, 0.5], "train"),
+      rec([" dog", " sat"], [1, 0], "heldout"), rec([" a", " cat", " cat"], [0, 2, 2], "heldout")))
+  words = dominance.positive_words(feat)
+  assert words == {"dog": 2, "cat": 1, "rat": 1}
+  assert dominance.dominance(words, "dog") == 0.5 and dominance.words_for_half(words) == 1
+  assert dominance.dominance(words, "cat") == 0.25
+  above_one = dominance.positive_words(feat, threshold=1.0)
+  assert dominance.dominance(above_one, "dog") == 2 / 3
+  spread = dominance.positive_words(dataclasses.replace(feat, records=feat.records[:4] + (
+      rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)))
+  assert dominance.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
+
+
 def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_path, monkeypatch):
   """A resumed real_features.py run takes the scorer figures and seconds of the rows its killed run wrote, for the
   same command only, and only where every label of the row (ours, baselines, explainer, combination) is the same."""

@@ -39,13 +39,28 @@ def latent_rows(name: str) -> list[dict]:
   return [r for s in (run.get("summary") or {}).get("slices", {}) for r in latent_rows(s)]
 
 
-def dominance(feature: data_lib.Feature, top: str, threshold: float = 0.0) -> float:
-  """The share of the feature's positive training occurrences whose word is `top`."""
+def positive_words(feature: data_lib.Feature, threshold: float = 0.0) -> collections.Counter:
+  """How often each word occurs as a positive token of the feature's training records."""
   feature = data_lib.assign_splits(feature, threshold=threshold)
-  words = collections.Counter(data_lib.word_of(t) or t for r in feature.records if r.split == "train"
-                              for t, a in zip(r.tokens, r.activations) if a > threshold)
+  return collections.Counter(data_lib.word_of(t) or t for r in feature.records if r.split == "train"
+                             for t, a in zip(r.tokens, r.activations) if a > threshold)
+
+
+def dominance(words: collections.Counter, top: str) -> float:
+  """The share of the positive occurrences whose word is `top`."""
   total = sum(words.values())
   return words[top] / total if total else 0.0
+
+
+def words_for_half(words: collections.Counter) -> int:
+  """How many of the commonest words make up half of the positive occurrences (added after the first look at d,
+  as a description: how many token identities a latent follows)."""
+  total, run = sum(words.values()), 0
+  for n, (_, c) in enumerate(words.most_common(), 1):
+    run += c
+    if 2 * run >= total:
+      return n
+  return 0
 
 
 def stratum(rows: list[dict], judge: str) -> dict:
@@ -73,10 +88,13 @@ def main():
     rows = latent_rows(name)
     for r in rows:
       if r["id"] not in cache:
-        cache[r["id"]] = data_lib.load_features(os.path.join(args.sae_run, "latents", r["id"] + ".jsonl"))[0]
+        cache[r["id"]] = positive_words(
+            data_lib.load_features(os.path.join(args.sae_run, "latents", r["id"] + ".jsonl"))[0])
     d = {r["id"]: dominance(cache[r["id"]], r["baselines"]["top_token"]["label"]) for r in rows
          if "top_token" in r["baselines"]}
-    summary[name] = {"dominance": d}
+    summary[name] = {"median d": statistics.median(d.values()),
+                     "median words for half": statistics.median(words_for_half(cache[i]) for i in d),
+                     "dominance": d}
     for label, keep in ((f"d >= {CUT}", lambda v: v >= CUT), (f"d < {CUT}", lambda v: v < CUT), ("all", None)):
       part = [r for r in rows if r["id"] in d and (keep is None or keep(d[r["id"]]))]
       lookup = [r["token_lookup_auc"] for r in part]
@@ -89,7 +107,10 @@ def main():
   notes = (f"d: the share of a latent's positive training occurrences whose word is the run's top token (the "
            f"commonest word at its 20 strongest peaks). Strata fixed before the 135M default's run "
            f"(experiments/real_features/plan_default_dominance.md). Gain: our label's held-out AUC minus the top "
-           f"token's, latent by latent, on the same held-out examples; the token lookup is not a label.")
+           f"token's, latent by latent, on the same held-out examples; the token lookup is not a label. Median d "
+           + ", ".join(f"{n} {v['median d']:.2f}" for n, v in summary.items())
+           + "; words that make up half of a latent's positive occurrences (a description added after the first look "
+           "at d), median " + ", ".join(f"{n} {v['median words for half']:g}" for n, v in summary.items()) + ".")
   common.write_table(args.name, table, ["run", "latents", "judge", "n", "ours", "top token", "median gain",
                                         "ours above", "ours below", "sign test p", "token lookup"],
                      "Where a label can beat the top token: latents by how much one word carries them", notes,
