@@ -469,6 +469,14 @@ def test_pooled_versus_pairs_our_labels_by_feature(tmp_path, monkeypatch):
   assert scorer["judge"] == "scorer" and scorer["median, these"] == 0.4
   assert (namer["better, against the top token"], namer["worse, against the top token"]) == (3, 0)
   assert (scorer["better, against the top token"], scorer["worse, against the top token"]) == (1, 1)
+  plain = [dict(r) for r in json.loads((tmp_path / "old.json").read_text())["latents"]
+           + json.loads((tmp_path / "old2.json").read_text())["latents"]]
+  for r in plain:  # a run made without --scorer_model: compared under the namer alone
+    del r["scorer_auc"]
+  (tmp_path / "plain.json").write_text(json.dumps({"command": "python x.py --name=plain", "latents": plain}))
+  monkeypatch.setattr(sys, "argv", ["pooled.py", "new", "--name=vs_plain", "--versus=plain"])
+  pooled.main()
+  assert json.loads((tmp_path / "vs_plain.json").read_text())["summary"]["rows"] == [namer]
 
 
 def test_pooled_slices_without_the_explainer(tmp_path, monkeypatch):

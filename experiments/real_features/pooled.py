@@ -118,6 +118,8 @@ def versus(args, rows: list[dict], command: str) -> None:
     sys.exit(f"{args.versus} holds none of these {args.kind}; pass a result of the same features.")
   table = []
   for judge, name in (("heldout_auc", "namer"), ("scorer_auc", "scorer")):
+    if not all(judge in a and judge in b for a, b in pairs):  # a run made without --scorer_model: the namer alone
+      continue
     table.append({"judge": name, "median, these": statistics.median(float(a[judge]) for a, _ in pairs),
                   "median, versus": statistics.median(float(b[judge]) for _, b in pairs),
                   **{f"median, {baseline}": statistics.median(auc(a, baseline, judge) for a, _ in pairs)
