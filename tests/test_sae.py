@@ -359,18 +359,24 @@ def test_debian_corpus_has_every_source():
   assert all(len(v) > 400 for v in docs.values())
 
 
+def _rec(tokens, acts, split):
+  return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")
+
+
+# A small latent: peaks on cat (the strongest), dog, dog and rat in training; dog and cat again in held-out texts.
+LATENT = data_lib.Feature("f", (
+    _rec([" a", " dog", " ran"], [0, 3, 0], "train"), _rec([" the", " dog"], [0, 2], "train"),
+    _rec([" big", " cat"], [0, 5], "train"), _rec([" a", " rat"], [0, 0.5], "train"),
+    _rec([" dog", " sat"], [1, 0], "heldout"), _rec([" a", " cat", " ran"], [0, 2, 0], "heldout")))
+
+
 def test_real_features_baselines_top_token_and_token_lookup():
   """experiments/real_features/real_features.py (its top token from experiments/common.py): the top-token label is the
   commonest peak token of the strongest train records; the token lookup scores held-out tokens by their mean train
   activation (a perfect token detector gets AUC 1)."""
   sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import real_features  # pylint: disable=import-outside-toplevel
-  def rec(tokens, acts, split):
-    return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")
-  feat = data_lib.Feature("f", (
-      rec([" a", " dog", " ran"], [0, 3, 0], "train"), rec([" the", " dog"], [0, 2], "train"),
-      rec([" big", " cat"], [0, 5], "train"), rec([" a", " rat"], [0, 0.5], "train"),
-      rec([" dog", " sat"], [1, 0], "heldout"), rec([" a", " cat", " ran"], [0, 2, 0], "heldout")))
+  feat = LATENT
   assert real_features.baselines.top_token(feat, 0.0) == "dog"  # peaks: cat (the strongest), dog, dog, rat
   held = data_lib.sample_examples(feat, n=20, split="heldout", seed=0)
   assert real_features.token_lookup_auc(feat, held) == 1.0
@@ -385,12 +391,7 @@ def test_real_features_dominance_counts_training_positives_by_word():
   baseline reads words, held-out records left out) and how many words make up half of them."""
   sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import dominance  # pylint: disable=import-outside-toplevel
-  def rec(tokens, acts, split):
-    return data_lib.Record(tuple(tokens), np.asarray(acts, np.float32), split, "x")
-  feat = data_lib.Feature("f", (
-      rec([" a", " dog", " ran"], [0, 3, 0], "train"), rec([" the", "dog"], [0, 2], "train"),
-      rec([" big", " cat"], [0, 5], "train"), rec([" a", " rat"], [0, 0.5], "train"),
-      rec([" dog", " sat"], [1, 0], "heldout"), rec([" a", " cat", " cat"], [0, 2, 2], "heldout")))
+  feat = LATENT
   words = dominance.positive_words(feat)
   assert words == {"dog": 2, "cat": 1, "rat": 1}
   assert dominance.dominance(words, "dog") == 0.5 and dominance.words_for_half(words) == 1
@@ -398,7 +399,7 @@ def test_real_features_dominance_counts_training_positives_by_word():
   above_one = dominance.positive_words(feat, threshold=1.0)
   assert dominance.dominance(above_one, "dog") == 2 / 3
   spread = dominance.positive_words(dataclasses.replace(feat, records=feat.records[:4] + (
-      rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)))
+      _rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)))
   assert dominance.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
 
 
