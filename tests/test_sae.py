@@ -403,6 +403,27 @@ def test_real_features_dominance_counts_training_positives_by_word():
   assert dominance.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
 
 
+def test_dominance_over_the_whole_sae(tmp_path, monkeypatch):
+  """dominance.py --whole_sae: every latent file of an SAE run, each latent's d and words for half, summarized."""
+  sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
+  import dominance  # pylint: disable=import-outside-toplevel
+  folder = tmp_path / "sae" / "latents"
+  folder.mkdir(parents=True)
+  def write(name, positives):  # one training record per positive word, and one held-out record
+    lines = [{"tokens": [" the", " " + w], "activations": [0.0, 1.0 + i / 10], "split": "train"}
+             for i, w in enumerate(positives)] + [{"tokens": [" a", " b"], "activations": [0.0, 1.0], "split": "heldout"}]
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+  write("latent_0", ["dog"] * 3 + ["cat"])  # mostly one word: d 0.75, one word for half
+  write("latent_1", ["a", "b", "c", "d", "e", "f"])  # spread: the top word's share 1/6, three words for half
+  monkeypatch.setattr(dominance.common, "RESULTS", str(tmp_path))
+  monkeypatch.setattr(sys, "argv", ["dominance.py", "--whole_sae", f"--sae_run={tmp_path / 'sae'}", "--name=dom"])
+  dominance.main()
+  d, half = json.loads((tmp_path / "dom_whole_sae.json").read_text())["summary"]["rows"]
+  assert (d["latents"], d["figure"], half["figure"]) == (2, "d", "words for half")
+  assert d["q50"] == (0.75 + 1 / 6) / 2 and half["q50"] == 2.0
+  assert d["share mostly one word"] == 0.5 and half["share mostly one word"] == 0.5
+
+
 def test_real_features_resume_takes_earlier_scores_only_for_the_same_labels(tmp_path, monkeypatch):
   """A resumed real_features.py run takes the scorer figures and seconds of the rows its killed run wrote, for the
   same command only, and only where every label of the row (ours, baselines, explainer, combination) is the same."""
