@@ -90,6 +90,13 @@ def main():
                   help="instead: d and the words for half over every exported latent, not the 200 of the sample "
                        "(the top token as baselines.top_token reads it); writes <name>_whole_sae.{md,json}")
   args = ap.parse_args()
+  if not os.path.isdir(os.path.join(args.sae_run, "latents")):
+    sys.exit(f"No latents under {args.sae_run}: train and export the SAE first (python -m tokenlabel_jax.sae "
+             f"--output_dir={args.sae_run}) or pass --sae_run=DIR.")
+  missing = [n for n in args.runs if not os.path.exists(os.path.join(common.RESULTS, n + ".json"))]
+  if missing and not args.whole_sae:
+    sys.exit(f"No result file experiments/results/{missing[0]}.json: run real_features.py with "
+             f"--name={missing[0]} first (its command is in experiments/real_features/README.md).")
   if args.whole_sae:
     return whole_sae(args)
   cache, table, summary = {}, [], {}
