@@ -392,13 +392,13 @@ def test_real_features_dominance_counts_training_positives_by_word():
   sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import dominance  # pylint: disable=import-outside-toplevel
   feat = LATENT
-  words = dominance.positive_words(feat)
+  words = dominance.positive_word_counts(feat)
   assert words == {"dog": 2, "cat": 1, "rat": 1}
   assert dominance.dominance(words, "dog") == 0.5 and dominance.words_for_half(words) == 1
   assert dominance.dominance(words, "cat") == 0.25
-  above_one = dominance.positive_words(feat, threshold=1.0)
+  above_one = dominance.positive_word_counts(feat, threshold=1.0)
   assert dominance.dominance(above_one, "dog") == 2 / 3
-  spread = dominance.positive_words(dataclasses.replace(feat, records=feat.records[:4] + (
+  spread = dominance.positive_word_counts(dataclasses.replace(feat, records=feat.records[:4] + (
       _rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)))
   assert dominance.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
 

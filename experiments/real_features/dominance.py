@@ -43,7 +43,7 @@ def latent_rows(name: str) -> list[dict]:
   return [r for s in (run.get("summary") or {}).get("slices", {}) for r in latent_rows(s)]
 
 
-def positive_words(feature: data_lib.Feature, threshold: float = 0.0) -> collections.Counter:
+def positive_word_counts(feature: data_lib.Feature, threshold: float = 0.0) -> collections.Counter:
   """How often each word occurs as a positive token of the feature's training records."""
   feature = data_lib.assign_splits(feature, threshold=threshold)
   return collections.Counter(data_lib.word_of(t) or t for r in feature.records if r.split == "train"
@@ -75,10 +75,10 @@ def stratum(rows: list[dict], judge: str) -> dict:
   ours = [r[judge] for r in rows]
   top = [r["baselines"]["top_token"][judge] for r in rows]
   gain = [a - b for a, b in zip(ours, top)]
+  above, below = sum(g > 0 for g in gain), sum(g < 0 for g in gain)
   return {"n": len(rows), "ours": statistics.median(ours), "top token": statistics.median(top),
-          "median gain": statistics.median(gain), "ours above": sum(g > 0 for g in gain),
-          "ours below": sum(g < 0 for g in gain), "sign test p": common.sign_test(sum(g > 0 for g in gain),
-                                                                                   sum(g < 0 for g in gain))}
+          "median gain": statistics.median(gain), "ours above": above, "ours below": below,
+          "sign test p": common.sign_test(above, below)}
 
 
 def main():
@@ -104,7 +104,7 @@ def main():
     rows = latent_rows(name)
     for r in rows:
       if r["id"] not in cache:
-        cache[r["id"]] = positive_words(
+        cache[r["id"]] = positive_word_counts(
             data_lib.load_features(os.path.join(args.sae_run, "latents", r["id"] + ".jsonl"))[0])
     d = {r["id"]: dominance(cache[r["id"]], r["baselines"]["top_token"]["label"]) for r in rows
          if "top_token" in r["baselines"]}
@@ -120,10 +120,10 @@ def main():
           table.append({"run": name, "latents": label, "judge": judge_name, **s,
                         "token lookup": statistics.median(lookup) if judge == "heldout_auc" and lookup else ""})
           summary[name][f"{label} {judge_name}"] = s
-  notes = (f"d: the share of a latent's positive training occurrences whose word is the run's top token (the "
-           f"commonest word at its 20 strongest peaks). Strata fixed before the 135M default's run "
-           f"(experiments/real_features/plan_default_dominance.md). Gain: our label's held-out AUC minus the top "
-           f"token's, latent by latent, on the same held-out examples; the token lookup is not a label. Median d "
+  notes = ("d: the share of a latent's positive training occurrences whose word is the run's top token (the "
+           "commonest word at its 20 strongest peaks). Strata fixed before the 135M default's run "
+           "(experiments/real_features/plan_default_dominance.md). Gain: our label's held-out AUC minus the top "
+           "token's, latent by latent, on the same held-out examples; the token lookup is not a label. Median d "
            + ", ".join(f"{n} {v['median d']:.2f}" for n, v in summary.items())
            + "; words that make up half of a latent's positive occurrences (a description added after the first look "
            "at d), median " + ", ".join(f"{n} {v['median words for half']:g}" for n, v in summary.items()) + ".")
@@ -140,7 +140,7 @@ def whole_sae(args) -> None:
   for i, name in enumerate(sorted(os.listdir(folder))):
     feature = data_lib.load_features(os.path.join(folder, name))[0]
     top = baselines.top_token(feature, 0.0)
-    words = positive_words(feature)
+    words = positive_word_counts(feature)
     if top is None or not words:
       continue
     d.append(dominance(words, top))
