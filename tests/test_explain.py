@@ -260,6 +260,7 @@ def test_an_explanation_is_scored_beside_the_same_baselines_as_a_label(tiny, tmp
     for k, b in l["baselines"].items():
       assert e["baselines"][k]["label"] == b["label"] and e["baselines"][k]["auc"] == pytest.approx(b["auc"])
     assert e["references"]["dog"]["auc"] == pytest.approx(l["references"]["dog"]["auc"])
+    assert e["positive_words"] == l["positive_words"] and e["positive_words"]["occurrences"] > 0
   lik = dataclasses.replace(disc_lib.get("likelihood"), neutral_label="x")
   scored = explaining.explain_features(tiny, feats[:1], disc, lcfg, ecfg, str(tmp_path / "s"), ["dog"], lik,
                                        log=lambda s: None)[0]

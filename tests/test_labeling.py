@@ -83,6 +83,11 @@ def test_every_result_scores_the_top_token_beside_the_label(tiny, feature, tmp_p
   assert r["baselines"]["top_token"] == {"label": top, **r["references"][top]}
   assert r["references"]["a"] != r["references"][top]  # so a baseline given another label's figures would show
   assert json.load(open(tmp_path / "judge" / "result.json"))["baselines"] == r["baselines"]
+  spread = r["positive_words"]  # the words at the positive training tokens: the top token is at the peaks, not all
+  assert spread == json.load(open(tmp_path / "judge" / "result.json"))["positive_words"]
+  counts = baselines.positive_word_counts(feature, LCFG.threshold)
+  assert spread["occurrences"] == sum(counts.values()) > 0 and spread["top"][0] == [
+      counts.most_common(1)[0][0], counts.most_common(1)[0][1] / spread["occurrences"]]
   namer = disc_lib.get("namer")
   assert len(disc_lib.encode_label(tiny.tokenizer, top)) > 1 and not labeling.needs_cache(tiny, namer, LCFG,
                                                                                          selection.SelectConfig(), [])

@@ -289,6 +289,21 @@ def test_baselines_show_beside_the_label_where_a_run_scored_them():
   assert all(len(r["cells"]) == 4 for r in Dom(report.feature_html(new, {}, None)).tables["baselines"])
 
 
+def test_feature_page_says_which_words_fire_the_feature():
+  """result.json's positive_words (baselines.word_spread): the commonest words at the positive tokens with their
+  shares, and how many make up half; results without it (earlier versions) show nothing."""
+  r = {"feature": "a", "label": " conjunction", "heldout": {"auc": 0.7},
+       "positive_words": {"occurrences": 200, "words_for_half": 3,
+                          "top": [["and", 0.25], ["or", 0.125], ["but", 0.1], ["<b>", 0.05]]}}
+  page = report.feature_html(r, {}, None)
+  line = page[page.index('<p id="positive-words">'):]
+  line = line[:line.index("</p>")]
+  assert ('<span class="label">and</span> 25%, <span class="label">or</span> 12%, <span class="label">but</span> 10%, '
+          '<span class="label">&lt;b&gt;</span> 5%; 3 of them make up half of the 200 occurrences.') in line
+  assert "positive-words" not in report.feature_html({"feature": "b", "label": " cow"}, {}, None)
+  assert "positive-words" not in report.feature_html(dict(r, positive_words={"top": "garbled"}), {}, None)
+
+
 def test_the_independent_scorers_figures_of_references_and_baselines_show_beside_theirs():
   """With --score_discriminator the feature page's reference and baseline tables gain the scorer's AUC (named), each
   row its own word's figure; a row the scorer did not score shows a dash."""

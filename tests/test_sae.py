@@ -386,21 +386,26 @@ def test_real_features_baselines_top_token_and_token_lookup():
   assert real_features.token_lookup_auc(flipped, held) == 0.0
 
 
-def test_real_features_dominance_counts_training_positives_by_word():
-  """experiments/real_features/dominance.py: the top token's share of a latent's positive training occurrences (as the
-  baseline reads words, held-out records left out) and how many words make up half of them."""
+def test_word_spread_counts_training_positives_by_word():
+  """baselines.word_spread (result.json's positive_words; dominance.py's counts): the words at a feature's positive
+  training tokens as the top-token baseline reads them (held-out records left out), their shares, and how many words
+  make up half of them."""
   sys.path.insert(0, os.path.join(ROOT, "experiments", "real_features"))
   import dominance  # pylint: disable=import-outside-toplevel
-  feat = LATENT
-  words = dominance.positive_word_counts(feat)
+  from tokenlabel_jax import baselines  # pylint: disable=import-outside-toplevel
+  words = baselines.positive_word_counts(LATENT, 0.0)
   assert words == {"dog": 2, "cat": 1, "rat": 1}
-  assert dominance.dominance(words, "dog") == 0.5 and dominance.words_for_half(words) == 1
+  assert dominance.dominance(words, "dog") == 0.5 and baselines.words_for_half(words) == 1
   assert dominance.dominance(words, "cat") == 0.25
-  above_one = dominance.positive_word_counts(feat, threshold=1.0)
+  assert baselines.word_spread(LATENT, 0.0, n=2) == {"occurrences": 4, "words_for_half": 1,
+                                                      "top": [["dog", 0.5], ["cat", 0.25]]}
+  above_one = baselines.positive_word_counts(LATENT, 1.0)
   assert dominance.dominance(above_one, "dog") == 2 / 3
-  spread = dominance.positive_word_counts(dataclasses.replace(feat, records=feat.records[:4] + (
-      _rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)))
-  assert dominance.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
+  spread = baselines.positive_word_counts(dataclasses.replace(LATENT, records=LATENT.records[:4] + (
+      _rec([" ox", " elk", " yak"], [1, 1, 1], "train"),)), 0.0)
+  assert baselines.words_for_half(spread) == 3  # dog twice and two words once: 4 of the 7
+  assert baselines.word_spread(dataclasses.replace(LATENT, records=LATENT.records[:3] + LATENT.records[4:]), 9.0) == {
+      "occurrences": 0, "words_for_half": 0, "top": []}  # nothing positive: nothing to count, no error
 
 
 def test_dominance_over_the_whole_sae(tmp_path, monkeypatch):

@@ -28,6 +28,33 @@ def top_token(feature: data_lib.Feature, threshold: float, n_top: int = 20, acce
   return collections.Counter(words).most_common(1)[0][0] if words else None
 
 
+def positive_word_counts(feature: data_lib.Feature, threshold: float) -> collections.Counter:
+  """How often each word (as `top_token` reads a token) is a positive token of the feature's training records."""
+  feature = data_lib.assign_splits(feature, threshold=threshold)
+  return collections.Counter(data_lib.word_of(t) or t for r in feature.records if r.split == "train"
+                             for t, a in zip(r.tokens, r.activations) if a > threshold)
+
+
+def words_for_half(counts: collections.Counter) -> int:
+  """How many of the commonest words make up half of the occurrences (0 for none)."""
+  total, run = sum(counts.values()), 0
+  for n, (_, c) in enumerate(counts.most_common(), 1):
+    run += c
+    if 2 * run >= total:
+      return n
+  return 0
+
+
+def word_spread(feature: data_lib.Feature, threshold: float, n: int = 8) -> dict:
+  """The commonest words at the feature's positive tokens with their shares, and how many words make up half: a
+  feature spread over many words is one that a one-word label (or the top token) can only summarize. On the embedded
+  SAE's latents the top word carries a median 15% and 7 words make half (experiments/real_features/dominance.py)."""
+  counts = positive_word_counts(feature, threshold)
+  total = sum(counts.values())
+  return {"occurrences": total, "words_for_half": words_for_half(counts),
+          "top": [[w, c / total] for w, c in counts.most_common(n)]}
+
+
 def random_word(tokenizer, vocab_size: int, name: str, seed: int = 0) -> int | None:
   """A word-like token drawn by the feature's name and the run's seed: the same for a feature in any batch (None for a
   vocabulary without word-like tokens)."""

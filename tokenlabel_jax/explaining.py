@@ -57,6 +57,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
       "references": {r: {k: row[k] for k in labeling.FIGURES}
                      for r, row in zip(references, ref_rows)},
       "baselines": base_figures,
+      "positive_words": baselines.word_spread(feature, lcfg.threshold),
       "explainer": {k: explained[k] for k in ("status", "proposals", "answers", "excerpts", "prompt_tokens")},
       "discriminator": disc.name, "model": m.cfg.name, "n_examples": {k: len(v.examples) for k, v in sp.items()},
       "config": settings(ecfg, lcfg),

@@ -341,6 +341,8 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "references": {r: {k: row[k] for k in FIGURES} for r, row in zip(references, ref_rows)},
       # The simplest labels, on the same examples: what the label's AUC is to be read against.
       "baselines": base_figures,
+      # Which words fire it, and how many make half: whether one word could say it all.
+      "positive_words": baselines.word_spread(feature, lcfg.threshold),
       "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,

@@ -314,6 +314,13 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
     parts.append(_figures_table("Baselines on the same held-out examples", "baselines",
                                 [(f'{v.get("label", "")} ({k.replace("_", " ")})', v, scored.get(k))
                                  for k, v in base.items()], _scorer_title([result])))
+  spread = result.get("positive_words") if isinstance(result.get("positive_words"), dict) else {}
+  words = [w for w in spread.get("top") or [] if isinstance(w, list) and len(w) == 2 and _num(w[1]) is not None]
+  if words:  # a feature spread over many words is one a one-word label can only summarize
+    parts.append('<p id="positive-words">Words at its positive tokens (training texts): '
+                 + ", ".join(f'<span class="label">{_e(w)}</span> {_num(share):.0%}' for w, share in words)
+                 + f'; {_e(spread.get("words_for_half"))} of them make up half of the '
+                 f'{_e(spread.get("occurrences"))} occurrences.</p>')
 
   top_records = [r for r in examples.get("top_records") or [] if isinstance(r, dict)]
   parts.append("<h2>Contexts with the highest activations</h2>")

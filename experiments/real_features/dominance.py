@@ -43,28 +43,10 @@ def latent_rows(name: str) -> list[dict]:
   return [r for s in (run.get("summary") or {}).get("slices", {}) for r in latent_rows(s)]
 
 
-def positive_word_counts(feature: data_lib.Feature, threshold: float = 0.0) -> collections.Counter:
-  """How often each word occurs as a positive token of the feature's training records."""
-  feature = data_lib.assign_splits(feature, threshold=threshold)
-  return collections.Counter(data_lib.word_of(t) or t for r in feature.records if r.split == "train"
-                             for t, a in zip(r.tokens, r.activations) if a > threshold)
-
-
 def dominance(words: collections.Counter, top: str) -> float:
   """The share of the positive occurrences whose word is `top`."""
   total = sum(words.values())
   return words[top] / total if total else 0.0
-
-
-def words_for_half(words: collections.Counter) -> int:
-  """How many of the commonest words make up half of the positive occurrences (added after the first look at d,
-  as a description: how many token identities a latent follows)."""
-  total, run = sum(words.values()), 0
-  for n, (_, c) in enumerate(words.most_common(), 1):
-    run += c
-    if 2 * run >= total:
-      return n
-  return 0
 
 
 def stratum(rows: list[dict], judge: str) -> dict:
@@ -104,12 +86,12 @@ def main():
     rows = latent_rows(name)
     for r in rows:
       if r["id"] not in cache:
-        cache[r["id"]] = positive_word_counts(
-            data_lib.load_features(os.path.join(args.sae_run, "latents", r["id"] + ".jsonl"))[0])
+        cache[r["id"]] = baselines.positive_word_counts(
+            data_lib.load_features(os.path.join(args.sae_run, "latents", r["id"] + ".jsonl"))[0], 0.0)
     d = {r["id"]: dominance(cache[r["id"]], r["baselines"]["top_token"]["label"]) for r in rows
          if "top_token" in r["baselines"]}
     summary[name] = {"median d": statistics.median(d.values()),
-                     "median words for half": statistics.median(words_for_half(cache[i]) for i in d),
+                     "median words for half": statistics.median(baselines.words_for_half(cache[i]) for i in d),
                      "dominance": d}
     for label, keep in ((f"d >= {CUT}", lambda v: v >= CUT), (f"d < {CUT}", lambda v: v < CUT), ("all", None)):
       part = [r for r in rows if r["id"] in d and (keep is None or keep(d[r["id"]]))]
@@ -140,11 +122,11 @@ def whole_sae(args) -> None:
   for i, name in enumerate(sorted(os.listdir(folder))):
     feature = data_lib.load_features(os.path.join(folder, name))[0]
     top = baselines.top_token(feature, 0.0)
-    words = positive_word_counts(feature)
+    words = baselines.positive_word_counts(feature, 0.0)
     if top is None or not words:
       continue
     d.append(dominance(words, top))
-    half.append(words_for_half(words))
+    half.append(baselines.words_for_half(words))
     if (i + 1) % 500 == 0:
       print(f"{i + 1} latents", flush=True)
   rows = [{"latents": len(d), "figure": figure, **{f"q{q}": float(np.percentile(v, q)) for q in (10, 25, 50, 75, 90)},
