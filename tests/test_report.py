@@ -5,6 +5,7 @@ from __future__ import annotations
 import html.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,7 +302,16 @@ def test_feature_page_says_which_words_fire_the_feature():
   assert ('<span class="label">and</span> 25%, <span class="label">or</span> 12%, <span class="label">but</span> 10%, '
           '<span class="label">&lt;b&gt;</span> 5%; 3 of them make up half of the 200 occurrences.') in line
   assert "positive-words" not in report.feature_html({"feature": "b", "label": " cow"}, {}, None)
-  assert "positive-words" not in report.feature_html(dict(r, positive_words={"top": "garbled"}), {}, None)
+  for garbled in ("garbled", {"and": 0.25}, 5, [5, ["and"]]):
+    assert "positive-words" not in report.feature_html(dict(r, positive_words={"top": garbled}), {}, None)
+    assert "(and" not in report.index_html([dict(r, _dir="a", positive_words={"words_for_half": 3, "top": garbled})],
+                                           "t")
+  old = {"feature": "b", "_dir": "b", "label": " cow", "heldout": {"auc": 0.8}}  # an earlier version's result
+  page = report.index_html([dict(r, _dir="a"), old], "t")
+  assert _headers(page)[3] == "words for half its positives (commonest)"
+  assert re.findall(r'<td data-col="words" class="num" data-v="([^"]*)"', page) == ["3", ""]  # sorts as a number
+  assert [row["text"][3].strip() for row in Dom(page).body_rows("features")] == ["3 (and 25%)", ""]
+  assert "words for half" not in report.index_html([old], "t")
 
 
 def test_the_independent_scorers_figures_of_references_and_baselines_show_beside_theirs():

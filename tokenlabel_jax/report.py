@@ -181,6 +181,13 @@ def _top_scorer_auc(result: dict[str, Any]) -> float | None:
   return _num(_get(result.get("scorer"), "baselines", "top_token", "auc"))
 
 
+def _positive_words(result: dict[str, Any]) -> list[list[Any]]:
+  """result.json's positive_words.top: [word, share] pairs, whatever else an earlier or damaged file holds there."""
+  top = _get(result, "positive_words", "top")
+  return [w for w in top if isinstance(w, list) and len(w) == 2 and _num(w[1]) is not None] if isinstance(
+      top, list) else []
+
+
 def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any]], scorer_title: str) -> str:
   """A feature page's table of labels scored on the held-out examples: label, AUC, accuracy, F1, and the independent
   scorer's AUC where it scored them. `rows`: (label, figures, the scorer's figures or None)."""
@@ -212,6 +219,9 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   has_top_scored = has_top and any(_top_scorer_auc(r) is not None for r in results)
   if has_top_scored:  # beside the label's scorer AUC: whether it beats the top token under both discriminators
     cols.append(("top_scorer", "top token, " + _scorer_title(results)))
+  has_words = any(_num(_get(r, "positive_words", "words_for_half")) is not None for r in results)
+  if has_words:  # sorted by it, the latents one word carries come first
+    cols.append(("words", "words for half its positives (commonest)"))
   has_p = any(_num(r.get("probability")) is not None for r in results)
   if has_p:
     cols.append(("p", "probability"))
@@ -243,6 +253,12 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     if has_top_scored:
       ts = _top_scorer_auc(r)
       cells.append(f'<td data-col="top_scorer" class="num" data-v="{"" if ts is None else ts}">{_fmt(ts)}</td>')
+    if has_words:
+      n = _num(_get(r, "positive_words", "words_for_half"))
+      words = _positive_words(r)
+      first = f' <span class="muted">({_e(words[0][0])} {_num(words[0][1]):.0%})</span>' if words else ""
+      n_text = "" if n is None else f"{n:g}"
+      cells.append(f'<td data-col="words" class="num" data-v="{n_text}">{n_text}{first if n_text else ""}</td>')
     if has_p:
       p = _num(r.get("probability"))
       cells.append(f'<td data-col="p" class="num" data-v="{"" if p is None else p}">{_fmt(p, 2)}</td>')
@@ -315,7 +331,7 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
                                 [(f'{v.get("label", "")} ({k.replace("_", " ")})', v, scored.get(k))
                                  for k, v in base.items()], _scorer_title([result])))
   spread = result.get("positive_words") if isinstance(result.get("positive_words"), dict) else {}
-  words = [w for w in spread.get("top") or [] if isinstance(w, list) and len(w) == 2 and _num(w[1]) is not None]
+  words = _positive_words(result)
   if words:  # a feature spread over many words is one a one-word label can only summarize
     parts.append('<p id="positive-words">Words at its positive tokens (training texts): '
                  + ", ".join(f'<span class="label">{_e(w)}</span> {_num(share):.0%}' for w, share in words)
