@@ -204,8 +204,9 @@ def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any
 def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   """The run's table. Only columns some feature has a value for: the scorer's AUC (beside the label's) where the run
   had an independent scorer, references where it scored some, the top token where the run scored it (runs of earlier
-  versions did not; its scorer AUC too where the scorer scored it), the soft label's probability where a gradient
-  ran (a default namer run has none)."""
+  versions did not; its scorer AUC too where the scorer scored it), the words that make up half of the positive
+  tokens where results count them, the soft label's probability where a gradient ran (a default namer run has
+  none)."""
   has_scorer = any(_scorer_auc(r) is not None for r in results)
   cols = [("feature", "feature"), ("label", "label"), ("auc", "held-out AUC")]
   if has_scorer:
