@@ -302,6 +302,8 @@ def test_feature_page_says_which_words_fire_the_feature():
   assert ('<span class="label">and</span> 25%, <span class="label">or</span> 12%, <span class="label">but</span> 10%, '
           '<span class="label">&lt;b&gt;</span> 5%; 3 of them make up half of the 200 occurrences.') in line
   assert "positive-words" not in report.feature_html({"feature": "b", "label": " cow"}, {}, None)
+  no_half = report.feature_html(dict(r, positive_words={"top": [["and", 0.25]]}), {}, None)
+  assert '<span class="label">and</span> 25%.</p>' in no_half  # the words without a count to say
   for garbled in ("garbled", {"and": 0.25}, 5, [5, ["and"]]):
     assert "positive-words" not in report.feature_html(dict(r, positive_words={"top": garbled}), {}, None)
     assert "(and" not in report.index_html([dict(r, _dir="a", positive_words={"words_for_half": 3, "top": garbled})],

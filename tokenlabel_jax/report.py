@@ -184,8 +184,9 @@ def _top_scorer_auc(result: dict[str, Any]) -> float | None:
 def _positive_words(result: dict[str, Any]) -> list[list[Any]]:
   """result.json's positive_words.top: [word, share] pairs, whatever else an earlier or damaged file holds there."""
   top = _get(result, "positive_words", "top")
-  return [w for w in top if isinstance(w, list) and len(w) == 2 and _num(w[1]) is not None] if isinstance(
-      top, list) else []
+  if not isinstance(top, list):
+    return []
+  return [w for w in top if isinstance(w, list) and len(w) == 2 and _num(w[1]) is not None]
 
 
 def _figures_table(title: str, table_id: str, rows: Sequence[tuple[str, Any, Any]], scorer_title: str) -> str:
@@ -331,13 +332,12 @@ def feature_html(result: dict[str, Any], examples: dict[str, Any], plot_png: byt
     parts.append(_figures_table("Baselines on the same held-out examples", "baselines",
                                 [(f'{v.get("label", "")} ({k.replace("_", " ")})', v, scored.get(k))
                                  for k, v in base.items()], _scorer_title([result])))
-  spread = result.get("positive_words") if isinstance(result.get("positive_words"), dict) else {}
-  words = _positive_words(result)
+  words, half = _positive_words(result), _num(_get(result, "positive_words", "words_for_half"))
   if words:  # a feature spread over many words is one a one-word label can only summarize
     parts.append('<p id="positive-words">Words at its positive tokens (training texts): '
                  + ", ".join(f'<span class="label">{_e(w)}</span> {_num(share):.0%}' for w, share in words)
-                 + f'; {_e(spread.get("words_for_half"))} of them make up half of the '
-                 f'{_e(spread.get("occurrences"))} occurrences.</p>')
+                 + (f'; {half:g} of them make up half of the {_e(_get(result, "positive_words", "occurrences"))} '
+                    "occurrences" if half is not None else "") + ".</p>")
 
   top_records = [r for r in examples.get("top_records") or [] if isinstance(r, dict)]
   parts.append("<h2>Contexts with the highest activations</h2>")
