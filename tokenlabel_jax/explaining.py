@@ -39,7 +39,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
   keep_cache = labeling.needs_cache(m, disc, lcfg, selection.SelectConfig(extend_top=0),
                                     ([label] if label else []) + list(references))
   sp = labeling.build_splits(m, feature, disc, dataclasses.replace(lcfg, n_train=0), keep_cache)
-  base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+  base = labeling.baseline_labels(m, feature, disc, lcfg, keep_cache)
   rows, base_figures = labeling.score_with_baselines(m, disc, ([ids] if ids else []) + refs, base, sp)
   own, ref_rows = (rows[0], rows[1:]) if ids else (None, rows)
   status, lower = explained["status"], float("nan")

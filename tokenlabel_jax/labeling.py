@@ -129,6 +129,13 @@ def needs_cache(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, lcfg: opt_li
   return need
 
 
+def baseline_labels(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.DiscriminatorConfig,
+                    lcfg: opt_lib.LabelConfig, keep_cache: bool) -> dict[str, tuple[str, list[int]]]:
+  """`baselines.labels` as this run's prompts can score them: a top token of several tokens only where the prompts
+  keep their keys/values, which an ensemble namer never does (`needs_cache`)."""
+  return baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # 2. How candidates are searched: the exact scan, a gradient run, or both.
 
@@ -216,7 +223,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     label_S = None if labels is None else jax.tree.map(lambda x: x[f], labels)
     train_prep = sp["train"].prep if prep is None else place.take(prep, f)  # padded to the batch's: inert
     refs = references.get(feature.name, ()) if isinstance(references, Mapping) else references
-    base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+    base = baseline_labels(m, feature, disc, lcfg, keep_cache)
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
                                               scorer, proposals[f], base)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
@@ -476,7 +483,7 @@ def score_feature(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Disc
   splits = build_splits(m, feature, disc, lcfg, keep_cache)
   out: dict = {"feature": feature.name, "discriminator": disc.name, "labels": {}}
   ids = [disc_lib.encode_label(m.tokenizer, l) for l in labels]
-  base = baselines.labels(m, feature, lcfg.threshold, lcfg.seed, keep_cache and not disc.also)
+  base = baseline_labels(m, feature, disc, lcfg, keep_cache)
   rows, out["baselines"] = score_with_baselines(m, disc, ids, base, splits)
   losses = [r["val_loss"] for r in rows]
   for l, t, r in zip(labels, ids, rows):
