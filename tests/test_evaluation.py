@@ -92,3 +92,11 @@ def test_rank_of():
     evaluation.rank_of(1.5, losses)  # must be one of the values
   with pytest.raises(ValueError):
     evaluation.rank_of(1.0, [1.0, float("nan")])
+
+
+def test_metrics_from_logits_rank_logits_and_predict_above_zero():
+  logits, targets = [17.0, 18.0, 20.0, 25.0, -3.0, 0.3], [0, 1, 0, 1, 0, 1]
+  m = evaluation.metrics_from_logits(logits, targets)
+  assert m["auc"] == pytest.approx(evaluation.roc_auc(logits, targets))  # sigmoid in float32 would tie four
+  assert m["accuracy"] == pytest.approx(4 / 6) and m["f1"] == pytest.approx(0.75)  # logit 0.3: probability 0.57
+  np.testing.assert_allclose(evaluation.sigmoid([0.0, 40.0]), [0.5, 1.0])

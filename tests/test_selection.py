@@ -346,3 +346,30 @@ def test_set_namer_rule_picks_the_likeliest_kind_of_the_positive_sets(tiny, tmp_
 def jax_log_softmax(x):
   import jax
   return jax.nn.log_softmax(x)
+
+
+def test_a_label_answered_less_for_positives_scores_below_chance():
+  """The judge is not calibrated by a capped scale: its fitted scale must still not go negative, or a label the
+  judge answers *no* for the feature's tokens would be read backwards and get a mirrored held-out AUC above 0.5."""
+  rng = np.random.default_rng(0)
+  t_val, t_test = (rng.random(64) < 0.5).astype(np.float32), (rng.random(64) < 0.5).astype(np.float32)
+  s_val, s_test = -2 * t_val + rng.normal(size=64), -2 * t_test + rng.normal(size=64)
+  val, test = splits_lib.Split([], None, t_val), splits_lib.Split([], None, t_test)
+  row = splits_lib.rows_from_scores(disc_lib.get("judge"), s_val[None], s_test[None], val, test)[0]
+  assert row["val_auc"] < 0.2
+  assert row["auc"] == pytest.approx(evaluation.roc_auc(s_test, t_test > 0.5)) and row["auc"] < 0.2
+  a, _, _ = opt_lib.fit_calibration(s_val[None], t_val, max_scale=None)
+  assert a[0] >= 0
+
+
+def test_heldout_auc_is_ranked_on_the_logit_where_the_probability_saturates():
+  """A confident discriminator (large fitted scale) puts held-out logits past where sigmoid rounds to 1 in float32;
+  the AUC must still rank them."""
+  t_val = np.array([0, 0, 0, 0, 1, 1, 1, 1], np.float32)
+  s_val = np.array([-9, -8, -7, -6, 6, 7, 8, 9], np.float32)
+  s_test = np.array([20, 21, 22, 23, 24, 25], np.float32)
+  t_test = np.array([0, 1, 0, 1, 0, 1], np.float32)
+  val, test = splits_lib.Split([], None, t_val), splits_lib.Split([], None, t_test)
+  row = splits_lib.rows_from_scores(disc_lib.get("judge"), s_val[None], s_test[None], val, test)[0]
+  assert row["auc"] == pytest.approx(evaluation.roc_auc(s_test, t_test > 0.5))  # 2/3, not the 1/2 of six ties
+  assert row["accuracy"] == pytest.approx(0.5)

@@ -71,8 +71,9 @@ def binary_metrics(probabilities: ArrayLike, labels: ArrayLike, threshold: float
   return {"accuracy": float((pred == y).mean()), "f1": f1, "precision": precision, "recall": recall}
 
 
-def metrics_from_scores(scores: ArrayLike, targets: ArrayLike) -> dict[str, float]:
-  """AUC, accuracy and F1 of probabilities against targets in [0, 1], which count as positive above 0.5.
+def metrics_from_scores(scores: ArrayLike, targets: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
+  """AUC, accuracy and F1 of probabilities against targets in [0, 1], which count as positive above 0.5; the
+  prediction is positive where the score exceeds `threshold` (0 for logits: `metrics_from_logits`).
 
   AUC is NaN (not an error) when only one class is present, so a summary over many features can still be written.
   """
@@ -83,8 +84,24 @@ def metrics_from_scores(scores: ArrayLike, targets: ArrayLike) -> dict[str, floa
   y = t > 0.5
   n_pos = int(y.sum())
   auc = roc_auc(p, y) if 0 < n_pos < len(y) else float("nan")
-  m = binary_metrics(p, y)
+  m = binary_metrics(p, y, threshold)
   return {"auc": auc, "accuracy": m["accuracy"], "f1": m["f1"], "n": int(len(y)), "n_positive": n_pos}
+
+
+def calibrated_logit(scale: float, bias: float, scores: ArrayLike) -> np.ndarray:
+  """scale * score + bias, in float64: the logit of a calibrated discriminator's probability."""
+  return float(scale) * np.asarray(scores, np.float64) + float(bias)
+
+
+def metrics_from_logits(logits: ArrayLike, targets: ArrayLike) -> dict[str, float]:
+  """`metrics_from_scores` of sigmoid(logits), ranked on the logits themselves: a probability rounds to exactly 1
+  once its logit passes about 17 in float32 (37 in float64), and the AUC would count examples the logits still rank
+  as ties."""
+  return metrics_from_scores(logits, targets, threshold=0.0)
+
+
+def sigmoid(logits: ArrayLike) -> np.ndarray:
+  return 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
 
 
 def rank_of(value: float, values: ArrayLike) -> float:

@@ -422,7 +422,7 @@ def example_dump(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.Discr
     s_val = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, sp["val"].prep, ids))
     s_test = np.asarray(disc_lib.hard_scores(m.params, m.cfg, disc, test.prep, ids))
     a, b, _ = opt_lib.fit_calibration(s_val, sp["val"].target_B, disc.max_scale if disc.calibrate else None)
-    probs = 1 / (1 + np.exp(-(a[0] * s_test[0] + b[0])))
+    probs = evaluation.sigmoid(evaluation.calibrated_logit(a[0], b[0], s_test[0]))
   for j, ex in enumerate(test.examples):
     rec = feature.records[ex.record]
     left, tok, right = data_lib.context_window(rec, ex.index, before, after)

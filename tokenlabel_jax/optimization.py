@@ -306,7 +306,9 @@ _reference_logq = jax.jit(lambda logq_FxBxV, target_FxB: reference_logq(logq_FxB
 
 def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: float | None, iters: int = 200
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Per candidate, the (scale, bias) minimizing cross-entropy (scale in [0, max_scale]); returns scale, bias, loss."""
+  """Per candidate, the (scale, bias) minimizing cross-entropy; returns scale, bias, loss. The scale lies in
+  [0, max_scale], or [0, inf) without a cap: never below 0, so that a label the discriminator answers *less* readily
+  for the feature's tokens scores below chance instead of being read backwards (a negative scale mirrors its AUC)."""
   cap = float(max_scale) if max_scale else None
   C = score_CxB.shape[0]
   padded = np.zeros((-(-C // 16) * 16, score_CxB.shape[1]), np.float32)  # candidate counts vary: compile once per 16
@@ -318,8 +320,11 @@ def fit_calibration(score_CxB: np.ndarray, target_B: np.ndarray, max_scale: floa
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _fit_calibration(s_CxB, t_B, cap, iters):
   """Adam on (scale, bias) per candidate, the whole loop in one compiled call."""
+  def scale(raw):
+    return cap * jax.nn.sigmoid(raw) if cap else jax.nn.softplus(raw)
+
   def loss(ab):
-    a = cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0]
+    a = scale(ab[:, 0])
     logit = a[:, None] * s_CxB + ab[:, 1:2]
     return jnp.mean(jnp.logaddexp(0.0, logit) - t_B * logit, axis=-1)
 
@@ -332,7 +337,7 @@ def _fit_calibration(s_CxB, t_B, cap, iters):
 
   ab = jnp.zeros((s_CxB.shape[0], 2), jnp.float32)
   ab, _ = jax.lax.fori_loop(0, iters, step, (ab, opt.init(ab)))
-  return (cap * jax.nn.sigmoid(ab[:, 0]) if cap else ab[:, 0]), ab[:, 1], loss(ab)
+  return scale(ab[:, 0]), ab[:, 1], loss(ab)
 
 
 def candidates(v_SxNxV: jax.Array, mask_V: np.ndarray, top_k: int) -> list[int]:

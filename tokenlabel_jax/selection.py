@@ -193,9 +193,9 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
   with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
   s_test = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [cands[i].ids for i in with_test])
   for j, i in enumerate(with_test):
-    prob = 1 / (1 + np.exp(-(a[i] * s_test[j] + b[i])))
-    cands[i].stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
-    cands[i].p_test = prob
+    logit = evaluation.calibrated_logit(a[i], b[i], s_test[j])
+    cands[i].stats.update(evaluation.metrics_from_logits(logit, heldout.positive_B))
+    cands[i].p_test = evaluation.sigmoid(logit)
   for i, c in enumerate(cands):
     c.stats.update(val_loss=float(loss[i]), val_auc=float(evaluation.roc_auc(s_val[i], pos)),
                    naturalness=float(s_val[i][pos].mean()), scale=float(a[i]), bias=float(b[i]))
@@ -206,9 +206,9 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   if "auc" in c.stats:
     return
   s = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [c.ids])[0]
-  prob = 1 / (1 + np.exp(-(c.stats["scale"] * s + c.stats["bias"])))
-  c.stats.update(evaluation.metrics_from_scores(prob, heldout.positive_B))
-  c.p_test = prob
+  logit = evaluation.calibrated_logit(c.stats["scale"], c.stats["bias"], s)
+  c.stats.update(evaluation.metrics_from_logits(logit, heldout.positive_B))
+  c.p_test = evaluation.sigmoid(logit)
 
 
 def typicality(m, feature, val, cands: Sequence[Candidate], disc: disc_lib.DiscriminatorConfig,

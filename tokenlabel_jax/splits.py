@@ -83,9 +83,9 @@ def rows_from_scores(disc: disc_lib.DiscriminatorConfig, s_val_CxB: np.ndarray, 
   a, b, val_loss = opt_lib.fit_calibration(s_val_CxB, val.target_B, disc.max_scale if disc.calibrate else None)
   rows = []
   for j in range(s_val_CxB.shape[0]):
-    prob = 1 / (1 + np.exp(-(a[j] * s_test_CxB[j] + b[j])))
     rows.append({"val_loss": float(val_loss[j]), "val_auc": _auc(s_val_CxB[j], val.positive_B),
-                 **evaluation.metrics_from_scores(prob, test.positive_B)})
+                 **evaluation.metrics_from_logits(evaluation.calibrated_logit(a[j], b[j], s_test_CxB[j]),
+                                                  test.positive_B)})
   return rows
 
 
