@@ -373,3 +373,17 @@ def test_heldout_auc_is_ranked_on_the_logit_where_the_probability_saturates():
   row = splits_lib.rows_from_scores(disc_lib.get("judge"), s_val[None], s_test[None], val, test)[0]
   assert row["auc"] == pytest.approx(evaluation.roc_auc(s_test, t_test > 0.5))  # 2/3, not the 1/2 of six ties
   assert row["accuracy"] == pytest.approx(0.5)
+
+
+def test_auc_lower_bound_is_not_fooled_by_few_positives():
+  """Hanley & McNeil's standard error vanishes as the AUC nears 1: with one positive token among 32 negatives, an AUC
+  of 0.95 (that token ranked second of 33, which chance does 6% of the time) must not count as above chance."""
+  assert selection.auc_lower_bound(0.95, 1, 32, chance_floor=False) > 0.6  # the unfloored formula is fooled
+  assert selection.auc_lower_bound(0.95, 1, 32) < 0.5
+  assert selection.auc_lower_bound(1.0, 1, 32) > 0.5  # ranked first of 33: 3% by chance
+  assert selection.auc_lower_bound(0.97, 2, 32) > 0.5 > selection.auc_lower_bound(0.8, 2, 32)
+  # The floor only ever widens the bound, and barely where the positives are many and the AUC is near chance's.
+  for auc in (0.55, 0.7, 0.9):
+    assert selection.auc_lower_bound(auc, 64, 64) <= selection.auc_lower_bound(auc, 64, 64, chance_floor=False)
+  assert selection.auc_lower_bound(0.6, 64, 64) == pytest.approx(
+      selection.auc_lower_bound(0.6, 64, 64, chance_floor=False), abs=0.01)

@@ -57,7 +57,7 @@ def pairs(set_name: str) -> dict[str, dict]:
     _, distinct = distinct_bound.heldout_counts(cats[name]["path"], lcfg)
     row = {}
     for key, r in (("small", s), ("large", large[name])):
-      kept = r["label"] is not None and selection.auc_lower_bound(r["heldout AUC"], *distinct) > bar
+      kept = r["label"] is not None and distinct_bound.bound(r["heldout AUC"], *distinct) > bar
       row |= {key: r["label"] if kept else None, f"{key} names": kept and bool(r["names"])}
     out[name] = row
   return out

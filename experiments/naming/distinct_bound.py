@@ -54,6 +54,11 @@ def ask_rows(result: str) -> dict[str, dict]:
   return out
 
 
+def bound(auc: float, n_pos: int, n_neg: int) -> float:
+  """The chance check's bound as this study compared it: without the floor added later the same day."""
+  return selection.auc_lower_bound(auc, n_pos, n_neg, chance_floor=False)
+
+
 @functools.lru_cache(maxsize=None)  # several runs share a category's records
 def heldout_counts(path: str, lcfg: LabelConfig) -> tuple[tuple[int, int], tuple[int, int]]:
   """((positives, negatives) as drawn, the same counting each token once) of a feature's held-out split."""
@@ -73,10 +78,10 @@ def real_feature_counts(sae: str, lcfg: LabelConfig, bar: float) -> dict[str, di
     given = kept = repeats = mismatch = 0
     for r in stored[kind]:
       drawn, distinct = heldout_counts(os.path.join(sae, kind, r["id"] + ".jsonl"), lcfg)
-      mismatch += abs(selection.auc_lower_bound(r["heldout_auc"], *drawn) - r["heldout_auc_lower95"]) > 1e-6
+      mismatch += abs(bound(r["heldout_auc"], *drawn) - r["heldout_auc_lower95"]) > 1e-6
       repeats += distinct[0] < drawn[0]
       given += r["label"] is not None
-      kept += r["label"] is not None and selection.auc_lower_bound(r["heldout_auc"], *distinct) > bar
+      kept += r["label"] is not None and bound(r["heldout_auc"], *distinct) > bar
     out[f"real_features ({kind})"] = {"features": len(stored[kind]), "labels given": given, "still given": kept,
                                       "held-out splits with repeats": repeats,
                                       "stored bounds not reproduced": mismatch}
@@ -101,7 +106,7 @@ def main() -> int:
     for name, r in stored.items():
       auc = r[f"{col}heldout AUC"] if f"{col}heldout AUC" in r else r[f"{col}AUC"]
       drawn, distinct = heldout_counts(cats[name]["path"], lcfg)
-      old, new = selection.auc_lower_bound(auc, *drawn), selection.auc_lower_bound(auc, *distinct)
+      old, new = bound(auc, *drawn), bound(auc, *distinct)
       label = r[f"{col}label"]
       if "chooser" in result:  # no decision was stored: the old bound's is taken as the run's
         label = label if old > bar else None
