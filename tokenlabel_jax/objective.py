@@ -46,7 +46,9 @@ def entropy(logp_NxV: jax.Array) -> jax.Array:
 def kl_to_model(logp_NxV: jax.Array, logq_ref_V: jax.Array, mask_V: jax.Array) -> jax.Array:
   """KL(p ‖ q): q is the model's own distribution at the label slot, renormalized over the allowed vocabulary.
 
-  `logq_ref_V` is the per-example log q averaged over the training set, so this is the mean of KL(p ‖ q_i).
+  `logq_ref_V` is log q averaged over the positive training examples (`optimization.reference_logq`). Renormalized,
+  it makes this the mean of KL(p ‖ q_i) over them less a constant that does not depend on p: the same gradient, but
+  the logged value is not that mean.
   """
   logq = jnp.where(mask_V, logq_ref_V, _MASKED)
   logq = logq - jax.scipy.special.logsumexp(jnp.where(mask_V, logq_ref_V, -jnp.inf))
