@@ -193,9 +193,7 @@ def score(m, disc, cands: list[Candidate], val, heldout, multi_heldout: bool = F
   with_test = [i for i, c in enumerate(cands) if multi_heldout or len(c.ids) == 1]
   s_test = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [cands[i].ids for i in with_test])
   for j, i in enumerate(with_test):
-    logit = evaluation.calibrated_logit(a[i], b[i], s_test[j])
-    cands[i].stats.update(evaluation.metrics_from_logits(logit, heldout.positive_B))
-    cands[i].p_test = evaluation.sigmoid(logit)
+    _heldout_figures(cands[i], a[i], b[i], s_test[j], heldout)
   for i, c in enumerate(cands):
     c.stats.update(val_loss=float(loss[i]), val_auc=float(evaluation.roc_auc(s_val[i], pos)),
                    naturalness=float(s_val[i][pos].mean()), scale=float(a[i]), bias=float(b[i]))
@@ -206,7 +204,12 @@ def ensure_heldout(m, disc, c: Candidate, heldout) -> None:
   if "auc" in c.stats:
     return
   s = disc_lib.namer_scores(m.params, m.cfg, heldout.prep, [c.ids])[0]
-  logit = evaluation.calibrated_logit(c.stats["scale"], c.stats["bias"], s)
+  _heldout_figures(c, c.stats["scale"], c.stats["bias"], s, heldout)
+
+
+def _heldout_figures(c: Candidate, scale: float, bias: float, s_test_B: np.ndarray, heldout) -> None:
+  """A namer candidate's held-out figures and calibrated probabilities, from its calibration on validation."""
+  logit = evaluation.calibrated_logit(scale, bias, s_test_B)
   c.stats.update(evaluation.metrics_from_logits(logit, heldout.positive_B))
   c.p_test = evaluation.sigmoid(logit)
 
