@@ -1,6 +1,8 @@
 """What the chance floor of the held-out bound does to the labels of stored naming runs (no model is run).
 
   python experiments/naming/chance_floor.py      # after scripts/make_benchmark.py and --fresh (the records)
+  python experiments/naming/chance_floor.py --sae runs/sae   # also the README's 200-latent runs (their records:
+                                                             # python -m tokenlabel_jax.sae, trained again here)
 
 A label is withheld when the one-sided 95% lower bound of its held-out AUC is at most 0.5. Hanley & McNeil's
 standard error, which the bound used, shrinks to 0 as the AUC nears 1 and is too small when a feature's held-out
@@ -30,6 +32,10 @@ RUNS = ([("test", "naming_test_scan", ""), ("test", "naming_chooser_test_qwen2.5
          ("test", "naming_test_qwen2.5-coder-0.5b_coverage", ""), ("fresh", "naming_fresh_scan", ""),
          ("fresh", "naming_chooser_fresh_qwen2.5-coder-1.5b", ""), ("fresh", "naming_fresh_qwen2.5-coder-0.5b", "")]
         + [(s, f"naming_{s}", f"{m} ") for s in ("norms", "norms2") for m in ("135m", "1.5b", "0.5b")])
+# The runs behind the README's 200-latent column, per model: their stored result files (the 1.5B model's in parts).
+LATENT_RUNS = {"135m": ["real_features_smollm2-135m-instruct"], "0.5b": ["real_features_qwen2.5-coder-0.5b"],
+               "1.5b": [f"real_features_qwen2.5-coder-1.5b_ask_{p}" for p in ("first32", "next32", "65to96",
+                                                                             "97to200")]}
 
 
 def stored_rows(result: str) -> dict[str, dict]:
@@ -40,7 +46,40 @@ def stored_rows(result: str) -> dict[str, dict]:
     return {r["category"]: r for r in json.load(f)["rows"]}
 
 
+def latent_rows(sae: str, lcfg: LabelConfig, bar: float) -> tuple[list[dict], dict[str, dict]]:
+  """The same count on the 200-latent runs. Their figures are medians of the best candidate's held-out AUC, given
+  or withheld, so the floor can change only how many labels are withheld. The records come from an SAE trained
+  again, so each stored bound is checked against the redrawn split (the old bound on the drawn counts)."""
+  rows, counts = [], {}
+  for model, results in LATENT_RUNS.items():
+    given = kept = stored_given = reproduced = n = 0
+    for result in results:
+      with open(os.path.join(common.RESULTS, result + ".json"), encoding="utf-8") as f:
+        stored = json.load(f)["latents"]
+      for r in stored:
+        drawn, distinct = distinct_bound.heldout_counts(os.path.join(sae, "latents", r["id"] + ".jsonl"), lcfg)
+        old = distinct_bound.bound(r["heldout_auc"], *distinct)
+        new = selection.auc_lower_bound(r["heldout_auc"], *distinct)
+        n, stored_given = n + 1, stored_given + (r["label"] is not None)
+        reproduced += min(abs(distinct_bound.bound(r["heldout_auc"], *c) - r["heldout_auc_lower95"])
+                          for c in (drawn, distinct)) < 1e-6
+        given, kept = given + (old > bar), kept + (old > bar and new > bar)
+        if old > bar >= new:
+          rows.append({"set": "200 latents", "run": result, "category": r["id"], "label": r["best_candidate"],
+                       "names": "-", "heldout AUC": r["heldout_auc"],
+                       "distinct positives / negatives": f"{distinct[0]} / {distinct[1]}",
+                       "lower95 without the floor": old, "lower95 with it": new})
+    counts[f"200 latents ({model})"] = {"latents": n, "labels given as stored": stored_given,
+                                       "labels given (each token once, no floor)": given, "still given": kept,
+                                       "stored bounds reproduced on the redrawn splits": reproduced}
+  return rows, counts
+
+
 def main() -> int:
+  import argparse  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sae", default="", help="a tokenlabel_jax.sae run (its latents/ records)")
+  args = parser.parse_args()
   lcfg, bar = LabelConfig(), selection.SelectConfig().min_auc_lower
   rows, counts = [], {}
   for set_name, result, col in RUNS:
@@ -65,6 +104,14 @@ def main() -> int:
   notes = ("Per run: labels given and categories named, without the floor -> with it. "
            + "; ".join(f"{k}: {v['labels given']} -> {v['still given']} labels, named {v['named']} -> "
                        f"{v['named now']}" for k, v in counts.items()) + ".")
+  if args.sae:
+    real_rows, real = latent_rows(args.sae, lcfg, bar)
+    rows += real_rows
+    notes += " The 200 latents (medians unchanged: withheld labels keep their AUC): " + "; ".join(
+        f"{k}: {v['labels given (each token once, no floor)']} -> {v['still given']} labels of {v['latents']} "
+        f"({v['labels given as stored']} as stored; stored bounds reproduced on the redrawn splits: "
+        f"{v['stored bounds reproduced on the redrawn splits']})" for k, v in real.items()) + "."
+    counts |= real
   common.write_table("naming_chance_floor", rows, ["set", "run", "category", "label", "names", "heldout AUC",
                                                    "distinct positives / negatives", "lower95 without the floor",
                                                    "lower95 with it"],
