@@ -49,7 +49,8 @@ def stored_rows(result: str) -> dict[str, dict]:
 def latent_rows(sae: str, lcfg: LabelConfig, bar: float) -> tuple[list[dict], dict[str, dict]]:
   """The same count on the 200-latent runs. Their figures are medians of the best candidate's held-out AUC, given
   or withheld, so the floor can change only how many labels are withheld. The records come from an SAE trained
-  again, so each stored bound is checked against the redrawn split (the old bound on the drawn counts)."""
+  again, so each stored bound is checked against the redrawn split (the old bound on the drawn or the distinct
+  counts, whichever that run used)."""
   rows, counts = [], {}
   for model, results in LATENT_RUNS.items():
     given = kept = stored_given = reproduced = n = 0
