@@ -62,8 +62,8 @@ def latent_rows(sae: str, lcfg: LabelConfig, bar: float) -> tuple[list[dict], di
         old = distinct_bound.bound(r["heldout_auc"], *distinct)
         new = selection.auc_lower_bound(r["heldout_auc"], *distinct)
         n, stored_given = n + 1, stored_given + (r["label"] is not None)
-        reproduced += min(abs(distinct_bound.bound(r["heldout_auc"], *c) - r["heldout_auc_lower95"])
-                          for c in (drawn, distinct)) < 1e-6
+        reproduced += min(abs(x - r["heldout_auc_lower95"])
+                          for x in (distinct_bound.bound(r["heldout_auc"], *drawn), old)) < 1e-6
         given, kept = given + (old > bar), kept + (old > bar and new > bar)
         if old > bar >= new:
           rows.append({"set": "200 latents", "run": result, "category": r["id"], "label": r["best_candidate"],
