@@ -77,6 +77,10 @@ def row(m, c: dict, stored: dict, result: dict) -> dict:
   sp = judge_splits(m, data_lib.load_features(c["path"])[0])
   texts = [p["label"] for p in picked]
   texts += [] if ask["label"] in texts else [ask["label"]]  # the ask rule's choice may lie beyond the pool
+  lost = [t for t in texts if t not in ids_of]
+  if lost:  # a remade labeling run that no longer holds the stored chooser's candidates
+    sys.exit(f"{c['name']}: the labeling run has no candidate {lost[0]!r} of the stored chooser rows: it is not the "
+             "run chooser.py read; make both again (chooser.py's docstring)")
   val_of = dict(zip(texts, judge_scores(m, sp["val"], [ids_of[t] for t in texts])))
   scored = [{"label": p["label"], "val_loss": p["val_loss"],
              "judge val AUC": evaluation.roc_auc(val_of[p["label"]], sp["val"].positive_B)} for p in picked]
@@ -132,21 +136,24 @@ def main():
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")
   ap.add_argument("--split", default="tune", help="tune (the pilot) | fresh (the test)")
   ap.add_argument("--limit", type=int, default=0, help="the first N in the plan's order (the pilot: 24)")
-  ap.add_argument("--runs", default=os.path.join(common.HERE, "runs", "naming"))
+  ap.add_argument("--run_dir", default="", help="the labeling run it reads (default experiments/runs/naming/"
+                                                "<split>_<model>, naming_benchmark.py's with --tag _<model>)")
+  ap.add_argument("--name", default="", help="the result file's name (default naming_judge_chooser_<split>_<model>): "
+                                            "a rerun beside the first")
   args = ap.parse_args()
   logging.set_verbosity(logging.WARNING)
   cats = order(common.categories(args.split), args.split)[:args.limit or None]
   stored = {r["category"]: r for r in common.earlier_run(f"naming_chooser_{args.split}_{args.model}",
                                                           {"split": args.split,
                                                            "model": args.model})[1].get("rows", [])}
-  run_dir = os.path.join(args.runs, f"{args.split}_{args.model}")
+  run_dir = args.run_dir or os.path.join(common.HERE, "runs", "naming", f"{args.split}_{args.model}")
   missing = [c["name"] for c in cats if c["name"] not in stored
              or not os.path.exists(os.path.join(run_dir, c["name"], "result.json"))]
   if missing:
     sys.exit(f"{len(missing)} of {len(cats)} categories have no stored naming run or chooser row (first: "
              f"{missing[0]}): run naming_benchmark.py and chooser.py --end on --split {args.split} first "
              "(chooser.py's docstring).")
-  name = f"naming_judge_chooser_{args.split}_{args.model}"
+  name = args.name or f"naming_judge_chooser_{args.split}_{args.model}"
   settings = {"split": args.split, "model": args.model, "limit": args.limit}
   rows, summary = common.earlier_run(name, settings)
   rows = rows if [r["category"] for r in rows] == [c["name"] for c in cats[:len(rows)]] else []
