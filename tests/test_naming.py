@@ -219,6 +219,9 @@ def test_judge_chooser_pool_choice_and_bar_follow_the_plan(monkeypatch):
   assert len(r["pool"]) == 10 and r["a name in the pool"]
   assert (r["judge@10 judge AUC"], r["ask_end~0.2 judge AUC"]) == (1.0, 0.0)
   assert (r["judge@10 namer AUC"], r["ask_end~0.2 namer AUC"]) == (0.63, cands[-1]["heldout_auc"])
+  stale = {"verification": result["verification"][:-1]}  # a labeling run that is not the one the chooser read
+  with pytest.raises(SystemExit, match="no candidate ' device'"):
+    judge_chooser.row(None, {"name": "tool", "names": ["tool"], "path": ""}, {"candidates": cands}, stale)
   r["names"] = ["tool", "gear"]  # two names in the pool: the better-scored one counts (' gear' is at chance)
   assert judge_chooser.name_rank(r) == 1  # ' tool' ties ' knife' at the top
   r["pool"][6]["judge val AUC"] = 1.1
