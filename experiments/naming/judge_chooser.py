@@ -73,14 +73,14 @@ def row(m, c: dict, stored: dict, result: dict) -> dict:
   cands = stored["candidates"]
   ask = chooser.end_rule(cands)
   picked = pool(cands)
-  t0 = time.time()
-  sp = judge_splits(m, data_lib.load_features(c["path"])[0])
   texts = [p["label"] for p in picked]
   texts += [] if ask["label"] in texts else [ask["label"]]  # the ask rule's choice may lie beyond the pool
   lost = [t for t in texts if t not in ids_of]
   if lost:  # a remade labeling run that no longer holds the stored chooser's candidates
     sys.exit(f"{c['name']}: the labeling run has no candidate {lost[0]!r} of the stored chooser rows: it is not the "
              "run chooser.py read; make both again (chooser.py's docstring)")
+  t0 = time.time()
+  sp = judge_splits(m, data_lib.load_features(c["path"])[0])
   val_of = dict(zip(texts, judge_scores(m, sp["val"], [ids_of[t] for t in texts])))
   scored = [{"label": p["label"], "val_loss": p["val_loss"],
              "judge val AUC": evaluation.roc_auc(val_of[p["label"]], sp["val"].positive_B)} for p in picked]
