@@ -356,6 +356,17 @@ def test_split_without_positive_is_a_user_error():
   assert [e.target for e in ex] == [0.0] * 5
 
 
+def test_too_few_texts_for_the_automatic_split_say_so():
+  """One text with a positive cannot give training and held-out examples; the fix asks for texts, not a split field."""
+  f = make_feature([[0.0, 1.0, 0.0]], name="dogs")
+  with pytest.raises(UserError) as e:
+    data.sample_examples(f, n=10, split="heldout", seed=0)
+  assert "'heldout'" in e.value.what and "no positive" in e.value.what
+  assert "add more texts" in e.value.fix and "split field" not in e.value.fix
+  two = make_feature([[0.0, 1.0, 0.0], [2.0, 0.0]], name="dogs")  # two texts: one goes to each split
+  assert any(e.positive for e in data.sample_examples(two, n=10, split="heldout", seed=0))
+
+
 def test_split_without_negative_is_a_user_error():
   f = make_feature([[1.0, 2.0], [0.0, 1.0]], splits=["heldout", "train"], name="dogs")
   with pytest.raises(UserError) as e:

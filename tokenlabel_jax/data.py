@@ -159,6 +159,7 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
     raise ValueError(f"positive_fraction={positive_fraction} is not in [0, 1]")
   if n < 0:
     raise ValueError(f"n={n} is negative")
+  explicit = any(r.split is not None for r in feature.records)
   feature = assign_splits(feature, heldout_fraction, split_seed, threshold)
   tgt = targets(feature, target_mode, threshold, scale_quantile)
 
@@ -173,8 +174,12 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
     neg_act.extend(record.activations[~active].tolist())
     if active.any():
       pos_records.add(r)
-  fix = (f"add records with split={split} that contain both active (> {threshold:g}) and inactive tokens, or remove "
-         "the split field so records are split automatically")
+  if explicit:
+    fix = (f"add records with split={split} that contain both active (> {threshold:g}) and inactive tokens, or remove "
+           "the split field so records are split automatically")
+  else:  # the automatic split moves whole records: one text cannot give both training and held-out examples
+    fix = (f"add more texts: held-out examples come from other records than training ones, so at least two records "
+           f"must hold an active (> {threshold:g}) token and two an inactive one (20 or more give usable figures)")
   if positive_fraction > 0 and not pos:
     raise UserError(f"feature {feature.name!r}: split {split!r} has no positive example (activation > {threshold:g})",
                     fix)

@@ -125,6 +125,12 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every 
 FLAGS = flags.FLAGS
 
 
+def _feature_error(name: str, e: UserError) -> str:
+  """The error line of one failed feature, naming it once."""
+  text = str(e)
+  return f"error: {text}" if text.startswith(f"feature {name!r}") else f"error: feature {name}: {text}"
+
+
 @exit_on_user_error
 def main(argv):
   if len(argv) > 1:
@@ -208,7 +214,7 @@ def main(argv):
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         if writer:
-          print(f"error: feature {group[0].name}: {e}", file=sys.stderr)
+          print(_feature_error(group[0].name, e), file=sys.stderr)
         failed.append(group[0].name)
         continue
       results = []
@@ -218,7 +224,7 @@ def main(argv):
                                              FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
         except UserError as e1:
           if writer:
-            print(f"error: feature {feature.name}: {e1}", file=sys.stderr)
+            print(_feature_error(feature.name, e1), file=sys.stderr)
           failed.append(feature.name)
     for r in results if writer else ():
       summary[r["feature"]] = runfiles.summary_entry(r)
