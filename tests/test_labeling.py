@@ -197,6 +197,24 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode == 2 and "--coordinator_address" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--model=/nonexistent/model")
   assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--steps=5", "--log_every=0")  # was: modulo by 0
+  assert proc.returncode == 2 and "log_every=0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("field, value", [("n_heldout", 0), ("n_val", 0), ("log_every", 0), ("checkpoint_every", 0),
+                                          ("seeds", 0), ("steps", -3), ("positive_fraction", 1.0),
+                                          ("threshold", float("nan")), ("learning_rate", -0.1), ("negatives", "hard")])
+def test_label_config_refuses_settings_that_break_a_run(field, value):
+  with pytest.raises(UserError) as e:
+    opt_lib.LabelConfig(**{field: value})
+  assert e.value.what.startswith(f"{field}=") and f"--{field}" in e.value.fix
+  opt_lib.LabelConfig(n_train=0)  # allowed: the scorer builds its splits without training examples
+
+
+def test_labeling_without_training_examples_is_refused_before_it_starts():
+  for disc in ("judge", "namer"):  # the gradient run and the namer's choice rules both read training examples
+    with pytest.raises(UserError, match="n_train=0"):
+      labeling.default_steps(disc_lib.get(disc), opt_lib.LabelConfig(n_train=0), None)
 
 
 @pytest.mark.model

@@ -158,10 +158,12 @@ def allowed_tokens(m: LoadedModel, lcfg: opt_lib.LabelConfig) -> np.ndarray:
 
 def default_steps(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig, given: int | None) -> int:
   """The step count a run uses: the one given, else 0 where the exact scan suffices, else lcfg.steps. The launcher,
-  `api.label` and the experiments all resolve it here."""
-  if given is not None:
-    return given
-  return 0 if scan_suffices(disc, lcfg) else lcfg.steps
+  `api.label` and the experiments all resolve it here, before any feature is labeled, so a run without training
+  examples (which the gradient run and the choice rules both read) stops here."""
+  if lcfg.n_train < 1:
+    raise UserError(f"n_train={lcfg.n_train}: labeling needs training examples (the gradient run and the choice "
+                    "rules read them)", "give n_train at least 1 (--n_train); only scoring works without them")
+  return given if given is not None else 0 if scan_suffices(disc, lcfg) else lcfg.steps
 
 
 # ----------------------------------------------------------------------------------------------------------------

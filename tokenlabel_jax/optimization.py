@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import shutil
 import sys
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import objective
 from tokenlabel_jax import sharding
@@ -57,6 +59,32 @@ class LabelConfig:
   checkpoint_every: int = 50
   log_every: int = 25
   seed: int = 0
+
+  def __post_init__(self):
+    """Refuses a setting that would end in a traceback or in figures that mean nothing, naming the field."""
+    checks = [
+        ("steps", self.steps >= 0, "at least 0"), ("seeds", self.seeds >= 1, "at least 1"),
+        ("batch_size", self.batch_size >= 1, "at least 1"), ("top_k", self.top_k >= 1, "at least 1"),
+        ("label_slots", self.label_slots >= 1, "at least 1"), ("n_train", self.n_train >= 0, "at least 0"),
+        ("n_val", self.n_val >= 1, "at least 1"), ("n_heldout", self.n_heldout >= 1, "at least 1"),
+        ("checkpoint_every", self.checkpoint_every >= 1, "at least 1"),
+        ("log_every", self.log_every >= 1, "at least 1"),
+        ("learning_rate", math.isfinite(self.learning_rate) and self.learning_rate > 0, "a number above 0"),
+        ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a number of at least 0"),
+        ("lam_ent", math.isfinite(self.lam_ent) and self.lam_ent >= 0, "a number of at least 0"),
+        ("lam_kl", math.isfinite(self.lam_kl) and self.lam_kl >= 0, "a number of at least 0"),
+        ("threshold", math.isfinite(self.threshold), "a finite number"),
+        ("positive_fraction", 0 < self.positive_fraction < 1, "between 0 and 1 (both kinds are needed for an AUC)"),
+        ("target_scale_quantile", 0 < self.target_scale_quantile <= 1, "in (0, 1]"),
+        ("forcing", self.forcing in ("none", "straight_through", "gumbel"), "none, straight_through or gumbel"),
+        ("vocab_filter", self.vocab_filter in ("words", "all"), "words or all"),
+        ("target_mode", self.target_mode in ("binary", "continuous"), "binary or continuous"),
+        ("negatives", self.negatives in data_lib.NEGATIVE_MODES, " or ".join(data_lib.NEGATIVE_MODES)),
+    ]
+    for name, ok, rule in checks:
+      if not ok:
+        raise UserError(f"{name}={getattr(self, name)!r} is not allowed", f"give {name} {rule} (--{name} in the "
+                        "launchers)")
 
 
 @dataclasses.dataclass
