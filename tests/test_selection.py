@@ -288,6 +288,16 @@ def test_the_rule_follows_the_model_size():
     selection.for_model(selection.SelectConfig(rule="best"), ModelConfig.tiny())
 
 
+@pytest.mark.parametrize("field, value, flag", [("margin", -1.0, "--select_margin"),
+                                                ("ask_margin", float("nan"), "--select_ask_margin"),
+                                                ("extend_top", -1, "--extend_top"), ("typical_top", 0, None)])
+def test_select_config_refuses_a_margin_or_count_without_finalists(field, value, flag):
+  with pytest.raises(selection.UserError) as e:
+    selection.SelectConfig(**{field: value})
+  assert e.value.what.startswith(f"{field}=") and (flag is None or flag in e.value.fix)
+  selection.SelectConfig(margin=0.0, set_margin=None, extend_top=0)  # the smallest allowed settings stay allowed
+
+
 def test_the_combination_gets_its_measured_set_namer_settings(monkeypatch):
   from tokenlabel_jax.config import ModelConfig
   cfg = ModelConfig.qwen25_coder_1_5b()

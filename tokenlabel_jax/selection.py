@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any, Sequence
 
 import jax
@@ -70,6 +71,23 @@ class SelectConfig:
   answers_above_chance: bool | None = None  # set namer rule: an explainer answer counts (wins as an answer, or is
   # compared as a proposal) only where its validation AUC is above min_auc_lower (lower 95% bound), as a label must be
   # (`set_namer_choice`); None for the three: the combination's settings with --propose_with=explainer, else none
+
+  def __post_init__(self):
+    """Refuses a margin or a count that would end in a traceback (no finalist) or a silent no-op, naming the flag."""
+    def margin_ok(x):
+      return x is None or (math.isfinite(x) and x >= 0)
+    checks = [("margin", "select_margin", margin_ok(self.margin), "a number of at least 0"),
+              ("ask_margin", "select_ask_margin", margin_ok(self.ask_margin), "a number of at least 0"),
+              ("set_margin", "select_set_margin", margin_ok(self.set_margin), "a number of at least 0"),
+              ("extend_top", "extend_top", self.extend_top >= 0, "at least 0"),
+              ("proposals", "proposals", self.proposals >= 1, "at least 1"),
+              ("propose_with", "propose_with", self.propose_with in ("none", "explainer"), "none or explainer")]
+    checks += [(n, None, getattr(self, n) >= 1, "at least 1") for n in ("coverage_pool", "coverage_top", "set_sets",
+                                                                        "typical_top", "scan_top", "extend_each")]
+    for name, flag, ok, rule in checks:
+      if not ok:
+        raise UserError(f"{name}={getattr(self, name)!r} is not allowed",
+                        f"give {name} {rule}" + (f" (--{flag} in the launcher)" if flag else ""))
 
 
 @dataclasses.dataclass
