@@ -40,12 +40,13 @@ def test_a_context_feature_is_read_through_the_context_and_not_through_the_word(
   def score(disc):
     out = tmp_path / f"{disc}.json"
     proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.score",
-                           "--features=experiments/data/context/food_sense.jsonl", "--labels=food,animal",
+                           "--features=experiments/data/context/food_sense.jsonl", "--labels=food,,animal,",
                            f"--discriminator={disc}", "--threshold=0.5", "--negatives=near_miss", "--n_heldout=64",
                            f"--output={out}"], capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.load(open(out))[0]["labels"]
   ctx = score("namer_context")
+  assert sorted(ctx) == ["animal", "food"]  # the doubled and trailing commas add no empty label
   assert ctx["food"]["auc"] > 0.85 and ctx["animal"]["auc"] < 0.5
   word = score("namer")
   assert all(abs(row["auc"] - 0.5) < 0.1 for row in word.values()), word

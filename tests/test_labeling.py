@@ -229,11 +229,12 @@ def test_cli_keeps_finished_features_when_one_fails(tmp_path):
       f.write(json.dumps({**r, "split": "train"}) + "\n")
   out = tmp_path / "out"
   proc = _run_cli(f"--features={feats}", f"--output_dir={out}", "--steps=3", "--seeds=1", "--n_train=8",
-                  "--n_val=8", "--n_heldout=8", "--features_per_batch=2")
+                  "--n_val=8", "--n_heldout=8", "--features_per_batch=2", "--reference_labels=,cat,")
   assert proc.returncode == 2 and "Traceback" not in proc.stderr
   assert "error: feature 'bad': split 'heldout' has no positive" in proc.stderr  # the feature named once
   summary = json.load(open(out / "summary.json"))
   assert list(summary) == ["good"] and os.path.exists(out / "good" / "result.json")
+  assert list(json.load(open(out / "good" / "result.json"))["references"]) == ["cat"]  # no empty label from the commas
 
 
 @pytest.mark.model

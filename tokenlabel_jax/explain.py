@@ -48,6 +48,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  refs = [w for w in FLAGS.reference_labels if w]  # a doubled or trailing comma gives an empty label: no label at all
   logging.set_verbosity(logging.WARNING)
   try:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
@@ -70,7 +71,7 @@ def main(argv):
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   ecfg = dataclasses.replace(_E, samples=FLAGS.samples, n_top=FLAGS.n_top, n_quantile=FLAGS.n_quantile)
   results = explaining.explain_features(m, features, disc, LabelConfig(threshold=FLAGS.threshold, steps=0), ecfg,
-                                        FLAGS.output_dir, FLAGS.reference_labels, scorer, FLAGS.resume,
+                                        FLAGS.output_dir, refs, scorer, FLAGS.resume,
                                         max(1, FLAGS.features_per_batch), log=lambda s: print(s, file=sys.stderr,
                                                                                                flush=True))
   if results:

@@ -135,6 +135,7 @@ def _feature_error(name: str, e: UserError) -> str:
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  refs = [w for w in FLAGS.reference_labels if w]  # a doubled or trailing comma gives an empty label: no label at all
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   if FLAGS.compile_cache:  # about 90 programs for a namer run: ~10 s of compiling on 2 cores, paid once
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(FLAGS.compile_cache))
@@ -201,7 +202,7 @@ def main(argv):
   per = max(1, FLAGS.features_per_batch)
   if FLAGS.warm_prompts and len(features) > per:
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
-    keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, FLAGS.reference_labels)
+    keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, refs)
     labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log, labeling.uses_train_prompts(lcfg, scfg))
   for start in range(0, len(features), per):
     group = features[start:start + per]
@@ -209,7 +210,7 @@ def main(argv):
       print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
             file=sys.stderr)
     try:
-      results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
+      results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, refs,
                                         FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
@@ -220,7 +221,7 @@ def main(argv):
       results = []
       for feature in group:
         try:
-          results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, FLAGS.reference_labels,
+          results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, refs,
                                              FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
         except UserError as e1:
           if writer:

@@ -41,9 +41,11 @@ FLAGS = flags.FLAGS
 
 @exit_on_user_error
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  labels = [w for w in FLAGS.labels if w]  # a doubled or trailing comma gives an empty label: no label at all
   logging.set_verbosity(logging.WARNING)
-  if not FLAGS.labels and not FLAGS.vocab:
+  if not labels and not FLAGS.vocab:
     raise UserError("nothing to score", "pass --labels=word1,word2,... and/or --vocab")
   m = load_model(FLAGS.model)
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
@@ -53,7 +55,7 @@ def main(argv):
   results = []
   for feature in data_lib.load_features(FLAGS.features):
     for d in [disc] + ([scorer] if scorer else []):
-      r = labeling.score_feature(m, feature, d, FLAGS.labels, lcfg, FLAGS.vocab and d is disc, FLAGS.top_k)
+      r = labeling.score_feature(m, feature, d, labels, lcfg, FLAGS.vocab and d is disc, FLAGS.top_k)
       results.append(r)
       print(f"\n{feature.name} ({d.name}{'' if d is disc else ', independent scorer'}):")
       for l, row in sorted(r["labels"].items(), key=lambda kv: kv[1]["rank"]):
