@@ -144,6 +144,17 @@ def test_unsupported_gguf_tokenizer_is_a_clear_error(tmp_path, tmp_cache, pre, t
   assert "Hugging Face directory" in e.value.fix
 
 
+def test_a_corrupt_gguf_file_says_how_to_get_it_again(tmp_path, tmp_cache):
+  """A file of the user's is to be downloaded again; one in the cache is deleted and fetched again."""
+  for place, fix in ((tmp_path / "mine.gguf", "download or convert it again"),
+                     (tmp_path / "cache" / "model.gguf", "fetches the packaged model again")):
+    place.parent.mkdir(exist_ok=True)
+    place.write_bytes(open(write_gguf(tmp_path / "x.gguf"), "rb").read()[:200])  # the header survives, the rest is cut
+    with pytest.raises(UserError) as e:
+      load_model(str(place), verbose=False)
+    assert "not a readable GGUF file" in e.value.what and fix in e.value.fix
+
+
 def test_supported_list_agrees_with_the_loader():
   """TinyLlama and Llama-2 GGUFs carry SentencePiece tokenizers, which the loader refuses: not listed as GGUF-ready."""
   listed = gguf_file.SUPPORTED.split("for SentencePiece")[0]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tokenlabel_jax.config import ModelConfig, RopeScaling
+from tokenlabel_jax.loading import embedded
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.errors import UserError
 
@@ -26,9 +27,11 @@ def _open(path: str):
   try:
     return gguf.GGUFReader(path)
   except Exception as e:  # the reader raises assorted errors on truncated or foreign files
+    cache = os.path.realpath(embedded.cache_dir())
+    ours = os.path.commonpath([os.path.realpath(path), cache]) == cache
     raise UserError(f"{path} is not a readable GGUF file ({type(e).__name__}: {e})",
-                    "the file is truncated or corrupt: delete it (the embedded model is fetched again) "
-                    "or re-download it"
+                    "the file is truncated or corrupt: delete it, and the next run fetches the packaged model again"
+                    if ours else "the file is truncated, corrupt or not a GGUF file: download or convert it again"
                     ) from None
 
 
