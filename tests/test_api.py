@@ -83,13 +83,15 @@ def test_a_scorer_scores_the_label_and_the_baselines_again(tiny_params):
     tl.label(m, {"toy": _records()}, scorer="likelyhood")
 
 
-def test_api_errors_are_user_errors(tiny_params):
+def test_api_errors_are_user_errors(tiny_params, tmp_path):
   params, cfg, tok = tiny_params
   m = tl.model_from_params(params, cfg, tok)
   with pytest.raises(tl.UserError, match="unknown setting"):
     tl.label(m, {"toy": _records()}, stepz=3)
   with pytest.raises(tl.UserError, match="2 tokens but 1 activations"):
     tl.label(m, {"toy": [(["a", "b"], [1.0])]})
+  with pytest.raises(tl.UserError, match="cannot name a folder"):
+    tl.label(m, {"../toy": _records()}, output_dir=tmp_path / "run")  # would write beside the run, not in it
   with pytest.raises(tl.UserError, match="ModelConfig"):
     tl.model_from_params(model_lib.init_params(tl.ModelConfig.tiny(dim=32), __import__("jax").random.PRNGKey(0)),
                          cfg, tok)

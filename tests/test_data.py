@@ -115,6 +115,8 @@ def test_empty_file(tmp_path):
     ([GOOD, rec([" a", " b"], [10**400, 0.0])], ":2", ["token 0", "non-finite"]),  # overflows float64
     ([GOOD, rec([" a"], [0.0], split="test")], ":2", ['"split"', '"test"']),
     ([GOOD, rec([" a"], [0.0], feature=3)], ":2", ['"feature"']),
+    ([GOOD, rec([" a"], [0.0], feature="layer5/12")], ":2", ["'layer5/12'", "folder"]),  # was: a nested folder
+    ([GOOD, rec([" a"], [0.0], feature="..")], ":2", ["'..'", "folder"]),  # was: results beside --output_dir
 ])
 def test_bad_record_names_line_and_field(tmp_path, lines, where, words):
   what = error_of(tmp_path, lines).what

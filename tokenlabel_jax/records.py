@@ -142,6 +142,10 @@ def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
   if not isinstance(name, str) or not name:
     raise UserError(f"{where}: field \"feature\" must be a non-empty string (got {json.dumps(name)})",
                     "name the feature with a string, or leave the field out to use the file name")
+  if name.startswith(".") or any(c in name for c in "/\\\0"):  # "..", "a/b": a folder outside its place, or none
+    hint = "".join("-" if c in "/\\\0" else c for c in name).lstrip(".") or "feature"
+    raise UserError(f"{where}: feature name {name!r} cannot name a folder of --output_dir (each feature's results "
+                    "go to <output_dir>/<feature>/)", f"use a name without /, \\ or a leading dot, e.g. {hint!r}")
   return name, Record(tuple(tokens), values, split, where)
 
 
