@@ -14,6 +14,7 @@ import pytest
 import tinymodel
 from test_labeling import write_feature
 from tokenlabel_jax import api, data as data_lib, explainer, explaining, generation
+from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.records import Feature, Record
 
 
@@ -30,6 +31,14 @@ def test_parse_names_every_status():
 
 def _record(tokens, acts, split="train"):
   return Record(tuple(tokens), np.asarray(acts, np.float32), split, "test")
+
+
+@pytest.mark.parametrize("settings, field", [(dict(samples=0), "samples="), (dict(temperature=-1.0), "temperature="),
+                                             (dict(n_top=0, n_quantile=0), "no record")])
+def test_explain_config_refuses_settings_that_show_or_generate_nothing(settings, field):
+  with pytest.raises(UserError, match=field):
+    explainer.ExplainConfig(**settings)
+  explainer.ExplainConfig(n_top=0, temperature=0.0)  # the lower quantiles alone show records; 0 is greedy
 
 
 def test_contexts_show_the_top_records_then_lower_quantiles_of_training_records_only():

@@ -11,6 +11,7 @@ held-out examples is the caller's (explain.py), with the same scorers as every o
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Sequence
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import generation
+from tokenlabel_jax.errors import UserError
 
 # No example labels in the instruction: small models copy them (Qwen2.5-Coder-1.5B answered "animal", an example
 # of an earlier wording, for a feature of numbers).
@@ -38,6 +40,20 @@ class ExplainConfig:
   samples: int = 1  # answers per feature: the first greedy, the rest sampled at `temperature`
   temperature: float = 0.8
   seed: int = 0
+
+  def __post_init__(self):
+    """Refuses a setting that shows the explainer nothing or cannot generate, naming the field."""
+    checks = [("n_top", self.n_top >= 0, "at least 0"),
+              ("n_quantile", self.n_quantile >= 0, "at least 0"), ("before", self.before >= 0, "at least 0"),
+              ("after", self.after >= 0, "at least 0"), ("max_new", self.max_new >= 1, "at least 1"),
+              ("samples", self.samples >= 1, "at least 1"),
+              ("temperature", math.isfinite(self.temperature) and self.temperature >= 0, "a number of at least 0")]
+    for name, ok, rule in checks:
+      if not ok:
+        raise UserError(f"{name}={getattr(self, name)!r} is not allowed", f"give {name} {rule} (--{name} where the "
+                        "launcher has it)")
+    if self.n_top + self.n_quantile < 1:
+      raise UserError("n_top=0 and n_quantile=0 show the explainer no record", "give n_top or n_quantile at least 1")
 
 
 def contexts(feature: data_lib.Feature, threshold: float, ecfg: ExplainConfig) -> list[str]:
