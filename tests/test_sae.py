@@ -342,7 +342,8 @@ def test_cli_errors_are_one_message(tmp_path):
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}/missing")
   assert proc.returncode == 2 and "corpus" in proc.stderr and "fix:" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", "--k=0")  # was: half an hour of activations, then nothing learned
-  assert proc.returncode == 2 and "--k=0 is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+  assert proc.returncode == 2 and "k=0 is not allowed" in proc.stderr and "(--k)" in proc.stderr
+  assert "Traceback" not in proc.stderr
   proc = _run_cli(f"--output_dir={tmp_path}/o", "--heldout_fraction=1.5")
   assert (proc.returncode == 2 and "heldout_fraction=1.5 is not in (0, 1)" in proc.stderr
           and "Traceback" not in proc.stderr)

@@ -38,3 +38,14 @@ def parse_flags(argv):
   except flags.Error as e:
     print(f"error: {e}\n  fix: see --helpshort for the flags and their allowed values", file=sys.stderr)
     sys.exit(2)
+
+
+def check_settings(settings, checks, flags=None) -> None:
+  """Raises a UserError for the first `(name, ok, rule)` of `checks` that is not ok, naming the setting, its value
+  (an attribute of `settings`), the rule and the launcher flag that sets it (`flags[name]`, else --name; a flag of
+  None: no launcher has one)."""
+  for name, ok, rule in checks:
+    if not ok:
+      flag = (flags or {}).get(name, name)
+      raise UserError(f"{name}={getattr(settings, name)!r} is not allowed",
+                      f"give {name} {rule}" + (f" (--{flag})" if flag else ""))

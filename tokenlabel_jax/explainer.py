@@ -19,7 +19,7 @@ import numpy as np
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import generation
-from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.errors import UserError, check_settings
 
 # No example labels in the instruction: small models copy them (Qwen2.5-Coder-1.5B answered "animal", an example
 # of an earlier wording, for a feature of numbers).
@@ -48,10 +48,7 @@ class ExplainConfig:
               ("after", self.after >= 0, "at least 0"), ("max_new", self.max_new >= 1, "at least 1"),
               ("samples", self.samples >= 1, "at least 1"),
               ("temperature", math.isfinite(self.temperature) and self.temperature >= 0, "a number of at least 0")]
-    for name, ok, rule in checks:
-      if not ok:
-        raise UserError(f"{name}={getattr(self, name)!r} is not allowed", f"give {name} {rule} (--{name} where the "
-                        "launcher has it)")
+    check_settings(self, checks, {n: None for n in ("before", "after", "max_new", "temperature")})
     if self.n_top + self.n_quantile < 1:
       raise UserError("n_top=0 and n_quantile=0 show the explainer no record", "give n_top or n_quantile at least 1")
 

@@ -25,7 +25,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import objective
 from tokenlabel_jax import sharding
 from tokenlabel_jax.config import ModelConfig
-from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.errors import UserError, check_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +81,7 @@ class LabelConfig:
         ("target_mode", self.target_mode in ("binary", "continuous"), "binary or continuous"),
         ("negatives", self.negatives in data_lib.NEGATIVE_MODES, " or ".join(data_lib.NEGATIVE_MODES)),
     ]
-    for name, ok, rule in checks:
-      if not ok:
-        raise UserError(f"{name}={getattr(self, name)!r} is not allowed", f"give {name} {rule} (--{name} in the "
-                        "launchers)")
+    check_settings(self, checks, {"weight_decay": None, "label_slots": None, "top_k": None})  # no flag sets these
 
 
 @dataclasses.dataclass

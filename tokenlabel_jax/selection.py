@@ -38,7 +38,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax.errors import UserError
+from tokenlabel_jax.errors import UserError, check_settings
 from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 
 
@@ -76,18 +76,16 @@ class SelectConfig:
     """Refuses a margin or a count that would end in a traceback (no finalist) or a silent no-op, naming the flag."""
     def margin_ok(x):
       return x is None or (math.isfinite(x) and x >= 0)
-    checks = [("margin", "select_margin", margin_ok(self.margin), "a number of at least 0"),
-              ("ask_margin", "select_ask_margin", margin_ok(self.ask_margin), "a number of at least 0"),
-              ("set_margin", "select_set_margin", margin_ok(self.set_margin), "a number of at least 0"),
-              ("extend_top", "extend_top", self.extend_top >= 0, "at least 0"),
-              ("proposals", "proposals", self.proposals >= 1, "at least 1"),
-              ("propose_with", "propose_with", self.propose_with in ("none", "explainer"), "none or explainer")]
-    checks += [(n, None, getattr(self, n) >= 1, "at least 1") for n in ("coverage_pool", "coverage_top", "set_sets",
-                                                                        "typical_top", "scan_top", "extend_each")]
-    for name, flag, ok, rule in checks:
-      if not ok:
-        raise UserError(f"{name}={getattr(self, name)!r} is not allowed",
-                        f"give {name} {rule}" + (f" (--{flag} in the launcher)" if flag else ""))
+    checks = [("margin", margin_ok(self.margin), "a number of at least 0"),
+              ("ask_margin", margin_ok(self.ask_margin), "a number of at least 0"),
+              ("set_margin", margin_ok(self.set_margin), "a number of at least 0"),
+              ("extend_top", self.extend_top >= 0, "at least 0"), ("proposals", self.proposals >= 1, "at least 1"),
+              ("propose_with", self.propose_with in ("none", "explainer"), "none or explainer")]
+    checks += [(n, getattr(self, n) >= 1, "at least 1") for n in ("coverage_pool", "coverage_top", "set_sets",
+                                                                  "typical_top", "scan_top", "extend_each")]
+    check_settings(self, checks, {"margin": "select_margin", "ask_margin": "select_ask_margin",
+                                  "set_margin": "select_set_margin", "coverage_pool": None, "coverage_top": None,
+                                  "set_sets": None, "typical_top": None, "scan_top": None, "extend_each": None})
 
 
 @dataclasses.dataclass

@@ -12,7 +12,7 @@ import json
 
 from absl import app, flags, logging
 
-from tokenlabel_jax.errors import UserError, exit_on_user_error
+from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.sae import pipeline
 
@@ -59,12 +59,11 @@ def main(argv):
                                max_latents=f.max_latents, seed=f.seed)
   if not 0 < pc.heldout_fraction < 1:
     raise UserError(f"--heldout_fraction={pc.heldout_fraction} is not in (0, 1)", "use e.g. 0.1")
-  for name, ok, rule in (("k", f.k >= 1, "at least 1"), ("n_latents", f.n_latents >= 1, "at least 1"),
-                         ("sae_batch_size", f.sae_batch_size >= 1, "at least 1"),
-                         ("batch_size", f.batch_size >= 1, "at least 1"), ("n_active", f.n_active >= 1, "at least 1"),
-                         ("epochs", f.epochs > 0, "above 0"), ("learning_rate", f.learning_rate > 0, "above 0")):
-    if not ok:  # k=0 would compute activations for half an hour, then train an SAE that reconstructs nothing
-      raise UserError(f"--{name}={getattr(f, name)} is not allowed", f"use --{name} {rule}")
+  # k=0 would compute activations for half an hour, then train an SAE that reconstructs nothing
+  check_settings(f, [("k", f.k >= 1, "at least 1"), ("n_latents", f.n_latents >= 1, "at least 1"),
+                     ("sae_batch_size", f.sae_batch_size >= 1, "at least 1"),
+                     ("batch_size", f.batch_size >= 1, "at least 1"), ("n_active", f.n_active >= 1, "at least 1"),
+                     ("epochs", f.epochs > 0, "above 0"), ("learning_rate", f.learning_rate > 0, "above 0")])
   if pc.sae.k > pc.sae.n_latents:
     raise UserError(f"--k={pc.sae.k} exceeds --n_latents={pc.sae.n_latents}", "use k < n_latents")
   if pc.corpus != "debian" and not pipeline.os.path.isdir(pc.corpus):
