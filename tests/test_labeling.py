@@ -201,6 +201,19 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode == 2 and "log_every=0" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_score_cli_refuses_an_unwritable_output_before_it_scores(tmp_path):
+  """Was: a traceback after every label had been scored; now one message before the model loads."""
+  f = write_feature(tmp_path / "ok.jsonl")
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  for args, expect in (([f"--output={blocker}/sub/out.json"], "cannot write --output"),
+                       (["--vocab", "--top_k=0"], "--top_k=0")):
+    proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.score", f"--features={f}", "--labels=cat", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 2 and expect in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "loaded" not in proc.stderr  # refused before the model loads
+
+
 @pytest.mark.parametrize("field, value", [("n_heldout", 0), ("n_val", 0), ("log_every", 0), ("checkpoint_every", 0),
                                           ("seeds", 0), ("steps", -3), ("positive_fraction", 1.0),
                                           ("threshold", float("nan")), ("learning_rate", -0.1), ("negatives", "hard")])

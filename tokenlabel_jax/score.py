@@ -47,6 +47,10 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if not labels and not FLAGS.vocab:
     raise UserError("nothing to score", "pass --labels=word1,word2,... and/or --vocab")
+  if FLAGS.vocab and FLAGS.top_k < 1:
+    raise UserError(f"--top_k={FLAGS.top_k} lists no vocabulary label", "pass --top_k=1 or more")
+  if FLAGS.output:  # before the model loads and the scoring runs, not after
+    _check_writable(FLAGS.output)
   m = load_model(FLAGS.model)
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
@@ -67,10 +71,24 @@ def main(argv):
       if "vocab_top" in r:
         print("  vocabulary: " + ", ".join(f"{t!r} {a:.3f}" for t, a in r["vocab_top"]))
   if FLAGS.output:
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-      json.dump(results, f, indent=1, ensure_ascii=False)
+    try:
+      with open(FLAGS.output, "w") as f:
+        json.dump(results, f, indent=1, ensure_ascii=False)
+    except OSError as e:  # e.g. the disk filled during the run: the figures above are printed all the same
+      raise UserError(f"cannot write --output={FLAGS.output} ({e.strerror})", "free space or choose another path; "
+                      "the figures are printed above") from None
     print(f"wrote {FLAGS.output}", file=sys.stderr)
+
+
+def _check_writable(path: str) -> None:
+  folder = os.path.dirname(os.path.abspath(path))
+  try:
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, f".write_test.{os.getpid()}")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write --output={path} ({e.strerror})", "choose a path in a writable folder") from None
 
 
 if __name__ == "__main__":
