@@ -1,6 +1,9 @@
 """The dry run's memory figures agree with real arrays of a tiny model."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -39,3 +42,12 @@ def test_remat_shrinks_step_memory_per_example():
   remat = dry_run.estimate(dataclasses.replace(m.cfg, remat=True), jnp.float32, 8, 2, 2, 8, 16, 8)
   assert 0 < remat["step_gb_per_example"] < plain["step_gb_per_example"]
   assert remat["params_gb"] == plain["params_gb"] and remat["caches_gb"] == plain["caches_gb"]
+
+
+def test_cli_refuses_counts_below_one():
+  """Was: a table of figures for zero features; now one message naming the flag."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for flag in ("--features=0", "--model_parallel=0"):
+    proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.dry_run", flag], capture_output=True, text=True,
+                          cwd=root, timeout=120, check=False)
+    assert proc.returncode == 2 and f"{flag[2:]} is not allowed" in proc.stderr and "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from tokenlabel_jax import config as config_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 
 flags.DEFINE_string("preset", "llama-3-8b-instruct", f"One of {', '.join(config_lib.PRESETS)}.")
 flags.DEFINE_enum("dtype", "bfloat16", ["float32", "bfloat16"], "Parameter and cache dtype.")
@@ -109,6 +109,7 @@ def main(argv):
                     "lower --head_len")
   if FLAGS.suffix_len < 2:
     raise UserError("--suffix_len must be at least 2 (the label slot and an answer position)", "raise --suffix_len")
+  check_settings(FLAGS, [(n, getattr(FLAGS, n) >= 1, "at least 1") for n in ("features", "model_parallel")])
   e = estimate(cfg, dtype, FLAGS.batch_size, FLAGS.features, FLAGS.seeds, FLAGS.n_train, FLAGS.prefix_len,
                FLAGS.suffix_len, FLAGS.model_parallel, FLAGS.head_len)
   print(f"{cfg.name}, {FLAGS.dtype}, B={FLAGS.batch_size} F={FLAGS.features} S={FLAGS.seeds} "
