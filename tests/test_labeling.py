@@ -379,3 +379,20 @@ def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tin
   assert runfiles.summary_entry(got)["hint"] == got["hint"]  # summary.json: which of many features read context
   (word,) = labeling.label_features(tiny, [feature], namer, dataclasses.replace(LCFG, steps=0), str(tmp_path / "w"))
   assert "hint" not in word
+
+
+def test_an_unreadable_summary_is_rebuilt_from_the_results_beside_it(tmp_path, capsys):
+  """Was: a JSONDecodeError traceback on the next run; the result.json files hold everything summary.json keeps."""
+  from tokenlabel_jax import runfiles  # pylint: disable=import-outside-toplevel
+  for name, label in (("a", " dog"), ("b", None)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "result.json").write_text(json.dumps({"feature": name, "label": label, "heldout": {"auc": 0.9}}))
+  (tmp_path / "c").mkdir()
+  (tmp_path / "c" / "result.json").write_text("{cut")  # a feature whose own result is unreadable runs again
+  path = str(tmp_path / "summary.json")
+  runfiles.write_summary(path, {"a": {"label": " dog"}})
+  assert runfiles.read_summary(path) == {"a": {"label": " dog"}}
+  (tmp_path / "summary.json").write_text("{cut")
+  assert runfiles.read_summary(path) == {"a": {"label": " dog", "heldout": {"auc": 0.9}},
+                                         "b": {"label": None, "heldout": {"auc": 0.9}}}
+  assert "rebuilt from the 2 result.json files" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 
 def summary_entry(r: dict) -> dict:
@@ -13,10 +14,29 @@ def summary_entry(r: dict) -> dict:
 
 
 def read_summary(path: str) -> dict:
+  """The run's summary.json; an unreadable one (edited by hand, a full disk) is rebuilt from the result.json files
+  beside it, which hold everything it keeps, so no finished feature drops out of it."""
   if not os.path.exists(path):
     return {}
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      summary = json.load(f)
+    if isinstance(summary, dict):
+      return summary
+  except (OSError, ValueError):
+    pass
+  run_dir = os.path.dirname(path)
+  summary = {}
+  for name in sorted(os.listdir(run_dir)):
+    try:
+      with open(os.path.join(run_dir, name, "result.json"), encoding="utf-8") as f:
+        r = json.load(f)
+      summary[r.get("feature", name)] = summary_entry(r)
+    except (OSError, ValueError, AttributeError):  # no result here, or an unreadable one: that feature runs again
+      continue
+  print(f"warning: {path} was unreadable; rebuilt from the {len(summary)} result.json files beside it",
+        file=sys.stderr)
+  return summary
 
 
 def write_summary(path: str, summary: dict) -> None:
