@@ -224,6 +224,15 @@ def test_label_config_refuses_settings_that_break_a_run(field, value):
   opt_lib.LabelConfig(n_train=0)  # allowed: the scorer builds its splits without training examples
 
 
+@pytest.mark.parametrize("field, value", [("steps", "10"), ("threshold", None), ("seeds", 2.5), ("ent_anneal", 1),
+                                          ("seeds", True)])
+def test_label_config_refuses_a_value_of_the_wrong_kind(field, value):
+  """Was: a TypeError from the range checks, or a fractional count passed on; numpy numbers stay allowed."""
+  with pytest.raises(UserError, match=f"{field}=.* is not"):
+    opt_lib.LabelConfig(**{field: value})
+  opt_lib.LabelConfig(steps=np.int64(3), threshold=1, lam_ent=np.float32(0.1))
+
+
 def test_labeling_without_training_examples_is_refused_before_it_starts():
   for disc in ("judge", "namer"):  # the gradient run and the namer's choice rules both read training examples
     with pytest.raises(UserError, match="n_train=0"):

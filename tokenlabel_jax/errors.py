@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 import sys
 
 
@@ -49,3 +51,17 @@ def check_settings(settings, checks, flags=None) -> None:
       flag = (flags or {}).get(name, name)
       raise UserError(f"{name}={getattr(settings, name)!r} is not allowed",
                       f"give {name} {rule}" + (f" (--{flag})" if flag else ""))
+
+
+_KINDS = {bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,), str: (str,), tuple: (tuple, list)}
+_WORDS = {bool: "True or False", int: "an integer", float: "a number", str: "a string", tuple: "a tuple"}
+
+
+def check_types(settings) -> None:
+  """Raises a UserError where a field of the dataclass `settings` does not hold its default's kind of value (a string
+  for a count, None for a threshold), which the range checks would otherwise meet as a TypeError."""
+  for f in dataclasses.fields(settings):
+    value, kinds = getattr(settings, f.name), _KINDS.get(type(f.default))
+    if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and type(f.default) is not bool)):
+      kind = _WORDS[type(f.default)]
+      raise UserError(f"{f.name}={value!r} is not {kind}", f"give {f.name} {kind}, e.g. {f.default!r}")

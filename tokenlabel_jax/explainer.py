@@ -19,7 +19,7 @@ import numpy as np
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import generation
-from tokenlabel_jax.errors import UserError, check_settings
+from tokenlabel_jax.errors import UserError, check_settings, check_types
 
 # No example labels in the instruction: small models copy them (Qwen2.5-Coder-1.5B answered "animal", an example
 # of an earlier wording, for a feature of numbers).
@@ -43,6 +43,7 @@ class ExplainConfig:
 
   def __post_init__(self):
     """Refuses a setting that shows the explainer nothing or cannot generate, naming the field."""
+    check_types(self)
     checks = [("n_top", self.n_top >= 0, "at least 0"),
               ("n_quantile", self.n_quantile >= 0, "at least 0"), ("before", self.before >= 0, "at least 0"),
               ("after", self.after >= 0, "at least 0"), ("max_new", self.max_new >= 1, "at least 1"),

@@ -25,7 +25,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import objective
 from tokenlabel_jax import sharding
 from tokenlabel_jax.config import ModelConfig
-from tokenlabel_jax.errors import UserError, check_settings
+from tokenlabel_jax.errors import UserError, check_settings, check_types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,7 @@ class LabelConfig:
 
   def __post_init__(self):
     """Refuses a setting that would end in a traceback or in figures that mean nothing, naming the field."""
+    check_types(self)
     checks = [
         ("steps", self.steps >= 0, "at least 0"), ("seeds", self.seeds >= 1, "at least 1"),
         ("batch_size", self.batch_size >= 1, "at least 1"), ("top_k", self.top_k >= 1, "at least 1"),

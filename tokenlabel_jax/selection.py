@@ -38,7 +38,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax.errors import UserError, check_settings
+from tokenlabel_jax.errors import UserError, check_settings, check_types
 from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
 
 
@@ -74,6 +74,7 @@ class SelectConfig:
 
   def __post_init__(self):
     """Refuses a margin or a count that would end in a traceback (no finalist) or a silent no-op, naming the flag."""
+    check_types(self)
     def margin_ok(x):
       return x is None or (math.isfinite(x) and x >= 0)
     checks = [("margin", margin_ok(self.margin), "a number of at least 0"),
