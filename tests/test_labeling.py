@@ -206,7 +206,7 @@ def test_score_cli_refuses_an_unwritable_output_before_it_scores(tmp_path):
   f = write_feature(tmp_path / "ok.jsonl")
   blocker = tmp_path / "file"
   blocker.write_text("x")
-  for args, expect in (([f"--output={blocker}/sub/out.json"], "cannot write --output"),
+  for args, expect in (([f"--output={blocker}/sub/out.json"], "cannot write to --output"),
                        (["--vocab", "--top_k=0"], "--top_k=0")):
     proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.score", f"--features={f}", "--labels=cat", *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)

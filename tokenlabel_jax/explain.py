@@ -10,7 +10,6 @@ explained with the same settings are kept.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 from absl import app, flags, logging
@@ -21,6 +20,7 @@ from tokenlabel_jax import explainer
 from tokenlabel_jax import explaining
 from tokenlabel_jax import formats
 from tokenlabel_jax import report
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
@@ -50,11 +50,7 @@ def main(argv):
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
   refs = [w for w in FLAGS.reference_labels if w]  # a doubled or trailing comma gives an empty label: no label at all
   logging.set_verbosity(logging.WARNING)
-  try:
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
-                    ) from None
+  runfiles.check_writable(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
   runlock.acquire(FLAGS.output_dir, 0.0)
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:

@@ -144,14 +144,7 @@ def main(argv):
                         if f.name in FLAGS and getattr(FLAGS, f.name) is not None})
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
   writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
-  try:
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, f".write_test.{os.getpid()}")  # one per process of a multi-host job
-    open(probe, "w").close()
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"cannot write to --output_dir={FLAGS.output_dir} ({e.strerror})", "choose a writable directory"
-                    ) from None
+  runfiles.check_writable(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
   if writer:  # the processes of one multi-host job share the directory: the writer holds its lock
     runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   sweep.parse_values(FLAGS.lambda_sweep)  # fail before the model loads

@@ -6,11 +6,25 @@ import json
 import os
 import sys
 
+from tokenlabel_jax.errors import UserError
+
 
 def summary_entry(r: dict) -> dict:
   """What summary.json keeps of a feature's result.json."""
   return {k: r[k] for k in ("label", "best_candidate", "label_status", "hint", "token_ids", "probability", "heldout",
                             "references", "scorer", "source", "wall_time_s") if k in r}
+
+
+def check_writable(folder: str, what: str) -> None:
+  """Makes `folder` and writes a probe file in it (one per process of a multi-host job), so a launcher refuses an
+  unwritable destination before its work, not after; `what` names it in the message (e.g. "--output_dir=runs")."""
+  try:
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, f".write_test.{os.getpid()}")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write to {what} ({e.strerror})", "choose a writable directory") from None
 
 
 def read_summary(path: str) -> dict:

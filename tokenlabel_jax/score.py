@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
+from tokenlabel_jax import runfiles
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
@@ -50,7 +51,7 @@ def main(argv):
   if FLAGS.vocab and FLAGS.top_k < 1:
     raise UserError(f"--top_k={FLAGS.top_k} lists no vocabulary label", "pass --top_k=1 or more")
   if FLAGS.output:  # before the model loads and the scoring runs, not after
-    _check_writable(FLAGS.output)
+    runfiles.check_writable(os.path.dirname(os.path.abspath(FLAGS.output)), f"--output={FLAGS.output}")
   m = load_model(FLAGS.model)
   disc = disc_lib.get(FLAGS.discriminator or disc_lib.default_for(m.tokenizer, m.cfg))
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
@@ -75,20 +76,9 @@ def main(argv):
       with open(FLAGS.output, "w") as f:
         json.dump(results, f, indent=1, ensure_ascii=False)
     except OSError as e:  # e.g. the disk filled during the run: the figures above are printed all the same
-      raise UserError(f"cannot write --output={FLAGS.output} ({e.strerror})", "free space or choose another path; "
+      raise UserError(f"cannot write to --output={FLAGS.output} ({e.strerror})", "free space or choose another path; "
                       "the figures are printed above") from None
     print(f"wrote {FLAGS.output}", file=sys.stderr)
-
-
-def _check_writable(path: str) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  try:
-    os.makedirs(folder, exist_ok=True)
-    probe = os.path.join(folder, f".write_test.{os.getpid()}")
-    open(probe, "w").close()
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"cannot write --output={path} ({e.strerror})", "choose a path in a writable folder") from None
 
 
 if __name__ == "__main__":
