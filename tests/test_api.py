@@ -77,8 +77,9 @@ def test_a_scorer_scores_the_label_and_the_baselines_again(tiny_params):
   assert r.scorer["label"] == r.result["scorer"]["label"]["auc"]
   assert r.scorer["top_token"] == r.result["scorer"]["baselines"]["top_token"]["auc"]
   assert [r.scorer["label"], r.scorer["top_token"]] != pytest.approx([r.auc, r.baselines["top_token"][1]])
-  (plain,) = tl.label(m, {"toy": _records()}, discriminator="namer", references=["cat"], **SMALL)
+  (plain,) = tl.label(m, {"toy": _records()}, discriminator="namer", references="cat", **SMALL)
   assert plain.scorer == {} and plain.label == r.label
+  assert plain.references == pytest.approx({"cat": r.references["cat"]})  # one string is one label, not its letters
   with pytest.raises(tl.UserError, match="unknown discriminator 'likelyhood'"):
     tl.label(m, {"toy": _records()}, scorer="likelyhood")
 
@@ -92,6 +93,15 @@ def test_api_errors_are_user_errors(tiny_params, tmp_path):
     tl.label(m, {"toy": [(["a", "b"], [1.0])]})
   with pytest.raises(tl.UserError, match="cannot name a folder"):
     tl.label(m, {"../toy": _records()}, output_dir=tmp_path / "run")  # would write beside the run, not in it
+  toy = tl.as_features({"toy": _records()})[0]
+  with pytest.raises(tl.UserError, match="two features are named 'toy'"):  # would share one result folder
+    tl.label(m, [toy, toy], output_dir=tmp_path / "run")
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(tl.UserError, match="cannot write to output_dir"):  # was: FileExistsError
+    tl.label(m, {"toy": _records()}, output_dir=blocker)
+  with pytest.raises(tl.UserError, match="features_per_batch=0 is not allowed"):  # was: taken as 1
+    tl.explain(m, {"toy": _records()}, features_per_batch=0)
   with pytest.raises(tl.UserError, match="ModelConfig"):
     tl.model_from_params(model_lib.init_params(tl.ModelConfig.tiny(dim=32), __import__("jax").random.PRNGKey(0)),
                          cfg, tok)

@@ -199,6 +199,8 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode == 2 and "/nonexistent/model" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--steps=5", "--log_every=0")  # was: modulo by 0
   assert proc.returncode == 2 and "log_every=0" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--features_per_batch=0")  # was: taken as 1
+  assert proc.returncode == 2 and "features_per_batch=0 is not allowed" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_score_cli_refuses_an_unwritable_output_before_it_scores(tmp_path):
@@ -405,3 +407,12 @@ def test_an_unreadable_summary_is_rebuilt_from_the_results_beside_it(tmp_path, c
   assert runfiles.read_summary(path) == {"a": {"label": " dog", "heldout": {"auc": 0.9}},
                                          "b": {"label": None, "heldout": {"auc": 0.9}}}
   assert "rebuilt from the 2 result.json files" in capsys.readouterr().err
+
+
+def test_label_words_takes_labels_as_a_person_gives_them():
+  """One string is one label (a references="animal" scored its letters); empty entries from doubled commas and
+  repeats add no label; a non-string is refused by name."""
+  assert labeling.label_words("animal") == ["animal"]
+  assert labeling.label_words(["", "cat", "dog", "cat", ""]) == ["cat", "dog"]
+  with pytest.raises(UserError, match="label 3 is not a string"):
+    labeling.label_words(["cat", 3])

@@ -20,6 +20,8 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
+from tokenlabel_jax import records as records_lib
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.config import ModelConfig
@@ -115,15 +117,16 @@ def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
   if isinstance(features, Iterable):
     items = list(features)
     if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):
-      return [f for x in items for f in as_features(x)]
+      return records_lib.check_unique_names([f for x in items for f in as_features(x)], "features")
     return [formats.from_records(items, name)]
   raise UserError(f"cannot read features from a {type(features).__name__}",
                   "pass a path, Feature objects, {name: records} or a list of (tokens, activations) records")
 
 
 def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
-          output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), features_per_batch: int = 4,
-          resume: bool = True, scorer: str | disc_lib.DiscriminatorConfig | None = None, **config: Any) -> Results:
+          output_dir: str | os.PathLike | None = None, references: str | Sequence[str] = (),
+          features_per_batch: int = 4, resume: bool = True, scorer: str | disc_lib.DiscriminatorConfig | None = None,
+          **config: Any) -> Results:
   """Labels features; `config` sets `LabelConfig` fields (steps=, seeds=, n_train=, ...). Without steps=, the
   namer's one-token labels come from its exact vocabulary scan alone, as from the launcher. `scorer` (e.g.
   "likelihood", as --score_discriminator) scores the label, the references and the baselines again under a
@@ -141,12 +144,11 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
   scorer = _discriminator(scorer)
   lcfg = dataclasses.replace(lcfg, steps=labeling.default_steps(disc, lcfg, config.get("steps")))
+  references, per = labeling.label_words(references), _per_batch(features_per_batch)
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
-    out = os.fspath(output_dir) if output_dir is not None else tmp
-    os.makedirs(out, exist_ok=True)
+    out = _output_dir(output_dir, tmp)
     with runlock.hold(out):
       raw = []
-      per = max(1, features_per_batch)
       for start in range(0, len(feats), per):
         raw += labeling.label_features(model, feats[start:start + per], disc, lcfg, out, references,
                                        resume and output_dir is not None, scorer=scorer)
@@ -157,12 +159,28 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   return Results(LabelResult.from_result(r) for r in raw)
 
 
+def _output_dir(output_dir: str | os.PathLike | None, tmp: str) -> str:
+  """Where a run writes: `output_dir`, checked writable before any work, or the temporary `tmp`."""
+  if output_dir is None:
+    return tmp
+  out = os.fspath(output_dir)
+  runfiles.check_writable(out, f"output_dir={out!r}")
+  return out
+
+
+def _per_batch(features_per_batch: int) -> int:
+  if isinstance(features_per_batch, bool) or not isinstance(features_per_batch, int) or features_per_batch < 1:
+    raise UserError(f"features_per_batch={features_per_batch!r} is not allowed",
+                    "give features_per_batch a whole number of at least 1")
+  return features_per_batch
+
+
 def _discriminator(d: str | disc_lib.DiscriminatorConfig | None) -> disc_lib.DiscriminatorConfig | None:
   return d if d is None or isinstance(d, disc_lib.DiscriminatorConfig) else disc_lib.get(d)
 
 
 def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,
-            output_dir: str | os.PathLike | None = None, references: Sequence[str] = (), threshold: float = 0.0,
+            output_dir: str | os.PathLike | None = None, references: str | Sequence[str] = (), threshold: float = 0.0,
             features_per_batch: int = 4, resume: bool = True, label_config: Mapping[str, Any] | None = None,
             scorer: str | disc_lib.DiscriminatorConfig | None = None, **explain_config: Any) -> Results:
   """The LLM-explainer baseline on the same model: each feature's label written by the model from its
@@ -178,15 +196,13 @@ def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.Dis
   feats = as_features(features)
   disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
   scorer = _discriminator(scorer)
+  references, per = labeling.label_words(references), _per_batch(features_per_batch)
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
-    out = os.fspath(output_dir) if output_dir is not None else tmp
-    os.makedirs(out, exist_ok=True)
+    out = _output_dir(output_dir, tmp)
     with runlock.hold(out):
       lcfg = LabelConfig(**{**(label_config or {}), "threshold": threshold, "steps": 0})
-      raw = explaining.explain_features(model, feats, disc, lcfg, ecfg, out,
-                                        references, scorer, resume and output_dir is not None,
-                                        max(1, features_per_batch),
-                                        log=lambda s: None)
+      raw = explaining.explain_features(model, feats, disc, lcfg, ecfg, out, references, scorer,
+                                        resume and output_dir is not None, per, log=lambda s: None)
       if output_dir is not None:
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
         report.write_report(out)

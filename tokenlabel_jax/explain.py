@@ -19,10 +19,11 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import explainer
 from tokenlabel_jax import explaining
 from tokenlabel_jax import formats
+from tokenlabel_jax import labeling
 from tokenlabel_jax import report
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
-from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -48,7 +49,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
-  refs = [w for w in FLAGS.reference_labels if w]  # a doubled or trailing comma gives an empty label: no label at all
+  refs = labeling.label_words(FLAGS.reference_labels)
+  check_settings(FLAGS, [("features_per_batch", FLAGS.features_per_batch >= 1, "at least 1")])
   logging.set_verbosity(logging.WARNING)
   runfiles.check_writable(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
   runlock.acquire(FLAGS.output_dir, 0.0)
@@ -67,9 +69,8 @@ def main(argv):
   scorer = disc_lib.get(FLAGS.score_discriminator) if FLAGS.score_discriminator else None
   ecfg = dataclasses.replace(_E, samples=FLAGS.samples, n_top=FLAGS.n_top, n_quantile=FLAGS.n_quantile)
   results = explaining.explain_features(m, features, disc, LabelConfig(threshold=FLAGS.threshold, steps=0), ecfg,
-                                        FLAGS.output_dir, refs, scorer, FLAGS.resume,
-                                        max(1, FLAGS.features_per_batch), log=lambda s: print(s, file=sys.stderr,
-                                                                                               flush=True))
+                                        FLAGS.output_dir, refs, scorer, FLAGS.resume, FLAGS.features_per_batch,
+                                        log=lambda s: print(s, file=sys.stderr, flush=True))
   if results:
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)

@@ -23,7 +23,7 @@ from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax import sweep
-from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -135,7 +135,8 @@ def _feature_error(name: str, e: UserError) -> str:
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
-  refs = [w for w in FLAGS.reference_labels if w]  # a doubled or trailing comma gives an empty label: no label at all
+  refs = labeling.label_words(FLAGS.reference_labels)
+  check_settings(FLAGS, [("features_per_batch", FLAGS.features_per_batch >= 1, "at least 1")])
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   if FLAGS.compile_cache:  # about 90 programs for a namer run: ~10 s of compiling on 2 cores, paid once
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(FLAGS.compile_cache))
@@ -192,7 +193,7 @@ def main(argv):
     features = [f for f in features if f.name not in done]
   failed = []
   place = sharding.FeaturePlacer(mesh)
-  per = max(1, FLAGS.features_per_batch)
+  per = FLAGS.features_per_batch
   if FLAGS.warm_prompts and len(features) > per:
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
     keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, refs)

@@ -156,6 +156,16 @@ def allowed_tokens(m: LoadedModel, lcfg: opt_lib.LabelConfig) -> np.ndarray:
   return np.ones(m.cfg.vocab_size, bool)
 
 
+def label_words(labels: str | Sequence[str]) -> list[str]:
+  """Labels a person gave (references, `score --labels`): one string is one label, not its letters; an empty entry
+  (a doubled or trailing comma in a flag) is no label, and a repeat is scored once."""
+  labels = [labels] if isinstance(labels, str) else list(labels)
+  bad = [l for l in labels if not isinstance(l, str)]
+  if bad:
+    raise UserError(f"label {bad[0]!r} is not a string", "give labels as strings, e.g. ['animal', 'creature']")
+  return list(dict.fromkeys(l for l in labels if l))
+
+
 def default_steps(disc: disc_lib.DiscriminatorConfig, lcfg: opt_lib.LabelConfig, given: int | None) -> int:
   """The step count a run uses: the one given, else 0 where the exact scan suffices, else lcfg.steps. The launcher,
   `api.label` and the experiments all resolve it here, before any feature is labeled, so a run without training

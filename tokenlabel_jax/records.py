@@ -164,6 +164,19 @@ def _first_bad(items: list, ok) -> int:
   return next(i for i, x in enumerate(items) if not ok(x))
 
 
+def check_unique_names(features: list[Feature], where: str) -> list[Feature]:
+  """Each feature's results go to <output_dir>/<name>/: two features of one name would overwrite each other there (or
+  the second would resume from the first's results), so a name may appear once. The readers merge the records of
+  one name; this checks features gathered from several sources (the API's list of paths or Features)."""
+  seen = set()
+  for f in features:
+    if f.name in seen:
+      raise UserError(f"{where}: two features are named {f.name!r}",
+                      "give each feature its own name (records of one feature belong in one entry)")
+    seen.add(f.name)
+  return features
+
+
 def check_feature(feature: Feature, files: list[str]) -> None:
   """A feature must have both an active token (act > 0) and an inactive one, or there is nothing to describe."""
   where = ", ".join(files)

@@ -44,7 +44,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
-  labels = [w for w in FLAGS.labels if w]  # a doubled or trailing comma gives an empty label: no label at all
+  labels = labeling.label_words(FLAGS.labels)
   logging.set_verbosity(logging.WARNING)
   if not labels and not FLAGS.vocab:
     raise UserError("nothing to score", "pass --labels=word1,word2,... and/or --vocab")
