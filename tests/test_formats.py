@@ -3,6 +3,7 @@ explanations file written per run."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -51,6 +52,47 @@ def test_neuronpedia_export_rows(tmp_path):
   f.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + json.dumps(rows[2])[:-9] + "\n")
   with pytest.raises(UserError, match=r"(?s)batch-0.jsonl:4: invalid JSON .*fix: re-export the file"):
     data_lib.load_features(f)
+
+
+def test_gzip_files_and_a_byte_order_mark_read_as_the_plain_files(tmp_path):
+  """Neuronpedia's bulk exports come as .jsonl.gz and Windows tools write a byte-order mark: both read as the plain
+  file does (was: a UnicodeDecodeError traceback, and "invalid JSON" at the mark). A file that is no text, or a .gz
+  cut short, gets one message naming it."""
+  rows = [{"modelId": "gemma-2-2b", "layer": "20-res", "index": str(i), "tokens": t, "values": v} for i in (3, 9)
+          for t, v in SEQS]
+  text = "\n".join(json.dumps(r) for r in rows) + "\n"
+  (tmp_path / "plain").mkdir()
+  (tmp_path / "plain" / "batch-0.jsonl").write_text(text)
+  want = [(x.name, _as_dict(x)) for x in data_lib.load_features(tmp_path / "plain" / "batch-0.jsonl")]
+  (tmp_path / "packed").mkdir()
+  packed = tmp_path / "packed" / "batch-0.jsonl.gz"
+  packed.write_bytes(gzip.compress(text.encode()))
+  assert formats.detect(str(packed)) == "neuronpedia" and formats.detect(str(tmp_path / "packed")) == "mixed"
+  for source in (packed, tmp_path / "packed"):
+    assert [(x.name, _as_dict(x)) for x in data_lib.load_features(source)] == want
+  feature = json.dumps({"modelId": "m", "layer": "6", "index": "4",
+                        "activations": [{"tokens": t, "values": v} for t, v in SEQS]})
+  (tmp_path / "4.json.gz").write_bytes(gzip.compress(feature.encode()))
+  (feat,) = data_lib.load_features(tmp_path / "4.json.gz")
+  assert feat.name == "m@6_latent4" and _as_dict(feat) == SEQS
+  ours = write_feature(tmp_path / "toy.jsonl")
+  (tmp_path / "toys").mkdir()
+  (tmp_path / "toys" / "toy.jsonl.gz").write_bytes(gzip.compress(open(ours, "rb").read()))
+  (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + open(ours, "rb").read())
+  want = [(x.name, _as_dict(x)) for x in data_lib.load_features(ours)]
+  assert [(x.name, _as_dict(x)) for x in data_lib.load_features(tmp_path / "toys")] == want  # named by the stem
+  assert [_as_dict(x) for x in data_lib.load_features(tmp_path / "bom.jsonl")] == [d for _, d in want]
+  (tmp_path / "noise.jsonl").write_bytes(bytes(range(128, 256)) * 20)
+  with pytest.raises(UserError, match=r"(?s)noise.jsonl: cannot be read as UTF-8 text.*fix: pass the records"):
+    data_lib.load_features(tmp_path / "noise.jsonl")
+  (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(text.encode())[:-20])
+  with pytest.raises(UserError, match=r"(?s)cut.jsonl.gz: cannot be read as gzip-compressed UTF-8 text.*cut short"):
+    data_lib.load_features(tmp_path / "cut.jsonl.gz")
+  (tmp_path / "cut.json.gz").write_bytes(gzip.compress(feature.encode())[:-20])
+  with pytest.raises(UserError, match=r"cut.json.gz: not readable JSON \(EOFError"):
+    data_lib.load_features(tmp_path / "cut.json.gz")
+  proc = _run_cli(f"--features={tmp_path / 'noise.jsonl'}", f"--output_dir={tmp_path / 'out'}")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr and "cannot be read as UTF-8 text" in proc.stderr
 
 
 def test_sae_dashboard_batch(tmp_path):

@@ -62,13 +62,13 @@ def _is_delphi_dir(path: str) -> bool:
 
 
 def _first_json_line(file: str) -> Any:
-  with open(file, encoding="utf-8") as f:
-    for line in f:
-      if line.strip():
-        try:
+  try:
+    with records_lib.open_text(file) as f:
+      for line in f:
+        if line.strip():
           return json.loads(line)
-        except json.JSONDecodeError:
-          return None
+  except (json.JSONDecodeError, *records_lib.TEXT_READ_ERRORS):
+    return None  # read as this project's JSONL, whose reader names what is wrong
   return None
 
 
@@ -78,24 +78,20 @@ def detect(path: str) -> str:
     if _is_delphi_dir(path):
       return "delphi"
     names = [f for f in os.listdir(path) if os.path.isfile(os.path.join(path, f))]
-    if any(f.endswith(".json") for f in names) or any(
-        f.endswith(".jsonl") and detect(os.path.join(path, f)) != "jsonl" for f in names):
+    if any(records_lib.without_gz(f).endswith(".json") for f in names) or any(
+        records_lib.without_gz(f).endswith(".jsonl") and detect(os.path.join(path, f)) != "jsonl" for f in names):
       return "mixed"
     return "jsonl"
   if path.endswith(".safetensors"):
     return "delphi"
-  if path.endswith(".jsonl"):
+  kind = records_lib.without_gz(path)  # a .gz file is read decompressed
+  if kind.endswith(".jsonl"):
     first = _first_json_line(path)
     if isinstance(first, dict) and "values" in first and "activations" not in first and "tokens" in first:
       return "neuronpedia"
     return "jsonl"
-  if path.endswith(".json"):
-    try:
-      with open(path, encoding="utf-8") as f:
-        obj = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-      raise _unknown(path, f"not readable JSON: {e}") from None
-    return _detect_json(path, obj)
+  if kind.endswith(".json"):
+    return _detect_json(path, _load_json(path))
   return "jsonl"  # records.py reports what is wrong with it
 
 
@@ -132,7 +128,7 @@ def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[
     pairs = []
     for f in sorted(os.listdir(path)):
       full = os.path.join(path, f)
-      if os.path.isfile(full) and f.endswith((".json", ".jsonl")):
+      if os.path.isfile(full) and records_lib.without_gz(f).endswith((".json", ".jsonl")):
         pairs += [(feat.name, r) for feat in load(full, subject_tokenizer) for r in feat.records]
     return _group(pairs, path)
   if kind == "delphi":
@@ -163,10 +159,11 @@ def _record(tokens: Any, values: Any, where: str, name: str) -> tuple[str, recor
 
 def _load_json(path: str) -> Any:
   try:
-    with open(path, encoding="utf-8") as f:
+    with records_lib.open_text(path) as f:
       return json.load(f)
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise UserError(f"{path}: not readable JSON ({e})", "re-export the file") from None
+  except (OSError, json.JSONDecodeError, *records_lib.TEXT_READ_ERRORS) as e:
+    raise UserError(f"{path}: not readable JSON ({type(e).__name__}: {e})",
+                    "re-export the file as UTF-8 JSON, as it is or gzip-compressed (*.gz)") from None
 
 
 def _name(source: str, index: Any) -> str:
@@ -181,9 +178,9 @@ def _np_source(obj: dict[str, Any], default: str) -> str:
 
 
 def _read_neuronpedia(path: str) -> list[tuple[str, records_lib.Record]]:
-  stem = os.path.splitext(os.path.basename(path))[0]
+  stem = records_lib.stem(path)
   out = []
-  if path.endswith(".jsonl"):  # export rows: one activation record per line, with its feature's ids
+  if records_lib.without_gz(path).endswith(".jsonl"):  # export rows: one record a line, with its feature's ids
     for where, row in records_lib.jsonl_rows(path, "re-export the file"):
       if not isinstance(row, dict) or "tokens" not in row or "values" not in row:
         raise UserError(f"{where}: a Neuronpedia export row needs \"tokens\" and \"values\"", "re-export the file")
@@ -212,7 +209,7 @@ def _token_value_records(acts: list, where: str, name: str, fix: str) -> list[tu
 
 
 def _read_sae_dashboard(path: str) -> list[tuple[str, records_lib.Record]]:
-  stem = os.path.splitext(os.path.basename(path))[0]
+  stem = records_lib.stem(path)
   out = []
   batches = _load_json(path)
   for batch in batches if isinstance(batches, list) else [batches]:
@@ -228,7 +225,7 @@ def _read_sae_dashboard(path: str) -> list[tuple[str, records_lib.Record]]:
 
 
 def _read_openai(path: str) -> list[tuple[str, records_lib.Record]]:
-  stem = os.path.splitext(os.path.basename(path))[0]
+  stem = records_lib.stem(path)
   out = []
   objs = _load_json(path)
   for obj in objs if isinstance(objs, list) else [objs]:

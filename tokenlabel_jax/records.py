@@ -10,16 +10,20 @@ reads any format; splitting and sampling are in data.py.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import math
 import os
-from typing import Any, Iterator
+import zlib
+from typing import IO, Any, Iterator
 
 import numpy as np
 
 from tokenlabel_jax.errors import UserError
 
 SPLITS = ("train", "heldout")
+# What reading a file that is not UTF-8 text (or a broken .gz) raises, beyond the OSError of a missing file.
+TEXT_READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -55,7 +59,7 @@ def load_jsonl(path: str | os.PathLike) -> list[Feature]:
     raise UserError(f"{path}: no such file or directory",
                     "pass a .jsonl file of activation records or a directory of them")
   if os.path.isdir(path):
-    files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".jsonl"))
+    files = sorted(os.path.join(path, f) for f in os.listdir(path) if without_gz(f).endswith(".jsonl"))
     files = [f for f in files if os.path.isfile(f)]
     if not files:
       raise UserError(f"{path}: directory holds no .jsonl file",
@@ -76,26 +80,53 @@ def load_jsonl(path: str | os.PathLike) -> list[Feature]:
   return features
 
 
+def open_text(file: str) -> IO[str]:
+  """A file the readers read as text: UTF-8 with or without a byte-order mark (Windows tools write one), decompressed
+  when named *.gz (Neuronpedia's bulk exports are .jsonl.gz)."""
+  if file.endswith(".gz"):
+    return gzip.open(file, "rt", encoding="utf-8-sig")
+  return open(file, encoding="utf-8-sig")
+
+
+def without_gz(name: str) -> str:
+  """The name a .gz file has decompressed ("a.jsonl.gz" -> "a.jsonl"), which says its format and its feature."""
+  return name[:-3] if name.endswith(".gz") else name
+
+
+def stem(file: str) -> str:
+  """The file's name without folder, .gz and extension: the feature name of records that give none."""
+  return os.path.splitext(os.path.basename(without_gz(file)))[0]
+
+
+def unreadable(file: str, e: Exception) -> UserError:
+  packed = "gzip-compressed " if file.endswith(".gz") else ""
+  return UserError(f"{file}: cannot be read as {packed}UTF-8 text ({type(e).__name__}: {e})",
+                   "pass the records as UTF-8 JSON text, as it is or gzip-compressed (*.gz); unpack other archives "
+                   "first, or re-export the file if it was cut short")
+
+
 def jsonl_rows(file: str, fix: str) -> Iterator[tuple[str, Any]]:
   """("file:line", decoded value) per non-blank line of a JSONL file (blank lines still count); a line that is not
-  JSON ends with a message naming it and `fix`."""
-  with open(file, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      where = f"{file}:{lineno}"
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})", fix) from None
-      yield where, obj
+  JSON ends with a message naming it and `fix`, a file that is not text with one naming the file."""
+  try:
+    with open_text(file) as f:
+      for lineno, line in enumerate(f, start=1):
+        if not line.strip():
+          continue
+        where = f"{file}:{lineno}"
+        try:
+          obj = json.loads(line)
+        except json.JSONDecodeError as e:
+          raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})", fix) from None
+        yield where, obj
+  except TEXT_READ_ERRORS as e:
+    raise unreadable(file, e) from None
 
 
 def _read_file(file: str) -> list[tuple[str, Record]]:
   """Parses one JSONL file into (feature name, record) pairs."""
-  stem = os.path.splitext(os.path.basename(file))[0]
   fix = "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}"
-  out = [parse_record(obj, where, stem) for where, obj in jsonl_rows(file, fix)]
+  out = [parse_record(obj, where, stem(file)) for where, obj in jsonl_rows(file, fix)]
   if not out:
     raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
   return out
