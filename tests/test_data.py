@@ -145,6 +145,20 @@ def test_feature_without_negative(tmp_path):
   assert "'always'" in e.what and "no negative" in e.what
 
 
+def test_a_threshold_beyond_every_activation_names_the_threshold_not_the_data():
+  """Was: "split 'train' has no positive example ... add records", when no record could help."""
+  f = make_feature([[0.0, 3.0, 0.5], [0.0, 1.0], [2.0, 0.0], [0.0, 0.0]])
+  with pytest.raises(UserError) as e:
+    data.sample_examples(f, n=10, split="train", seed=0, threshold=3.0)
+  assert "no activation is above the threshold 3 (the highest is 3)" in e.value.what
+  assert e.value.fix == "lower --threshold below 3"
+  with pytest.raises(UserError) as e:
+    data.sample_examples(make_feature([[0.5, 3.0], [1.0, 2.0]]), n=10, split="train", seed=0, threshold=0.25)
+  assert "every activation is above the threshold 0.25 (the lowest is 0.5)" in e.value.what
+  assert e.value.fix == "raise --threshold to at least 0.5"
+  assert len(data.sample_examples(f, n=10, split="train", seed=0, threshold=2.5)) == 10  # one token above: still drawn
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Targets.
 

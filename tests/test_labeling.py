@@ -218,7 +218,8 @@ def test_score_cli_refuses_an_unwritable_output_before_it_scores(tmp_path):
 
 @pytest.mark.parametrize("field, value", [("n_heldout", 0), ("n_val", 0), ("log_every", 0), ("checkpoint_every", 0),
                                           ("seeds", 0), ("steps", -3), ("positive_fraction", 1.0),
-                                          ("threshold", float("nan")), ("learning_rate", -0.1), ("negatives", "hard")])
+                                          ("threshold", float("nan")), ("threshold", 1e40), ("learning_rate", -0.1),
+                                          ("negatives", "hard")])
 def test_label_config_refuses_settings_that_break_a_run(field, value):
   with pytest.raises(UserError) as e:
     opt_lib.LabelConfig(**{field: value})

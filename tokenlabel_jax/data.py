@@ -160,6 +160,14 @@ def sample_examples(feature: Feature, *, n: int, split: str, seed: int, positive
   if n < 0:
     raise ValueError(f"n={n} is negative")
   explicit = any(r.split is not None for r in feature.records)
+  highest = max(float(r.activations.max()) for r in feature.records)
+  lowest = min(float(r.activations.min()) for r in feature.records)
+  if positive_fraction > 0 and highest <= threshold:  # no split can help: the threshold is the problem
+    raise UserError(f"feature {feature.name!r}: no activation is above the threshold {threshold:g} (the highest is "
+                    f"{highest:g})", f"lower --threshold below {highest:g}")
+  if positive_fraction < 1 and lowest > threshold:
+    raise UserError(f"feature {feature.name!r}: every activation is above the threshold {threshold:g} (the lowest is "
+                    f"{lowest:g}), so there is no negative example", f"raise --threshold to at least {lowest:g}")
   feature = assign_splits(feature, heldout_fraction, split_seed, threshold)
   tgt = targets(feature, target_mode, threshold, scale_quantile)
 

@@ -27,6 +27,8 @@ from tokenlabel_jax import sharding
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError, check_settings, check_types
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelConfig:
@@ -74,7 +76,8 @@ class LabelConfig:
         ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a number of at least 0"),
         ("lam_ent", math.isfinite(self.lam_ent) and self.lam_ent >= 0, "a number of at least 0"),
         ("lam_kl", math.isfinite(self.lam_kl) and self.lam_kl >= 0, "a number of at least 0"),
-        ("threshold", math.isfinite(self.threshold), "a finite number"),
+        ("threshold", math.isfinite(self.threshold) and abs(self.threshold) <= _FLOAT32_MAX,
+         "a finite number within float32 range (activations are float32)"),
         ("positive_fraction", 0 < self.positive_fraction < 1, "between 0 and 1 (both kinds are needed for an AUC)"),
         ("target_scale_quantile", 0 < self.target_scale_quantile <= 1, "in (0, 1]"),
         ("forcing", self.forcing in ("none", "straight_through", "gumbel"), "none, straight_through or gumbel"),
