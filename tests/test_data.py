@@ -117,6 +117,7 @@ def test_empty_file(tmp_path):
     ([GOOD, rec([" a"], [0.0], feature=3)], ":2", ['"feature"']),
     ([GOOD, rec([" a"], [0.0], feature="layer5/12")], ":2", ["'layer5/12'", "folder"]),  # was: a nested folder
     ([GOOD, rec([" a"], [0.0], feature="..")], ":2", ["'..'", "folder"]),  # was: results beside --output_dir
+    ([GOOD, rec([" a"], [0.0], feature="ü" * 101)], ":2", ["202 bytes", "too long"]),  # was: OSError after labeling
 ])
 def test_bad_record_names_line_and_field(tmp_path, lines, where, words):
   what = error_of(tmp_path, lines).what

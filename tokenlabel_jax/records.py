@@ -22,6 +22,7 @@ import numpy as np
 from tokenlabel_jax.errors import UserError
 
 SPLITS = ("train", "heldout")
+MAX_NAME_BYTES = 200  # a feature's name is a folder's, and file systems allow 255 bytes (the explanations add ".txt")
 # What reading a file that is not UTF-8 text (or a broken .gz) raises, beyond the OSError of a missing file.
 TEXT_READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile)
 
@@ -177,6 +178,10 @@ def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
     hint = "".join("-" if c in "/\\\0" else c for c in name).lstrip(".") or "feature"
     raise UserError(f"{where}: feature name {name!r} cannot name a folder of --output_dir (each feature's results "
                     "go to <output_dir>/<feature>/)", f"use a name without /, \\ or a leading dot, e.g. {hint!r}")
+  if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:  # file systems allow 255 bytes per folder name
+    raise UserError(f"{where}: feature name {name[:40]!r}... is {len(name.encode('utf-8', 'surrogatepass'))} bytes "
+                    f"long, too long for the folder <output_dir>/<feature>/",
+                    f"use a name of at most {MAX_NAME_BYTES} bytes")
   return name, Record(tuple(tokens), values, split, where)
 
 
