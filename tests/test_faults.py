@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ import pytest
 import tinymodel
 from test_labeling import LCFG, ROOT, _run_cli, write_feature
 from tokenlabel_jax import data as data_lib
+from tokenlabel_jax import errors
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import runlock
@@ -144,3 +147,28 @@ def test_checkpoint_of_other_shapes_is_refused_not_moved(tiny, feature, tmp_path
   with pytest.raises(UserError, match="other settings"):
     labeling.label_feature(tiny, feature, disc, dataclasses.replace(LCFG, seeds=3), str(out))
   assert sorted(os.listdir(out / "checkpoints")) == ["12", "8"]
+
+
+@pytest.mark.model
+def test_ctrl_c_ends_a_run_with_one_line_and_keeps_its_checkpoints(tmp_path):
+  """Was: a KeyboardInterrupt traceback from inside JAX. Ctrl-C (SIGINT) mid-run now ends with one line saying what
+  is kept, exit status 130, and the checkpoints written before it stay for the next run to resume from."""
+  feats = write_feature(tmp_path / "toy.jsonl")
+  out = tmp_path / "out"
+  proc = subprocess.Popen([sys.executable, "-m", "tokenlabel_jax.label", f"--features={feats}", f"--output_dir={out}",
+                           "--steps=100000", "--checkpoint_every=2", "--log_every=1", "--seeds=1", "--n_train=16",
+                           "--n_val=8", "--n_heldout=8"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+  try:
+    seen = []
+    for line in proc.stderr:  # wait until the gradient run has passed a checkpoint
+      seen.append(line)
+      if re.search(r"step\s+[4-9]\b", line):
+        break
+    assert proc.poll() is None, "".join(seen)[-2000:]
+    proc.send_signal(signal.SIGINT)
+    err = "".join(seen) + proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err[-2000:]
+  finally:
+    proc.kill()
+  assert "Traceback" not in err and errors.INTERRUPTED in err, err[-2000:]
+  assert os.listdir(out / "toy" / "checkpoints")  # the work done is kept

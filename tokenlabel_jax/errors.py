@@ -16,8 +16,13 @@ class UserError(Exception):
     super().__init__(f"{what}" + (f"\n  fix: {fix}" if fix else ""))
 
 
+INTERRUPTED = ("interrupted: files written so far are kept (finished features, checkpoints, the SAE's cached stages); "
+               "the same command resumes from them")
+
+
 def exit_on_user_error(fn):
-  """Wraps an absl `main`: a UserError becomes one message on stderr and exit status 2, never a traceback."""
+  """Wraps an absl `main`: a UserError becomes one message on stderr and exit status 2, never a traceback; Ctrl-C
+  one line saying what is kept, and status 130 (the shell's for SIGINT)."""
 
   def wrapped(*args, **kwargs):
     try:
@@ -25,6 +30,9 @@ def exit_on_user_error(fn):
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
+    except KeyboardInterrupt:
+      print(f"\n{INTERRUPTED}", file=sys.stderr)
+      sys.exit(130)
 
   wrapped.__name__ = getattr(fn, "__name__", "main")
   wrapped.__doc__ = fn.__doc__
