@@ -44,10 +44,12 @@ def test_remat_shrinks_step_memory_per_example():
   assert remat["params_gb"] == plain["params_gb"] and remat["caches_gb"] == plain["caches_gb"]
 
 
-def test_cli_refuses_counts_below_one():
-  """Was: a table of figures for zero features; now one message naming the flag."""
+def test_cli_refuses_counts_below_one_and_stray_arguments():
+  """Was: a table of figures for zero features, and a stray argument (a flag without --) ignored; now one message
+  naming the flag."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  for flag in ("--features=0", "--model_parallel=0"):
+  for flag, expect in (("--features=0", "features=0 is not allowed"), ("--model_parallel=0",
+                       "model_parallel=0 is not allowed"), ("batch_size=8", "unexpected arguments ['batch_size=8']")):
     proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.dry_run", flag], capture_output=True, text=True,
                           cwd=root, timeout=120, check=False)
-    assert proc.returncode == 2 and f"{flag[2:]} is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and expect in proc.stderr and "Traceback" not in proc.stderr

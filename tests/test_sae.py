@@ -349,6 +349,12 @@ def test_cli_errors_are_one_message(tmp_path):
           and "Traceback" not in proc.stderr)
   proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}", "--model=/nonexistent/m")
   assert proc.returncode == 2 and "/nonexistent/m" in proc.stderr and "Traceback" not in proc.stderr
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  proc = _run_cli(f"--output_dir={blocker}/o", f"--corpus={tmp_path}")  # was: a traceback, before any work
+  assert proc.returncode == 2 and "cannot write to --output_dir" in proc.stderr and "Traceback" not in proc.stderr
+  proc = _run_cli(f"--output_dir={tmp_path}/o", "--k=abc")  # exits 2 as every launcher's bad flag does (absl: 1)
+  assert proc.returncode == 2 and "--k=abc" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.corpora

@@ -13,7 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import app, flags, logging
 
 from tokenlabel_jax import config as config_lib
 from tokenlabel_jax import discriminators as disc_lib
@@ -101,7 +101,9 @@ def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1, H=0) -> d
 
 @exit_on_user_error
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  logging.set_verbosity(logging.WARNING)  # jax notes at INFO that it found no TPU
   cfg = dataclasses.replace(config_lib.preset(FLAGS.preset), remat=FLAGS.remat)
   dtype = jnp.bfloat16 if FLAGS.dtype == "bfloat16" else jnp.float32
   if not 0 <= FLAGS.head_len < FLAGS.prefix_len:

@@ -12,7 +12,8 @@ import json
 
 from absl import app, flags, logging
 
-from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error
+from tokenlabel_jax import runfiles
+from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.sae import pipeline
 
@@ -69,6 +70,7 @@ def main(argv):
   if pc.corpus != "debian" and not pipeline.os.path.isdir(pc.corpus):
     raise UserError(f"--corpus={pc.corpus}: neither 'debian' nor a directory",
                     "pass --corpus=debian or a folder of .txt")
+  runfiles.check_writable(f.output_dir, f"--output_dir={f.output_dir}")  # before half an hour of activations
   m = load_model(f.model)
   result = pipeline.run(m, pc, f.output_dir)
   print(json.dumps(result["sae"], indent=1))
@@ -77,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
