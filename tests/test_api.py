@@ -102,6 +102,10 @@ def test_api_errors_are_user_errors(tiny_params, tmp_path):
     tl.label(m, {"toy": _records()}, output_dir=blocker)
   with pytest.raises(tl.UserError, match="features_per_batch=0 is not allowed"):  # was: taken as 1
     tl.explain(m, {"toy": _records()}, features_per_batch=0)
+  with pytest.raises(tl.UserError, match="missing.gguf"):  # a pathlib.Path is a path (was: AttributeError .lower)
+    tl.load_model(tmp_path / "missing.gguf")
+  with pytest.raises(tl.UserError, match="model=5 is a int"):
+    tl.load_model(5)
   with pytest.raises(tl.UserError, match="ModelConfig"):
     tl.model_from_params(model_lib.init_params(tl.ModelConfig.tiny(dim=32), __import__("jax").random.PRNGKey(0)),
                          cfg, tok)

@@ -31,10 +31,13 @@ from tokenlabel_jax.loading import load_model as _load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 
-def load_model(model: str | None = None, dtype: str = "float32", verbose: bool = False) -> LoadedModel:
+def load_model(model: str | os.PathLike | None = None, dtype: str = "float32", verbose: bool = False) -> LoadedModel:
   """A model as `--model` takes it: None for the default, a packaged model's name (e.g. 'qwen2.5-coder-1.5b'), a
-  Hugging Face or Flax directory, a .gguf file."""
-  return _load_model(model, dtype, verbose=verbose)
+  Hugging Face or Flax directory, a .gguf file (a str or a pathlib.Path)."""
+  if model is not None and not isinstance(model, (str, os.PathLike)):
+    raise UserError(f"model={model!r} is a {type(model).__name__}", "pass a model's name or path as a string, or None "
+                    "for the default")
+  return _load_model(None if model is None else os.fspath(model), dtype, verbose=verbose)
 
 
 def model_from_params(params: Mapping[str, Any], cfg: ModelConfig, tokenizer: Any, name: str = "custom"
