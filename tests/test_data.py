@@ -136,9 +136,14 @@ def test_negative_only_feature(tmp_path):
   assert "'quiet'" in e.what and "negative-only" in e.what and "quiet.jsonl" in e.what
 
 
-def test_negative_only_feature_among_others(tmp_path):
-  e = error_of(tmp_path, [GOOD, rec([" a"], [0.0], feature="dead")])
-  assert "'dead'" in e.what and "negative-only" in e.what
+def test_negative_only_feature_among_others_is_skipped_with_a_warning(tmp_path, capsys):
+  """An export of many SAE latents holds some that never fire: those are skipped by name, not the run refused (was:
+  one dead latent among thousands stopped everything). When none can be labeled, the first one's problem is the
+  error (test_negative_only_feature)."""
+  f = write(tmp_path / "x.jsonl", [GOOD, rec([" a"], [0.0], feature="dead"), rec([" b"], [2.0], feature="always")])
+  assert [x.name for x in data.load_features(f)] == ["x"]
+  err = capsys.readouterr().err
+  assert "skipped 2 of 3 features" in err and "'dead', 'always'" in err and "negative-only" in err
 
 
 def test_feature_without_negative(tmp_path):

@@ -48,6 +48,10 @@ def test_neuronpedia_export_rows(tmp_path):
   assert [x.name for x in feats] == ["gemma-2-2b@20-gemmascope-res-16k_latent3",
                                      "gemma-2-2b@20-gemmascope-res-16k_latent9"]
   assert all(_as_dict(x) == SEQS for x in feats)
+  # A latent that never fires in the export is skipped with a warning; the others are read.
+  dead = dict(rows[0], index="5", values=[0.0] * len(rows[0]["tokens"]))
+  f.write_text("\n".join(json.dumps(r) for r in [*rows, dead]) + "\n")
+  assert [x.name for x in data_lib.load_features(f)] == [x.name for x in feats]
   # An export cut short (a killed download): the message names the line, counting blank lines, and the fix.
   f.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n" + json.dumps(rows[2])[:-9] + "\n")
   with pytest.raises(UserError, match=r"(?s)batch-0.jsonl:4: invalid JSON .*fix: re-export the file"):

@@ -116,7 +116,8 @@ def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
   if isinstance(features, data_lib.Feature):
     return [features]
   if isinstance(features, Mapping) and not formats.looks_like_record(features):
-    return [formats.from_records(recs, str(k)) for k, recs in features.items()]
+    feats = [formats.from_records(recs, str(k), check=False) for k, recs in features.items()]
+    return records_lib.check_features(feats, lambda f: [f.name]) if feats else []
   if isinstance(features, Iterable):
     items = list(features)
     if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):

@@ -138,16 +138,15 @@ def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[
   return _group(pairs, path)
 
 
-def _group(pairs: Iterable[tuple[str, records_lib.Record]], where: str) -> list[records_lib.Feature]:
+def _group(pairs: Iterable[tuple[str, records_lib.Record]], where: str, check: bool = True
+           ) -> list[records_lib.Feature]:
   by_name: dict[str, list[records_lib.Record]] = {}
   for name, record in pairs:
     by_name.setdefault(name, []).append(record)
   if not by_name:
     raise UserError(f"{where}: holds no activation records", "export the features' top activations first")
   features = [records_lib.Feature(name, tuple(records)) for name, records in by_name.items()]
-  for feature in features:
-    records_lib.check_feature(feature, [where])
-  return features
+  return records_lib.check_features(features, lambda f: [where]) if check else features
 
 
 def _record(tokens: Any, values: Any, where: str, name: str) -> tuple[str, records_lib.Record]:
@@ -364,9 +363,10 @@ def looks_like_record(obj: Any) -> bool:
   return isinstance(obj, dict) and "tokens" in obj and ("activations" in obj or "values" in obj)
 
 
-def from_records(records: Any, name: str) -> records_lib.Feature:
+def from_records(records: Any, name: str, check: bool = True) -> records_lib.Feature:
   """One feature from in-memory records: (tokens, activations) pairs or dicts with "tokens" and "activations" (or
-  "values"); activations may be lists or numpy arrays."""
+  "values"); activations may be lists or numpy arrays. `check=False` leaves `records.check_features` to the caller,
+  which reads several."""
   records = list(records)
   pairs = []
   for i, rec in enumerate(records):
@@ -386,4 +386,4 @@ def from_records(records: Any, name: str) -> records_lib.Feature:
     if split is not None:
       obj["split"] = split
     pairs.append(records_lib.parse_record(obj, where, name))
-  return _group(pairs, name)[0]
+  return _group(pairs, name, check)[0]

@@ -14,8 +14,9 @@ import gzip
 import json
 import math
 import os
+import sys
 import zlib
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
@@ -76,9 +77,7 @@ def load_jsonl(path: str | os.PathLike) -> list[Feature]:
       if file not in files_of.setdefault(name, []):
         files_of[name].append(file)
   features = [Feature(name, tuple(records)) for name, records in by_name.items()]
-  for feature in features:
-    check_feature(feature, files_of[feature.name])
-  return features
+  return check_features(features, lambda f: files_of[f.name])
 
 
 def open_text(file: str) -> IO[str]:
@@ -211,6 +210,27 @@ def check_unique_names(features: list[Feature], where: str) -> list[Feature]:
                       "give each feature its own name (records of one feature belong in one entry)")
     seen.add(f.name)
   return features
+
+
+def check_features(features: list[Feature], files_of: Callable[[Feature], list[str]]) -> list[Feature]:
+  """The features `check_feature` passes. An export of thousands of SAE latents holds some that never fire: those are
+  skipped with one warning naming them, not the whole run refused; when no feature passes, the first one's problem
+  is the error."""
+  kept, problems = [], []
+  for feature in features:
+    try:
+      check_feature(feature, files_of(feature))
+      kept.append(feature)
+    except UserError as e:
+      problems.append((feature.name, e))
+  if not kept:
+    raise problems[0][1]
+  if problems:
+    names = ", ".join(repr(n) for n, _ in problems[:8])
+    names += f" and {len(problems) - 8} more" if len(problems) > 8 else ""
+    print(f"warning: skipped {len(problems)} of {len(features)} features with nothing to describe (no token above "
+          f"0, or none at or below it): {names}; the first: {problems[0][1].what}", file=sys.stderr)
+  return kept
 
 
 def check_feature(feature: Feature, files: list[str]) -> None:
