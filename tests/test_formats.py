@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import helpers
 import tinymodel
-from test_labeling import LCFG, _run_cli, write_feature
+from test_labeling import LCFG, ROOT, _run_cli, write_feature
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import formats
@@ -167,6 +169,47 @@ def test_delphi_latent_cache(tmp_path):
   bare, _, _ = _write_delphi(tmp_path / "bare", with_tokens=False)
   with pytest.raises(UserError, match="tokens"):
     data_lib.load_features(bare, subject_tokenizer=str(tok_dir))
+
+
+def test_jsonl_of_token_ids_reads_through_the_subject_tokenizer(tmp_path):
+  """Pipelines often save token ids: JSONL records whose "tokens" are ids read as the strings the subject tokenizer
+  gives them (as for delphi caches), and without --subject_tokenizer the message says to pass it."""
+  tok_dir = tmp_path / "tok"
+  tok = helpers.word_tokenizer()
+  tok.save_pretrained(str(tok_dir))
+  ids = [[tok.convert_tokens_to_ids(w) for w in words] for words in (["dog", "cat", "sat"], ["mat", "dog"])]
+  rows = [{"tokens": ids[0], "activations": [1.0, 0.0, 0.0]}, {"tokens": ids[1], "activations": [0.0, 2.0]}]
+  (tmp_path / "dogs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  (feat,) = data_lib.load_features(tmp_path / "dogs.jsonl", subject_tokenizer=str(tok_dir))
+  assert [list(r.tokens) for r in feat.records] == [[tok.decode([i]) for i in row] for row in ids]
+  assert [list(r.tokens) for r in feat.records][1] == ["mat", "dog"]
+  with pytest.raises(UserError, match=r'(?s)dogs.jsonl:1: field "tokens" holds token ids.*--subject_tokenizer'):
+    data_lib.load_features(tmp_path / "dogs.jsonl")
+  rows[1]["tokens"] = [ids[1][0], 10**6]
+  (tmp_path / "dogs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  with pytest.raises(UserError, match=r"dogs.jsonl:2: token id 1000000 is outside the subject tokenizer's"):
+    data_lib.load_features(tmp_path / "dogs.jsonl", subject_tokenizer=str(tok_dir))
+
+
+@pytest.mark.model
+def test_score_reads_token_ids_through_its_subject_tokenizer_flag(tmp_path):
+  """`score --subject_tokenizer` (label's flag, now also score's and explain's) on a JSONL of ids."""
+  tok_dir = tmp_path / "tok"
+  tok = helpers.word_tokenizer()
+  tok.save_pretrained(str(tok_dir))
+  rows = []
+  for k in range(24):  # "dog"/"cat" fire, the other words do not
+    words = [helpers.WORDS[(k + j) % len(helpers.WORDS)] for j in range(5)]
+    rows.append({"tokens": [tok.convert_tokens_to_ids(w) for w in words],
+                 "activations": [1.0 if w in ("dog", "cat") else 0.0 for w in words]})
+  (tmp_path / "pets.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  proc = subprocess.run([sys.executable, "-m", "tokenlabel_jax.score", f"--features={tmp_path / 'pets.jsonl'}",
+                         f"--subject_tokenizer={tok_dir}", "--labels=animal", "--n_val=8", "--n_heldout=8",
+                         f"--output={tmp_path / 'out.json'}"], capture_output=True, text=True, cwd=ROOT,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  (r,) = json.load(open(tmp_path / "out.json"))
+  assert r["feature"] == "pets" and r["baselines"]["top_token"]["label"] in ("dog", "cat")
 
 
 def test_unknown_format_lists_known_ones(tmp_path):

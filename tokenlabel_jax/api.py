@@ -109,10 +109,12 @@ class Results(list):
     return super().__getitem__(key)
 
 
-def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
-  """Paths, `Feature`s, {name: records}, or one feature's records -> checked `Feature`s (see `formats.from_records`)."""
+def as_features(features: Any, name: str = "feature", subject_tokenizer: str | os.PathLike | None = None
+                ) -> list[data_lib.Feature]:
+  """Paths, `Feature`s, {name: records}, or one feature's records -> checked `Feature`s (see `formats.from_records`).
+  `subject_tokenizer`, a tokenizer directory, turns files' token ids into strings (as --subject_tokenizer)."""
   if isinstance(features, (str, os.PathLike)):
-    return data_lib.load_features(features)
+    return data_lib.load_features(features, None if subject_tokenizer is None else os.fspath(subject_tokenizer))
   if isinstance(features, data_lib.Feature):
     return [features]
   if isinstance(features, Mapping) and not formats.looks_like_record(features):
@@ -121,7 +123,8 @@ def as_features(features: Any, name: str = "feature") -> list[data_lib.Feature]:
   if isinstance(features, Iterable):
     items = list(features)
     if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):
-      return records_lib.check_unique_names([f for x in items for f in as_features(x)], "features")
+      return records_lib.check_unique_names([f for x in items for f in as_features(x, name, subject_tokenizer)],
+                                            "features")
     return [formats.from_records(items, name)]
   raise UserError(f"cannot read features from a {type(features).__name__}",
                   "pass a path, Feature objects, {name: records} or a list of (tokens, activations) records")

@@ -65,7 +65,7 @@ def load_features(path: str | os.PathLike, subject_tokenizer: str | None = None)
   path = os.fspath(path)
   if os.path.exists(path) and formats.detect(path) != "jsonl":
     return formats.load(path, subject_tokenizer)
-  return records_lib.load_jsonl(path)
+  return records_lib.load_jsonl(path, subject_tokenizer)
 
 
 # ----------------------------------------------------------------------------------------------------------------

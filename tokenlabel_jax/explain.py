@@ -22,6 +22,7 @@ from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
 from tokenlabel_jax import report
 from tokenlabel_jax import runfiles
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import runlock
 from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
@@ -30,6 +31,7 @@ from tokenlabel_jax.optimization import LabelConfig
 _E = explainer.ExplainConfig()
 flags.DEFINE_string("model", None, "Explainer and discriminator model: " + MODEL_HELP)
 flags.DEFINE_string("features", None, "Activation data, as `label` reads it.", required=True)
+flags.DEFINE_string("subject_tokenizer", None, subject_tokens.FLAG_HELP)
 flags.DEFINE_string("output_dir", None, "Where results go.", required=True)
 flags.DEFINE_list("only", [], "Explain only these feature names.")
 flags.DEFINE_string("discriminator", None, f"Scores the label: one of {', '.join(disc_lib.PRESETS)}; default: as "
@@ -57,7 +59,7 @@ def main(argv):
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:
       disc_lib.get(name)  # fail before the model loads
-  features = data_lib.load_features(FLAGS.features)
+  features = data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer)
   if FLAGS.only:
     features = [f for f in features if f.name in FLAGS.only]
     if not features:

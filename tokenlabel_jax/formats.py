@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
 from tokenlabel_jax import records as records_lib
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax.errors import UserError
 
 FORMATS = {
@@ -123,7 +124,7 @@ def load(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[
     raise UserError(f"{path}: no such file or directory", "pass activation data: " + known_formats())
   kind = detect(path)
   if kind == "jsonl":
-    return records_lib.load_jsonl(path)
+    return records_lib.load_jsonl(path, subject_tokenizer)
   if kind == "mixed":
     pairs = []
     for f in sorted(os.listdir(path)):
@@ -246,32 +247,6 @@ def _read_openai(path: str) -> list[tuple[str, records_lib.Record]]:
   return out
 
 
-def _subject_tokenizer(spec: str | None, config_dirs: Sequence[str]):
-  """The subject model's tokenizer (delphi caches store token ids): `spec`, else a local `model_name` of the cache's
-  config.json, else a tokenizer.json in the cache directory."""
-  from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
-  candidates = [spec] if spec else []
-  for d in config_dirs:
-    try:
-      with open(os.path.join(d, "config.json"), encoding="utf-8") as f:
-        model_name = json.load(f).get("model_name")
-      if model_name and os.path.isdir(model_name):
-        candidates.append(model_name)
-    except (OSError, ValueError, AttributeError):
-      pass
-    if os.path.isfile(os.path.join(d, "tokenizer.json")):
-      candidates.append(d)
-  for c in candidates:
-    try:
-      return AutoTokenizer.from_pretrained(c, local_files_only=True)
-    except Exception as e:  # pylint: disable=broad-except
-      if c == spec:
-        raise UserError(f"cannot load the subject tokenizer {spec} ({type(e).__name__})",
-                        "pass a local directory with the subject model's tokenizer files") from None
-  raise UserError("this delphi cache stores token ids, and no tokenizer for them was found",
-                  "pass --subject_tokenizer=DIR (the subject model's tokenizer files; no model hub is used)")
-
-
 def _read_delphi(path: str, subject_tokenizer: str | None, max_active: int = 400, max_inactive: int = 100
                  ) -> list[tuple[str, records_lib.Record]]:
   """Per latent: the sequences where it fires (strongest first, up to `max_active`) plus up to `max_inactive` where
@@ -303,7 +278,8 @@ def _read_delphi(path: str, subject_tokenizer: str | None, max_active: int = 400
     if loc.size and (loc[:, 0].max() >= tokens.shape[0] or loc[:, 1].max() >= tokens.shape[1]):
       raise UserError(f"{file}: locations point outside the {tokens.shape} token array", "re-run delphi's cache")
     if tok is None:
-      tok = _subject_tokenizer(subject_tokenizer, [os.path.dirname(os.path.abspath(file)), path])
+      tok = subject_tokens.load_tokenizer(subject_tokenizer, [os.path.dirname(os.path.abspath(file)), path],
+                                          "this delphi cache stores token ids")
     ids = np.unique(tokens)
     strings = {int(i): tok.decode([int(i)]) for i in ids}
     for latent in np.unique(loc[:, 2]):

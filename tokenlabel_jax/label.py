@@ -22,6 +22,7 @@ from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import sweep
 from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
@@ -31,8 +32,7 @@ _D = LabelConfig()
 flags.DEFINE_string("model", None, "Discriminator model: " + MODEL_HELP)
 flags.DEFINE_string("features", None, "Activation data: .jsonl records, a Neuronpedia / SAEDashboard / OpenAI "
                     "neuron-explainer JSON, a delphi latent cache, or a directory of them.", required=True)
-flags.DEFINE_string("subject_tokenizer", None, "Tokenizer directory of the model the activations come from, where "
-                    "the data stores token ids (delphi caches).")
+flags.DEFINE_string("subject_tokenizer", None, subject_tokens.FLAG_HELP)
 flags.DEFINE_string("output_dir", None, "Where results, plots and checkpoints go.", required=True)
 flags.DEFINE_list("only", [], "Label only these feature names.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")

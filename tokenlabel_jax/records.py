@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import json
 import math
+import numbers
 import os
 import sys
 import zlib
@@ -20,6 +21,7 @@ from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax.errors import UserError
 
 SPLITS = ("train", "heldout")
@@ -49,9 +51,9 @@ class Feature:
   records: tuple[Record, ...]
 
 
-def load_jsonl(path: str | os.PathLike) -> list[Feature]:
+def load_jsonl(path: str | os.PathLike, subject_tokenizer: str | None = None) -> list[Feature]:
   """Reads a .jsonl file of records or a directory of them (sorted by name); every problem is a UserError naming file
-  and line.
+  and line. Tokens stored as ids are decoded with `subject_tokenizer` (a tokenizer directory).
 
   Records without a `feature` field belong to a feature named after their file's stem; records of the same feature
   in several files are merged, in file order. Features are returned in order of first appearance.
@@ -71,8 +73,9 @@ def load_jsonl(path: str | os.PathLike) -> list[Feature]:
 
   by_name: dict[str, list[Record]] = {}
   files_of: dict[str, list[str]] = {}
+  decode = subject_tokens.IdDecoder(subject_tokenizer) if subject_tokenizer else None
   for file in files:
-    for name, record in _read_file(file):
+    for name, record in _read_file(file, decode):
       by_name.setdefault(name, []).append(record)
       if file not in files_of.setdefault(name, []):
         files_of[name].append(file)
@@ -123,17 +126,19 @@ def jsonl_rows(file: str, fix: str) -> Iterator[tuple[str, Any]]:
     raise unreadable(file, e) from None
 
 
-def _read_file(file: str) -> list[tuple[str, Record]]:
+def _read_file(file: str, decode: subject_tokens.IdDecoder | None = None) -> list[tuple[str, Record]]:
   """Parses one JSONL file into (feature name, record) pairs."""
   fix = "write one JSON object per line, e.g. {\"tokens\": [\" a\"], \"activations\": [0.0]}"
-  out = [parse_record(obj, where, stem(file)) for where, obj in jsonl_rows(file, fix)]
+  out = [parse_record(obj, where, stem(file), decode) for where, obj in jsonl_rows(file, fix)]
   if not out:
     raise UserError(f"{file}: file is empty (no records)", "write one JSON record per line, or remove the file")
   return out
 
 
-def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
-  """Checks one decoded line and turns it into a Record; `where` is "file:line" for messages."""
+def parse_record(obj: Any, where: str, default_name: str, decode: subject_tokens.IdDecoder | None = None
+                 ) -> tuple[str, Record]:
+  """Checks one decoded line and turns it into a Record; `where` is "file:line" for messages. Token ids become
+  strings through `decode`; without it they are refused with a message saying what to pass."""
   if not isinstance(obj, dict):
     raise UserError(f"{where}: record is a JSON {type(obj).__name__}, not an object",
                     "each line must be an object with fields \"tokens\" and \"activations\"")
@@ -142,6 +147,11 @@ def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
       raise UserError(f"{where}: field \"{field}\" is missing",
                       "each record needs \"tokens\" (list of strings) and \"activations\" (one number per token)")
   tokens, acts = obj["tokens"], obj["activations"]
+  if isinstance(tokens, list) and tokens and all(_is_int(t) for t in tokens):
+    if decode is None:
+      raise UserError(f"{where}: field \"tokens\" holds token ids ({', '.join(map(str, tokens[:3]))}, ...), not "
+                      "strings", subject_tokens.FIX + "; or export the tokens as strings")
+    tokens = decode(tokens, where)
   if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
     bad = _first_bad(tokens, lambda t: isinstance(t, str)) if isinstance(tokens, list) else None
     detail = f"token {bad} is {json.dumps(tokens[bad])}" if bad is not None else f"got a {type(tokens).__name__}"
@@ -182,6 +192,10 @@ def parse_record(obj: Any, where: str, default_name: str) -> tuple[str, Record]:
                     f"long, too long for the folder <output_dir>/<feature>/",
                     f"use a name of at most {MAX_NAME_BYTES} bytes")
   return name, Record(tuple(tokens), values, split, where)
+
+
+def _is_int(x: Any) -> bool:
+  return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _is_number(x: Any) -> bool:

@@ -18,12 +18,14 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import runfiles
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
 flags.DEFINE_string("model", None, "Discriminator model: " + MODEL_HELP)
 flags.DEFINE_string("features", None, "Activation records: a .jsonl file or a directory.", required=True)
+flags.DEFINE_string("subject_tokenizer", None, subject_tokens.FLAG_HELP)
 flags.DEFINE_list("labels", [], "Candidate labels to score.")
 flags.DEFINE_string("discriminator", None, f"One of {', '.join(disc_lib.PRESETS)}; default: measured per model.")
 flags.DEFINE_bool("vocab", False, "Also rank every single-token label of the vocabulary exactly (namer only).")
@@ -58,7 +60,7 @@ def main(argv):
   lcfg = LabelConfig(n_train=0, n_val=FLAGS.n_val, n_heldout=FLAGS.n_heldout, seed=FLAGS.seed,
                      threshold=FLAGS.threshold, negatives=FLAGS.negatives)
   results = []
-  for feature in data_lib.load_features(FLAGS.features):
+  for feature in data_lib.load_features(FLAGS.features, FLAGS.subject_tokenizer):
     for d in [disc] + ([scorer] if scorer else []):
       r = labeling.score_feature(m, feature, d, labels, lcfg, FLAGS.vocab and d is disc, FLAGS.top_k)
       results.append(r)
