@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -277,6 +278,7 @@ def test_cli_warms_prompts_once_for_a_run_of_several_batches(tmp_path):
                   f"--compile_cache={tmp_path / 'xla'}")
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "prompt passes:" in proc.stderr
+  assert re.search(r"features 2-2 of 2 \(\d+\.\d min so far, about \d+\.\d min left\): two", proc.stderr)
   # No --steps with the namer: the exact scan alone, said on the terminal and in the result.
   assert "no gradient run" in proc.stderr
   r = json.load(open(out / "one" / "result.json"))

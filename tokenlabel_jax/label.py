@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 
 import jax
 from absl import app, flags, logging
@@ -198,10 +199,14 @@ def main(argv):
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
     keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, refs)
     labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log, labeling.uses_train_prompts(lcfg, scfg))
+  t0 = time.monotonic()
   for start in range(0, len(features), per):
     group = features[start:start + per]
-    if writer:
-      print(f"features {start + 1}-{start + len(group)} of {len(features)}: {', '.join(f.name for f in group)}",
+    if writer:  # a run of thousands of latents takes tens of minutes: say how many are left (the first batch compiles)
+      spent = time.monotonic() - t0
+      pace = (f" ({spent / 60:.1f} min so far, about {spent / start * (len(features) - start) / 60:.1f} min left)"
+              if start else "")
+      print(f"features {start + 1}-{start + len(group)} of {len(features)}{pace}: {', '.join(f.name for f in group)}",
             file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, refs,
