@@ -115,6 +115,20 @@ def test_api_errors_are_user_errors(tiny_params, tmp_path):
                          cfg, tok)
 
 
+def test_records_of_token_ids_read_through_a_subject_tokenizer(tmp_path):
+  """In-memory records may hold ids (a numpy array from a pipeline): as_features(..., subject_tokenizer=DIR) turns
+  them into the subject tokenizer's strings; without it the message says to pass it."""
+  import helpers  # pylint: disable=import-outside-toplevel
+  tok = helpers.word_tokenizer()
+  tok.save_pretrained(str(tmp_path / "tok"))
+  ids = np.asarray([tok.convert_tokens_to_ids(w) for w in ("the", "dog", "sat")])
+  records = [(ids, [0.0, 1.0, 0.0]), (ids[::-1], [0.0, 1.0, 0.0])]
+  (f,) = tl.as_features({"dogs": records}, subject_tokenizer=tmp_path / "tok")
+  assert [list(r.tokens) for r in f.records] == [["the", "dog", "sat"], ["sat", "dog", "the"]]
+  with pytest.raises(tl.UserError, match="holds token ids"):
+    tl.as_features(records)
+
+
 def readme_example() -> str:
   text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
   section = text[text.index("## Python API"):]

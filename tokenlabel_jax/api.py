@@ -23,6 +23,7 @@ from tokenlabel_jax import labeling
 from tokenlabel_jax import records as records_lib
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError
@@ -112,20 +113,21 @@ class Results(list):
 def as_features(features: Any, name: str = "feature", subject_tokenizer: str | os.PathLike | None = None
                 ) -> list[data_lib.Feature]:
   """Paths, `Feature`s, {name: records}, or one feature's records -> checked `Feature`s (see `formats.from_records`).
-  `subject_tokenizer`, a tokenizer directory, turns files' token ids into strings (as --subject_tokenizer)."""
+  `subject_tokenizer`, a tokenizer directory, turns token ids into strings (as --subject_tokenizer)."""
+  spec = None if subject_tokenizer is None else os.fspath(subject_tokenizer)
   if isinstance(features, (str, os.PathLike)):
-    return data_lib.load_features(features, None if subject_tokenizer is None else os.fspath(subject_tokenizer))
+    return data_lib.load_features(features, spec)
   if isinstance(features, data_lib.Feature):
     return [features]
+  decode = subject_tokens.IdDecoder(spec) if spec else None
   if isinstance(features, Mapping) and not formats.looks_like_record(features):
-    feats = [formats.from_records(recs, str(k), check=False) for k, recs in features.items()]
+    feats = [formats.from_records(recs, str(k), check=False, decode=decode) for k, recs in features.items()]
     return records_lib.check_features(feats, lambda f: [f.name]) if feats else []
   if isinstance(features, Iterable):
     items = list(features)
     if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):
-      return records_lib.check_unique_names([f for x in items for f in as_features(x, name, subject_tokenizer)],
-                                            "features")
-    return [formats.from_records(items, name)]
+      return records_lib.check_unique_names([f for x in items for f in as_features(x, name, spec)], "features")
+    return [formats.from_records(items, name, decode=decode)]
   raise UserError(f"cannot read features from a {type(features).__name__}",
                   "pass a path, Feature objects, {name: records} or a list of (tokens, activations) records")
 

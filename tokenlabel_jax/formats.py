@@ -339,10 +339,11 @@ def looks_like_record(obj: Any) -> bool:
   return isinstance(obj, dict) and "tokens" in obj and ("activations" in obj or "values" in obj)
 
 
-def from_records(records: Any, name: str, check: bool = True) -> records_lib.Feature:
+def from_records(records: Any, name: str, check: bool = True, decode: subject_tokens.IdDecoder | None = None
+                 ) -> records_lib.Feature:
   """One feature from in-memory records: (tokens, activations) pairs or dicts with "tokens" and "activations" (or
-  "values"); activations may be lists or numpy arrays. `check=False` leaves `records.check_features` to the caller,
-  which reads several."""
+  "values"); activations may be lists or numpy arrays, tokens strings or ids (with `decode`). `check=False` leaves
+  `records.check_features` to the caller, which reads several."""
   records = list(records)
   pairs = []
   for i, rec in enumerate(records):
@@ -361,5 +362,5 @@ def from_records(records: Any, name: str, check: bool = True) -> records_lib.Fea
     obj = {"tokens": tokens, "activations": acts}
     if split is not None:
       obj["split"] = split
-    pairs.append(records_lib.parse_record(obj, where, name))
+    pairs.append(records_lib.parse_record(obj, where, name, decode))
   return _group(pairs, name, check)[0]
