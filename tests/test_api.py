@@ -149,3 +149,42 @@ def test_readme_example_runs(tmp_path, monkeypatch):
   assert r.baselines["top_token"][0] in ("dog", "cat", "horse", "cow", "sheep", "goat", "duck", "mouse", "lion",
                                          "tiger", "bear", "wolf")  # the commonest word at the peaks: a member
   assert r.baselines["random_word"][1] < r.auc
+
+
+def test_from_arrays_makes_features_from_a_pipelines_arrays(tiny_params):
+  """N x S tokens (ids or strings) and N x S x F activations -> one Feature per firing latent, with the dashboard's
+  contexts split by context; a latent that never fires is skipped; the features label as any others."""
+  rng = np.random.default_rng(0)
+  vocab = ["the", "a", "dog", "cat", "ran", "sat", "on", "mat", "big", "red"]
+  ids_NxS = rng.integers(0, len(vocab), (80, 6))
+  acts = np.zeros((80, 6, 3), np.float32)
+  acts[..., 0] = np.isin(ids_NxS, [2, 3]) * rng.uniform(0.5, 3.0, (80, 6))  # fires on dog and cat
+  acts[..., 1] = (ids_NxS == 5) * 1.0  # on sat
+  feats = tl.from_arrays(ids_NxS, acts, names=["pets", "sat", "dead"], subject_tokenizer=vocab, n_active=10)
+  assert [f.name for f in feats] == ["pets", "sat"]  # "dead" never fires: skipped
+  pets = feats[0]
+  texts = {tuple(r.tokens) for r in pets.records}
+  assert texts <= {tuple(vocab[i] for i in row) for row in ids_NxS}  # whole contexts, ids decoded
+  assert {r.split for r in pets.records} == {"train", "heldout"}
+  for r in pets.records:  # each record's activations are the feature's, and fire only on its words
+    assert all((a > 0) == (t in ("dog", "cat")) for t, a in zip(r.tokens, r.activations))
+  held = {tuple(r.tokens) for r in pets.records if r.split == "heldout"}
+  assert not held & {tuple(r.tokens) for r in pets.records if r.split == "train"}  # split by context
+  assert 10 <= len(held) <= round(0.25 * 80)  # drawn from the held-out quarter of the contexts
+  strings = tl.from_arrays(np.asarray(vocab)[ids_NxS], acts, names=["pets", "sat", "dead"], n_active=10)
+  for a, b in zip(strings, feats, strict=True):  # strings give what ids give
+    assert [(r.tokens, r.activations.tolist(), r.split) for r in a.records] == \
+        [(r.tokens, r.activations.tolist(), r.split) for r in b.records]
+  (one,) = tl.from_arrays(ids_NxS, acts[..., 0], subject_tokenizer=vocab, n_active=10)  # N x S: one feature
+  assert one.name == "feature_0" and [r.tokens for r in one.records] == [r.tokens for r in pets.records]
+  with pytest.raises(tl.UserError, match="token ids"):
+    tl.from_arrays(ids_NxS, acts)
+  with pytest.raises(tl.UserError, match="token id 9 is outside the 9 strings"):
+    tl.from_arrays(ids_NxS, acts, subject_tokenizer=vocab[:9])
+  with pytest.raises(tl.UserError, match="heldout_fraction=1"):
+    tl.from_arrays(ids_NxS, acts, subject_tokenizer=vocab, heldout_fraction=1)
+  with pytest.raises(tl.UserError, match="do not fit"):
+    tl.from_arrays(ids_NxS[:, :5], acts, subject_tokenizer=vocab)
+  params, cfg, tok = tiny_params
+  (r,) = tl.label(tl.model_from_params(params, cfg, tok), feats[:1], discriminator="namer", **SMALL)
+  assert r.feature == "pets" and 0.0 <= r.auc <= 1.0

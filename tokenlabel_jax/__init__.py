@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 _API = {
     "load_model": "tokenlabel_jax.api", "model_from_params": "tokenlabel_jax.api", "label": "tokenlabel_jax.api",
     "explain": "tokenlabel_jax.api",
-    "as_features": "tokenlabel_jax.api", "LabelResult": "tokenlabel_jax.api", "Results": "tokenlabel_jax.api",
+    "as_features": "tokenlabel_jax.api", "from_arrays": "tokenlabel_jax.api", "LabelResult": "tokenlabel_jax.api", "Results": "tokenlabel_jax.api",
     "ModelConfig": "tokenlabel_jax.config", "LabelConfig": "tokenlabel_jax.optimization",
     "LoadedModel": "tokenlabel_jax.loading", "Feature": "tokenlabel_jax.data", "UserError": "tokenlabel_jax.errors",
     "write_report": "tokenlabel_jax.report",

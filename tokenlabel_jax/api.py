@@ -13,8 +13,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import os
+import sys
 import tempfile
 from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
@@ -25,6 +28,7 @@ from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import tokenizer as tokenizer_lib
+from tokenlabel_jax.sae import export as export_lib
 from tokenlabel_jax.config import ModelConfig
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import LoadedModel
@@ -130,6 +134,64 @@ def as_features(features: Any, name: str = "feature", subject_tokenizer: str | o
     return [formats.from_records(items, name, decode=decode)]
   raise UserError(f"cannot read features from a {type(features).__name__}",
                   "pass a path, Feature objects, {name: records} or a list of (tokens, activations) records")
+
+
+def from_arrays(tokens_NxS: Any, acts_NxSxF: Any, names: Sequence[str] | None = None,
+                subject_tokenizer: str | os.PathLike | Sequence[str] | None = None, threshold: float = 0.0,
+                heldout_fraction: float = 0.25, seed: int = 0, **export: Any) -> list[data_lib.Feature]:
+  """Features from the arrays a research pipeline holds: tokens (N contexts x S positions, strings or ids) and dense
+  activations (N x S x F, or N x S for one feature). Each feature gets the contexts an SAE dashboard would show (its
+  strongest and quantile-sampled activating contexts, near misses, random ones; `sae.export.ExportConfig` fields as
+  keywords, e.g. n_active=), split into training and held-out by context. Ids become strings through
+  `subject_tokenizer`: a tokenizer directory, or the list of every id's string. A feature that fires in too few
+  contexts of either split is skipped with a warning."""
+  tokens_NxS, acts = np.asarray(tokens_NxS), np.asarray(acts_NxSxF, np.float32)
+  acts_NxSxF = acts[..., None] if acts.ndim == 2 else acts
+  if tokens_NxS.ndim != 2 or acts_NxSxF.ndim != 3 or acts_NxSxF.shape[:2] != tokens_NxS.shape:
+    raise UserError(f"tokens {tokens_NxS.shape} and activations {acts.shape} do not fit",
+                    "give tokens as N x S and activations as N x S x F (or N x S for one feature)")
+  n, _, n_feats = acts_NxSxF.shape
+  names = [f"feature_{j}" for j in range(n_feats)] if names is None else [str(x) for x in names]
+  if len(names) != n_feats:
+    raise UserError(f"{len(names)} names for {n_feats} features", "give one name per feature (the last axis)")
+  unknown = sorted(set(export) - {f.name for f in dataclasses.fields(export_lib.ExportConfig)})
+  if unknown:
+    raise UserError(f"unknown setting(s) {unknown}", "use fields of tokenlabel_jax.sae.export.ExportConfig")
+  cfg = export_lib.ExportConfig(**{"seed": seed, **export})
+  if not 0 < heldout_fraction < 1:
+    raise UserError(f"heldout_fraction={heldout_fraction} is not in (0, 1)", "use e.g. 0.25")
+  if tokens_NxS.dtype.kind in "iu":  # ids: index a table of strings
+    ids = np.unique(tokens_NxS)
+    if isinstance(subject_tokenizer, (str, os.PathLike)):
+      strings = dict(zip(ids.tolist(), subject_tokens.IdDecoder(os.fspath(subject_tokenizer))(ids, "tokens_NxS")))
+    elif subject_tokenizer is not None:
+      bad = [i for i in (int(ids.min()), int(ids.max())) if not 0 <= i < len(subject_tokenizer)]
+      if bad:
+        raise UserError(f"token id {bad[0]} is outside the {len(subject_tokenizer)} strings given as "
+                        "subject_tokenizer", "give every id's string, in id order")
+      strings = {i: subject_tokenizer[i] for i in ids.tolist()}
+    else:
+      raise UserError("tokens_NxS holds token ids", "pass subject_tokenizer=DIR (the subject model's tokenizer "
+                      "files) or the list of every id's string")
+    table = [strings.get(i, "") for i in range(int(ids.max()) + 1)]
+  else:  # strings: numbered, so that near misses find the words a feature fires on elsewhere
+    table, inverse = np.unique(tokens_NxS.astype(str), return_inverse=True)
+    table, tokens_NxS = table.tolist(), inverse.reshape(tokens_NxS.shape)
+  heldout_N = np.random.default_rng([seed, n]).permutation(n) < round(heldout_fraction * n)
+  feats, skipped = [], []
+  for j, name in enumerate(names):
+    recs = export_lib.feature_records(name, acts_NxSxF[:, :, j], tokens_NxS, table, heldout_N, threshold, cfg, j)
+    if recs is None:
+      skipped.append(name)
+    else:
+      feats.append(formats.from_records(recs, name, check=False))
+  if skipped and not feats:
+    raise UserError(f"no feature fires (activation > {threshold:g}) in {cfg.min_active} or more contexts of both "
+                    f"splits: {records_lib.some_names(skipped)}", "pass more contexts, or lower the threshold")
+  if skipped:
+    print(f"warning: skipped {len(skipped)} of {n_feats} features that fire in fewer than {cfg.min_active} contexts "
+          f"of a split: {records_lib.some_names(skipped)}", file=sys.stderr)
+  return records_lib.check_features(feats, lambda f: [f.name])
 
 
 def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.DiscriminatorConfig | None = None,

@@ -240,11 +240,15 @@ def check_features(features: list[Feature], files_of: Callable[[Feature], list[s
   if not kept:
     raise problems[0][1]
   if problems:
-    names = ", ".join(repr(n) for n, _ in problems[:8])
-    names += f" and {len(problems) - 8} more" if len(problems) > 8 else ""
     print(f"warning: skipped {len(problems)} of {len(features)} features with nothing to describe (no token above "
-          f"0, or none at or below it): {names}; the first: {problems[0][1].what}", file=sys.stderr)
+          f"0, or none at or below it): {some_names([n for n, _ in problems])}; the first: {problems[0][1].what}",
+          file=sys.stderr)
   return kept
+
+
+def some_names(names: list[str], k: int = 8) -> str:
+  """The first k names, quoted, and how many more: a warning about thousands of latents stays one line."""
+  return ", ".join(repr(n) for n in names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
 
 
 def check_feature(feature: Feature, files: list[str]) -> None:
