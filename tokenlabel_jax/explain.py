@@ -22,8 +22,8 @@ from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
 from tokenlabel_jax import report
 from tokenlabel_jax import runfiles
-from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import runlock
+from tokenlabel_jax import subject_tokens
 from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
