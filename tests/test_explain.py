@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -104,12 +105,17 @@ def test_a_killed_run_resumes_with_the_features_it_lacks(tiny, tmp_path, answers
   feats = _features(tmp_path, 3)
   out = tmp_path / "run"
   answers["texts"] = ["cat", "dog", KeyboardInterrupt]  # killed while decoding the third feature
+  lines = []
   with pytest.raises(KeyboardInterrupt):
-    explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lambda s: None)
+    explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lines.append)
+  assert re.fullmatch(rf"features 2-2 of 3 \(\d+\.\d min so far, about \d+\.\d min left\): {feats[1].name}",
+                      [l for l in lines if l.startswith("features 2-2")][0])
   assert (out / feats[1].name / "result.json").is_file() and not (out / feats[2].name).exists()
   answers["texts"], answers["calls"] = ["owl"], 0
-  again = explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lambda s: None)
+  lines.clear()
+  again = explaining.explain_features(tiny, feats, *_run_args(), str(out), per_batch=1, log=lines.append)
   assert answers["calls"] == 1  # only the missing feature was explained again
+  assert lines[0].startswith("resuming: 2 of 3") and lines[1] == f"features 1-1 of 1: {feats[2].name}"
   assert [r["best_candidate"] for r in again] == ["cat", "dog", "owl"]
   changed = explaining.explain_features(tiny, feats[:1], *_run_args(samples=2), str(out), per_batch=1,
                                         log=lambda s: None)

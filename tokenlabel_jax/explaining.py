@@ -100,9 +100,10 @@ def explain_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc:
   if len(todo) < len(features):
     log(f"resuming: {len(features) - len(todo)} of {len(features)} features already explained in {output_dir} are "
         "kept")
+  t_start = time.monotonic()
   for start in range(0, len(todo), per_batch):
     group = todo[start:start + per_batch]
-    log(f"features {start + 1}-{start + len(group)} of {len(todo)}: {', '.join(f.name for f in group)}")
+    log(runfiles.batch_line(start, [f.name for f in group], len(todo), t_start))
     t0 = time.time()
     explained = explainer.explain(m, group, lcfg.threshold, ecfg, batch=per_batch)
     t_explain = (time.time() - t0) / len(group)

@@ -202,12 +202,8 @@ def main(argv):
   t0 = time.monotonic()
   for start in range(0, len(features), per):
     group = features[start:start + per]
-    if writer:  # a run of thousands of latents takes tens of minutes: say how many are left (the first batch compiles)
-      spent = time.monotonic() - t0
-      pace = (f" ({spent / 60:.1f} min so far, about {spent / start * (len(features) - start) / 60:.1f} min left)"
-              if start else "")
-      print(f"features {start + 1}-{start + len(group)} of {len(features)}{pace}: {', '.join(f.name for f in group)}",
-            file=sys.stderr)
+    if writer:
+      print(runfiles.batch_line(start, [f.name for f in group], len(features), t0), file=sys.stderr)
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, refs,
                                         FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)

@@ -1,12 +1,22 @@
-"""The files of a run directory that every launcher writes alike (label, explain): one summary entry per feature."""
+"""What every launcher (label, explain) writes alike: the run directory's files, one summary entry per feature, and
+the progress line of each batch."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 
 from tokenlabel_jax.errors import UserError
+
+
+def batch_line(start: int, names: list[str], total: int, t0: float) -> str:
+  """"features 5-8 of 4608 (0.4 min so far, about 180.2 min left): a, b, c, d"; a run over thousands of latents takes
+  tens of minutes, so after the first batch (which also compiles) it says about how many are left."""
+  spent = time.monotonic() - t0
+  pace = f" ({spent / 60:.1f} min so far, about {spent / start * (total - start) / 60:.1f} min left)" if start else ""
+  return f"features {start + 1}-{start + len(names)} of {total}{pace}: {', '.join(names)}"
 
 
 def summary_entry(r: dict) -> dict:
