@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 import signal
@@ -14,10 +16,12 @@ import pytest
 
 import tinymodel
 from test_labeling import LCFG, ROOT, _run_cli, write_feature
+from tokenlabel_jax import api as tl_api
 from tokenlabel_jax import data as data_lib
-from tokenlabel_jax import errors
 from tokenlabel_jax import discriminators as disc_lib
+from tokenlabel_jax import errors
 from tokenlabel_jax import labeling
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax.errors import UserError
 
@@ -172,3 +176,62 @@ def test_ctrl_c_ends_a_run_with_one_line_and_keeps_its_checkpoints(tmp_path):
     proc.kill()
   assert "Traceback" not in err and errors.INTERRUPTED in err, err[-2000:]
   assert os.listdir(out / "toy" / "checkpoints")  # the work done is kept
+
+
+class _FullDisk:
+  """A file that is created, then fills the disk when written to, as on a full disk."""
+
+  def __init__(self, f):
+    self.f = f
+
+  def write(self, _):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *a):
+    self.f.close()
+
+
+def _full_disk_at(suffix):
+  """An `open` for runfiles whose files ending in `suffix` fill the disk."""
+  real_open = open
+  return lambda path, *a, **k: (_FullDisk(real_open(path, *a, **k)) if str(path).endswith(suffix)
+                                else real_open(path, *a, **k))
+
+
+def test_a_full_disk_while_writing_a_result_is_one_message_and_leaves_no_half_file(tmp_path, monkeypatch):
+  """Was: an OSError traceback, and result.json written in place (a run killed mid-write left half a file)."""
+  m = tinymodel.tiny_model()
+  model = tl_api.model_from_params(m.params, m.cfg, m.tokenizer)
+  recs = [json.loads(l) for l in open(write_feature(tmp_path / "toy.jsonl"))]
+  monkeypatch.setattr(runfiles, "open", _full_disk_at("result.json.tmp"), raising=False)
+  with pytest.raises(UserError) as e:
+    tl_api.label(model, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", steps=0, n_train=16,
+                 n_val=8, n_heldout=8, vocab_filter="all")
+  assert "result.json (No space left on device)" in e.value.what and "same command resumes" in e.value.fix
+  assert sorted(os.listdir(tmp_path / "run" / "toy")) == ["examples.json"]  # no result.json, no .tmp left
+
+
+@pytest.mark.model
+def test_cli_stops_at_a_full_disk_instead_of_failing_every_feature(tmp_path):
+  """The launcher ends the run at the first file it cannot write: the features after it would fail alike."""
+  feats = tmp_path / "feats"
+  feats.mkdir()
+  write_feature(feats / "one.jsonl")
+  write_feature(feats / "two.jsonl", seed=1)
+  code = ("import errno, importlib, sys\nfrom absl import app\nfrom tokenlabel_jax import errors, runfiles\n"
+          "label = importlib.import_module('tokenlabel_jax.label')  # the launcher, not the API's tl.label\n"
+          "real_open = open\n"
+          "def fake(path, *a, **k):\n"
+          "  if str(path).endswith('result.json.tmp'):\n"
+          "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+          "  return real_open(path, *a, **k)\n"
+          "runfiles.open = fake\n"
+          "app.run(label.main, argv=['label'] + sys.argv[1:], flags_parser=errors.parse_flags)\n")
+  proc = subprocess.run([sys.executable, "-c", code, f"--features={feats}", f"--output_dir={tmp_path / 'out'}",
+                         "--features_per_batch=1", "--n_val=8", "--n_heldout=8"], capture_output=True, text=True,
+                        cwd=ROOT, timeout=300, check=False)
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.count("No space left on device") == 1 and "features 2-2" not in proc.stderr

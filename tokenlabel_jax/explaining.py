@@ -118,11 +118,8 @@ def explain_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc:
       result["wall_time_s"] = round(t_explain + time.time() - t1, 2)
       out_dir = os.path.join(output_dir, f.name)
       os.makedirs(out_dir, exist_ok=True)
-      with open(os.path.join(out_dir, "examples.json"), "w") as fh:
-        json.dump(examples, fh, ensure_ascii=False)
-      with open(os.path.join(out_dir, "result.json.tmp"), "w") as fh:
-        json.dump(result, fh, indent=1, ensure_ascii=False)
-      os.replace(os.path.join(out_dir, "result.json.tmp"), os.path.join(out_dir, "result.json"))
+      runfiles.write_json(os.path.join(out_dir, "examples.json"), examples)
+      runfiles.write_json(os.path.join(out_dir, "result.json"), result, indent=1)
       results[f.name] = result
       summary[f.name] = runfiles.summary_entry(result)
       auc, top = result["heldout"]["auc"], result.get("baselines", {}).get("top_token")

@@ -207,6 +207,8 @@ def main(argv):
     try:
       results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, refs,
                                         FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
+    except runfiles.WriteError:  # a full disk: every later feature would fail alike
+      raise
     except UserError as e:  # one bad feature must not lose the others: retry the group one by one
       if len(group) == 1:
         if writer:
@@ -218,6 +220,8 @@ def main(argv):
         try:
           results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, refs,
                                              FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
+        except runfiles.WriteError:
+          raise
         except UserError as e1:
           if writer:
             print(_feature_error(feature.name, e1), file=sys.stderr)

@@ -36,6 +36,7 @@ from tokenlabel_jax import explainer
 from tokenlabel_jax import objective
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax import plots as plots_lib
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax.errors import UserError
@@ -243,11 +244,10 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     if hint:
       result["hint"] = hint
     if write:
-      os.makedirs(out_dir, exist_ok=True)
-      with open(os.path.join(out_dir, "result.json"), "w") as fh:
-        json.dump(result, fh, indent=1, ensure_ascii=False)
-      with open(os.path.join(out_dir, "examples.json"), "w") as fh:
-        json.dump(example_dump(m, feature, disc, sp, result.get("token_ids"), heldout_prob), fh, ensure_ascii=False)
+      os.makedirs(out_dir, exist_ok=True)  # result.json last: a resumed run keeps a feature whose result it reads
+      runfiles.write_json(os.path.join(out_dir, "examples.json"),
+                          example_dump(m, feature, disc, sp, result.get("token_ids"), heldout_prob))
+      runfiles.write_json(os.path.join(out_dir, "result.json"), result, indent=1)
     if write and plots:
       feature_history = [{k: v[f] for k, v in h.items()} for h in history]
       plots_lib.trajectory(feature_history, os.path.join(out_dir, "trajectory.png"),

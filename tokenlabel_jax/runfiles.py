@@ -63,8 +63,27 @@ def read_summary(path: str) -> dict:
   return summary
 
 
+class WriteError(UserError):
+  """A run's file could not be written (a full disk, a folder removed): every later feature would fail alike, so the
+  launchers end the run here instead of going on to the next feature."""
+
+
+def write_json(path: str, obj, indent: int | None = None) -> None:
+  """Atomically: a run killed while writing leaves the previous file, or none, never half of one (a resumed run
+  trusts a result.json it can read). A full disk is one message, not a traceback."""
+  tmp = path + ".tmp"
+  try:
+    with open(tmp, "w", encoding="utf-8") as f:
+      json.dump(obj, f, indent=indent, ensure_ascii=False)
+    os.replace(tmp, path)
+  except OSError as e:
+    try:
+      os.remove(tmp)
+    except OSError:
+      pass
+    raise WriteError(f"cannot write {path} ({e.strerror})", "free disk space (or restore the folder); features "
+                     "finished before are kept, and the same command resumes from them") from None
+
+
 def write_summary(path: str, summary: dict) -> None:
-  """Atomically: a run killed while writing leaves the previous summary."""
-  with open(path + ".tmp", "w") as f:
-    json.dump(summary, f, indent=1, ensure_ascii=False)
-  os.replace(path + ".tmp", path)
+  write_json(path, summary, indent=1)
