@@ -1,7 +1,9 @@
-"""Shared test helpers: a reference Hugging Face Llama written to disk, and llama.cpp's q/k permutation."""
+"""Shared test helpers: a reference Hugging Face Llama written to disk, llama.cpp's q/k permutation, and a file on a
+full disk."""
 
 from __future__ import annotations
 
+import errno
 import math
 
 import numpy as np
@@ -58,3 +60,19 @@ def llama_cpp_permute(w_OxI: np.ndarray, n_heads: int) -> np.ndarray:
   """convert_hf_to_gguf.py's permutation of q/k rows: each head's two halves become interleaved rotary pairs."""
   return w_OxI.reshape(n_heads, 2, w_OxI.shape[0] // n_heads // 2, *w_OxI.shape[1:]).swapaxes(1, 2).reshape(
       w_OxI.shape)
+
+
+class FullDiskFile:
+  """An opened file that fills the disk when written to: `open` patched to return one shows what a full disk does."""
+
+  def __init__(self, f):
+    self.f = f
+
+  def write(self, _):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *a):
+    self.f.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -14,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+import helpers
 import tinymodel
 from test_labeling import LCFG, ROOT, _run_cli, write_feature
 from tokenlabel_jax import api as tl_api
@@ -178,26 +178,10 @@ def test_ctrl_c_ends_a_run_with_one_line_and_keeps_its_checkpoints(tmp_path):
   assert os.listdir(out / "toy" / "checkpoints")  # the work done is kept
 
 
-class _FullDisk:
-  """A file that is created, then fills the disk when written to, as on a full disk."""
-
-  def __init__(self, f):
-    self.f = f
-
-  def write(self, _):
-    raise OSError(errno.ENOSPC, "No space left on device")
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *a):
-    self.f.close()
-
-
 def _full_disk_at(suffix):
   """An `open` for runfiles whose files ending in `suffix` fill the disk."""
   real_open = open
-  return lambda path, *a, **k: (_FullDisk(real_open(path, *a, **k)) if str(path).endswith(suffix)
+  return lambda path, *a, **k: (helpers.FullDiskFile(real_open(path, *a, **k)) if str(path).endswith(suffix)
                                 else real_open(path, *a, **k))
 
 

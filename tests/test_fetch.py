@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import subprocess
@@ -12,6 +11,7 @@ import zipfile
 
 import pytest
 
+import helpers
 from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import embedded
 
@@ -115,21 +115,8 @@ def test_a_full_disk_is_one_clear_message(index, monkeypatch):
   assert "needs about" in e.value.what and "TOKENLABEL_CACHE" in e.value.fix
   monkeypatch.setattr(embedded.shutil, "disk_usage", real_usage)
 
-  class Full:  # a file that fills the disk when the assembled model is written
-    def __init__(self, f):
-      self.f = f
-
-    def write(self, _):
-      raise OSError(errno.ENOSPC, "No space left on device")
-
-    def __enter__(self):
-      return self
-
-    def __exit__(self, *a):
-      self.f.close()
-
   real_open = open
-  monkeypatch.setattr(embedded, "open", lambda p, mode="r", *a, **k: Full(real_open(p, mode)) if str(p).endswith(
+  monkeypatch.setattr(embedded, "open", lambda p, mode="r", *a, **k: helpers.FullDiskFile(real_open(p, mode)) if str(p).endswith(
       "fake.gguf.part") else real_open(p, mode, *a, **k), raising=False)
   with pytest.raises(UserError) as e:
     embedded.gguf_path("fake", log=lambda s: None)
