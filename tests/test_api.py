@@ -177,9 +177,10 @@ def test_from_arrays_makes_features_from_a_pipelines_arrays(tiny_params):
         [(r.tokens, r.activations.tolist(), r.split) for r in b.records]
   (one,) = tl.from_arrays(ids_NxS, acts[..., 0], subject_tokenizer=vocab, n_active=10)  # N x S: one feature
   assert one.name == "feature_0" and [r.tokens for r in one.records] == [r.tokens for r in pets.records]
+  assert tl.from_arrays(ids_NxS, acts[..., :0], names=[], subject_tokenizer=vocab) == []  # no features: none
   with pytest.raises(tl.UserError, match="token ids"):
     tl.from_arrays(ids_NxS, acts)
-  with pytest.raises(tl.UserError, match="token id 9 is outside the 9 strings"):
+  with pytest.raises(tl.UserError, match="token id 9 is outside the subject tokenizer's 9 tokens"):
     tl.from_arrays(ids_NxS, acts, subject_tokenizer=vocab[:9])
   with pytest.raises(tl.UserError, match="heldout_fraction=1"):
     tl.from_arrays(ids_NxS, acts, subject_tokenizer=vocab, heldout_fraction=1)

@@ -126,7 +126,7 @@ def as_features(features: Any, name: str = "feature", subject_tokenizer: str | o
   decode = subject_tokens.IdDecoder(spec) if spec else None
   if isinstance(features, Mapping) and not formats.looks_like_record(features):
     feats = [formats.from_records(recs, str(k), check=False, decode=decode) for k, recs in features.items()]
-    return records_lib.check_features(feats, lambda f: [f.name]) if feats else []
+    return records_lib.check_features(feats, lambda f: [f.name])
   if isinstance(features, Iterable):
     items = list(features)
     if items and all(isinstance(x, (data_lib.Feature, str, os.PathLike)) for x in items):
@@ -161,18 +161,12 @@ def from_arrays(tokens_NxS: Any, acts_NxSxF: Any, names: Sequence[str] | None = 
   if not 0 < heldout_fraction < 1:
     raise UserError(f"heldout_fraction={heldout_fraction} is not in (0, 1)", "use e.g. 0.25")
   if tokens_NxS.dtype.kind in "iu":  # ids: index a table of strings
-    ids = np.unique(tokens_NxS)
-    if isinstance(subject_tokenizer, (str, os.PathLike)):
-      strings = dict(zip(ids.tolist(), subject_tokens.IdDecoder(os.fspath(subject_tokenizer))(ids, "tokens_NxS")))
-    elif subject_tokenizer is not None:
-      bad = [i for i in (int(ids.min()), int(ids.max())) if not 0 <= i < len(subject_tokenizer)]
-      if bad:
-        raise UserError(f"token id {bad[0]} is outside the {len(subject_tokenizer)} strings given as "
-                        "subject_tokenizer", "give every id's string, in id order")
-      strings = {i: subject_tokenizer[i] for i in ids.tolist()}
-    else:
+    if subject_tokenizer is None:
       raise UserError("tokens_NxS holds token ids", "pass subject_tokenizer=DIR (the subject model's tokenizer "
                       "files) or the list of every id's string")
+    spec = os.fspath(subject_tokenizer) if isinstance(subject_tokenizer, os.PathLike) else subject_tokenizer
+    ids = np.unique(tokens_NxS)
+    strings = dict(zip(ids.tolist(), subject_tokens.IdDecoder(spec)(ids, "tokens_NxS")))
     table = [strings.get(i, "") for i in range(int(ids.max()) + 1)]
   else:  # strings: numbered, so that near misses find the words a feature fires on elsewhere
     table, inverse = np.unique(tokens_NxS.astype(str), return_inverse=True)

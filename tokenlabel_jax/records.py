@@ -237,7 +237,7 @@ def check_features(features: list[Feature], files_of: Callable[[Feature], list[s
       kept.append(feature)
     except UserError as e:
       problems.append((feature.name, e))
-  if not kept:
+  if problems and not kept:
     raise problems[0][1]
   if problems:
     print(f"warning: skipped {len(problems)} of {len(features)} features with nothing to describe (no token above "

@@ -68,9 +68,12 @@ class WriteError(UserError):
   launchers end the run here instead of going on to the next feature."""
 
 
-def write_json(path: str, obj, indent: int | None = None) -> None:
+_RESUMES = "free disk space (or restore the folder); features finished before are kept, and the same command resumes"
+
+
+def write_json(path: str, obj, indent: int | None = None, fix: str = _RESUMES) -> None:
   """Atomically: a run killed while writing leaves the previous file, or none, never half of one (a resumed run
-  trusts a result.json it can read). A full disk is one message, not a traceback."""
+  trusts a result.json it can read). A full disk is one message, not a traceback; `fix` says what the user can do."""
   tmp = path + ".tmp"
   try:
     with open(tmp, "w", encoding="utf-8") as f:
@@ -81,8 +84,7 @@ def write_json(path: str, obj, indent: int | None = None) -> None:
       os.remove(tmp)
     except OSError:
       pass
-    raise WriteError(f"cannot write {path} ({e.strerror})", "free disk space (or restore the folder); features "
-                     "finished before are kept, and the same command resumes from them") from None
+    raise WriteError(f"cannot write {path} ({e.strerror})", fix) from None
 
 
 def write_summary(path: str, summary: dict) -> None:

@@ -8,7 +8,6 @@ it to check a human-proposed label, and to judge a discriminator.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -73,13 +72,9 @@ def main(argv):
               f"val loss {row['val_loss']:.3f}  ({name.replace('_', ' ')}, a baseline)")
       if "vocab_top" in r:
         print("  vocabulary: " + ", ".join(f"{t!r} {a:.3f}" for t, a in r["vocab_top"]))
-  if FLAGS.output:
-    try:
-      with open(FLAGS.output, "w") as f:
-        json.dump(results, f, indent=1, ensure_ascii=False)
-    except OSError as e:  # e.g. the disk filled during the run: the figures above are printed all the same
-      raise UserError(f"cannot write to --output={FLAGS.output} ({e.strerror})", "free space or choose another path; "
-                      "the figures are printed above") from None
+  if FLAGS.output:  # a full disk at the end still leaves the figures printed above
+    runfiles.write_json(FLAGS.output, results, indent=1,
+                        fix="free space or choose another path; the figures are printed above")
     print(f"wrote {FLAGS.output}", file=sys.stderr)
 
 

@@ -44,11 +44,12 @@ def load_tokenizer(spec: str | None, config_dirs: Sequence[str] = (), what: str 
 
 
 class IdDecoder:
-  """ids -> token strings, the tokenizer loaded on first use (most files store strings) and each id decoded once."""
+  """ids -> token strings, the tokenizer loaded on first use (most files store strings) and each id decoded once.
+  `spec` is a tokenizer directory, or (from the API) the list of every id's string."""
 
-  def __init__(self, spec: str | None, config_dirs: Sequence[str] = ()):
+  def __init__(self, spec: str | Sequence[str] | None, config_dirs: Sequence[str] = ()):
     self.spec, self.config_dirs = spec, list(config_dirs)
-    self._tok: Any = None
+    self._tok: Any = None if spec is None or isinstance(spec, str) else _Table(spec)
     self._strings: dict[int, str] = {}
 
   def __call__(self, ids: Sequence[int], where: str) -> list[str]:
@@ -64,3 +65,16 @@ class IdDecoder:
         self._strings[i] = self._tok.decode([i])
       out.append(self._strings[i])
     return out
+
+
+class _Table:
+  """Every id's string, given as a list, in a tokenizer's shape."""
+
+  def __init__(self, strings: Sequence[str]):
+    self.strings = list(strings)
+
+  def __len__(self) -> int:
+    return len(self.strings)
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return "".join(self.strings[i] for i in ids)
