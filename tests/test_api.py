@@ -62,6 +62,18 @@ def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
   for f in ("toy/result.json", "toy/examples.json", "toy/report.html", "index.html", "explanations.jsonl"):
     assert (tmp_path / "run" / f).is_file(), f
   assert json.load(open(tmp_path / "run" / "toy" / "result.json"))["label"] == results[0].label
+  # Called again (a notebook whose kernel died), a finished feature is kept, as the launcher keeps it; other
+  # settings or resume=False label it again. Was: every feature labeled again.
+  result_json = tmp_path / "run" / "toy" / "result.json"
+  written = result_json.stat().st_mtime_ns
+  again = tl.label(m, {"toy": recs, "toy2": recs}, discriminator="namer", output_dir=tmp_path / "run", **SMALL)
+  assert result_json.stat().st_mtime_ns == written and [r.feature for r in again] == ["toy", "toy2"]
+  assert again["toy"].result == json.loads(json.dumps(results["toy"].result)) and again["toy2"].label == results["toy"].label
+  tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", resume=False, **SMALL)
+  assert result_json.stat().st_mtime_ns != written
+  written = result_json.stat().st_mtime_ns
+  tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", **{**SMALL, "steps": 0})
+  assert result_json.stat().st_mtime_ns != written
 
 
 def test_a_scorer_scores_the_label_and_the_baselines_again(tiny_params):

@@ -26,6 +26,7 @@ from tokenlabel_jax import labeling
 from tokenlabel_jax import records as records_lib
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
+from tokenlabel_jax import selection
 from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.sae import export as export_lib
@@ -197,8 +198,9 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   "likelihood", as --score_discriminator) scores the label, the references and the baselines again under a
   discriminator the label was not chosen by (`LabelResult.scorer`).
 
-  With `output_dir`, results, plots, checkpoints, the report and explanations.json are written there (and a killed
-  run resumes); without one, they go to a temporary directory that is removed.
+  With `output_dir`, results, plots, checkpoints, the report and explanations.json are written there; a killed run,
+  called again, keeps the features it finished with the same settings (resume=False labels them again) and resumes
+  the gradient run it was in. Without one, they go to a temporary directory that is removed.
   """
   unknown = sorted(set(config) - {f.name for f in dataclasses.fields(LabelConfig)})
   if unknown:
@@ -213,10 +215,15 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = _output_dir(output_dir, tmp)
     with runlock.hold(out):
-      raw = []
-      for start in range(0, len(feats), per):
-        raw += labeling.label_features(model, feats[start:start + per], disc, lcfg, out, references,
-                                       resume and output_dir is not None, scorer=scorer)
+      resume = resume and output_dir is not None
+      done = labeling.finished_results(out, [f.name for f in feats], model, disc, lcfg, selection.SelectConfig()
+                                       ) if resume else {}  # as the launcher: finished features are kept
+      todo = [f for f in feats if f.name not in done]
+      for start in range(0, len(todo), per):
+        for r in labeling.label_features(model, todo[start:start + per], disc, lcfg, out, references, resume,
+                                         scorer=scorer):
+          done[r["feature"]] = r
+      raw = [done[f.name] for f in feats]
       if output_dir is not None:
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
         report.write_report(out)
