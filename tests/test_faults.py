@@ -198,6 +198,28 @@ def test_a_full_disk_while_writing_a_result_is_one_message_and_leaves_no_half_fi
   assert sorted(os.listdir(tmp_path / "run" / "toy")) == ["examples.json"]  # no result.json, no .tmp left
 
 
+
+@pytest.mark.parametrize("suffix", ["index.html.tmp", "explanations.jsonl.tmp", "toy.txt.tmp"])
+def test_a_full_disk_at_the_report_is_one_message_and_the_same_call_writes_it(tmp_path, monkeypatch, suffix):
+  """Was: an OSError traceback from the report or the explanation files, after every feature was labeled."""
+  m = tinymodel.tiny_model()
+  model = tl_api.model_from_params(m.params, m.cfg, m.tokenizer)
+  recs = [json.loads(l) for l in open(write_feature(tmp_path / "toy.jsonl"))]
+  run = tmp_path / "run"
+  kw = dict(discriminator="namer", output_dir=run, steps=0, n_train=16, n_val=8, n_heldout=8, vocab_filter="all")
+  monkeypatch.setattr(runfiles, "open", _full_disk_at(suffix), raising=False)
+  with pytest.raises(UserError) as e:
+    tl_api.label(model, {"toy": recs}, **kw)
+  assert "(No space left on device)" in e.value.what and "result.json" in e.value.fix
+  assert (run / "toy" / "result.json").exists() and not list(run.rglob("*.tmp"))
+  done = (run / "toy" / "result.json").stat().st_mtime_ns
+  monkeypatch.undo()
+  again = tl_api.label(model, {"toy": recs}, **kw)  # the fix's "same call": the label is kept, the files written
+  assert again["toy"].label == json.loads((run / "toy" / "result.json").read_text())["label"]
+  assert (run / "index.html").exists() and (run / "explanations.jsonl").exists()
+  assert (run / "explanations" / "toy.txt").exists() and (run / "toy" / "result.json").stat().st_mtime_ns == done
+
+
 @pytest.mark.model
 def test_cli_stops_at_a_full_disk_instead_of_failing_every_feature(tmp_path):
   """The launcher ends the run at the first file it cannot write: the features after it would fail alike."""

@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from tokenlabel_jax import records as records_lib
+from tokenlabel_jax import runfiles
 from tokenlabel_jax import subject_tokens
 from tokenlabel_jax.errors import UserError
 
@@ -326,12 +327,10 @@ def write_explanations(run_dir: str) -> str:
              "explanationModelName": f"tokenlabel_jax/{r.get('discriminator', '')}/{r.get('model', '')}",
              "typeName": "tokenlabel_jax_token", "score": auc, "scoreType": "heldout_auc", "label": label}
     lines.append(json.dumps(entry, ensure_ascii=False))
-    with open(os.path.join(delphi_dir, f"{r['_dir']}.txt"), "w", encoding="utf-8") as f:
-      f.write(json.dumps(description, ensure_ascii=False))
+    runfiles.write_text(os.path.join(delphi_dir, f"{r['_dir']}.txt"), json.dumps(description, ensure_ascii=False),
+                        runfiles.FINISHED_REWRITE)
   path = os.path.join(run_dir, "explanations.jsonl")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + ("\n" if lines else ""))
-  os.replace(path + ".tmp", path)
+  runfiles.write_text(path, "\n".join(lines) + ("\n" if lines else ""), runfiles.FINISHED_REWRITE)
   return path
 
 

@@ -21,6 +21,7 @@ import sys
 import urllib.parse
 from typing import Any, Sequence
 
+from tokenlabel_jax import runfiles
 from tokenlabel_jax.errors import UserError, exit_on_user_error
 
 _CSS = """
@@ -428,10 +429,7 @@ def write_report(run_dir: str, title: str | None = None) -> str:
 
 
 def _write(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  runfiles.write_text(path, text, runfiles.FINISHED_REWRITE)
 
 
 def _positive(h: dict) -> bool:

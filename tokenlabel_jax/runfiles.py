@@ -70,14 +70,18 @@ class WriteError(UserError):
 
 _RESUMES = "free disk space (or restore the folder); features finished before are kept, and the same command resumes"
 
+FINISHED_REWRITE = ("free disk space (or restore the folder) and run the same command or call again: it finds every "
+                    "feature done and writes the report and explanation files anew; the labels are in each feature's "
+                    "result.json")
 
-def write_json(path: str, obj, indent: int | None = None, fix: str = _RESUMES) -> None:
+
+def write_text(path: str, text: str, fix: str = _RESUMES) -> None:
   """Atomically: a run killed while writing leaves the previous file, or none, never half of one (a resumed run
   trusts a result.json it can read). A full disk is one message, not a traceback; `fix` says what the user can do."""
   tmp = path + ".tmp"
   try:
     with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(obj, f, indent=indent, ensure_ascii=False)
+      f.write(text)
     os.replace(tmp, path)
   except OSError as e:
     try:
@@ -85,6 +89,10 @@ def write_json(path: str, obj, indent: int | None = None, fix: str = _RESUMES) -
     except OSError:
       pass
     raise WriteError(f"cannot write {path} ({e.strerror})", fix) from None
+
+
+def write_json(path: str, obj, indent: int | None = None, fix: str = _RESUMES) -> None:
+  write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False), fix)
 
 
 def write_summary(path: str, summary: dict) -> None:
