@@ -126,6 +126,8 @@ def as_features(features: Any, name: str = "feature", subject_tokenizer: str | o
     return [features]
   decode = subject_tokens.IdDecoder(spec) if spec else None
   if isinstance(features, Mapping) and not formats.looks_like_record(features):
+    if not features:  # as an empty list of records is
+      raise UserError("no features given (an empty mapping)", "pass {name: records} with at least one feature")
     feats = [formats.from_records(recs, str(k), check=False, decode=decode) for k, recs in features.items()]
     return records_lib.check_features(feats, lambda f: [f.name])
   if isinstance(features, Iterable):

@@ -16,8 +16,8 @@ class UserError(Exception):
     super().__init__(f"{what}" + (f"\n  fix: {fix}" if fix else ""))
 
 
-INTERRUPTED = ("interrupted: files written so far are kept (finished features, checkpoints, the SAE's cached stages); "
-               "the same command resumes from them")
+INTERRUPTED = ("interrupted: files written so far are kept; the same label, explain or sae command resumes from them "
+               "(finished features, checkpoints, the SAE's cached stages)")
 
 
 def exit_on_user_error(fn):
