@@ -69,6 +69,11 @@ def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
   again = tl.label(m, {"toy": recs, "toy2": recs}, discriminator="namer", output_dir=tmp_path / "run", **SMALL)
   assert result_json.stat().st_mtime_ns == written and [r.feature for r in again] == ["toy", "toy2"]
   assert again["toy"].result == json.loads(json.dumps(results["toy"].result)) and again["toy2"].label == results["toy"].label
+  with pytest.raises(tl.UserError, match="output folder of a label or explain run"):  # was: explanations.jsonl:1
+    tl.as_features(tmp_path / "run")                                                      # has no "tokens"
+  (tmp_path / "run" / "toy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+  with pytest.raises(tl.UserError, match="are one folder"):
+    tl.label(m, tmp_path / "run", discriminator="namer", output_dir=tmp_path / "run", **SMALL)
   tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", resume=False, **SMALL)
   assert result_json.stat().st_mtime_ns != written
   written = result_json.stat().st_mtime_ns

@@ -209,6 +209,8 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
     raise UserError(f"unknown setting(s) {unknown}", f"use fields of LabelConfig: "
                     f"{', '.join(f.name for f in dataclasses.fields(LabelConfig))}")
   lcfg = LabelConfig(**config)
+  if output_dir is not None:
+    runfiles.check_apart(features, output_dir, flag="")
   feats = as_features(features)
   disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
   scorer = _discriminator(scorer)
@@ -267,6 +269,8 @@ def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.Dis
   if unknown:
     raise UserError(f"unknown setting(s) {unknown}", "use fields of tokenlabel_jax.explainer.ExplainConfig")
   ecfg = explainer.ExplainConfig(**explain_config)
+  if output_dir is not None:
+    runfiles.check_apart(features, output_dir, flag="")
   feats = as_features(features)
   disc = _discriminator(discriminator or disc_lib.default_for(model.tokenizer, model.cfg))
   scorer = _discriminator(scorer)

@@ -63,6 +63,10 @@ def load_features(path: str | os.PathLike, subject_tokenizer: str | None = None)
   turns token ids into strings where a format stores ids (delphi).
   """
   path = os.fspath(path)
+  if all(os.path.isfile(os.path.join(path, f)) for f in ("explanations.jsonl", "index.html")):
+    raise UserError(f"{path} is the output folder of a label or explain run, not features",
+                    "pass the features that run read as --features; this folder is its --output_dir (give it "
+                    "there to resume the run)")
   if os.path.exists(path) and formats.detect(path) != "jsonl":
     return formats.load(path, subject_tokenizer)
   return records_lib.load_jsonl(path, subject_tokenizer)

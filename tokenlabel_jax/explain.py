@@ -55,6 +55,7 @@ def main(argv):
   check_settings(FLAGS, [("features_per_batch", FLAGS.features_per_batch >= 1, "at least 1")])
   logging.set_verbosity(logging.WARNING)
   runfiles.check_writable(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
+  runfiles.check_apart(FLAGS.features, FLAGS.output_dir)
   runlock.acquire(FLAGS.output_dir, 0.0)
   for name in (FLAGS.discriminator, FLAGS.score_discriminator):
     if name:

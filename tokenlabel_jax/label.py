@@ -147,6 +147,7 @@ def main(argv):
   sharding.init_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)  # before any device
   writer = jax.process_index() == 0  # every process computes every result; one writes and reports them
   runfiles.check_writable(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}")
+  runfiles.check_apart(FLAGS.features, FLAGS.output_dir)
   if writer:  # the processes of one multi-host job share the directory: the writer holds its lock
     runlock.acquire(FLAGS.output_dir, FLAGS.lock_wait_s)  # held until the process ends
   sweep.parse_values(FLAGS.lambda_sweep)  # fail before the model loads

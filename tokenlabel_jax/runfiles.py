@@ -37,6 +37,15 @@ def check_writable(folder: str, what: str) -> None:
     raise UserError(f"cannot write to {what} ({e.strerror})", "choose a writable directory") from None
 
 
+def check_apart(features, output_dir: str, flag: str = "--") -> None:
+  """Refuses a features folder that is also the output folder: the run writes explanations.jsonl there, which the
+  next run (a resume) would read as a feature file. `flag` prefixes the setting names in the message."""
+  if isinstance(features, (str, os.PathLike)) and os.path.realpath(features) == os.path.realpath(output_dir):
+    raise UserError(f"{flag}features and {flag}output_dir are one folder ({output_dir}): the run's explanations.jsonl "
+                    "would be read as features by the next run", f"give {flag}output_dir another folder, e.g. "
+                    f"{os.path.join(os.fspath(output_dir), 'labels')}")
+
+
 def read_summary(path: str) -> dict:
   """The run's summary.json; an unreadable one (edited by hand, a full disk) is rebuilt from the result.json files
   beside it, which hold everything it keeps, so no finished feature drops out of it."""
