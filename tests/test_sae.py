@@ -357,6 +357,18 @@ def test_cli_errors_are_one_message(tmp_path):
   assert proc.returncode == 2 and "--k=abc" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.model
+def test_cli_says_when_the_corpus_is_too_small_to_export_a_latent(tmp_path):
+  """Was: `export: 0 latents`, then "labelable: python -m tokenlabel_jax.label --features=.../latents" for an empty
+  folder."""
+  (tmp_path / "c").mkdir()
+  (tmp_path / "c" / "a.txt").write_text("The cat sat on the mat. " * 40)  # 256 tokens: 4 contexts
+  proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}/c", "--tokens=20000", "--n_latents=64",
+                  "--k=4", "--max_latents=3", "--n_neurons=2")
+  assert proc.returncode == 2 and "no latent fires in 3 or more contexts" in proc.stderr, proc.stderr[-2000:]
+  assert "labelable" not in proc.stdout and "Traceback" not in proc.stderr and '"fvu"' in proc.stdout
+
+
 @pytest.mark.corpora
 def test_debian_corpus_has_every_source():
   """The five Debian sources of scripts/install_corpora.sh are read, each into documents of real English text."""

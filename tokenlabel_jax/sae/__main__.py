@@ -74,6 +74,10 @@ def main(argv):
   m = load_model(f.model)
   result = pipeline.run(m, pc, f.output_dir)
   print(json.dumps(result["sae"], indent=1))
+  if not result["export"]["latents"]:  # an empty latents/ folder is no command to hand on
+    raise UserError(f"no latent fires in {_E.min_active} or more contexts of both splits of the corpus's "
+                    f"{result['export']['contexts']} contexts, so none was exported",
+                    "give a larger corpus (--tokens, or more text in --corpus)")
   print(f"labelable: python -m tokenlabel_jax.label --features={f.output_dir}/latents "
         f"--output_dir={f.output_dir}/labels")
 
