@@ -369,6 +369,21 @@ def test_cli_says_when_the_corpus_is_too_small_to_export_a_latent(tmp_path):
   assert "labelable" not in proc.stdout and "Traceback" not in proc.stderr and '"fvu"' in proc.stdout
 
 
+def test_a_text_folder_skips_files_that_are_not_utf8_text(tmp_path, capsys):
+  """Was: read with errors="replace", so a Latin-1 file's accents and a renamed binary's bytes entered the corpus."""
+  (tmp_path / "sub").mkdir()
+  (tmp_path / "a.txt").write_text("plain text", encoding="utf-8")
+  (tmp_path / "sub" / "b.txt").write_bytes("\ufeffcaf\u00e9 au lait".encode("utf-8"))  # a BOM, as Windows writes
+  (tmp_path / "latin.txt").write_bytes("caf\u00e9".encode("latin-1"))
+  (tmp_path / "binary.txt").write_bytes(b"\x7fELF\x02\x01\x00\x00")
+  assert corpus_lib.read_documents(str(tmp_path)) == {tmp_path.name: ["plain text", "caf\u00e9 au lait"]}
+  assert "skipped 2 file(s) that are not UTF-8 text: 'binary.txt', 'latin.txt'" in capsys.readouterr().err
+  for f in ("a.txt", "sub/b.txt"):
+    (tmp_path / f).unlink()
+  with pytest.raises(UserError, match="no text found"):
+    corpus_lib.read_documents(str(tmp_path))
+
+
 @pytest.mark.corpora
 def test_debian_corpus_has_every_source():
   """The five Debian sources of scripts/install_corpora.sh are read, each into documents of real English text."""

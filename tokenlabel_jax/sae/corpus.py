@@ -14,10 +14,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
 
+from tokenlabel_jax import records
 from tokenlabel_jax import synthetic
 from tokenlabel_jax.errors import UserError
 
@@ -108,10 +110,24 @@ DEBIAN_SOURCES = (
 
 
 def text_dir_source(path: str) -> Source:
-  """Every *.txt file under `path`, one file a document."""
+  """Every *.txt file under `path`, one file a document. A file that is not UTF-8 text (Latin-1, a binary renamed) is
+  skipped with a warning: decoded leniently, its accents or bytes would become U+FFFD in the SAE's corpus unseen."""
   def read():
-    return [open(p, encoding="utf-8", errors="replace").read()
-            for p in sorted(glob.glob(os.path.join(path, "**", "*.txt"), recursive=True))]
+    docs, skipped = [], []
+    for p in sorted(glob.glob(os.path.join(path, "**", "*.txt"), recursive=True)):
+      try:
+        with open(p, encoding="utf-8-sig") as f:
+          text = f.read()
+      except (UnicodeDecodeError, OSError):
+        text = None
+      if text is None or "\x00" in text:
+        skipped.append(os.path.relpath(p, path))
+      else:
+        docs.append(text)
+    if skipped:
+      print(f"corpus: warning: skipped {len(skipped)} file(s) that are not UTF-8 text: {records.some_names(skipped)}",
+            file=sys.stderr)
+    return docs
   return Source(os.path.basename(os.path.normpath(path)) or "text", "(local files)", "as the files say", read)
 
 
