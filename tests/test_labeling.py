@@ -202,6 +202,9 @@ def test_cli_unwritable_output_and_unknown_values(tmp_path):
   assert proc.returncode == 2 and "log_every=0" in proc.stderr and "Traceback" not in proc.stderr
   proc = _run_cli(f"--features={f}", f"--output_dir={tmp_path}/o", "--features_per_batch=0")  # was: taken as 1
   assert proc.returncode == 2 and "features_per_batch=0 is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+  # --features=dir/*.jsonl, expanded by the shell: the second file is a stray word (was: "pass options as --flag=value")
+  proc = _run_cli(f"--features={f}", str(f), f"--output_dir={tmp_path}/o")
+  assert proc.returncode == 2 and "pass the directory" in proc.stderr and "Traceback" not in proc.stderr
   # One folder for both: the run's explanations.jsonl would be the next run's (a resume's) bad feature file.
   proc = _run_cli(f"--features={tmp_path}", f"--output_dir={tmp_path}/")
   assert proc.returncode == 2 and "are one folder" in proc.stderr and "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from tokenlabel_jax import config as config_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import model as model_lib
 from tokenlabel_jax import optimization as opt_lib
-from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_no_arguments, check_settings, exit_on_user_error, parse_flags
 
 flags.DEFINE_string("preset", "llama-3-8b-instruct", f"One of {', '.join(config_lib.PRESETS)}.")
 flags.DEFINE_enum("dtype", "bfloat16", ["float32", "bfloat16"], "Parameter and cache dtype.")
@@ -101,8 +101,7 @@ def estimate(cfg, dtype, B, F, seeds, n_train, T, S, model_parallel=1, H=0) -> d
 
 @exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  check_no_arguments(argv, features_flag=False)
   logging.set_verbosity(logging.WARNING)  # jax notes at INFO that it found no TPU
   cfg = dataclasses.replace(config_lib.preset(FLAGS.preset), remat=FLAGS.remat)
   dtype = jnp.bfloat16 if FLAGS.dtype == "bfloat16" else jnp.float32

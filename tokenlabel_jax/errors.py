@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 import sys
 
 
@@ -37,6 +38,17 @@ def exit_on_user_error(fn):
   wrapped.__name__ = getattr(fn, "__name__", "main")
   wrapped.__doc__ = fn.__doc__
   return wrapped
+
+
+def check_no_arguments(argv, features_flag: bool = True) -> None:
+  """absl leaves words that are not flags in argv. The likeliest is a shell glob, `--features=dir/*.jsonl`, which
+  passes the first file as the flag and the rest as words: that gets a fix of its own."""
+  if len(argv) > 1:
+    fix = "pass options as --flag=value"
+    if features_flag and any(os.path.exists(a) for a in argv[1:]):
+      fix = ("--features takes one file or a directory; a shell pattern such as --features=dir/*.jsonl passes "
+             "several files: pass the directory")
+    raise UserError(f"unexpected arguments {list(argv[1:])}", fix)
 
 
 def parse_flags(argv):

@@ -25,7 +25,7 @@ from tokenlabel_jax import selection
 from tokenlabel_jax import sharding
 from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import sweep
-from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_no_arguments, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -134,8 +134,7 @@ def _feature_error(name: str, e: UserError) -> str:
 
 @exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  check_no_arguments(argv)
   refs = labeling.label_words(FLAGS.reference_labels)
   check_settings(FLAGS, [("features_per_batch", FLAGS.features_per_batch >= 1, "at least 1")])
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO

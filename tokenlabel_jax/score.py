@@ -18,7 +18,7 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import labeling
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import subject_tokens
-from tokenlabel_jax.errors import UserError, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_no_arguments, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.optimization import LabelConfig
 
@@ -43,8 +43,7 @@ FLAGS = flags.FLAGS
 
 @exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  check_no_arguments(argv)
   labels = labeling.label_words(FLAGS.labels)
   logging.set_verbosity(logging.WARNING)
   if not labels and not FLAGS.vocab:

@@ -13,7 +13,7 @@ import json
 from absl import app, flags, logging
 
 from tokenlabel_jax import runfiles
-from tokenlabel_jax.errors import UserError, check_settings, exit_on_user_error, parse_flags
+from tokenlabel_jax.errors import UserError, check_no_arguments, check_settings, exit_on_user_error, parse_flags
 from tokenlabel_jax.loading import MODEL_HELP, load_model
 from tokenlabel_jax.sae import pipeline
 
@@ -46,8 +46,7 @@ FLAGS = flags.FLAGS
 
 @exit_on_user_error
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}", "pass options as --flag=value")
+  check_no_arguments(argv, features_flag=False)
   logging.set_verbosity(logging.WARNING)
   f = FLAGS
   sae = dataclasses.replace(_S, n_latents=f.n_latents, k=f.k, learning_rate=f.learning_rate,
