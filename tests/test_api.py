@@ -112,6 +112,8 @@ def test_api_errors_are_user_errors(tiny_params, tmp_path):
     tl.label(m, {"../toy": _records()}, output_dir=tmp_path / "run")  # would write beside the run, not in it
   with pytest.raises(tl.UserError, match="no features given"):  # was: an empty result, where [] is refused
     tl.label(m, {})
+  with pytest.raises(tl.UserError, match="a pattern is not expanded: pass its directory"):
+    tl.as_features(str(tmp_path / "*.jsonl"))
   dead = [(["a", "b"], [0.0, 0.0])] * 3
   assert [f.name for f in tl.as_features({"toy": _records(), "dead": dead})] == ["toy"]  # skipped, with a warning
   with pytest.raises(tl.UserError, match="'dead' is negative-only"):  # nothing left to label

@@ -60,8 +60,9 @@ def load_jsonl(path: str | os.PathLike, subject_tokenizer: str | None = None) ->
   """
   path = os.fspath(path)
   if not os.path.exists(path):
-    raise UserError(f"{path}: no such file or directory",
-                    "pass a .jsonl file of activation records or a directory of them")
+    pattern = any(c in os.path.basename(path) for c in "*?[")
+    raise UserError(f"{path}: no such file or directory", "pass a .jsonl file of activation records or a directory "
+                    "of them" + (" (a pattern is not expanded: pass its directory)" if pattern else ""))
   if os.path.isdir(path):
     files = sorted(os.path.join(path, f) for f in os.listdir(path) if without_gz(f).endswith(".jsonl"))
     files = [f for f in files if os.path.isfile(f)]
