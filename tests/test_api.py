@@ -150,6 +150,27 @@ def test_records_of_token_ids_read_through_a_subject_tokenizer(tmp_path):
     tl.as_features(records)
 
 
+def test_records_may_hold_jax_and_torch_arrays():
+  """A JAX pipeline holds jax arrays, an SAELens one torch tensors (bfloat16, with grad): each reads as its list.
+  Was: 'field "activations" must be a list of numbers (got a ArrayImpl)'; torch bfloat16 a TypeError traceback."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  lists = [(r[0], r[1].tolist()) for r in _records(12)]
+  want = [(list(r.tokens), r.activations.tolist()) for r in tl.as_features({"f": lists})[0].records]
+  kinds = [lambda a: jnp.asarray(a, jnp.bfloat16), lambda a: jnp.asarray(a)]
+  torch = pytest.importorskip("torch")
+  kinds += [lambda a: torch.tensor(a).bfloat16(), lambda a: torch.tensor(a, requires_grad=True)]
+  for kind in kinds:
+    (f,) = tl.as_features({"f": [(np.asarray(t), kind(a)) for t, a in lists]})
+    assert [(list(r.tokens), r.activations.tolist()) for r in f.records] == want
+  strings = sorted({t for t, _ in lists for t in t})
+  ids = torch.tensor([[strings.index(t) for t in toks] for toks, _ in lists])
+  acts = torch.tensor([a for _, a in lists]).bfloat16()
+  (f,) = tl.from_arrays(ids, acts, ["f"], subject_tokenizer=strings, min_active=1, n_random=2)
+  (g,) = tl.from_arrays(ids.numpy(), acts.float().numpy(), ["f"], subject_tokenizer=strings, min_active=1, n_random=2)
+  assert [(list(r.tokens), r.activations.tolist()) for r in f.records] == [
+      (list(r.tokens), r.activations.tolist()) for r in g.records]
+
+
 def readme_example() -> str:
   text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
   section = text[text.index("## Python API"):]

@@ -148,7 +148,7 @@ def from_arrays(tokens_NxS: Any, acts_NxSxF: Any, names: Sequence[str] | None = 
   keywords, e.g. n_active=), split into training and held-out by context. Ids become strings through
   `subject_tokenizer`: a tokenizer directory, or the list of every id's string. A feature that fires in too few
   contexts of either split is skipped with a warning."""
-  tokens_NxS, acts = np.asarray(tokens_NxS), np.asarray(acts_NxSxF, np.float32)
+  tokens_NxS, acts = records_lib.as_numpy(tokens_NxS), records_lib.as_numpy(acts_NxSxF).astype(np.float32)
   acts_NxSxF = acts[..., None] if acts.ndim == 2 else acts
   if tokens_NxS.ndim != 2 or acts_NxSxF.ndim != 3 or acts_NxSxF.shape[:2] != tokens_NxS.shape:
     raise UserError(f"tokens {tokens_NxS.shape} and activations {acts.shape} do not fit",

@@ -341,8 +341,8 @@ def looks_like_record(obj: Any) -> bool:
 def from_records(records: Any, name: str, check: bool = True, decode: subject_tokens.IdDecoder | None = None
                  ) -> records_lib.Feature:
   """One feature from in-memory records: (tokens, activations) pairs or dicts with "tokens" and "activations" (or
-  "values"); activations may be lists or numpy arrays, tokens strings or ids (with `decode`). `check=False` leaves
-  `records.check_features` to the caller, which reads several."""
+  "values"); either may be a list or a numpy, JAX or PyTorch array, tokens strings or ids (with `decode`).
+  `check=False` leaves `records.check_features` to the caller, which reads several."""
   records = list(records)
   pairs = []
   for i, rec in enumerate(records):
@@ -355,9 +355,12 @@ def from_records(records: Any, name: str, check: bool = True, decode: subject_to
     else:
       raise UserError(f"{where} is a {type(rec).__name__}",
                       "give (tokens, activations) pairs or dicts with \"tokens\" and \"activations\"")
-    tokens = list(tokens) if isinstance(tokens, (tuple, np.ndarray)) else tokens
-    if isinstance(acts, (tuple, np.ndarray)):
-      acts = np.asarray(acts, np.float64).tolist()
+    tokens = records_lib.as_numpy(tokens).tolist() if records_lib.is_array(tokens) else tokens
+    if records_lib.is_array(acts):
+      try:
+        acts = records_lib.as_numpy(acts).astype(np.float64).tolist()
+      except (TypeError, ValueError):  # a value that is no number: parse_record names it
+        acts = list(acts) if isinstance(acts, tuple) else acts
     obj = {"tokens": tokens, "activations": acts}
     if split is not None:
       obj["split"] = split

@@ -195,6 +195,20 @@ def parse_record(obj: Any, where: str, default_name: str, decode: subject_tokens
   return name, Record(tuple(tokens), values, split, where)
 
 
+def as_numpy(x: Any) -> np.ndarray:
+  """A numpy, JAX or PyTorch array (or a list) as numpy. Duck-typed, so torch is not imported: a tensor with grad, on
+  a GPU or in bfloat16, each of which np.asarray refuses, is detached, moved and cast to float32 first."""
+  if hasattr(x, "detach") and hasattr(x, "cpu"):
+    x = x.detach().cpu()
+    x = x.float() if "bfloat16" in str(x.dtype) else x
+  return np.asarray(x)
+
+
+def is_array(x: Any) -> bool:
+  """A tuple or an array of any library (numpy, JAX, PyTorch): what `as_numpy` turns into a list's numbers."""
+  return isinstance(x, tuple) or (not isinstance(x, (list, str)) and hasattr(x, "__array__"))
+
+
 def _is_int(x: Any) -> bool:
   return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
