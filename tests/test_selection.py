@@ -113,21 +113,50 @@ def test_auc_lower_bound_separates_chance_from_signal():
   assert np.isnan(selection.auc_lower_bound(0.7, 0, 10))
 
 
-def test_the_lower_bound_counts_a_repeated_token_once():
-  """A split drawn with repeats (fewer positive tokens than asked for) has the error bar of its distinct tokens."""
-  ex = lambda r, i, pos: data_lib.Example(record=r, index=i, target=float(pos))
-  examples = [ex(0, 1, 1)] * 5 + [ex(1, 2, 1)] * 5 + [ex(r, 0, 0) for r in range(10)]
+def test_the_lower_bound_counts_the_independent_scores_a_split_holds():
+  """A token drawn again adds no evidence, nor, for a discriminator that reads only the word, another token of the
+  same word: Kish's effective count over such clusters, (sum n)^2 / sum n^2."""
+  def ex(r, i, pos, word):
+    return data_lib.Example(record=r, index=i, target=float(pos), tokens=("x",) * i + (word,))
+  # Positives: two tokens of ' dog' (records 0 and 1), each drawn 5 times. Negatives: ten tokens of two words, one
+  # drawn 8 times and one twice.
+  examples = [ex(0, 1, 1, " dog")] * 5 + [ex(1, 2, 1, " dog")] * 5 + [ex(r, 0, 0, " cup" if r < 8 else " pen")
+                                                                       for r in range(10)]
   split = splits_lib.Split(examples, None, np.array([e.target for e in examples], np.float32))
-  assert split.distinct_counts() == (2, 10)
-  assert selection.split_lower_bound(0.8, split) == selection.auc_lower_bound(0.8, 2, 10)
-  assert selection.split_lower_bound(0.8, split) < selection.auc_lower_bound(0.8, 10, 10)
+  assert split.effective_counts(by_word=False) == (2.0, 10.0)
+  assert split.effective_counts(by_word=True) == (1.0, pytest.approx(100 / 68))
+  namer, context = disc_lib.get("namer"), disc_lib.get("namer_context")
+  assert selection.split_lower_bound(0.8, split, namer) == selection.auc_lower_bound(0.8, 1.0, 100 / 68)
+  assert selection.split_lower_bound(0.8, split, context) == selection.auc_lower_bound(0.8, 2, 10)
+  uneven = splits_lib.Split([ex(0, 1, 1, " a")] * 62 + [ex(1, 1, 1, " b"), ex(2, 1, 1, " c")] + [ex(3, 0, 0, " d")],
+                            None, np.array([1.0] * 64 + [0.0], np.float32))
+  assert uneven.effective_counts(by_word=False) == (pytest.approx(64 ** 2 / (62 ** 2 + 2)), 1.0)
   by_hand = splits_lib.Split([], None, np.array([1, 1, 0], np.float32))  # no examples: every row counts
-  assert by_hand.distinct_counts() == (2, 1)
+  assert by_hand.effective_counts(by_word=True) == (2, 1)
+
+
+def test_a_label_unrelated_to_a_word_feature_passes_the_chance_check_at_the_nominal_rate():
+  """The adoption rule of the word count (experiments/naming/README.md): a word-only discriminator gives every token
+  of a word one score, so a label unrelated to the feature is a random score per word. 64 positive tokens of 4 words
+  and 64 negative tokens of 8 words, each token once: counting tokens, such a label passed about a third of the
+  time; counting words, about the nominal 5%."""
+  rng = np.random.default_rng(0)
+  pos_words, neg_words = rng.integers(0, 4, 64), 4 + rng.integers(0, 8, 64)
+  examples = [data_lib.Example(record=i, index=0, target=float(i < 64), tokens=(f" w{w}",))
+              for i, w in enumerate(np.concatenate([pos_words, neg_words]))]
+  split = splits_lib.Split(examples, None, np.array([e.target for e in examples], np.float32))
+  word_B = np.concatenate([pos_words, neg_words])
+  passed = {True: 0, False: 0}
+  for _ in range(2000):
+    auc = evaluation.roc_auc(rng.normal(size=12)[word_B], split.positive_B)
+    for by_word in passed:
+      passed[by_word] += selection.auc_lower_bound(auc, *split.effective_counts(by_word)) > 0.5
+  assert passed[True] / 2000 < 0.07 and passed[False] / 2000 > 0.15, passed
 
 
 def test_a_label_on_few_held_out_tokens_gets_their_error_bar(tiny, tmp_path):
-  """Three held-out positive tokens, drawn again and again to fill the split: result.json's lower bound is the one of
-  three positives, not of the many repeated draws."""
+  """Three held-out positive tokens of two words (' cat' twice), drawn again and again to fill the split:
+  result.json's lower bound is the one of fewer than three independent positives, not of the many repeated draws."""
   path = tmp_path / "few.jsonl"
   with open(path, "w") as f:
     for i in range(60):
@@ -140,8 +169,8 @@ def test_a_label_on_few_held_out_tokens_gets_their_error_bar(tiny, tmp_path):
   feature = data_lib.load_features(str(path))[0]
   r = labeling.label_feature(tiny, feature, disc_lib.get("namer"), LCFG, str(tmp_path / "out"))
   sp = labeling.build_splits(tiny, feature, disc_lib.get("namer"), LCFG, keep_cache=False, prepare_train=False)
-  n_pos, n_neg = sp["heldout"].distinct_counts()
-  assert n_pos == 3 and int(sp["heldout"].positive_B.sum()) > n_pos  # drawn with repeats
+  n_pos, n_neg = sp["heldout"].effective_counts(by_word=True)
+  assert n_pos < 3 and int(sp["heldout"].positive_B.sum()) > n_pos  # three words drawn with repeats
   assert r["heldout_auc_lower95"] == pytest.approx(selection.auc_lower_bound(r["heldout"]["auc"], n_pos, n_neg))
 
 

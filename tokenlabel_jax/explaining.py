@@ -44,7 +44,7 @@ def score_explanation(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib.
   own, ref_rows = (rows[0], rows[1:]) if ids else (None, rows)
   status, lower = explained["status"], float("nan")
   if own is not None:
-    lower = selection.split_lower_bound(own["auc"], sp["heldout"])
+    lower = selection.split_lower_bound(own["auc"], sp["heldout"], disc)
     status = "ok" if lower > selection.SelectConfig().min_auc_lower else "not above chance"
   result = {
       "feature": feature.name, "label": label if status == "ok" else None, "best_candidate": label,

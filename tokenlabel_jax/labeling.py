@@ -325,7 +325,7 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
   chosen = selection.choose_label(m, disc, feature, lcfg, sp, train_prep, cands, mask_V, scfg,
                                   (proposed or {}).get("texts", ()))
   heldout = {k: chosen.stats[k] for k in ("auc", "accuracy", "f1")}
-  lower = selection.split_lower_bound(heldout["auc"], sp["heldout"])
+  lower = selection.split_lower_bound(heldout["auc"], sp["heldout"], disc)
   is_label = bool(lower > scfg.min_auc_lower)
   first = chosen.ids[0]
   soft = {"probability": None, "top_k": [], "seed_argmax": []}  # the soft label's view, when there is one

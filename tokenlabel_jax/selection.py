@@ -425,8 +425,8 @@ def _set_namer_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Fea
   likeliest as the kind of sets of four positive training words (`coverage.set_scores`); the lowest validation loss
   when the feature has fewer than four positive words. The signal is kept in each compared candidate's stats."""
   score(m, disc, cands, sp["val"], sp["heldout"])
-  above = [not scfg.answers_above_chance or split_lower_bound(c.stats["val_auc"], sp["val"]) > scfg.min_auc_lower
-           for c in cands]
+  above = [not scfg.answers_above_chance
+           or split_lower_bound(c.stats["val_auc"], sp["val"], disc) > scfg.min_auc_lower for c in cands]
   compared = compared_by_set_namer([len(c.ids) for c in cands], [c.stats["val_loss"] for c in cands],
                                    [c.source for c in cands], scfg.coverage_top, above)
   set_C = coverage.set_scores(m, feature, lcfg.threshold, scfg.set_sets, [cands[i].ids for i in compared])
@@ -528,9 +528,11 @@ def _coverage_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feat
   return compared[coverage.coverage_choice(loss, signals, scfg.coverage_top)]
 
 
-def split_lower_bound(auc: float, split: Split) -> float:
-  """`auc_lower_bound` of an AUC measured on `split`, counting each of its tokens once."""
-  return auc_lower_bound(auc, *split.distinct_counts())
+def split_lower_bound(auc: float, split: Split, disc: disc_lib.DiscriminatorConfig) -> float:
+  """`auc_lower_bound` of an AUC that `disc` measured on `split`, counting the independent scores it holds: a token
+  drawn again adds none, nor, for a discriminator that reads only the word, another token of the same word
+  (`Split.effective_counts`)."""
+  return auc_lower_bound(auc, *split.effective_counts(by_word="{context}" not in disc.template))
 
 
 def auc_lower_bound(auc: float, n_pos: int, n_neg: int, chance_floor: bool = True) -> float:

@@ -9,6 +9,7 @@ labels on them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Sequence
 
@@ -50,14 +51,25 @@ class Split:
     if self.positive_B is None:
       self.positive_B = np.asarray(self.target_B) > 0.5
 
-  def distinct_counts(self) -> tuple[int, int]:
-    """(positives, negatives) counting each token once: a feature with fewer positive tokens than asked for is
-    sampled with repeats (`data.sample_examples`), and a repeat adds no evidence to an AUC's error bar."""
+  def effective_counts(self, by_word: bool) -> tuple[float, float]:
+    """(positives, negatives) as the number of independent scores each class holds, for an AUC's error bar.
+    Examples that must get one score form a cluster: the draws of one token (a feature with fewer positive tokens
+    than asked for is sampled with repeats), and with `by_word` (a discriminator that reads only the word) every
+    token of one word, as the prompt shows it. A class of clusters of sizes n_c counts (sum n_c)^2 / sum n_c^2, Kish's
+    effective sample size for clusters whose members are equal: the number of clusters when they are of one size."""
     pos = np.asarray(self.positive_B, bool)
     if len(self.examples) != len(pos):  # a Split built by hand from targets alone
-      return int(pos.sum()), int((~pos).sum())
-    keys = [{(e.record, e.index) for e, p in zip(self.examples, pos) if p == want} for want in (True, False)]
-    return len(keys[0]), len(keys[1])
+      return float(pos.sum()), float((~pos).sum())
+    def key(e: data_lib.Example):
+      if by_word and e.tokens:
+        return data_lib.word_of(e.tokens[e.index]) or e.tokens[e.index]
+      return (e.record, e.index)
+    out = []
+    for want in (True, False):
+      sizes = np.asarray(list(collections.Counter(key(e) for e, p in zip(self.examples, pos) if p == want).values()),
+                         np.float64)
+      out.append(float(sizes.sum() ** 2 / (sizes ** 2).sum()) if len(sizes) else 0.0)
+    return out[0], out[1]
 
 
 def evaluate_labels(m: LoadedModel, disc: disc_lib.DiscriminatorConfig, label_ids: Sequence[Sequence[int]],

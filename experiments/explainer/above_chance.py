@@ -41,7 +41,7 @@ def main():
       continue
     sp = labeling.build_splits(m, features[name], disc, lcfg, keep_cache=True, prepare_train=False)
     row = labeling.evaluate_labels(m, disc, [disc_lib.encode_label(m.tokenizer, label)], sp["val"], sp["heldout"])[0]
-    lower = selection.split_lower_bound(row["val_auc"], sp["val"])  # as the rule's filter counts: each token once
+    lower = selection.split_lower_bound(row["val_auc"], sp["val"], disc)  # as the rule's filter counts
     rows.append({"feature": name, "label": label, "val AUC": row["val_auc"], "val AUC lower95": lower,
                  "above chance": lower > scfg.min_auc_lower})
     print(rows[-1], flush=True)

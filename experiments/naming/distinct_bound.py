@@ -6,11 +6,12 @@
 
 A label is withheld when the one-sided 95% lower bound of its held-out AUC is at most 0.5. A feature with fewer
 positive tokens than the held-out split asks for (64 of 128) is drawn with repeats, and the bound was computed as if
-every draw were new evidence; since 2026-12-06 it counts each token once (`Split.distinct_counts`). This script
-redraws each stored run's held-out split (the same seed and sizes: the draw depends on the records only), recomputes
-the bound both ways from the stored held-out AUC, checks that the old way reproduces the run's own decisions, and
-counts the labels that the new way withholds and the names lost with them. The 1.5B model's ask rule was scored
-without the chance check (chooser.py); both bounds are applied to it here, so its counts are comparable.
+every draw were new evidence; from 2026-12-06 it counted each token once (`Split.distinct_counts` then; since
+2026-12-07 `Split.effective_counts`: word_bound.py). This script redraws each stored run's held-out split (the same
+seed and sizes: the draw depends on the records only), recomputes the bound both ways from the stored held-out AUC,
+checks that the old way reproduces the run's own decisions, and counts the labels that the new way withholds and the
+names lost with them. The 1.5B model's ask rule was scored without the chance check (chooser.py); both bounds are
+applied to it here, so its counts are comparable.
 Writes experiments/results/naming_distinct_bound.{md,json}.
 """
 
@@ -26,7 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from experiments import common  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax import data as data_lib, labeling, selection  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax.splits import Split  # pylint: disable=g-import-not-at-top
 
 # (set, stored result, the label's column prefix, the categories' split): runs whose result files keep every label.
 RUNS = [(s, f"naming_{s}_{tag}", "", s) for s in ("test", "fresh") for tag in (
@@ -63,9 +63,9 @@ def bound(auc: float, n_pos: int, n_neg: int) -> float:
 def heldout_counts(path: str, lcfg: LabelConfig) -> tuple[tuple[int, int], tuple[int, int]]:
   """((positives, negatives) as drawn, the same counting each token once) of a feature's held-out split."""
   examples = labeling.sample_split(data_lib.load_features(path)[0], lcfg, "heldout")
-  split = Split(examples, None, [e.target for e in examples], [e.positive for e in examples])
   n_pos = sum(e.positive for e in examples)
-  return (n_pos, len(examples) - n_pos), split.distinct_counts()
+  distinct = [len({(e.record, e.index) for e in examples if e.positive == want}) for want in (True, False)]
+  return (n_pos, len(examples) - n_pos), (distinct[0], distinct[1])
 
 
 def real_feature_counts(sae: str, lcfg: LabelConfig, bar: float) -> dict[str, dict]:
