@@ -62,6 +62,10 @@ def test_positive_words_and_sets():
       data_lib.Record((" owl",), np.array([1.0], np.float32), "heldout", "c")))
   assert coverage.positive_words(feature) == ["cat", "dog"]  # no digits, no held-out words, no negatives
   assert coverage.positive_words(feature, threshold=0.7) == ["cat"]
+  marked = data_lib.Feature("m", (data_lib.Record(("\u0120dog", "\u2581Cat", "\u0120"), np.ones(3, np.float32), "train",
+                                                  "a"),))
+  assert coverage.positive_words(marked) == ["cat", "dog"]  # tokens as GPT-2 and SentencePiece store them (was:
+                                                            # ['ġdog'], the SentencePiece word dropped)
   sets = coverage.word_sets(["a", "b", "c", "d", "e"], 5, seed=0)
   assert len(sets) == 5 and all(len(set(s)) == 4 for s in sets)
   assert coverage.word_sets(["a", "b", "c"], 5, seed=0) == []

@@ -64,8 +64,9 @@ def positive_words(feature, threshold: float = 0.0) -> list[str]:
   and sorted. Records without a split are split as labeling splits them (before, such a feature had no words here,
   and the set namer's signal was missing for it)."""
   feature = data_lib.assign_splits(feature, threshold=threshold)
-  return sorted({tok.strip().lower() for r in feature.records if r.split == "train"
-                 for tok, a in zip(r.tokens, r.activations) if tok.strip().isalpha() and a > threshold})
+  words = (data_lib.word_of(tok) for r in feature.records if r.split == "train"
+           for tok, a in zip(r.tokens, r.activations) if a > threshold)
+  return sorted({w.lower() for w in words if w.isalpha()})  # word_of: no 'Ġ' or '▁' marker, as the prompts show
 
 
 def word_sets(words: Sequence[str], n_sets: int, seed: int, k: int = 4) -> list[list[str]]:
