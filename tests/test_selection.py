@@ -133,6 +133,12 @@ def test_the_lower_bound_counts_the_independent_scores_a_split_holds():
   assert uneven.effective_counts(by_word=False) == (pytest.approx(64 ** 2 / (62 ** 2 + 2)), 1.0)
   by_hand = splits_lib.Split([], None, np.array([1, 1, 0], np.float32))  # no examples: every row counts
   assert by_hand.effective_counts(by_word=True) == (2, 1)
+  # A label withheld on such a split says why: one word of positives is too little to tell any label from chance.
+  assert labeling.evidence_hint(namer, split).startswith("the held-out positives amount to 1.0 independent words")
+  assert "2.0 independent tokens" in labeling.evidence_hint(context, split)
+  many = splits_lib.Split([ex(r, 1, 1, f" w{r}") for r in range(8)] + [ex(9, 0, 0, " cup")], None,
+                          np.array([1.0] * 8 + [0.0], np.float32))
+  assert labeling.evidence_hint(namer, many) == ""
 
 
 def test_a_label_unrelated_to_a_word_feature_passes_the_chance_check_at_the_nominal_rate():
@@ -172,6 +178,8 @@ def test_a_label_on_few_held_out_tokens_gets_their_error_bar(tiny, tmp_path):
   n_pos, n_neg = sp["heldout"].effective_counts(by_word=True)
   assert n_pos < 3 and int(sp["heldout"].positive_B.sum()) > n_pos  # three words drawn with repeats
   assert r["heldout_auc_lower95"] == pytest.approx(selection.auc_lower_bound(r["heldout"]["auc"], n_pos, n_neg))
+  # On under two independent positive words the label is withheld here, and the result says why.
+  assert r["label"] is None and "independent words, too few to tell a label from chance" in r["hint"]
 
 
 @pytest.fixture(scope="module")

@@ -240,7 +240,7 @@ def label_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc: d
     result, heldout_prob = _verify_and_report(m, feature, disc, lcfg, sp, train_prep, label_S, mask_V, refs, scfg,
                                               scorer, proposals[f], base)
     result["wall_time_s"] = round(train_time / len(features) + time.time() - t1, 2)
-    hint = "" if result["label"] else context_hint(disc, sp["heldout"])
+    hint = "" if result["label"] else context_hint(disc, sp["heldout"]) or evidence_hint(disc, sp["heldout"])
     if hint:
       result["hint"] = hint
     if write:
@@ -273,6 +273,21 @@ def context_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
     return ""
   return (f"{share:.0%} of the held-out positives' words are also negatives' words, so the feature follows the "
           f"context, which the {disc.name} discriminator does not read: try --discriminator=namer_context")
+
+
+FEW_EVIDENCE = 8  # independent positive scores below which a withheld label says more of the data than of the label
+
+
+def evidence_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
+  """Why the chance check withheld a label when the held-out positives are a handful of words (or, for a
+  discriminator that reads the context, tokens): too few independent scores to tell any label from chance."""
+  by_word = "{context}" not in disc.template
+  n = heldout.effective_counts(by_word)[0]
+  if n >= FEW_EVIDENCE:
+    return ""
+  unit = "words" if by_word else "tokens"
+  return (f"the held-out positives amount to {n:.1f} independent {unit}, too few to tell a label from chance: add "
+          f"records where the feature fires on more {unit}")
 
 
 def _explainer_proposals(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_lib.DiscriminatorConfig,
