@@ -385,7 +385,7 @@ def test_continuous_mode_counts_positives_as_the_sampler_does(tiny, tmp_path):
 def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tiny, feature, tmp_path, capsys):
   """experiments/data/context/food_sense: the same words are positives (in dishes) and near misses (as animals).
   The word-only namer scores a word alike in both senses, so no label is above chance, and result.json and the
-  terminal line say why (`hint`); a feature of words gets no hint."""
+  terminal line say why (`hint`); a feature of words gets no hint to read the context."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   food = data_lib.load_features(os.path.join(root, "experiments", "data", "context", "food_sense.jsonl"))[0]
   lcfg = dataclasses.replace(LCFG, steps=0, threshold=0.5, negatives="near_miss", n_train=16, n_val=32, n_heldout=32)
@@ -398,7 +398,7 @@ def test_a_context_feature_gets_no_word_label_and_a_hint_to_read_the_context(tin
   from tokenlabel_jax import runfiles  # pylint: disable=import-outside-toplevel
   assert runfiles.summary_entry(got)["hint"] == got["hint"]  # summary.json: which of many features read context
   (word,) = labeling.label_features(tiny, [feature], namer, dataclasses.replace(LCFG, steps=0), str(tmp_path / "w"))
-  assert "hint" not in word
+  assert "namer_context" not in word.get("hint", "")  # (its few held-out words may get labeling.evidence_hint's)
 
 
 def test_an_unreadable_summary_is_rebuilt_from_the_results_beside_it(tmp_path, capsys):
