@@ -128,6 +128,8 @@ def test_the_lower_bound_counts_the_independent_scores_a_split_holds():
   namer, context = disc_lib.get("namer"), disc_lib.get("namer_context")
   assert selection.split_lower_bound(0.8, split, namer) == selection.auc_lower_bound(0.8, 1.0, 100 / 68)
   assert selection.split_lower_bound(0.8, split, context) == selection.auc_lower_bound(0.8, 2, 10)
+  with_context = dataclasses.replace(namer, also=("{context}: {word} is a kind of{label}",))  # one prompt of two
+  assert selection.split_lower_bound(0.8, split, with_context) == selection.auc_lower_bound(0.8, 2, 10)
   uneven = splits_lib.Split([ex(0, 1, 1, " a")] * 62 + [ex(1, 1, 1, " b"), ex(2, 1, 1, " c")] + [ex(3, 0, 0, " d")],
                             None, np.array([1.0] * 64 + [0.0], np.float32))
   assert uneven.effective_counts(by_word=False) == (pytest.approx(64 ** 2 / (62 ** 2 + 2)), 1.0)

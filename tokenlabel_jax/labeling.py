@@ -266,7 +266,7 @@ CONTEXT_HINT_SHARE = 0.5
 
 def context_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
   """Why a word-only discriminator found nothing, when the feature's positive words are also its negatives' words."""
-  if "{context}" in disc.template:
+  if disc.reads_context:
     return ""
   share = data_lib.shared_word_share(heldout.examples)
   if share < CONTEXT_HINT_SHARE:
@@ -281,7 +281,7 @@ FEW_EVIDENCE = 8  # independent positive scores below which a withheld label say
 def evidence_hint(disc: disc_lib.DiscriminatorConfig, heldout: Split) -> str:
   """Why the chance check withheld a label when the held-out positives are a handful of words (or, for a
   discriminator that reads the context, tokens): too few independent scores to tell any label from chance."""
-  by_word = "{context}" not in disc.template
+  by_word = not disc.reads_context
   n = heldout.effective_counts(by_word)[0]
   if n >= FEW_EVIDENCE:
     return ""

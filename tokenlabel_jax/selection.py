@@ -532,7 +532,7 @@ def split_lower_bound(auc: float, split: Split, disc: disc_lib.DiscriminatorConf
   """`auc_lower_bound` of an AUC that `disc` measured on `split`, counting the independent scores it holds: a token
   drawn again adds none, nor, for a discriminator that reads only the word, another token of the same word
   (`Split.effective_counts`)."""
-  return auc_lower_bound(auc, *split.effective_counts(by_word="{context}" not in disc.template))
+  return auc_lower_bound(auc, *split.effective_counts(by_word=not disc.reads_context))
 
 
 def auc_lower_bound(auc: float, n_pos: int, n_neg: int, chance_floor: bool = True) -> float:

@@ -35,6 +35,12 @@ class DiscriminatorConfig:
   # (an ensemble of prompts: a member word rarely fits every phrasing). One-token labels, scored by the exact scan.
   also: tuple[str, ...] = ()
 
+  @property
+  def reads_context(self) -> bool:
+    """Whether a prompt shows the text around the word. One that reads only the word scores every token of a word
+    alike, which the chance check and the hints count on (`splits.Split.effective_counts`)."""
+    return any("{context}" in t for t in (self.template, *self.also))
+
 
 _JUDGE_TEXT = (
     "Here is a text with one token marked by [[ ]].\n\nText: {context}\nMarked token: {word}\n\n"
