@@ -35,7 +35,8 @@ def setup(name: str, description: str | None = None, launcher_steps: bool = Fals
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
   ap = argparse.ArgumentParser(description=description)
-  ap.add_argument("--model", default=None, help="model path (default: the embedded model)")
+  ap.add_argument("--model", default="smollm2-135m-instruct",
+                  help="a model as --model takes it (default: the 135M model, which these studies measured)")
   ap.add_argument("--discriminator", default=None, help="default: the model's measured default")
   ap.add_argument("--steps", type=int, default=steps or (None if launcher_steps else LabelConfig().steps))
   ap.add_argument("--out", default=os.path.join(HERE, "runs", name), help="runs and checkpoints")

@@ -1,4 +1,4 @@
-"""Benchmark: the JAX label step against a PyTorch/transformers step doing the same work, on the embedded model.
+"""Benchmark: the JAX label step against a PyTorch/transformers step doing the same work, on the 135M model.
 
     .venv/bin/python scripts/bench.py [--quick]
 
@@ -138,7 +138,7 @@ def torch_worker(B: int, cached: bool, repeats: int, dtype: str, head: str) -> d
   from transformers import AutoModelForCausalLM
   from tokenlabel_jax.loading import embedded
   torch.manual_seed(0)
-  path = embedded.gguf_path()
+  path = embedded.gguf_path(embedded.SMALL)
   model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                                dtype=getattr(torch, dtype))
   model.eval().requires_grad_(False)
@@ -200,11 +200,12 @@ def run_worker(args: list[str]) -> dict:
 
 
 def end_to_end(quick: bool, features_path: str, only: list[str] | None = None, per_batch: int = 4) -> dict:
-  """A real labeling run on the embedded model (its default discriminator and step count): features per hour, and
+  """A real labeling run on the 135M model (its default discriminator and step count): features per hour, and
   the peak resident memory of that process alone (os.wait4 returns the rusage of one child)."""
   out_dir = os.path.join("/tmp", f"tokenlabel_bench_{os.getpid()}_{os.path.basename(features_path)}_{per_batch}")
   cmd = [sys.executable, "-m", "tokenlabel_jax.label", f"--features={ROOT}/{features_path}",
-         f"--output_dir={out_dir}", f"--features_per_batch={per_batch}", "--resume=false"]
+         f"--output_dir={out_dir}", f"--features_per_batch={per_batch}", "--resume=false",
+         "--model=smollm2-135m-instruct"]
   if only:
     cmd.append(f"--only={','.join(only)}")
   if quick:
@@ -240,7 +241,7 @@ def main():
   ap.add_argument("--head", default="read", help="torch: logits at the read position only, or at 'all' positions")
   ap.add_argument("--remat", type=int, default=0, help="jax: rematerialized layers")
   ap.add_argument("--disc", default="judge", help="jax: the discriminator whose step is timed")
-  ap.add_argument("--model", default=None, help="jax worker: a model as --model takes it (default: the embedded one), "
+  ap.add_argument("--model", default="smollm2-135m-instruct", help="jax worker: a model as --model takes it, "
                   "e.g. `--worker=jax --model=qwen2.5-coder-1.5b --repeats=2` times one judge step of that model")
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--quick", action="store_true")
@@ -276,7 +277,7 @@ def main():
   for F in ([4] if args.quick else [4, 16]):
     for vm in (1, 0):
       plan.append(["--worker=jax", "--B=8", f"--F={F}", f"--vmapped={vm}"])
-  for vm in (1, 0):  # the embedded model's default discriminator: no model pass in its step (B = its default 32)
+  for vm in (1, 0):  # the 135M model's default discriminator: no model pass in its step (B = its default 32)
     plan.append(["--worker=jax", "--B=32", f"--F={4 if args.quick else 16}", f"--vmapped={vm}", "--disc=namer"])
   cmd = "python scripts/bench.py" + (" --quick" if args.quick else "")
   data = {"command": cmd, "date": time.strftime("%Y-%m-%d"), "host": _host(), "rows": [], "end_to_end": None}
@@ -325,7 +326,7 @@ def write_markdown(data: dict) -> None:
   rows, e2e, cmd = data["rows"], data["end_to_end"], data["command"]
   peak = rows[0]["gflop_per_s"]
   steps = rows[1:]
-  lines = [f"# Benchmark: label step, JAX vs PyTorch (embedded SmolLM2-135M, {os.cpu_count()} CPU cores)",
+  lines = [f"# Benchmark: label step, JAX vs PyTorch (SmolLM2-135M, {os.cpu_count()} CPU cores)",
            "", f"Made by `{cmd}` on {data['date']}; medians of repeated steps after warm-up, each configuration in its "
            f"own process. Prompt: {PREFIX} prefix tokens + {SUFFIX} (slot + suffix), the judge's 1/0 readout. "
            "head: 'read' computes what the score needs (JAX: the two answer logits; torch: logits_to_keep=1); 'all' is "

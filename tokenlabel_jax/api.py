@@ -1,6 +1,6 @@
 """The public Python API, for notebooks and forks: `import tokenlabel_jax as tl`.
 
-    m = tl.load_model()                                    # the embedded SmolLM2-135M, or a path as for --model
+    m = tl.load_model()                                    # the default Qwen2.5-Coder-1.5B, a name or a path
     results = tl.label(m, {"animals": [(tokens, acts), ...]}, steps=100)
     results[0].label, results[0].auc                       # plain objects; a notebook shows `results` as a table
 
@@ -38,8 +38,9 @@ from tokenlabel_jax.optimization import LabelConfig
 
 
 def load_model(model: str | os.PathLike | None = None, dtype: str = "float32", verbose: bool = False) -> LoadedModel:
-  """A model as `--model` takes it: None for the default, a packaged model's name (e.g. 'qwen2.5-coder-1.5b'), a
-  Hugging Face or Flax directory, a .gguf file (a str or a pathlib.Path)."""
+  """A model as `--model` takes it: None for the default ($TOKENLABEL_MODEL, else 'qwen2.5-coder-1.5b'), a packaged
+  model's name (e.g. 'smollm2-135m-instruct', five times faster), a Hugging Face or Flax directory, a .gguf file (a
+  str or a pathlib.Path)."""
   if model is not None and not isinstance(model, (str, os.PathLike)):
     raise UserError(f"model={model!r} is a {type(model).__name__}", "pass a model's name or path as a string, or None "
                     "for the default")

@@ -114,7 +114,7 @@ def _write(args, rows, cats, settings, t0):
                                        "namer names", "namer label, judge AUC", "first name, judge AUC", "best name",
                                        "best name, judge AUC", "best name tokens", "judge top 5 by validation",
                                        "judge s"],
-                     f"The paper's judge with the gradient on {args.model or 'the embedded model'}, beside the namer",
+                     f"The paper's judge with the gradient on {args.model}, beside the namer",
                      notes, summary=summary)
 
 

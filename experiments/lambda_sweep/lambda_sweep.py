@@ -45,7 +45,7 @@ def run(split: str, limit: int, out: str, values=VALUES) -> None:
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
-  m, disc, lcfg = load_model(None), disc_lib.get("namer"), LabelConfig()
+  m, disc, lcfg = load_model("smollm2-135m-instruct"), disc_lib.get("namer"), LabelConfig()
   for spec in _features(split, limit):
     path = os.path.join(out, spec["name"] + ".json")
     if os.path.exists(path):

@@ -32,7 +32,7 @@ def main():
     lcfg = LabelConfig(steps=args.steps, threshold=0.5, **kw)
     rows += common.label_rows(m, feat, disc, lcfg, os.path.join(args.out, m.cfg.name, f"setting{i}"),
                               {"mammal_hardneg": ["mammal", "animal"]}, name)
-  name = "data_balance" + (f"_{m.cfg.name}" if args.model else "")
+  name = "data_balance" + (f"_{m.cfg.name}" if m.cfg.name != "smollm2-135m-instruct" else "")
   common.write_table(name, rows, ["setting", "label", "p", "heldout AUC", "F1", "reference", "seed argmax"],
                      f"Data balance on the mammal feature, {m.cfg.name} ({disc.name} discriminator)",
                      "Held-out examples are drawn with the same setting as training, so 'hard negatives' is also "

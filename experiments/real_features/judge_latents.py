@@ -127,7 +127,7 @@ def write(args, rows: list[dict], n: int, settings: dict, t0: float) -> None:
                                        "namer, judge AUC", "top token, judge AUC", "random, judge AUC",
                                        "judge, scorer AUC", "namer, scorer AUC", "top token, scorer AUC",
                                        "token lookup AUC", "top contexts", "judge s"],
-                     f"The paper's judge with the gradient on real latents, {args.model or 'the embedded model'}",
+                     f"The paper's judge with the gradient on real latents, {args.model}",
                      notes, summary=summary)
 
 

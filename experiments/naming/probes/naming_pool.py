@@ -97,7 +97,7 @@ def run_probe(split: str, limit: int, pool: int, data: str, out: str) -> None:
   from tokenlabel_jax import data as data_lib, discriminators as disc_lib  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
-  m = load_model(None)
+  m = load_model("smollm2-135m-instruct")
   disc, lik = disc_lib.get("namer"), disc_lib.get("likelihood")
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
   for spec in common.categories(split, data)[:limit or None]:

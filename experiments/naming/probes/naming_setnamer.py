@@ -13,7 +13,7 @@ from absl import logging; logging.set_verbosity(logging.WARNING)
 import numpy as np, jax, jax.numpy as jnp
 from tokenlabel_jax import data as data_lib, model as model_lib, naming
 from tokenlabel_jax.loading import load_model
-m = load_model(None)
+m = load_model("smollm2-135m-instruct")
 SHOTS = ("jazz, opera, blues and reggae are kinds of music.\ngranite, basalt, slate and marble are kinds of rock.\n"
          "Monday, Friday, Tuesday and Sunday are kinds of day.\n")
 probe = json.load(open('experiments/results/naming_typicality_probe.json'))

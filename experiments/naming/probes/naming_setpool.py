@@ -75,7 +75,7 @@ def run_probe(split: str, limit: int, set_top: int, data: str, out: str) -> None
   from tokenlabel_jax import data as data_lib, discriminators as disc_lib  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
-  m = load_model(None)
+  m = load_model("smollm2-135m-instruct")
   disc = disc_lib.get("namer")
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
   for spec in common.categories(split, data)[:limit or None]:

@@ -30,7 +30,7 @@ def probe(limit: int) -> None:
   from tokenlabel_jax import optimization as opt_lib
   from tokenlabel_jax.loading import load_model
   logging.set_verbosity(logging.WARNING)
-  m = load_model(None)
+  m = load_model("smollm2-135m-instruct")
   disc, lik, lcfg = disc_lib.get("namer"), disc_lib.get("likelihood"), opt_lib.LabelConfig()
   mask = disc_lib.word_like_mask(m.tokenizer, m.cfg.vocab_size)
   spec = json.load(open(os.path.join(common.HERE, "naming", "categories.json")))["categories"]
