@@ -35,11 +35,13 @@ for model in "${models[@]}"; do
   .venv/bin/python - "$model" <<'PY'
 import sys
 from tokenlabel_jax.errors import UserError
-from tokenlabel_jax.loading import load_model
+from tokenlabel_jax.loading import prepare
 try:
-  load_model(sys.argv[1] or None)
+  path, converted = prepare(sys.argv[1] or None)
 except UserError as e:
   sys.exit(f"setup: {e}")
+if not converted:
+  print(f"setup: {path} is fetched and converted", file=sys.stderr)
 PY
 done
 echo "setup: ready (.venv)"

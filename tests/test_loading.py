@@ -318,6 +318,19 @@ def test_the_default_model_and_the_variable_that_changes_it(hf_llama, tmp_cache,
     loading.resolve(None)
 
 
+def test_prepare_converts_once_and_then_leaves_the_weights_alone(hf_llama, tmp_cache, monkeypatch):
+  """scripts/setup.sh's step: the first call converts (the cache entry appears), a second loads nothing."""
+  from tokenlabel_jax import loading
+  assert loading.prepare(hf_llama[0]) == (hf_llama[0], True)
+  assert glob.glob(os.path.join(str(tmp_cache), "converted", "*", "model.json"))
+  def no_load(*args, **kwargs):
+    raise AssertionError("loaded again")
+  monkeypatch.setattr(loading, "_load", no_load)
+  assert loading.prepare(hf_llama[0]) == (hf_llama[0], False)
+  with pytest.raises(AssertionError, match="loaded again"):  # a bfloat16 entry is another one
+    loading.prepare(hf_llama[0], "bfloat16")
+
+
 def test_available_memory_is_read_from_meminfo(tmp_path):
   meminfo = tmp_path / "meminfo"
   meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:    7500000 kB\n")

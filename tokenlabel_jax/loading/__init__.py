@@ -124,6 +124,16 @@ def load_model(spec: str | None = None, dtype: str = "float32", use_cache: bool 
   return result
 
 
+def prepare(spec: str | None = None, dtype: str = "float32") -> tuple[str, bool]:
+  """(the model's file or directory, whether it was converted now): set-up's step. Fetches and converts a model once;
+  a model already in the cache is not loaded again (loading the 1.5B model's weights takes 20-30 s)."""
+  path = resolve(spec)
+  if os.path.isfile(os.path.join(embedded.cache_dir(), "converted", _cache_key(path, dtype), "model.json")):
+    return path, False
+  load_model(spec, dtype)
+  return path, True
+
+
 def _to_device(np_params: dict[str, Any]) -> dict[str, Any]:
   """Leaf by leaf, each host copy dropped as soon as it is moved: memory peaks at one model plus one array."""
   out = {}
