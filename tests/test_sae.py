@@ -369,6 +369,25 @@ def test_cli_says_when_the_corpus_is_too_small_to_export_a_latent(tmp_path):
   assert "labelable" not in proc.stdout and "Traceback" not in proc.stderr and '"fvu"' in proc.stdout
 
 
+@pytest.mark.model
+def test_cli_ends_with_a_label_command_for_the_model_it_ran_on(tmp_path):
+  """The last line hands on a command that runs: the exported latents, labeled by the subject model itself (the 135M
+  model by default, as the README's whole-SAE command does; without --model it would be the 1.5B discriminator)."""
+  (tmp_path / "c").mkdir()
+  words = ["cat", "dog", "river", "table", "seven", "blue", "runs", "quietly", "London", "bread", "music", "cold"]
+  rng = np.random.default_rng(0)
+  text = " ".join(" ".join(rng.choice(words, 8)) + "." for _ in range(400))
+  (tmp_path / "c" / "a.txt").write_text(text)
+  proc = _run_cli(f"--output_dir={tmp_path}/o", f"--corpus={tmp_path}/c", "--tokens=20000", "--n_latents=64",
+                  "--k=4", "--max_latents=3", "--n_neurons=2", "--heldout_fraction=0.3")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  last = proc.stdout.strip().splitlines()[-1]
+  assert last == (f"labelable: python -m tokenlabel_jax.label --features={tmp_path}/o/latents "
+                  f"--output_dir={tmp_path}/o/labels --model=smollm2-135m-instruct --select_margin=0 "
+                  "--features_per_batch=16"), last
+  assert os.listdir(tmp_path / "o" / "latents")
+
+
 def test_a_text_folder_skips_files_that_are_not_utf8_text(tmp_path, capsys):
   """Was: read with errors="replace", so a Latin-1 file's accents and a renamed binary's bytes entered the corpus."""
   (tmp_path / "sub").mkdir()

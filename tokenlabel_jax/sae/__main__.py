@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 
 from absl import app, flags, logging
 
@@ -79,8 +80,10 @@ def main(argv):
     raise UserError(f"no latent fires in {_E.min_active} or more contexts of both splits of the corpus's "
                     f"{result['export']['contexts']} contexts, so none was exported",
                     "give a larger corpus (--tokens, or more text in --corpus)")
-  print(f"labelable: python -m tokenlabel_jax.label --features={f.output_dir}/latents "
-        f"--output_dir={f.output_dir}/labels")
+  # The subject model labels its own latents: for the default that is the 135M model, the README's whole-SAE command.
+  print(f"labelable: python -m tokenlabel_jax.label --features={shlex.quote(f.output_dir + '/latents')} "
+        f"--output_dir={shlex.quote(f.output_dir + '/labels')} --model={shlex.quote(f.model)} --select_margin=0 "
+        "--features_per_batch=16")
 
 
 if __name__ == "__main__":
