@@ -79,14 +79,15 @@ def resolve(spec: str | None) -> str:
                   "used)")
 
 
-def _cache_key(path: str, dtype: str) -> str:
+def _entry_dir(path: str, dtype: str) -> str:
+  """The model's converted-cache entry: keyed by the source files' paths, sizes and times, and the dtype."""
   files = [path] if os.path.isfile(path) else sorted(
       os.path.join(path, f) for f in os.listdir(path) if f.endswith((".json", ".safetensors", ".msgpack")))
   h = hashlib.sha256(f"{dtype} format 3".encode())  # 3: GGUF tensor tables, qwen2; 2: rope_freqs and pre-tokenizers
   for f in files:
     st = os.stat(f)
     h.update(f"{os.path.abspath(f)}:{st.st_size}:{st.st_mtime_ns}".encode())
-  return h.hexdigest()[:16]
+  return os.path.join(embedded.cache_dir(), "converted", h.hexdigest()[:16])
 
 
 def _cfg_from_json(d: dict[str, Any]) -> ModelConfig:
@@ -128,7 +129,7 @@ def prepare(spec: str | None = None, dtype: str = "float32") -> tuple[str, bool]
   """(the model's file or directory, whether it was converted now): set-up's step. Fetches and converts a model once;
   a model already in the cache is not loaded again (loading the 1.5B model's weights takes 20-30 s)."""
   path = resolve(spec)
-  if os.path.isfile(os.path.join(embedded.cache_dir(), "converted", _cache_key(path, dtype), "model.json")):
+  if os.path.isfile(os.path.join(_entry_dir(path, dtype), "model.json")):
     return path, False
   load_model(spec, dtype)
   return path, True
@@ -148,7 +149,7 @@ def _load(path: str, dtype: str, np_dtype, use_cache: bool, verbose: bool, t0: f
   itself on each load (exact, and no second copy on disk: the 1.5B model's float32 weights would take 6 GB). A
   directory's entry holds its weights as an orbax checkpoint."""
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  out_dir = os.path.join(embedded.cache_dir(), "converted", _cache_key(path, dtype))
+  out_dir = _entry_dir(path, dtype)
   meta_path = os.path.join(out_dir, "model.json")
   if use_cache and os.path.isfile(meta_path):
     try:
