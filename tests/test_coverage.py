@@ -113,15 +113,15 @@ def test_labeling_takes_the_label_the_coverage_choice_names(tiny, tmp_path, monk
   assert r["token_ids"] == sorted(compared, key=lambda v: v["val_loss"])[1]["token_ids"]
 
 
-def test_ask_scores_are_the_answers_log_probability_after_the_chat_question(tiny):
+def test_ask_scores_are_the_answers_log_probability_after_the_chat_question():
   """Against a full forward of question + answer, each label's better spelling (lower-case or capitalized, no
   leading space), with and without the answer's end; the scores share one constant, so differences are compared."""
+  tiny = tinymodel.tiny_model(max_seq_len=512)  # a worked example makes the question longer than the fixture's context
   words, labels = ["cat", "dog", "owl"], [" animal", " Bird", "x"]
-  question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words))
   end = coverage.answer_end(tiny.tokenizer)
   assert tiny.tokenizer.token_str(end) == "\n"  # the test template ends an answer with a newline
 
-  def reference(tail):
+  def reference(tail, question):
     want = []
     for label in labels:
       forms = []
@@ -133,11 +133,27 @@ def test_ask_scores_are_the_answers_log_probability_after_the_chat_question(tiny
       want.append(max(forms))
     return np.asarray(want) - want[0]
 
-  for with_end, tail in ((False, []), (True, [end])):
-    got = coverage.ask_scores(tiny, words, labels, end=with_end)
-    np.testing.assert_allclose(got - got[0], reference(tail), rtol=1e-4, atol=2e-4)
+  shots = [(["brie", "feta"], "Cheese")]
+  for kw in ({}, {"shots": shots, "extra": "Be specific."}):
+    question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words, **kw))
+    for with_end, tail in ((False, []), (True, [end])):
+      got = coverage.ask_scores(tiny, words, labels, end=with_end, **kw)
+      np.testing.assert_allclose(got - got[0], reference(tail, question), rtol=1e-4, atol=2e-4)
   assert "cat, dog, owl" in coverage.ask_prompt(tiny.tokenizer, words)
   assert "Choose from: a, b." in coverage.ask_prompt(tiny.tokenizer, words, ["b", "a"])
+
+
+def test_ask_prompt_asks_the_worked_examples_in_earlier_turns(tiny):
+  """Each (words, answer) pair is a user turn with the same question and an assistant turn with the answer; the
+  extra sentence follows the question in every turn."""
+  def question(words):
+    return (f"These words are all examples of one category: {words}.\nWhat is the name of that category? "
+            "Be specific.\nAnswer with one word.")
+  want = tiny.tokenizer.chat([{"role": "user", "content": question("brie, feta")},
+                              {"role": "assistant", "content": "Cheese"},
+                              {"role": "user", "content": question("cat, dog")}])
+  got = coverage.ask_prompt(tiny.tokenizer, ["cat", "dog"], shots=[(["brie", "feta"], "Cheese")], extra="Be specific.")
+  assert got == want
 
 
 def test_ask_scores_best_only_runs_what_can_win_and_scores_it_exactly(tiny, monkeypatch):

@@ -130,12 +130,25 @@ def ask_words(feature, threshold: float = 0.0, n: int = ASK_WORDS) -> list[str]:
   return words
 
 
-def ask_prompt(tokenizer, words: Sequence[str], listed: Sequence[str] | None = None) -> str:
-  """The chat question whose answer names the set of `words` (with `listed`: the words to choose from)."""
+def _question(words: Sequence[str], listed: Sequence[str] | None, extra: str) -> str:
   body = f"These words are all examples of one category: {', '.join(words)}.\nWhat is the name of that category?"
+  if extra:
+    body += " " + extra
   if listed:
     body += f"\nChoose from: {', '.join(sorted(listed))}."
-  return tokenizer.chat([{"role": "user", "content": body + "\nAnswer with one word."}])
+  return body + "\nAnswer with one word."
+
+
+def ask_prompt(tokenizer, words: Sequence[str], listed: Sequence[str] | None = None,
+               shots: Sequence[tuple[Sequence[str], str]] = (), extra: str = "") -> str:
+  """The chat question whose answer names the set of `words` (with `listed`: the words to choose from). `shots`:
+  worked examples, (words, answer) pairs asked and answered in earlier turns; `extra`: a sentence added to the
+  question (in the worked examples too)."""
+  turns = []
+  for shot_words, answer in shots:
+    turns += [{"role": "user", "content": _question(shot_words, None, extra)},
+              {"role": "assistant", "content": answer}]
+  return tokenizer.chat(turns + [{"role": "user", "content": _question(words, listed, extra)}])
 
 
 def answer_end(tokenizer) -> int:
@@ -150,7 +163,8 @@ BOUND_ROWS = 16  # forms run at a time by ask_scores(best_only=True): namer_scor
 
 
 def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None,
-               end: bool = False, best_only: bool = False) -> np.ndarray:
+               end: bool = False, best_only: bool = False, shots: Sequence[tuple[Sequence[str], str]] = (),
+               extra: str = "") -> np.ndarray:
   """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
   better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
   the answer's end too (`answer_end`), so that the first piece of a longer answer (' clo' of ' clothing') is not
@@ -159,10 +173,11 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
   `best_only`: what the ask rule needs, the likeliest label, for a fraction of the passes. A whole answer is never
   likelier than its first token, whose probability the question's own pass gives: forms are run in order of it,
   BOUND_ROWS at a time, until the next one's first token is less likely than the best whole answer so far. The
-  labels none of whose forms ran get NaN (they cannot be the likeliest); the others their exact score."""
+  labels none of whose forms ran get NaN (they cannot be the likeliest); the others their exact score.
+  `shots`, `extra`: as for `ask_prompt`."""
   def ask(w):
-    return DiscriminatorConfig(name="ask", kind="namer", template=ask_prompt(m.tokenizer, w, listed) + "{label}",
-                               calibrate=False)
+    return DiscriminatorConfig(name="ask", kind="namer", calibrate=False,
+                               template=ask_prompt(m.tokenizer, w, listed, shots, extra) + "{label}")
   disc, ex = ask(words), ExampleText(word="", context="")
   # The question's template before the words is the same for every feature: it runs once per model.
   head = prefix.common_head([token_plan(d, m.tokenizer, ex, 1)[0] for d in (disc, ask(["x"]))])
