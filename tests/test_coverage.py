@@ -122,21 +122,19 @@ def test_ask_scores_are_the_answers_log_probability_after_the_chat_question():
   assert tiny.tokenizer.token_str(end) == "\n"  # the test template ends an answer with a newline
 
   def reference(tail, question):
-    want = []
-    for label in labels:
-      forms = []
-      for form in (label.strip().lower(), label.strip().capitalize()):
-        answer = tiny.tokenizer.encode(form) + tail
-        logits, _ = model_lib.forward_tokens(tiny.params, tiny.cfg, np.asarray([question + answer], np.int32))
-        logp = np.asarray(jax.nn.log_softmax(logits[0]))
-        forms.append(sum(logp[len(question) - 1 + j, t] for j, t in enumerate(answer)))
-      want.append(max(forms))
-    return np.asarray(want) - want[0]
+    """Every label's two spellings in one causal forward, right-padded (padding cannot reach earlier positions)."""
+    answers = [tiny.tokenizer.encode(f(label.strip())) + tail for label in labels for f in (str.lower, str.capitalize)]
+    width = len(question) + max(map(len, answers))
+    batch = np.asarray([question + a + [0] * (width - len(question) - len(a)) for a in answers], np.int32)
+    logp = np.asarray(jax.nn.log_softmax(model_lib.forward_tokens(tiny.params, tiny.cfg, batch)[0], axis=-1))
+    forms = [sum(logp[b, len(question) - 1 + j, t] for j, t in enumerate(a)) for b, a in enumerate(answers)]
+    want = np.max(np.reshape(forms, (len(labels), 2)), axis=1)
+    return want - want[0]
 
   shots = [(["brie", "feta"], "Cheese")]
-  for kw in ({}, {"shots": shots, "extra": "Be specific."}):
+  for kw, cases in (({}, ((False, []), (True, [end]))), ({"shots": shots, "extra": "Be specific."}, ((True, [end]),))):
     question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words, **kw))
-    for with_end, tail in ((False, []), (True, [end])):
+    for with_end, tail in cases:
       got = coverage.ask_scores(tiny, words, labels, end=with_end, **kw)
       np.testing.assert_allclose(got - got[0], reference(tail, question), rtol=1e-4, atol=2e-4)
   assert "cat, dog, owl" in coverage.ask_prompt(tiny.tokenizer, words)
