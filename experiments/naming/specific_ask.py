@@ -49,11 +49,15 @@ def score_row(m, row: dict) -> dict:
   got = (coverage.ask_scores(m, row["words"], [c["label"] for c in window], end=True, best_only=True,
                              shots=SHOTS, extra=EXTRA) if row["words"] else np.full(len(window), np.nan))
   scored = [dict(c, specific=float(v)) for c, v in zip(window, got)]
-  chosen = chooser.best(scored, "specific", lambda i, _: True)
+  chosen, asked = chooser.best(scored, "specific", lambda i, _: True), chooser.end_rule(cands)
   return {"category": row["category"], "names": row["names"], "words": row["words"],
-          "ask_end~0.2": chooser.end_rule(cands)["label"], "specific~0.2": chosen["label"],
-          "specific AUC": chosen["heldout_auc"], "ask_end AUC": chooser.end_rule(cands)["heldout_auc"],
-          "window": scored}
+          "ask_end~0.2": asked["label"], "specific~0.2": chosen["label"],
+          "specific AUC": chosen["heldout_auc"], "ask_end AUC": asked["heldout_auc"], "window": scored}
+
+
+def median_auc(values) -> float:
+  """The median held-out AUC of chosen labels (None: a stored row without one)."""
+  return float(np.nanmedian([np.nan if v is None else v for v in values]))
 
 
 def table(rows: list[dict]) -> list[dict]:
@@ -62,11 +66,9 @@ def table(rows: list[dict]) -> list[dict]:
   gained = sum(b and not a for a, b in zip(named["ask_end~0.2"], named["specific~0.2"]))
   lost = sum(a and not b for a, b in zip(named["ask_end~0.2"], named["specific~0.2"]))
   out = [{"rule": "ask_end~0.2 (label --select_rule=ask)", "names": sum(named["ask_end~0.2"]),
-          "median held-out AUC": float(np.nanmedian([np.nan if r["ask_end AUC"] is None else r["ask_end AUC"]
-                                                     for r in rows]))},
+          "median held-out AUC": median_auc(r["ask_end AUC"] for r in rows)},
          {"rule": "specific~0.2 (declared)", "names": sum(named["specific~0.2"]),
-          "median held-out AUC": float(np.nanmedian([np.nan if r["specific AUC"] is None else r["specific AUC"]
-                                                     for r in rows])),
+          "median held-out AUC": median_auc(r["specific AUC"] for r in rows),
           "gained": gained, "lost": lost, "sign test p": common.sign_test(gained, lost)},
          {"rule": "a name in the window (ceiling of both)", "names": sum(
              any(naming.names_category(c["label"], r["names"]) for c in r["window"]) for r in rows)}]

