@@ -59,9 +59,11 @@ def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
   m = tl.model_from_params(params, cfg, tok)
   recs = [{"tokens": t, "activations": a.tolist()} for t, a in _records()]
   results = tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", **SMALL)
-  for f in ("toy/result.json", "toy/examples.json", "toy/report.html", "index.html", "explanations.jsonl"):
+  for f in ("toy/result.json", "toy/examples.json", "toy/report.html", "index.html", "explanations.jsonl",
+            "summary.json"):  # summary.json as the launcher writes it (was: not written)
     assert (tmp_path / "run" / f).is_file(), f
   assert json.load(open(tmp_path / "run" / "toy" / "result.json"))["label"] == results[0].label
+  assert json.load(open(tmp_path / "run" / "summary.json"))["toy"]["label"] == results[0].label
   # Called again (a notebook whose kernel died), a finished feature is kept, as the launcher keeps it; other
   # settings or resume=False label it again. Was: every feature labeled again.
   result_json = tmp_path / "run" / "toy" / "result.json"
@@ -79,6 +81,26 @@ def test_label_with_output_dir_writes_run(tiny_params, tmp_path):
   written = result_json.stat().st_mtime_ns
   tl.label(m, {"toy": recs}, discriminator="namer", output_dir=tmp_path / "run", **{**SMALL, "steps": 0})
   assert result_json.stat().st_mtime_ns != written
+
+
+def test_label_goes_on_past_a_feature_that_fails(tiny_params, tmp_path):
+  """As the launcher: a feature that cannot be labeled (no held-out positive) is named in one error raised after the
+  others are labeled and written, with the summary and the report (was: the error of its batch, and nothing of the
+  batch's good feature)."""
+  params, cfg, tok = tiny_params
+  m = tl.model_from_params(params, cfg, tok)
+  feats = tmp_path / "feats"
+  feats.mkdir()
+  write_feature(feats / "good.jsonl")
+  rows = [json.loads(l) for l in open(write_feature(tmp_path / "b.jsonl"))]
+  (feats / "bad.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows))
+  out = tmp_path / "run"
+  with pytest.raises(tl.UserError, match=r"1 of 2 features failed: bad") as e:
+    tl.label(m, feats, discriminator="namer", output_dir=out, features_per_batch=2, **SMALL)
+  assert "finished features are kept" in e.value.fix
+  assert list(json.load(open(out / "summary.json"))) == ["good"]
+  assert (out / "good" / "result.json").is_file() and (out / "index.html").is_file()
+  assert not (out / "bad").exists()
 
 
 def test_a_scorer_scores_the_label_and_the_baselines_again(tiny_params):

@@ -24,9 +24,9 @@ from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
 from tokenlabel_jax import records as records_lib
+from tokenlabel_jax import run
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
-from tokenlabel_jax import selection
 from tokenlabel_jax import subject_tokens
 from tokenlabel_jax import tokenizer as tokenizer_lib
 from tokenlabel_jax.sae import export as export_lib
@@ -220,19 +220,9 @@ def label(model: LoadedModel, features: Any, discriminator: str | disc_lib.Discr
   with tempfile.TemporaryDirectory(prefix="tokenlabel_") as tmp:
     out = _output_dir(output_dir, tmp)
     with runlock.hold(out):
-      resume = resume and output_dir is not None
-      done = labeling.finished_results(out, [f.name for f in feats], model, disc, lcfg, selection.SelectConfig()
-                                       ) if resume else {}  # as the launcher: finished features are kept
-      todo = [f for f in feats if f.name not in done]
-      for start in range(0, len(todo), per):
-        for r in labeling.label_features(model, todo[start:start + per], disc, lcfg, out, references, resume,
-                                         scorer=scorer):
-          done[r["feature"]] = r
+      done = run.label_run(model, feats, disc, lcfg, out, references, scorer=scorer, per_batch=per,
+                           resume=resume and output_dir is not None, finish=output_dir is not None)
       raw = [done[f.name] for f in feats]
-      if output_dir is not None:
-        from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
-        report.write_report(out)
-        formats.write_explanations(out)
   return Results(LabelResult.from_result(r) for r in raw)
 
 

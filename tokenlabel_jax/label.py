@@ -9,16 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import time
 
 import jax
 from absl import app, flags, logging
 
 from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
-from tokenlabel_jax import formats
 from tokenlabel_jax import labeling
-from tokenlabel_jax import report
+from tokenlabel_jax import run
 from tokenlabel_jax import runfiles
 from tokenlabel_jax import runlock
 from tokenlabel_jax import selection
@@ -126,12 +124,6 @@ flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint every 
 FLAGS = flags.FLAGS
 
 
-def _feature_error(name: str, e: UserError) -> str:
-  """The error line of one failed feature, naming it once."""
-  text = str(e)
-  return f"error: {text}" if text.startswith(f"feature {name!r}") else f"error: feature {name}: {text}"
-
-
 @exit_on_user_error
 def main(argv):
   check_no_arguments(argv)
@@ -180,70 +172,8 @@ def main(argv):
     ext = f", then two-token extensions of its best {scfg.extend_top}" if scfg.extend_top else ""
     print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan{ext}, no gradient run (--steps=N "
           "runs one)", file=sys.stderr)
-  summary_path = os.path.join(FLAGS.output_dir, "summary.json")
-  summary = runfiles.read_summary(summary_path)
-  if FLAGS.resume:  # a killed run started again: features it finished with the same settings are kept
-    done = labeling.finished_results(FLAGS.output_dir, [f.name for f in features], m, disc, lcfg, scfg)
-    if done and writer:
-      print(f"resuming: {len(done)} of {len(features)} features already labeled in {FLAGS.output_dir} with these "
-            "settings are kept (--noresume labels them again)", file=sys.stderr)
-    for name, r in done.items():
-      summary[name] = runfiles.summary_entry(r)
-    if done and writer:
-      runfiles.write_summary(summary_path, summary)
-    features = [f for f in features if f.name not in done]
-  failed = []
-  place = sharding.FeaturePlacer(mesh)
-  per = FLAGS.features_per_batch
-  if FLAGS.warm_prompts and len(features) > per:
-    log = (lambda s: print(s, file=sys.stderr, flush=True)) if writer else None
-    keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, refs)
-    labeling.warm_prompts(m, features, disc, lcfg, keep_cache, log, labeling.uses_train_prompts(lcfg, scfg))
-  t0 = time.monotonic()
-  for start in range(0, len(features), per):
-    group = features[start:start + per]
-    if writer:
-      print(runfiles.batch_line(start, [f.name for f in group], len(features), t0), file=sys.stderr)
-    try:
-      results = labeling.label_features(m, group, disc, lcfg, FLAGS.output_dir, refs,
-                                        FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
-    except runfiles.WriteError:  # a full disk: every later feature would fail alike
-      raise
-    except UserError as e:  # one bad feature must not lose the others: retry the group one by one
-      if len(group) == 1:
-        if writer:
-          print(_feature_error(group[0].name, e), file=sys.stderr)
-        failed.append(group[0].name)
-        continue
-      results = []
-      for feature in group:
-        try:
-          results += labeling.label_features(m, [feature], disc, lcfg, FLAGS.output_dir, refs,
-                                             FLAGS.resume, place, scfg, scorer, plots=FLAGS.plots)
-        except runfiles.WriteError:
-          raise
-        except UserError as e1:
-          if writer:
-            print(_feature_error(feature.name, e1), file=sys.stderr)
-          failed.append(feature.name)
-    for r in results if writer else ():
-      summary[r["feature"]] = runfiles.summary_entry(r)
-      scored = f", {r['scorer']['discriminator']} AUC {r['scorer']['label']['auc']:.3f}" if "scorer" in r else ""
-      top = r.get("baselines", {}).get("top_token")  # what the label's AUC is to be read against
-      scored += f"; top token {top['label']!r} {top['auc']:.3f}" if top else ""
-      top_s = r.get("scorer", {}).get("baselines", {}).get("top_token")
-      scored += f", {r['scorer']['discriminator']} {top_s['auc']:.3f}" if top and top_s else ""
-      print(f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}"
-            f"{scored})" + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above "
-                            "chance"))
-    if writer and results:  # once per batch: rewriting it per feature is quadratic in a run of thousands
-      runfiles.write_summary(summary_path, summary)
-  if writer and os.path.exists(summary_path):
-    print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
-    formats.write_explanations(FLAGS.output_dir)
-  if failed:
-    raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
-                    "see the messages above; finished features are kept in " + summary_path)
+  run.label_run(m, features, disc, lcfg, FLAGS.output_dir, refs, scfg, scorer, FLAGS.features_per_batch,
+                FLAGS.resume, sharding.FeaturePlacer(mesh), FLAGS.warm_prompts, FLAGS.plots, writer)
 
 
 if __name__ == "__main__":
