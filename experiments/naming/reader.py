@@ -139,7 +139,8 @@ def score(set_name: str, cats: dict[str, dict], by_method: dict) -> None:
                        for d in sorted(unique, key=lambda d: (d["judge"], d["category"]))) + ".")
   title = f"The {'test half' if set_name == 'test' else set_name + ' set'}'s labels read as a person would read them"
   common.write_table("naming_reader" + ("" if set_name == "test" else f"_{set_name}"), rows, list(rows[0]), title,
-                     notes, summary={"methods": summary, "default against the others": pairs, "disagreements": unique, "pairs read": len(verdicts)})
+                     notes, summary={"methods": summary, "default against the others": pairs, "disagreements": unique,
+                              "named (labels given)": {f"{m} / {j}": sorted(v) for (m, j), v in named.items()}, "pairs read": len(verdicts)})
 
 
 def main() -> int:
