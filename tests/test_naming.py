@@ -403,3 +403,22 @@ def test_agreement_counts_agreed_and_differing_labels():
   committed = json.load(open(os.path.join(ROOT, "experiments", "results", "naming_agreement.json")))["summary"]
   got = agreement.summarize(agreement.pairs("norms2"))
   assert all(committed["sets"]["norms2"][k] == v for k, v in got.items())
+
+
+def test_reader_verdicts_cover_every_pair_and_reproduce_the_stored_counts():
+  """The reading of plan_reader.md: every (category, label) pair the sheets list has one verdict of the four kinds,
+  and the committed result files' counts of every label as stored (no chance check, so no records needed) follow
+  from the verdicts and the labels the script reads."""
+  sys.path.insert(0, ROOT)
+  from experiments.naming import reader  # pylint: disable=import-outside-toplevel
+  with open(reader.VERDICTS) as f:
+    verdicts = json.load(f)
+  assert set(verdicts.values()) <= set(reader.KINDS)
+  for set_name, result in (("test", "naming_reader"), ("fresh", "naming_reader_fresh")):
+    by_method = reader.labels(set_name)
+    with open(os.path.join(ROOT, "experiments", "results", result + ".json")) as f:
+      stored = json.load(f)["summary"]["methods"]
+    assert list(stored) == list(by_method)
+    for method, got in by_method.items():
+      named = sum(verdicts[reader.pair_id(c, lab)] == "name" for c, (lab, _) in got.items() if lab)
+      assert named == stored[method]["as stored"]["reader names"], (set_name, method)
