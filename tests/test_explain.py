@@ -101,6 +101,22 @@ def test_every_answer_gets_a_status_and_a_result_never_a_crash(tiny, tmp_path, a
   assert (out / "index.html").is_file() and (out / "explanations.jsonl").is_file()
 
 
+def test_a_feature_that_fails_is_named_after_the_others_are_written(tiny, tmp_path, answers):
+  """As in `label`: a feature that cannot be scored (no held-out positive) ends the call with one error that names it
+  and says why, after the others are explained and written (was: left out of the results without a word)."""
+  answers["texts"] = ["cat"]
+  (good,) = _features(tmp_path, 1)
+  rows = [json.loads(l) for l in open(write_feature(tmp_path / "b.jsonl"))]
+  (tmp_path / "bad.jsonl").write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows))
+  bad = data_lib.load_features(tmp_path / "bad.jsonl")[0]
+  out = tmp_path / "run"
+  with pytest.raises(UserError, match="1 of 2 features failed: bad") as e:
+    api.explain(tiny, [good, bad], output_dir=out, features_per_batch=2, label_config={"n_val": 8, "n_heldout": 8})
+  assert "heldout" in str(e.value) and "finished features are kept" in e.value.fix
+  assert (out / good.name / "result.json").is_file() and (out / "index.html").is_file()
+  assert list(json.loads((out / "summary.json").read_text())) == [good.name]
+
+
 def test_a_killed_run_resumes_with_the_features_it_lacks(tiny, tmp_path, answers):
   feats = _features(tmp_path, 3)
   out = tmp_path / "run"

@@ -270,10 +270,16 @@ def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.Dis
     out = _output_dir(output_dir, tmp)
     with runlock.hold(out):
       lcfg = LabelConfig(**{**(label_config or {}), "threshold": threshold, "steps": 0})
+      why = []  # a failed feature's error line; the progress lines are not shown
       raw = explaining.explain_features(model, feats, disc, lcfg, ecfg, out, references, scorer,
-                                        resume and output_dir is not None, per, log=lambda s: None)
+                                        resume and output_dir is not None, per,
+                                        log=lambda s: why.append(s) if s.startswith("error:") else None)
       if output_dir is not None:
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
         report.write_report(out)
         formats.write_explanations(out)
+  done = {r["feature"] for r in raw}
+  failed = [f.name for f in feats if f.name not in done]  # explain_features goes on past them
+  if failed:
+    raise runfiles.failed_error(failed, len(feats), None if output_dir is None else os.fspath(output_dir), why)
   return Results(LabelResult.from_result(r) for r in raw)

@@ -109,7 +109,6 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
     say(f"report: {report.write_report(output_dir)}")
     formats.write_explanations(output_dir)
   if failed:
-    raise UserError(f"{len(failed)} of {len(features)} features failed: {', '.join(failed)}",
-                    "see the messages above; finished features are kept in " + summary_path)
+    raise runfiles.failed_error(failed, len(features), output_dir)
   return {f.name: done[f.name] for f in features}
 

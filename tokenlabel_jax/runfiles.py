@@ -19,6 +19,15 @@ def batch_line(start: int, names: list[str], total: int, t0: float) -> str:
   return f"features {start + 1}-{start + len(names)} of {total}{pace}: {', '.join(names)}"
 
 
+def failed_error(failed: list[str], total: int, output_dir: str | None, why: list[str] = ()) -> UserError:
+  """The one error a run ends with when some of its features failed: `why`, each one's own error line where the run
+  printed none; `output_dir` None for a run that keeps nothing."""
+  kept = (f"finished features are kept in {os.path.join(output_dir, 'summary.json')}" if output_dir
+          else "pass output_dir to keep the finished features")
+  return UserError(f"{len(failed)} of {total} features failed: {', '.join(failed)}" + "".join(f"\n  {w}" for w in why),
+                   ("mend those features' records" if why else "see the messages above") + "; " + kept)
+
+
 def summary_entry(r: dict) -> dict:
   """What summary.json keeps of a feature's result.json."""
   return {k: r[k] for k in ("label", "best_candidate", "label_status", "hint", "token_ids", "probability", "heldout",
