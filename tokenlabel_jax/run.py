@@ -54,8 +54,8 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
               writer: bool = True, finish: bool = True,
               log: Callable[[str], None] = to_stderr) -> dict[str, dict[str, Any]]:
   """Labels `features` into `output_dir` and returns {name: result} in their order. `writer`: this process writes
-  the files (process 0 of a multi-host job; every process computes); `finish`: write the report and
-  explanations.jsonl at the end; `warm`: run the namer's distinct prompts once up front when there are several
+  the files (process 0 of a multi-host job; every process computes); `finish`: the folder is the user's (not the
+  API's temporary one): write the report and explanations.jsonl at the end; `warm`: run the namer's distinct prompts once up front when there are several
   batches. A feature that fails is named and skipped; the run then ends with one UserError naming every one of them,
   after the others are written."""
   say = log if writer else (lambda s: None)
@@ -65,7 +65,7 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
   done = labeling.finished_results(output_dir, [f.name for f in features], m, disc, lcfg, scfg) if resume else {}
   if done:
     say(f"resuming: {len(done)} of {len(features)} features already labeled in {output_dir} with these settings are "
-        "kept (--noresume labels them again)")
+        "kept (--noresume, or resume=False, labels them again)")
     summary |= {name: runfiles.summary_entry(r) for name, r in done.items()}
     if writer:
       runfiles.write_summary(summary_path, summary)
@@ -109,6 +109,5 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
     say(f"report: {report.write_report(output_dir)}")
     formats.write_explanations(output_dir)
   if failed:
-    raise runfiles.failed_error(failed, len(features), output_dir)
+    raise runfiles.failed_error(failed, len(features), output_dir if finish else None)
   return {f.name: done[f.name] for f in features}
-
