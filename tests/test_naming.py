@@ -422,3 +422,17 @@ def test_reader_verdicts_cover_every_pair_and_reproduce_the_stored_counts():
     for method, got in by_method.items():
       named = sum(verdicts[reader.pair_id(c, lab)] == "name" for c, (lab, _) in got.items() if lab)
       assert named == stored[method]["as stored"]["reader names"], (set_name, method)
+
+
+@pytest.mark.corpora
+def test_strict_judge_drops_only_names_wordnet_files_above_or_below_the_category():
+  """strict_judge.py's floor: a synonym naming a parent (herb: plant) or a child (juvenile: child) goes, the synset's
+  own lemmas and a sibling (hate: anger) stay."""
+  from tokenlabel_jax import synthetic  # pylint: disable=import-outside-toplevel
+  if not os.path.exists(os.path.join(synthetic.WORDNET_DIR, "data.noun")):
+    pytest.skip(f"no WordNet at {synthetic.WORDNET_DIR}: run scripts/install_corpora.sh (Debian wordnet-base)")
+  sys.path.insert(0, ROOT)
+  from experiments.naming import strict_judge  # pylint: disable=import-outside-toplevel
+  assert strict_judge.vertical_synonyms("herb.n.01", ["herb", "herbaceous plant", "plant"]) == ["plant"]
+  assert strict_judge.vertical_synonyms("juvenile.n.01", ["juvenile", "juvenile person", "child"]) == ["child"]
+  assert strict_judge.vertical_synonyms("hate.n.01", ["hate", "hatred", "anger"]) == []
