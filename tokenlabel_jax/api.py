@@ -278,8 +278,5 @@ def explain(model: LoadedModel, features: Any, discriminator: str | disc_lib.Dis
         from tokenlabel_jax import report  # pylint: disable=import-outside-toplevel
         report.write_report(out)
         formats.write_explanations(out)
-  done = {r["feature"] for r in raw}
-  failed = [f.name for f in feats if f.name not in done]  # explain_features goes on past them
-  if failed:
-    raise runfiles.failed_error(failed, len(feats), None if output_dir is None else os.fspath(output_dir), why)
+  runfiles.check_all_done([f.name for f in feats], raw, None if output_dir is None else os.fspath(output_dir), why)
   return Results(LabelResult.from_result(r) for r in raw)

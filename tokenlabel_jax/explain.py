@@ -76,10 +76,7 @@ def main(argv):
   if results:
     print(f"report: {report.write_report(FLAGS.output_dir)}", file=sys.stderr)
     formats.write_explanations(FLAGS.output_dir)
-  done = {r["feature"] for r in results}
-  failed = [f.name for f in features if f.name not in done]  # each named as it failed; the run goes on past them
-  if failed:
-    raise runfiles.failed_error(failed, len(features), FLAGS.output_dir)
+  runfiles.check_all_done([f.name for f in features], results, FLAGS.output_dir)  # each was named as it failed
 
 
 if __name__ == "__main__":

@@ -172,8 +172,9 @@ def main(argv):
     ext = f", then two-token extensions of its best {scfg.extend_top}" if scfg.extend_top else ""
     print(f"{disc.name} discriminator, one-token labels: the exact vocabulary scan{ext}, no gradient run (--steps=N "
           "runs one)", file=sys.stderr)
-  run.label_run(m, features, disc, lcfg, FLAGS.output_dir, refs, scfg, scorer, FLAGS.features_per_batch,
-                FLAGS.resume, sharding.FeaturePlacer(mesh), FLAGS.warm_prompts, FLAGS.plots, writer)
+  run.label_run(m, features, disc, lcfg, FLAGS.output_dir, refs, scfg=scfg, scorer=scorer,
+                per_batch=FLAGS.features_per_batch, resume=FLAGS.resume, place=sharding.FeaturePlacer(mesh),
+                warm=FLAGS.warm_prompts, plots=FLAGS.plots, writer=writer)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,10 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
               log: Callable[[str], None] = to_stderr) -> dict[str, dict[str, Any]]:
   """Labels `features` into `output_dir` and returns {name: result} in their order. `writer`: this process writes
   the files (process 0 of a multi-host job; every process computes); `finish`: the folder is the user's (not the
-  API's temporary one): write the report and explanations.jsonl at the end; `warm`: run the namer's distinct prompts once up front when there are several
-  batches. A feature that fails is named and skipped; the run then ends with one UserError naming every one of them,
-  after the others are written."""
+  API's temporary one): write the report and explanations.jsonl at the end; `place`: as for
+  `labeling.label_features`; `warm`: run the namer's distinct prompts once up front when there are several batches.
+  A feature that fails is named and skipped; the run then ends with one UserError naming every one of them, after
+  the others are written."""
   say = log if writer else (lambda s: None)
   scfg = selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template)
   summary_path = os.path.join(output_dir, "summary.json")
@@ -70,7 +71,6 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
     if writer:
       runfiles.write_summary(summary_path, summary)
   todo = [f for f in features if f.name not in done]
-  place = place or sharding.FeaturePlacer(sharding.mesh_of(m.params))
   if warm and len(todo) > per_batch:
     keep_cache = labeling.needs_cache(m, disc, lcfg, scfg, references)
     labeling.warm_prompts(m, todo, disc, lcfg, keep_cache, say, labeling.uses_train_prompts(lcfg, scfg))

@@ -28,6 +28,14 @@ def failed_error(failed: list[str], total: int, output_dir: str | None, why: lis
                    ("mend those features' records" if why else "see the messages above") + "; " + kept)
 
 
+def check_all_done(names: list[str], results: list[dict], output_dir: str | None, why: list[str] = ()) -> None:
+  """Raises `failed_error` for the features among `names` that have no result (a run that went on past them)."""
+  done = {r["feature"] for r in results}
+  failed = [n for n in names if n not in done]
+  if failed:
+    raise failed_error(failed, len(names), output_dir, why)
+
+
 def summary_entry(r: dict) -> dict:
   """What summary.json keeps of a feature's result.json."""
   return {k: r[k] for k in ("label", "best_candidate", "label_status", "hint", "token_ids", "probability", "heldout",

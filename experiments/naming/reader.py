@@ -23,8 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from experiments.naming import distinct_bound, word_bound  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax import naming, selection  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import naming  # pylint: disable=g-import-not-at-top
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VERDICTS = os.path.join(HERE, "reader_verdicts.json")
@@ -88,7 +87,6 @@ def write_sheet(set_name: str, cats: dict[str, dict], by_method: dict) -> int:
 def score(set_name: str, cats: dict[str, dict], by_method: dict) -> None:
   with open(VERDICTS, encoding="utf-8") as f:
     verdicts = json.load(f)
-  lcfg, bar = LabelConfig(), selection.SelectConfig().min_auc_lower
   summary, disagree, named = {}, [], {}  # named: (method, judge) -> the categories named, labels given
   for method, got in by_method.items():
     counts = {"categories": len(got)}
@@ -96,8 +94,7 @@ def score(set_name: str, cats: dict[str, dict], by_method: dict) -> None:
       cross = {"both": 0, "reader only": 0, "judge only": 0, "neither": 0}
       kinds = dict.fromkeys(KINDS + ("withheld", "none"), 0)
       for c, (lab, auc) in got.items():
-        given = bool(lab) and (scope == "as stored" or (auc == auc and word_bound.bounds(
-            auc, word_bound.heldout_split(cats[c]["path"], lcfg))[1] > bar))
+        given = bool(lab) and (scope == "as stored" or word_bound.given(auc, cats[c]["path"]))
         v = verdicts[pair_id(c, lab)] if lab else "none"
         reader = given and v == "name"
         judge = given and naming.names_category(lab, cats[c]["names"])

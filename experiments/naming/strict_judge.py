@@ -24,8 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from experiments import common  # pylint: disable=g-import-not-at-top
 from experiments.naming import chance_floor, word_bound  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax import naming, selection  # pylint: disable=g-import-not-at-top
-from tokenlabel_jax.optimization import LabelConfig  # pylint: disable=g-import-not-at-top
+from tokenlabel_jax import naming  # pylint: disable=g-import-not-at-top
 from tokenlabel_jax.synthetic.wordnet import WordNet  # pylint: disable=g-import-not-at-top
 
 
@@ -51,7 +50,6 @@ def vertical_synonyms(synset: str, names: list[str]) -> list[str]:
 
 
 def main() -> int:
-  lcfg, bar = LabelConfig(), selection.SelectConfig().min_auc_lower
   rows, counts, dropped = [], {}, {}
   for set_name, result, col in chance_floor.RUNS:
     cats = {c["name"]: c for c in common.categories(set_name)}
@@ -63,7 +61,7 @@ def main() -> int:
         dropped[name] = vertical_synonyms(c["synset"], c["names"])
       auc = r[f"{col}heldout AUC"] if f"{col}heldout AUC" in r else r[f"{col}AUC"]
       label = r[f"{col}label"] or r.get(f"{col}best_candidate")
-      given = bool(label) and word_bound.bounds(auc, word_bound.heldout_split(c["path"], lcfg))[1] > bar
+      given = bool(label) and word_bound.given(auc, c["path"])
       judge = given and naming.names_category(label, c["names"])
       kept = given and naming.names_category(label, [n for n in c["names"] if n not in dropped[name]])
       named, strict = named + judge, strict + kept

@@ -52,6 +52,12 @@ def bounds(auc: float, split: Split) -> tuple[float, float]:
           selection.auc_lower_bound(auc, *split.effective_counts(by_word=True)))
 
 
+def given(auc: float, path: str, lcfg: LabelConfig = LabelConfig()) -> bool:
+  """Whether a stored label with this held-out AUC is given today: its bound counting words above the chance bar
+  (a NaN AUC, a label never scored: no)."""
+  return auc == auc and bounds(auc, heldout_split(path, lcfg))[1] > selection.SelectConfig().min_auc_lower
+
+
 def null_rates(paths: list[str], lcfg: LabelConfig, bar: float, draws: int = 200) -> dict:
   """How often a random score per word passes the check, counting tokens and counting words."""
   rng = np.random.default_rng(0)
