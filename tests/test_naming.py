@@ -436,3 +436,34 @@ def test_strict_judge_drops_only_names_wordnet_files_above_or_below_the_category
   assert strict_judge.vertical_synonyms("herb.n.01", ["herb", "herbaceous plant", "plant"]) == ["plant"]
   assert strict_judge.vertical_synonyms("juvenile.n.01", ["juvenile", "juvenile person", "child"]) == ["child"]
   assert strict_judge.vertical_synonyms("hate.n.01", ["hate", "hatred", "anger"]) == []
+
+
+def test_size_principle_shortlist_and_kinds_scores():
+  """plan_size_principle.md: the 5 best ask answers within the window; each scored by log P(the words listed | the
+  question about its kinds), the same in a padded batch as alone, and equal to log P(question + answer) minus
+  log P(question)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tinymodel  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import coverage, model  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, ROOT)
+  from experiments.naming import size_principle as sp  # pylint: disable=import-outside-toplevel
+  cands = [{"label": f" w{i}", "val_loss": 0.3 + 0.03 * i, "ask_end": float(i)} for i in range(10)]
+  cands.append({"label": " far", "val_loss": 0.9, "ask_end": 100.0})  # best answer, outside the 0.2 window
+  assert [c["label"] for c in sp.shortlist(cands)] == [" w6", " w5", " w4", " w3", " w2"]
+
+  m = tinymodel.tiny_model()
+  words, labels = ["ab", "cd"], [" x", " a much longer label"]
+  batch = sp.kinds_scores(m, words, labels)
+  assert np.allclose(batch, [sp.kinds_scores(m, words, [lab])[0] for lab in labels], atol=1e-4)
+
+  def logp_seq(ids):
+    logits, _ = model.forward_tokens(m.params, m.cfg, jnp.asarray([ids]))
+    lp = np.asarray(jax.nn.log_softmax(logits[0], -1))
+    return float(sum(lp[t - 1, ids[t]] for t in range(1, len(ids))))
+  tok = m.tokenizer
+  answer = tok.encode("ab, cd") + [coverage.answer_end(tok)]
+  for lab, got in zip(labels, batch):
+    q = tok.encode(tok.chat([{"role": "user", "content": sp.question(2, lab)}]))
+    assert abs(got - (logp_seq(q + answer) - logp_seq(q))) < 1e-3, lab

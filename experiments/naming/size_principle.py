@@ -1,0 +1,156 @@
+"""The ask rule's best answers re-ranked by log P(the positive words | "List twelve kinds of c"): declared in
+plan_size_principle.md before any score was computed.
+
+  python experiments/naming/size_principle.py --split tune   # then, only if it passes the plan's bar: test, fresh
+
+Reads the chooser's stored rows (experiments/results/naming_chooser_<split>_<model>.json: words, candidates, their
+validation losses and end-scored ask scores); labels nothing again. Writes
+experiments/results/naming_size_principle_<split>.{md,json}; a killed run resumes from that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+from experiments.naming import chooser  # pylint: disable=g-import-not-at-top
+
+TOP, BAR, MODEL = 5, 63, "qwen2.5-coder-1.5b"
+
+
+def shortlist(cands: list[dict]) -> list[dict]:
+  """The TOP candidates with the highest end-scored ask score within the ask rule's window."""
+  pool = [c for c in cands if chooser.in_window(cands, c) and np.isfinite(c.get("ask_end", np.nan))]
+  return sorted(pool, key=lambda c: -c["ask_end"])[:TOP]
+
+
+def question(n: int, label: str) -> str:
+  return f"List {n} kinds of {label.strip()}." if n != 12 else f"List twelve kinds of {label.strip()}."
+
+
+def kinds_scores(m, words: list[str], labels: list[str]) -> list[float]:
+  """Per label, log P(", ".join(words) + end | the chat question about the label's kinds), teacher-forced."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import coverage, model  # pylint: disable=import-outside-toplevel
+  tok = m.tokenizer
+  answer = tok.encode(", ".join(words)) + [coverage.answer_end(tok)]
+  seqs = [tok.encode(tok.chat([{"role": "user", "content": question(len(words), lab)}])) + answer for lab in labels]
+  width = -(-max(len(s) for s in seqs) // 16) * 16  # a few shapes, a few compilations
+  ids = np.zeros((len(seqs), width), np.int32)
+  valid = np.zeros((len(seqs), width), bool)
+  for i, s in enumerate(seqs):
+    ids[i, :len(s)], valid[i, :len(s)] = s, True
+  logits_BxSxV, _ = _forward(model)(m.params, m.cfg, jnp.asarray(ids), jnp.asarray(valid))
+  logp = np.asarray(jax.nn.log_softmax(logits_BxSxV[:, :-1], axis=-1))
+  out = []
+  for i, s in enumerate(seqs):
+    start = len(s) - len(answer)  # the answer's first token is predicted at position start - 1
+    out.append(float(sum(logp[i, t - 1, s[t]] for t in range(start, len(s)))))
+  return out
+
+
+_FORWARD = []
+
+
+def _forward(model):
+  import jax  # pylint: disable=import-outside-toplevel
+  if not _FORWARD:
+    _FORWARD.append(jax.jit(model.forward_tokens, static_argnums=1))
+  return _FORWARD[0]
+
+
+def strict_names(cat: dict) -> list[str]:
+  from experiments.naming import strict_judge  # pylint: disable=import-outside-toplevel
+  drop = set(strict_judge.vertical_synonyms(cat["synset"], cat["names"]))
+  return [n for n in cat["names"] if n not in drop]
+
+
+def write(split: str, rows: list[dict], total: int) -> dict:
+  from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
+  def count(key, names_key):
+    return sum(naming.names_category(r[key], r[names_key]) for r in rows)
+  summary = {"split": split, "model": MODEL, "categories": len(rows), "of": total, "bar": BAR}
+  for key in ("ask_end~0.2", "size@5"):
+    summary[key] = {"judge": count(key, "names"), "floor": count(key, "strict names")}
+  for judge in ("names", "strict names"):
+    g = sum(naming.names_category(r["size@5"], r[judge]) and not naming.names_category(r["ask_end~0.2"], r[judge])
+            for r in rows)
+    lo = sum(naming.names_category(r["ask_end~0.2"], r[judge]) and not naming.names_category(r["size@5"], r[judge])
+             for r in rows)
+    summary["judge" if judge == "names" else "floor"] = {"gained": g, "lost": lo, "sign test p": common.sign_test(g, lo)}
+  summary["moved"] = sum(r["size@5"] != r["ask_end~0.2"] for r in rows)
+  summary["passes bar"] = summary["size@5"]["judge"] >= BAR
+  name = f"naming_size_principle_{split}"
+  with open(os.path.join(common.RESULTS, name + ".json"), "w", encoding="utf-8") as f:
+    json.dump({"summary": summary, "rows": rows}, f, indent=1, ensure_ascii=False)
+  lines = [f"# The ask rule's best {TOP} answers re-ranked by log P(words | 'List twelve kinds of c'), {split}",
+           "", "Declared in `experiments/naming/plan_size_principle.md` before any score was computed. Command: "
+           f"`python experiments/naming/size_principle.py --split {split}`. Stored candidates of "
+           f"`naming_chooser_{split}_{MODEL}.json`; the chosen label as stored, no chance check.", "",
+           f"Categories: {len(rows)} of {total}. Bar for the other splits: {BAR}.", "",
+           "| rule | names (judge) | names (floor: no synonym above or below) |", "|---|---|---|"]
+  for key in ("ask_end~0.2", "size@5"):
+    lines.append(f"| {key} | {summary[key]['judge']} | {summary[key]['floor']} |")
+  lines += ["", f"size@5 against ask_end~0.2, judge: +{summary['judge']['gained']} / -{summary['judge']['lost']} "
+            f"(p = {summary['judge']['sign test p']:.3g}); floor: +{summary['floor']['gained']} / "
+            f"-{summary['floor']['lost']} (p = {summary['floor']['sign test p']:.3g}). Labels moved: {summary['moved']}.",
+            "", "| category | names | ask_end~0.2 | size@5 | shortlist (kinds score) |", "|---|---|---|---|---|"]
+  for r in rows:
+    if r["size@5"] != r["ask_end~0.2"]:
+      short = ", ".join(f"{c['label'].strip()} {c['kinds']:.1f}" for c in r["shortlist"])
+      lines.append(f"| {r['category']} | {', '.join(r['names'][:3])} | {r['ask_end~0.2'].strip()} | "
+                   f"{r['size@5'].strip()} | {short} |")
+  with open(os.path.join(common.RESULTS, name + ".md"), "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return summary
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--split", default="tune", help="tune; test and fresh only after the tuning half passed the bar")
+  args = ap.parse_args()
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)
+  if args.split != "tune":
+    with open(os.path.join(common.RESULTS, "naming_size_principle_tune.json"), encoding="utf-8") as f:
+      if not json.load(f)["summary"]["passes bar"]:
+        sys.exit("the tuning half did not pass the plan's bar: the other splits are not run (plan_size_principle.md)")
+  with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{MODEL}.json"), encoding="utf-8") as f:
+    stored = json.load(f)["summary"]["rows"]
+  cats = {c["name"]: c for c in common.categories(args.split)}
+  name = f"naming_size_principle_{args.split}"
+  rows = common.earlier_run(name, {"split": args.split, "model": MODEL})[0]
+  done = {r["category"] for r in rows}
+  m = load_model(MODEL)
+  t0 = time.time()
+  for s in stored:
+    if s["category"] in done:
+      continue
+    cands, cat = s["candidates"], cats[s["category"]]
+    short = shortlist(cands)
+    if s["words"] and short:
+      for c, k in zip(short, kinds_scores(m, s["words"], [c["label"] for c in short])):
+        c["kinds"] = k
+    chosen = max(short, key=lambda c: c.get("kinds", -np.inf)) if short else cands[0]
+    rows.append({"category": s["category"], "names": s["names"], "strict names": strict_names(cat),
+                 "ask_end~0.2": chooser.end_rule(cands)["label"], "size@5": chosen["label"],
+                 "shortlist": [{k: c[k] for k in ("label", "val_loss", "ask_end", "kinds") if k in c} for c in short]})
+    print(f"{len(rows)}/{len(stored)} {s['category']}: {rows[-1]['ask_end~0.2']!r} -> {chosen['label']!r} "
+          f"({time.time() - t0:.0f}s)", flush=True)
+    if len(rows) % 5 == 0:
+      write(args.split, rows, len(stored))
+  print(json.dumps(write(args.split, rows, len(stored)), indent=1))
+
+
+if __name__ == "__main__":
+  main()
