@@ -122,9 +122,10 @@ def main():
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
   if args.split != "tune":
-    with open(os.path.join(common.RESULTS, "naming_size_principle_tune.json"), encoding="utf-8") as f:
-      if not json.load(f)["summary"]["passes bar"]:
-        sys.exit("the tuning half did not pass the plan's bar: the other splits are not run (plan_size_principle.md)")
+    tune = common.earlier_run("naming_size_principle_tune", {"split": "tune", "model": MODEL})[1]
+    if not tune.get("passes bar") or tune.get("categories") != tune.get("of"):
+      sys.exit("the tuning half has not passed the plan's bar (plan_size_principle.md): run --split tune first; the "
+               "other splits are run only if it passes")
   with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{MODEL}.json"), encoding="utf-8") as f:
     stored = json.load(f)["summary"]["rows"]
   cats = {c["name"]: c for c in common.categories(args.split)}
