@@ -11,6 +11,7 @@ experiments/results/naming_size_principle_<split>.{md,json}; a killed run resume
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -58,14 +59,11 @@ def kinds_scores(m, words: list[str], labels: list[str]) -> list[float]:
   return out
 
 
-_FORWARD = []
-
-
+@functools.cache
 def _forward(model):
+  """model.forward_tokens compiled once per shape for the whole run."""
   import jax  # pylint: disable=import-outside-toplevel
-  if not _FORWARD:
-    _FORWARD.append(jax.jit(model.forward_tokens, static_argnums=1))
-  return _FORWARD[0]
+  return jax.jit(model.forward_tokens, static_argnums=1)
 
 
 def strict_names(cat: dict) -> list[str]:
@@ -74,44 +72,37 @@ def strict_names(cat: dict) -> list[str]:
   return [n for n in cat["names"] if n not in drop]
 
 
-def write(split: str, rows: list[dict], total: int) -> dict:
+def write(split: str, rows: list[dict], total: int, command: str | None = None) -> dict:
+  """The two rules' counts under the judge and the floor, as a result table (common.write_table); the per-category
+  rows in its summary, from which a killed run resumes."""
   from tokenlabel_jax import naming  # pylint: disable=import-outside-toplevel
-  def count(key, names_key):
-    return sum(naming.names_category(r[key], r[names_key]) for r in rows)
-  summary = {"split": split, "model": MODEL, "categories": len(rows), "of": total, "bar": BAR}
+  def names(key, judge):
+    return [naming.names_category(r[key], r[judge]) for r in rows]
+  table = []
   for key in ("ask_end~0.2", "size@5"):
-    summary[key] = {"judge": count(key, "names"), "floor": count(key, "strict names")}
-  for judge in ("names", "strict names"):
-    g = sum(naming.names_category(r["size@5"], r[judge]) and not naming.names_category(r["ask_end~0.2"], r[judge])
-            for r in rows)
-    lo = sum(naming.names_category(r["ask_end~0.2"], r[judge]) and not naming.names_category(r["size@5"], r[judge])
-             for r in rows)
-    summary["judge" if judge == "names" else "floor"] = {"gained": g, "lost": lo, "sign test p": common.sign_test(g, lo)}
-  summary["moved"] = sum(r["size@5"] != r["ask_end~0.2"] for r in rows)
-  summary["passes bar"] = summary["size@5"]["judge"] >= BAR
-  name = f"naming_size_principle_{split}"
-  with open(os.path.join(common.RESULTS, name + ".json"), "w", encoding="utf-8") as f:
-    json.dump({"summary": summary, "rows": rows}, f, indent=1, ensure_ascii=False)
-  lines = [f"# The ask rule's best {TOP} answers re-ranked by log P(words | 'List twelve kinds of c'), {split}",
-           "", "Declared in `experiments/naming/plan_size_principle.md` before any score was computed. Command: "
-           f"`python experiments/naming/size_principle.py --split {split}`. Stored candidates of "
-           f"`naming_chooser_{split}_{MODEL}.json`; the chosen label as stored, no chance check.", "",
-           f"Categories: {len(rows)} of {total}. Bar for the other splits: {BAR}.", "",
-           "| rule | names (judge) | names (floor: no synonym above or below) |", "|---|---|---|"]
-  for key in ("ask_end~0.2", "size@5"):
-    lines.append(f"| {key} | {summary[key]['judge']} | {summary[key]['floor']} |")
-  lines += ["", f"size@5 against ask_end~0.2, judge: +{summary['judge']['gained']} / -{summary['judge']['lost']} "
-            f"(p = {summary['judge']['sign test p']:.3g}); floor: +{summary['floor']['gained']} / "
-            f"-{summary['floor']['lost']} (p = {summary['floor']['sign test p']:.3g}). Labels moved: {summary['moved']}.",
-            "", "| category | names | ask_end~0.2 | size@5 | shortlist (kinds score) |", "|---|---|---|---|---|"]
-  for r in rows:
-    if r["size@5"] != r["ask_end~0.2"]:
-      short = ", ".join(f"{c['label'].strip()} {c['kinds']:.1f}" for c in r["shortlist"])
-      lines.append(f"| {r['category']} | {', '.join(r['names'][:3])} | {r['ask_end~0.2'].strip()} | "
-                   f"{r['size@5'].strip()} | {short} |")
-  with open(os.path.join(common.RESULTS, name + ".md"), "w", encoding="utf-8") as f:
-    f.write("\n".join(lines) + "\n")
-  return summary
+    row = {"rule": key, "names (judge)": sum(names(key, "names")),
+           "names (floor: no synonym above or below)": sum(names(key, "strict names"))}
+    if key == "size@5":
+      for judge, col in (("names", "judge"), ("strict names", "floor")):
+        pairs = list(zip(names(key, judge), names("ask_end~0.2", judge)))
+        g, lo = sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
+        row |= {f"gained, {col}": g, f"lost, {col}": lo, f"sign test p, {col}": common.sign_test(g, lo)}
+    table.append(row)
+  moved = [r for r in rows if r["size@5"] != r["ask_end~0.2"]]
+  passes = len(rows) == total and table[1]["names (judge)"] >= BAR
+  notes = [f"Declared in `experiments/naming/plan_size_principle.md` before any score was computed. Stored candidates "
+           f"of `naming_chooser_{split}_{MODEL}.json`; the chosen label as stored, no chance check. Categories: "
+           f"{len(rows)} of {total}; labels moved: {len(moved)}. Bar for the other splits: {BAR}"
+           + (f" ({'passed' if passes else 'not passed'})." if len(rows) == total else "."), "",
+           "| category | names | ask_end~0.2 | size@5 | shortlist (kinds score) |", "|---|---|---|---|---|"]
+  notes += [f"| {r['category']} | {', '.join(r['names'][:3])} | {r['ask_end~0.2'].strip()} | {r['size@5'].strip()} | "
+            + ", ".join(f"{c['label'].strip()} {c['kinds']:.1f}" for c in r["shortlist"] if "kinds" in c) + " |"
+            for r in moved]
+  summary = {"split": split, "model": MODEL, "passes bar": passes, "rows": rows}
+  common.write_table(f"naming_size_principle_{split}", table, list(table[1]),
+                     f"The ask rule's best {TOP} answers re-ranked by log P(words | 'List twelve kinds of c'), {split}",
+                     "\n".join(notes), command=command, summary=summary)
+  return {k: v for k, v in summary.items() if k != "rows"} | {"table": table}
 
 
 def main():
@@ -122,15 +113,14 @@ def main():
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
   if args.split != "tune":
-    tune = common.earlier_run("naming_size_principle_tune", {"split": "tune", "model": MODEL})[1]
-    if not tune.get("passes bar") or tune.get("categories") != tune.get("of"):
+    if not common.earlier_run("naming_size_principle_tune", {"split": "tune", "model": MODEL})[1].get("passes bar"):
       sys.exit("the tuning half has not passed the plan's bar (plan_size_principle.md): run --split tune first; the "
                "other splits are run only if it passes")
   with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{MODEL}.json"), encoding="utf-8") as f:
     stored = json.load(f)["summary"]["rows"]
   cats = {c["name"]: c for c in common.categories(args.split)}
   name = f"naming_size_principle_{args.split}"
-  rows = common.earlier_run(name, {"split": args.split, "model": MODEL})[0]
+  rows = common.earlier_run(name, {"split": args.split, "model": MODEL})[1].get("rows", [])
   done = {r["category"] for r in rows}
   m = load_model(MODEL)
   t0 = time.time()
@@ -150,7 +140,7 @@ def main():
           f"({time.time() - t0:.0f}s)", flush=True)
     if len(rows) % 5 == 0:
       write(args.split, rows, len(stored))
-  print(json.dumps(write(args.split, rows, len(stored)), indent=1))
+  write(args.split, rows, len(stored))
 
 
 if __name__ == "__main__":
