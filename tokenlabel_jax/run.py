@@ -88,14 +88,17 @@ def label_run(m: LoadedModel, features: Sequence[data_lib.Feature], disc: disc_l
     except runfiles.WriteError:  # a full disk: every later feature would fail alike
       raise
     except UserError as e:  # one bad feature must not lose the others: the group again, one by one
-      results, errors = [], {} if len(group) > 1 else {group[0].name: e}
-      for feature in group if len(group) > 1 else ():
-        try:
-          results += label([feature])
-        except runfiles.WriteError:
-          raise
-        except UserError as e1:
-          errors[feature.name] = e1
+      results, errors = [], {}
+      if len(group) == 1:
+        errors[group[0].name] = e
+      else:
+        for feature in group:
+          try:
+            results += label([feature])
+          except runfiles.WriteError:
+            raise
+          except UserError as e1:
+            errors[feature.name] = e1
       for name, err in errors.items():
         say(_feature_error(name, err))
         failed.append(name)
