@@ -154,6 +154,32 @@ def test_ask_prompt_asks_the_worked_examples_in_earlier_turns(tiny):
   assert got == want
 
 
+def test_ask_scores_any_spelling_sums_the_distinct_spellings(tiny, monkeypatch):
+  """any_spelling: log of the summed probabilities of "w", "W", " w", " W" as the whole answer with its end, each
+  spelling counted once (a word without case has two), against one full forward per spelling; the spellings scored
+  are those (on this random model a leading space costs 9 nats, so the sum alone would not show one left out)."""
+  words, labels = ["cat", "dog", "owl"], [" animal", "Bird", "7"]
+  end = coverage.answer_end(tiny.tokenizer)
+  question = tiny.tokenizer.encode(coverage.ask_prompt(tiny.tokenizer, words))
+  spelled = [sorted({s + f(w.strip()) for f in (str.lower, str.capitalize) for s in ("", " ")}) for w in labels]
+  assert [len(fs) for fs in spelled] == [4, 4, 2]
+  answers = [tiny.tokenizer.encode(f) + [end] for fs in spelled for f in fs]
+  width = len(question) + max(map(len, answers))
+  batch = np.asarray([question + a + [0] * (width - len(question) - len(a)) for a in answers], np.int32)
+  logp = np.asarray(jax.nn.log_softmax(model_lib.forward_tokens(tiny.params, tiny.cfg, batch)[0], axis=-1))
+  forms = [sum(logp[b, len(question) - 1 + j, t] for j, t in enumerate(a)) for b, a in enumerate(answers)]
+  want = np.asarray([np.logaddexp.reduce(forms[:4]), np.logaddexp.reduce(forms[4:8]), np.logaddexp.reduce(forms[8:])])
+  got = coverage.ask_scores(tiny, words, labels, end=True, any_spelling=True)
+  np.testing.assert_allclose(got - got[0], want - want[0], rtol=1e-4, atol=2e-4)
+  seen = []
+  real = coverage.namer_scores
+  monkeypatch.setattr(coverage, "namer_scores", lambda *a: seen.extend(a[-1]) or real(*a))
+  coverage.ask_scores(tiny, words, labels, end=True, any_spelling=True)
+  assert sorted(seen) == sorted(tuple(a) for a in answers)
+  with pytest.raises(ValueError):
+    coverage.ask_scores(tiny, words, labels, any_spelling=True, best_only=True)
+
+
 def test_ask_scores_best_only_runs_what_can_win_and_scores_it_exactly(tiny, monkeypatch):
   """best_only: the labels that ran keep their exact scores, the likeliest label is the same, and a label left out
   (NaN) is one whose every form is less likely than the best answer; with one form a batch, most are left out."""

@@ -467,3 +467,34 @@ def test_size_principle_shortlist_and_kinds_scores():
   for lab, got in zip(labels, batch):
     q = tok.encode(tok.chat([{"role": "user", "content": sp.question(2, lab)}]))
     assert abs(got - (logp_seq(q + answer) - logp_seq(q))) < 1e-3, lab
+
+
+def test_spellings_commonest_words_and_the_rules_choices():
+  """plan_spellings.md: the 12 commonest positive words of the training records (lower-cased, alphabetic, ties
+  alphabetical, shown sorted); each rule scores only the ask rule's window, with the words it names, and picks its
+  highest score."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tinymodel  # pylint: disable=import-outside-toplevel
+  from tokenlabel_jax import coverage, data as data_lib  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, ROOT)
+  from experiments.naming import spellings  # pylint: disable=import-outside-toplevel
+  counts = {"Zebra": 5, "ant": 3, "bee": 3, "cat": 1, "dog": 2, "x1": 9}
+  records = [data_lib.Record((" " + w, " the"), np.array([1.0, 0.0], np.float32), "train", f"{w}{i}")
+             for w, n in counts.items() for i in range(n)]
+  records.append(data_lib.Record((" owl",), np.array([1.0], np.float32), "heldout", "h"))  # not a training record
+  feature = data_lib.Feature("f", tuple(records))
+  assert spellings.common_words(feature, n=2) == ["ant", "zebra"]  # x1 is not a word; bee ties ant, after it
+  assert spellings.common_words(feature) == ["ant", "bee", "cat", "dog", "zebra"]
+
+  m = tinymodel.tiny_model()
+  cands = [{"label": f" w{i}", "val_loss": 0.3 + 0.05 * i, "heldout_auc": 0.5 + 0.01 * i, "ask_end": -float(i)}
+           for i in range(8)]  # the window (within 0.2 of 0.3) holds w0..w4; ask_end~0.2 takes w0
+  row = {"category": "c", "names": ["w3"], "words": ["ab", "cd"], "candidates": cands}
+  got = spellings.score_row(m, row, ["ef", "gh"])
+  labels = [c["label"] for c in got["window"]]
+  assert labels == [" w0", " w1", " w2", " w3", " w4"]
+  for key, words in (("spell", ["ab", "cd"]), ("spell_common", ["ef", "gh"])):
+    want = coverage.ask_scores(m, words, labels, end=True, any_spelling=True)
+    assert np.allclose([c[key] for c in got["window"]], want, atol=1e-5)
+    assert got[key + "~0.2"] == labels[int(np.argmax(want))]
+  assert got["ask_end~0.2"] == " w0"

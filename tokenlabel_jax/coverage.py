@@ -164,11 +164,15 @@ BOUND_ROWS = 16  # forms run at a time by ask_scores(best_only=True): namer_scor
 
 def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None,
                end: bool = False, best_only: bool = False, shots: Sequence[tuple[Sequence[str], str]] = (),
-               extra: str = "") -> np.ndarray:
+               extra: str = "", any_spelling: bool = False) -> np.ndarray:
   """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
   better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
   the answer's end too (`answer_end`), so that the first piece of a longer answer (' clo' of ' clothing') is not
   scored as if it were the whole answer. Relative to one constant shared by every label.
+
+  `any_spelling`: instead the log of the summed probabilities of its distinct spellings, lower-case and capitalized,
+  each without and with a leading space: Qwen2.5 holds " furniture" as one token and "furniture" as two, and the
+  model answers with either (experiments/naming/plan_spellings.md). Not with `best_only`.
 
   `best_only`: what the ask rule needs, the likeliest label, for a fraction of the passes. A whole answer is never
   likelier than its first token, whose probability the question's own pass gives: forms are run in order of it,
@@ -182,8 +186,15 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
   # The question's template before the words is the same for every feature: it runs once per model.
   head = prefix.common_head([token_plan(d, m.tokenizer, ex, 1)[0] for d in (disc, ask(["x"]))])
   prep = prefix.prepare_splits(m.params, m.cfg, m.tokenizer, disc, [[ex]], keep_cache=True, head=head)[0]
-  forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
   tail = (answer_end(m.tokenizer),) if end else ()
+  if any_spelling:
+    if best_only:
+      raise ValueError("any_spelling scores every spelling of every label: best_only does not apply")
+    spelled = [sorted({s + f(w.strip()) for f in (str.lower, str.capitalize) for s in ("", " ")}) for w in labels]
+    got = namer_scores(m.params, m.cfg, prep, [tuple(m.tokenizer.encode(f)) + tail for fs in spelled for f in fs])
+    ends = np.cumsum([len(fs) for fs in spelled])
+    return np.asarray([np.logaddexp.reduce(part) for part in np.split(np.asarray(got)[:, 0], ends[:-1])])
+  forms = [f(w.strip()) for w in labels for f in (str.lower, str.capitalize)]
   seqs = [tuple(m.tokenizer.encode(f)) + tail for f in forms]
   if not best_only:
     got = namer_scores(m.params, m.cfg, prep, seqs)[:, 0]

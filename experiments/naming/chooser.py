@@ -102,6 +102,39 @@ def score_category(m, feature, result: dict, end_only: bool = False) -> dict:
        **{k: float(v[i]) for k, v in got.items() if i < len(v)}} for i, c in enumerate(cands)]}
 
 
+def rescoring_run(study: str, doc: str, gate: str, plan: str):
+  """What a study that re-scores the stored chooser rows starts with: its arguments (--model, --split), its result
+  name and settings, the stored rows of the split and the rows a killed run already wrote. A split other than tune
+  is refused unless the tuning half's result has `gate` set (the plan's bar passed)."""
+  ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+  ap.add_argument("--split", default="tune", help="tune | test | fresh")
+  args = ap.parse_args()
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.WARNING)
+  name, settings = f"{study}_{args.split}_{args.model}", {"split": args.split, "model": args.model}
+  if args.split != "tune" and not common.earlier_run(f"{study}_tune_{args.model}",
+                                                     dict(settings, split="tune"))[1].get(gate):
+    sys.exit(f"the tuning half has not passed the bar of {plan}: no other split is scored")
+  with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{args.model}.json"), encoding="utf-8") as f:
+    stored = json.load(f)["summary"]["rows"]
+  return args, name, settings, stored, common.earlier_run(name, settings)[1].get("rows", [])
+
+
+def rescore(stored: list[dict], rows: list[dict], score, line, write) -> None:
+  """Scores each stored row a killed run has not (`score(row)` -> the new row), printing `line(new row)` with the
+  progress and writing the result after each."""
+  done = {r["category"] for r in rows}
+  t0 = time.time()
+  for row in stored:
+    if row["category"] in done:
+      continue
+    rows.append(score(row))
+    print(f"{len(rows)}/{len(stored)} {row['category']}: {line(rows[-1])} ({time.time() - t0:.0f}s)", flush=True)
+    write(rows)
+  write(rows)
+
+
 def best(cands, key, keep):
   """The candidate with the highest `key` score among those `keep` marks; the first where none has one."""
   pool = [c for i, c in enumerate(cands) if keep(i, c) and np.isfinite(c.get(key, np.nan))]

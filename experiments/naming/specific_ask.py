@@ -13,11 +13,8 @@ experiments/results/naming_specific_ask_<split>_<model>.{md,json}; a killed run 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -90,33 +87,13 @@ def verdict(split: str, got: list[dict], total: int, n: int) -> str:
 
 
 def main():
-  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--model", default="qwen2.5-coder-1.5b")
-  ap.add_argument("--split", default="tune", help="tune | test | fresh")
-  args = ap.parse_args()
-  from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
-  logging.set_verbosity(logging.WARNING)
-  name = f"naming_specific_ask_{args.split}_{args.model}"
-  settings = {"split": args.split, "model": args.model}
-  if args.split != "tune":
-    tuned = common.earlier_run(f"naming_specific_ask_tune_{args.model}", dict(settings, split="tune"))[1]
-    if not tuned.get("passed"):
-      sys.exit("the tuning half's pilot has not passed its bar (plan_specific_ask.md): no other split is scored")
-  with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{args.model}.json"), encoding="utf-8") as f:
-    stored = json.load(f)["summary"]["rows"]
-  rows = common.earlier_run(name, settings)[1].get("rows", [])
-  done = {r["category"] for r in rows}
+  args, name, settings, stored, rows = chooser.rescoring_run("naming_specific_ask", __doc__, "passed",
+                                                             "plan_specific_ask.md")
   m = load_model(args.model)
-  t0 = time.time()
-  for row in stored:
-    if row["category"] in done:
-      continue
-    rows.append(score_row(m, row))
-    print(f"{len(rows)}/{len(stored)} {row['category']}: {rows[-1]['specific~0.2']!r} "
-          f"(ask rule {rows[-1]['ask_end~0.2']!r}; {time.time() - t0:.0f}s)", flush=True)
-    write(name, settings, rows, len(stored))
-  write(name, settings, rows, len(stored))
+  chooser.rescore(stored, rows, lambda row: score_row(m, row),
+                  lambda r: f"{r['specific~0.2']!r} (ask rule {r['ask_end~0.2']!r})",
+                  lambda rows: write(name, settings, rows, len(stored)))
 
 
 def write(name: str, settings: dict, rows: list[dict], total: int) -> None:
