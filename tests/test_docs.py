@@ -161,7 +161,8 @@ def problems(root: str = ROOT) -> list[str]:
   out = []
   flags_of = {tool: launcher_flags(os.path.join(root, f)) for tool, f in LAUNCHERS.items()
               if os.path.isfile(os.path.join(root, f))}
-  common_src = open(os.path.join(root, "experiments", "common.py"), encoding="utf-8").read()
+  # A script whose flags a shared helper defines: the helper's call, and the file that defines them.
+  helpers = {"common.setup(": "experiments/common.py", "chooser.rescoring_run(": "experiments/naming/chooser.py"}
   for doc in doc_files(root):
     rel_doc = os.path.relpath(doc, root)
     text = open(doc, encoding="utf-8").read()
@@ -210,8 +211,8 @@ def problems(root: str = ROOT) -> list[str]:
             out.append(f"{rel_doc}: python {script}: no such script")
             continue
           src = open(full, encoding="utf-8").read()
-          if "common.setup(" in src:
-            src += common_src
+          src += "".join(open(os.path.join(root, path), encoding="utf-8").read()
+                         for call, path in helpers.items() if call in src)
           out += [f"{rel_doc}: python {script} --{f}: not in the script's source" for f in flags
                   if f"\"--{f}\"" not in src and f"'--{f}'" not in src]
   return list(dict.fromkeys(out))  # a path named twice (as text and as a link) is reported once
