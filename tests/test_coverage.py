@@ -181,20 +181,26 @@ def test_ask_scores_any_spelling_sums_the_distinct_spellings(tiny, monkeypatch):
 
 
 def test_ask_scores_best_only_runs_what_can_win_and_scores_it_exactly(tiny, monkeypatch):
-  """best_only: the labels that ran keep their exact scores, the likeliest label is the same, and a label left out
-  (NaN) is one whose every form is less likely than the best answer; with one form a batch, most are left out."""
+  """best_only=k: the k likeliest labels are those of the full scoring, in its order, with its scores; a label left
+  out (NaN) is less likely than the k-th, one that ran scores at most its full score; with one form a batch, most are
+  left out, and more are run for k = 3 than for k = 1."""
   words = ["cat", "dog", "owl"]
   labels = [" " + w for w in ("animal", "bird", "x", "qq", "stone", "zebra", "a", "cup", "owl", "the")]
   letters = [" " + c for c in "abcxqzot"]  # one token in either spelling: without the end a whole answer is its first
+  ran_count = {}
   for labels, end, rows in ((labels, True, 16), (labels, True, 1), (letters, False, 1)):
     monkeypatch.setattr(coverage, "BOUND_ROWS", rows)
     full = coverage.ask_scores(tiny, words, labels, end=end)
-    got = coverage.ask_scores(tiny, words, labels, end=end, best_only=True)
-    ran = np.isfinite(got)
-    np.testing.assert_allclose(got[ran], full[ran], rtol=1e-5, atol=1e-5)
-    assert np.nanargmax(got) == np.argmax(full)
-    assert (full[~ran] < full.max()).all()
-  assert ran.sum() < len(letters) / 2  # one form at a time, each first token a bound: most are left out
+    for k in (1, 3):
+      got = coverage.ask_scores(tiny, words, labels, end=end, best_only=k)
+      ran = np.isfinite(got)
+      top = np.argsort(-full)[:k]
+      assert list(np.argsort(-np.where(ran, got, -np.inf))[:k]) == list(top)
+      np.testing.assert_allclose(got[top], full[top], rtol=1e-5, atol=1e-5)
+      assert (got[ran] <= full[ran] + 1e-5).all()
+      assert (full[~ran] < full[top[-1]]).all()
+      ran_count[k] = ran.sum()
+  assert ran_count[1] < min(ran_count[3], len(letters) / 2)  # one form at a time, each first token a bound
 
 
 def test_ask_words_one_per_word_and_ask_choice():
@@ -234,6 +240,11 @@ def test_labeling_with_the_ask_rule_takes_the_choice_over_what_result_json_store
   k = every.index(asked[0])
   for v in asked:
     np.testing.assert_allclose(again[every.index(v)] - again[k], v["ask"] - asked[0]["ask"], rtol=1e-4, atol=2e-4)
+  # The runners-up are the next likeliest answers of the full scoring, in its order, with their held-out AUCs.
+  order = [every[i] for i in np.argsort(-again)]
+  want = order[1:1 + min(selection.RUNNERS_UP, len(every) - 1)]
+  assert [t for t, _ in r["runners_up"]] == [v["label"] for v in want]
+  assert [a for _, a in r["runners_up"]] == [v["auc"] for v in want]
 
 
 def test_the_ask_rule_weighs_two_token_extensions_when_they_are_asked_for(tiny, tmp_path):

@@ -260,16 +260,29 @@ def test_index_shows_only_the_columns_a_run_has():
   gradient run's probability and an independent scorer's AUC (named, beside the label's) are."""
   scan = [{"feature": "a", "_dir": "a", "label": " cat", "probability": None, "heldout": {"auc": 0.9}},
           {"feature": "b", "_dir": "b", "label": None, "heldout": {"auc": 0.5}}]
-  assert _headers(report.index_html(scan, "t")) == ["feature", "label", "held-out AUC", "candidates"]
+  assert _headers(report.index_html(scan, "t")) == ["feature", "label", "held-out AUC", "next candidates"]
   page = report.feature_html(scan[0], {}, None)
   assert "probability" not in page and "scorer" not in page
   both = [dict(scan[0], probability=0.25, scorer={"discriminator": "likelihood", "label": {"auc": 0.8}}), scan[1]]
   page = report.index_html(both, "t")
-  assert _headers(page) == ["feature", "label", "held-out AUC", "scorer AUC (likelihood)", "probability", "candidates"]
+  assert _headers(page) == ["feature", "label", "held-out AUC", "scorer AUC (likelihood)", "probability", "next candidates"]
   rows = Dom(page).body_rows("features")
   assert [[t.strip() for t in r["text"][3:5]] for r in rows] == [["0.800", "0.25"], ["—", "—"]]
   page = report.feature_html(both[0], {}, None)
   assert "held-out AUC <b>0.900</b>; scorer AUC (likelihood) <b>0.800</b>" in page and "probability <b>0.25</b>" in page
+
+
+def test_the_index_shows_the_runners_up_or_an_older_runs_best_candidates():
+  """A result with `runners_up` shows them, in the rule's order; one without (an older run) its 5 best candidates by
+  validation loss."""
+  new = {"feature": "a", "_dir": "a", "label": " cat", "heldout": {"auc": 0.9},
+         "runners_up": [[" feline", 0.8], [" pet", 0.7]],
+         "verification": [{"label": " zz", "val_loss": 0.1}, {"label": " cat", "val_loss": 0.2}]}
+  old = {"feature": "b", "_dir": "b", "label": " dog", "heldout": {"auc": 0.9},
+         "verification": [{"label": f" w{i}", "val_loss": 1.0 - 0.1 * i} for i in range(7)]}
+  rows = Dom(report.index_html([new, old], "t")).body_rows("features")
+  assert rows[0]["text"][-1].split() == ["feline", "pet"]
+  assert rows[1]["text"][-1].split() == ["w6", "w5", "w4", "w3", "w2"]
 
 
 def test_baselines_show_beside_the_label_where_a_run_scored_them():
@@ -280,12 +293,12 @@ def test_baselines_show_beside_the_label_where_a_run_scored_them():
                        "random_word": {"label": " kettle", "auc": 0.31, "accuracy": 0.5, "f1": 0.2}}}
   old = {"feature": "b", "_dir": "b", "label": " cow", "heldout": {"auc": 0.7}}
   page = report.index_html([new, old], "t")
-  assert _headers(page) == ["feature", "label", "held-out AUC", "top token (held-out AUC)", "candidates"]
+  assert _headers(page) == ["feature", "label", "held-out AUC", "top token (held-out AUC)", "next candidates"]
   assert [r["text"][3].strip() for r in Dom(page).body_rows("features")] == ["dog 0.950", ""]
   rows = Dom(report.feature_html(new, {}, None)).body_rows("baselines")
   assert [[t.strip() for t in r["text"][:2]] for r in rows] == [["dog (top token)", "0.950"],
                                                                ["kettle (random word)", "0.310"]]
-  assert _headers(report.index_html([old], "t")) == ["feature", "label", "held-out AUC", "candidates"]
+  assert _headers(report.index_html([old], "t")) == ["feature", "label", "held-out AUC", "next candidates"]
   assert "Baselines" not in report.feature_html(old, {}, None)
   assert all(len(r["cells"]) == 4 for r in Dom(report.feature_html(new, {}, None)).tables["baselines"])
 
@@ -338,7 +351,7 @@ def test_the_independent_scorers_figures_of_references_and_baselines_show_beside
   page = report.index_html([r, older], "t")
   assert _headers(page) == ["feature", "label", "held-out AUC", "scorer AUC (likelihood)",
                             "reference labels (held-out AUC)", "top token (held-out AUC)",
-                            "top token, scorer AUC (likelihood)", "candidates"]
+                            "top token, scorer AUC (likelihood)", "next candidates"]
   assert [[t.strip() for t in (row["text"][3], row["text"][6])] for row in Dom(page).body_rows("features")] == \
       [["0.800", "0.610"], ["—", "—"]]
 

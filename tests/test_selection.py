@@ -48,6 +48,35 @@ def test_stored_rows_keep_the_best_by_loss_and_every_outside_proposal():
   assert rows[-1]["token_ids"] == [7, 8] and rows[-1]["val_loss"] == 99.0 and rows[-1]["source"] == "explainer"
 
 
+def test_runners_up_follow_the_rule_that_chose():
+  """The next candidates in the choosing rule's own order, one per word, the label left out: by ask score, by the
+  coverage rule's z-summed signals among its best by validation loss, by set-namer score within its margin, else by
+  validation loss."""
+  def cand(text, loss, **stats):
+    return selection.Candidate((len(text),), text, "scan", {"val_loss": loss, **stats})
+  cands = [cand(" a", 0.1, ask=-3.0, set_pos=-1.0, lrg=0.0, typ_all=0.0),
+           cand(" b", 0.2, ask=-1.0, set_pos=-2.0, lrg=2.0, typ_all=1.0),
+           cand(" B", 0.25, ask=-0.5, set_pos=-0.5, lrg=1.0, typ_all=2.0),  # the same word as ' b'
+           cand(" c", 0.3, ask=-2.0, set_pos=-0.1, lrg=1.0, typ_all=0.5),
+           cand(" d", 0.9, set_pos=-0.2, lrg=9.0, typ_all=9.0)]  # far: no ask score, outside a coverage_top of 4
+  base = dataclasses.replace(selection.SelectConfig(), coverage_top=4, coverage_signals=("lrg", "typ_all"))
+
+  def texts(rule, chosen, **kw):
+    scfg = dataclasses.replace(base, rule=rule, **kw)
+    return [c.text for c in selection.runners_up(cands, cands[chosen], scfg)]
+  assert texts("ask", 2) == [" c", " a"]  # ' b' is the label's word
+  assert texts("coverage", 1) == [" c", " a"]  # z-sums over a, b, B, c: b and B highest, then c, then a
+  assert texts("set_namer", 0, set_margin=0.17) == [" B"]  # within 0.17 of 0.1: a, b, B; by set score
+  assert texts("set_namer", 3, set_margin=None) == [" d", " B", " a"]
+  assert texts("typicality", 0) == [" b", " c", " d"]  # by validation loss
+  plural = [cand(" drinks", 0.1, ask=-1.0), cand(" drink", 0.1, ask=-2.0), cand(" city", 0.1, ask=-3.0),
+            cand(" cities", 0.1, ask=-4.0), cand(" juice", 0.1, ask=-5.0)]
+  assert [c.text for c in selection.runners_up(plural, plural[0], dataclasses.replace(base, rule="ask"))] == \
+      [" city", " juice"]  # a word's plural (or singular) is the word again
+  many = [cand(f" w{i}", 0.1 * i, ask=-float(i)) for i in range(9)]
+  assert len(selection.runners_up(many, many[0], dataclasses.replace(base, rule="ask"))) == selection.RUNNERS_UP
+
+
 def test_set_namer_choice_margin_and_answers_first():
   texts = [" food", " bread", " baked", " loaf"]
   loss, set_pos = [0.243, 0.115, 0.160, 0.300], [-0.8, -2.1, -5.5, -1.0]

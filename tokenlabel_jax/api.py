@@ -74,6 +74,7 @@ class LabelResult:
   probability: float | None
   references: dict[str, float]
   candidates: list[tuple[str, float]]  # (label, held-out AUC), lowest validation loss first
+  runners_up: list[tuple[str, float]]  # (label, held-out AUC) the choice rule ranks next, best first
   baselines: dict[str, tuple[str, float]]  # {"top_token": (label, held-out AUC), "random_word": ...}, same examples
   scorer: dict[str, float]  # with scorer=: held-out AUCs under it of "label", each reference and each baseline
   result: dict[str, Any] = dataclasses.field(repr=False)
@@ -85,6 +86,7 @@ class LabelResult:
                probability=r.get("probability"),
                references={k: v.get("auc") for k, v in (r.get("references") or {}).items()},
                candidates=[(row.get("label"), row.get("auc")) for row in rows],
+               runners_up=[(t, a) for t, a in r.get("runners_up") or []],
                baselines={k: (v.get("label"), v.get("auc")) for k, v in (r.get("baselines") or {}).items()},
                scorer=_scorer_aucs(r.get("scorer") or {}), result=r)
 
@@ -99,12 +101,12 @@ class Results(list):
   """A list of `LabelResult`; shows itself as a table in a notebook."""
 
   def _repr_html_(self) -> str:
-    head = "<tr><th>feature</th><th>label</th><th>held-out AUC</th><th>references</th><th>candidates</th></tr>"
+    head = "<tr><th>feature</th><th>label</th><th>held-out AUC</th><th>references</th><th>runners-up</th></tr>"
     rows = "".join(
         f"<tr><td>{html.escape(r.feature)}</td><td><code>{html.escape(repr(r.label))}</code></td>"
         f"<td>{'' if r.auc is None else f'{r.auc:.3f}'}</td>"
         f"<td>{html.escape(', '.join(f'{k} {v:.3f}' for k, v in r.references.items() if v is not None))}</td>"
-        f"<td>{html.escape(', '.join(repr(c) for c, _ in r.candidates[:5]))}</td></tr>" for r in self)
+        f"<td>{html.escape(', '.join(repr(c) for c, _ in r.runners_up))}</td></tr>" for r in self)
     return f"<table>{head}{rows}</table>"
 
   def __getitem__(self, key):

@@ -111,12 +111,18 @@ def zscore(x: np.ndarray) -> np.ndarray:
   return (x - x.mean()) / (x.std() + 1e-9)
 
 
-def coverage_choice(val_loss_C: np.ndarray, signals: dict[str, np.ndarray], top: int) -> int:
-  """Index of the chosen candidate: among the best `top` by validation loss, the highest sum of the z-scored
-  signals (each z-scored over those `top`)."""
+def coverage_order(val_loss_C: np.ndarray, signals: dict[str, np.ndarray], top: int) -> list[int]:
+  """Indices of the best `top` candidates by validation loss, by the sum of their z-scored signals (each z-scored
+  over those `top`), highest first: the coverage rule's choice and its runners-up."""
   order = np.argsort(np.asarray(val_loss_C), kind="stable")[:top]
   total = sum(zscore(np.asarray(s)[order]) for s in signals.values())
-  return int(order[int(np.argmax(total))])
+  return [int(order[i]) for i in np.argsort(-np.asarray(total), kind="stable")]
+
+
+def coverage_choice(val_loss_C: np.ndarray, signals: dict[str, np.ndarray], top: int) -> int:
+  """Index of the chosen candidate: among the best `top` by validation loss, the highest sum of the z-scored
+  signals."""
+  return coverage_order(val_loss_C, signals, top)[0]
 
 
 ASK_WORDS = 12  # positive words named in the chat question
@@ -163,7 +169,7 @@ BOUND_ROWS = 16  # forms run at a time by ask_scores(best_only=True): namer_scor
 
 
 def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[str] | None = None,
-               end: bool = False, best_only: bool = False, shots: Sequence[tuple[Sequence[str], str]] = (),
+               end: bool = False, best_only: int = 0, shots: Sequence[tuple[Sequence[str], str]] = (),
                extra: str = "", any_spelling: bool = False) -> np.ndarray:
   """Per label, log P(label | the chat question about `words`) as the assistant's answer, teacher-forced: the
   better of its lower-case and capitalized forms, without the leading space (an answer starts its turn). With `end`,
@@ -174,10 +180,12 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
   each without and with a leading space: Qwen2.5 holds " furniture" as one token and "furniture" as two, and the
   model answers with either (experiments/naming/plan_spellings.md). Not with `best_only`.
 
-  `best_only`: what the ask rule needs, the likeliest label, for a fraction of the passes. A whole answer is never
-  likelier than its first token, whose probability the question's own pass gives: forms are run in order of it,
-  BOUND_ROWS at a time, until the next one's first token is less likely than the best whole answer so far. The
-  labels none of whose forms ran get NaN (they cannot be the likeliest); the others their exact score.
+  `best_only=k`: what the ask rule needs, the k likeliest labels (the label and its runners-up), for a fraction of
+  the passes. A whole answer is never likelier than its first token, whose probability the question's own pass
+  gives: forms are run in order of it, BOUND_ROWS at a time, until the next one's first token is less likely than the
+  k-th best label so far. The k likeliest get their exact scores; a label none of whose forms ran gets NaN (it
+  cannot be among them), another that ran the score of its forms that ran (a form left out is less likely than the
+  k-th best).
   `shots`, `extra`: as for `ask_prompt`."""
   def ask(w):
     return DiscriminatorConfig(name="ask", kind="namer", calibrate=False,
@@ -202,8 +210,10 @@ def ask_scores(m, words: Sequence[str], labels: Sequence[str], listed: Sequence[
     first = np.asarray(prep.logq_BxV)[0, [q[0] for q in seqs]] - float(prep.baseline_B[0])
     order, got = np.argsort(-first, kind="stable"), np.full(len(seqs), np.nan)
     for start in range(0, len(order), BOUND_ROWS):
-      best = np.nanmax(got) if np.isfinite(got).any() else -np.inf
-      run = [int(i) for i in order[start:start + BOUND_ROWS] if first[i] >= best]
+      so_far = np.fmax(got[0::2], got[1::2])  # each label's better form run yet (NaN: none)
+      so_far = np.sort(so_far[np.isfinite(so_far)])[::-1]
+      bar = so_far[best_only - 1] if len(so_far) >= best_only else -np.inf
+      run = [int(i) for i in order[start:start + BOUND_ROWS] if first[i] >= bar]
       if not run:
         break
       got[run] = namer_scores(m.params, m.cfg, prep, [seqs[i] for i in run])[:, 0]

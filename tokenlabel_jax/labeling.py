@@ -377,6 +377,9 @@ def _verify_and_report(m: LoadedModel, feature: data_lib.Feature, disc: disc_lib
       "baselines": base_figures,
       # Which words fire it, and how many make half: whether one word could say it all.
       "positive_words": baselines.word_spread(feature, lcfg.threshold),
+      # What the choice rule ranks next, with their held-out AUCs: a person may read the category's name among them.
+      "runners_up": [[c.text, c.stats.get("auc")] for c in selection.runners_up(
+          cands, chosen, selection.for_model(scfg, m.cfg, m.tokenizer.has_chat_template))],
       "verification": selection.stored_rows(cands),
       "seed_argmax": soft["seed_argmax"],
       "discriminator": disc.name,

@@ -115,6 +115,15 @@ def _candidates(result: dict[str, Any], k: int | None = None) -> list[dict[str, 
   return rows[:k] if k else rows
 
 
+def _next_labels(result: dict[str, Any]) -> list[str]:
+  """What the choice rule ranked after the label (`runners_up`), or, for a run older than that field, the 5 best
+  candidates by validation loss."""
+  nexts = result.get("runners_up")
+  if isinstance(nexts, list):
+    return [str(n[0]) for n in nexts if isinstance(n, list) and n]
+  return [str(c.get("label", "")) for c in _candidates(result, 5)]
+
+
 def _page(title: str, body: str, script: str = "") -> str:
   return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
           f"<style>{_CSS}</style></head><body>\n{body}\n" + (f"<script>{script}</script>" if script else "")
@@ -228,7 +237,7 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
   has_p = any(_num(r.get("probability")) is not None for r in results)
   if has_p:
     cols.append(("p", "probability"))
-  cols.append(("cands", "candidates"))
+  cols.append(("cands", "next candidates"))
   head = "".join(f'<th data-col="{c}">{_e(t)}</th>' for c, t in cols)
   rows = []
   for r in results:
@@ -236,7 +245,7 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     refs = r.get("references") if isinstance(r.get("references"), dict) else {}
     ref_html = ", ".join(f'{_e(k)} {_fmt(_get(v, "auc"))}' for k, v in refs.items())
     best_ref = max((_num(_get(v, "auc")) for v in refs.values() if _num(_get(v, "auc")) is not None), default=None)
-    cands = " ".join(f'<span class="label">{_e(c.get("label", ""))}</span>' for c in _candidates(r, 5))
+    cands = " ".join(f'<span class="label">{_e(c)}</span>' for c in _next_labels(r))
     cells = [f'<td data-col="feature" data-v="{_e(r["feature"])}">'
              f'<a href="{_e(urllib.parse.quote(r["_dir"]))}/report.html">'
              f'{_e(r["feature"])}</a></td>',
@@ -265,7 +274,7 @@ def index_html(results: Sequence[dict[str, Any]], title: str) -> str:
     if has_p:
       p = _num(r.get("probability"))
       cells.append(f'<td data-col="p" class="num" data-v="{"" if p is None else p}">{_fmt(p, 2)}</td>')
-    cells.append(f'<td data-col="cands" data-v="{_e(" ".join(c.get("label", "") for c in _candidates(r, 5)))}">'
+    cells.append(f'<td data-col="cands" data-v="{_e(" ".join(_next_labels(r)))}">'
                  f"{cands}</td>")
     rows.append(f'<tr data-feature="{_e(r["feature"])}">' + "".join(cells) + "</tr>")
   aucs = [_num(_get(r, "heldout", "auc")) for r in results]

@@ -36,8 +36,10 @@ def label_line(r: dict[str, Any]) -> str:
   scored += f"; top token {top['label']!r} {top['auc']:.3f}" if top else ""
   top_s = r.get("scorer", {}).get("baselines", {}).get("top_token")
   scored += f", {r['scorer']['discriminator']} {top_s['auc']:.3f}" if top and top_s else ""
+  nexts = "; next: " + ", ".join(repr(t) for t, _ in r["runners_up"]) if r.get("runners_up") else ""
   return (f"{r['feature']}: {r['label']!r}  ({labeling.p_note(r)}held-out AUC {r['heldout']['auc']:.3f}{scored})"
-          + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above chance"))
+          + ("" if r["label"] else f"  no label: best candidate {r['best_candidate']!r} is not above chance")
+          + nexts)
 
 
 def _feature_error(name: str, e: UserError) -> str:

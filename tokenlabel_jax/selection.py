@@ -37,6 +37,7 @@ from tokenlabel_jax import data as data_lib
 from tokenlabel_jax import discriminators as disc_lib
 from tokenlabel_jax import evaluation
 from tokenlabel_jax import model as model_lib
+from tokenlabel_jax import naming
 from tokenlabel_jax import optimization as opt_lib
 from tokenlabel_jax.errors import UserError, check_settings, check_types
 from tokenlabel_jax.splits import Split, evaluate_labels, example_texts
@@ -444,8 +445,8 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   the lowest validation loss where the feature has no positive words. Each answer is scored with its end, so that
   the first piece of a longer answer does not win (experiments/naming/chooser.py, `ask_end~0.2`: 57 of 108 tuning
   categories, 61 of 117 test categories and 71 of the 132 fresh ones, against the set namer rule's 44, 54 and 49).
-  Only answers that can win are run (`ask_scores(best_only=True)`): the others are kept with "ask_bounded" instead
-  of a score."""
+  Only answers that can be among the best 1 + RUNNERS_UP are run (`ask_scores(best_only=...)`): the others are kept
+  with "ask_bounded" instead of a score."""
   if not m.tokenizer.has_chat_template:
     raise UserError("the ask rule asks the model in its chat format, and this model's tokenizer has no chat template",
                     "use an instruct model, or --select_rule=set_namer or --select_rule=coverage")
@@ -461,7 +462,7 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   words = coverage.ask_words(feature, lcfg.threshold)
   if not words:
     return compared[0]
-  got = coverage.ask_scores(m, words, [cands[i].text for i in near], end=True, best_only=True)
+  got = coverage.ask_scores(m, words, [cands[i].text for i in near], end=True, best_only=1 + RUNNERS_UP)
   for i, v in zip(near, got):  # a label whose first token alone is less likely than the best answer gets no score
     cands[i].stats.update({"ask": float(v)} if np.isfinite(v) else {"ask_bounded": 1.0})
   return near[coverage.ask_choice([cands[i].stats["val_loss"] for i in near], got, scfg.ask_margin)]
@@ -552,6 +553,35 @@ def auc_lower_bound(auc: float, n_pos: int, n_neg: int, chance_floor: bool = Tru
 
 
 STORED_TOP = 40  # candidates a result.json keeps by validation loss (besides every outside proposal)
+RUNNERS_UP = 4  # the candidates a result names after its label, in the order of the rule that chose it
+
+
+def runners_up(cands: Sequence[Candidate], chosen: Candidate, scfg: SelectConfig) -> list[Candidate]:
+  """What the rule that chose `chosen` ranks next, best first, one per word (its plural skipped): by the ask score
+  (ask rule), the z-summed signals (coverage rule), the set namer's score within its margin (set namer rule), else
+  by validation loss. A person reads the label with them: the category's name is often among them when the label
+  misses it (experiments/naming/README.md, "The label's runners-up"). `scfg` as `for_model` fills it."""
+  singles = [c for c in cands if len(c.ids) == 1 or c.source in ("extension", "explainer")]
+  if scfg.rule == "ask" and any("ask" in c.stats for c in cands):
+    order = sorted((c for c in cands if "ask" in c.stats), key=lambda c: -c.stats["ask"])
+  elif scfg.rule == "coverage" and any("lrg" in c.stats for c in cands):
+    compared = [c for c in cands if "lrg" in c.stats]
+    signals = {k: np.asarray([c.stats[k] for c in compared]) for k in scfg.coverage_signals}
+    order = [compared[i] for i in coverage.coverage_order(np.asarray([c.stats["val_loss"] for c in compared]),
+                                                          signals, scfg.coverage_top)]
+  elif scfg.rule == "set_namer" and any(np.isfinite(c.stats.get("set_pos", np.nan)) for c in cands):
+    scored = [c for c in cands if np.isfinite(c.stats.get("set_pos", np.nan))]
+    best = min(c.stats["val_loss"] for c in scored) + (np.inf if scfg.set_margin is None else scfg.set_margin)
+    order = sorted((c for c in scored if c.stats["val_loss"] <= best), key=lambda c: -c.stats["set_pos"])
+  else:
+    order = sorted(singles, key=lambda c: c.stats.get("val_loss", np.inf))
+  seen, out = naming.inflections(chosen.text), []
+  for c in order:  # a word's plural adds nothing for a reader: ' drink' after ' drinks' is skipped
+    forms = naming.inflections(c.text)
+    if naming.normalize(c.text) not in seen and not forms & seen:
+      seen |= forms
+      out.append(c)
+  return out[:RUNNERS_UP]
 
 
 def stored_rows(cands: Sequence[Candidate], top: int = STORED_TOP) -> list[dict[str, Any]]:
