@@ -498,3 +498,21 @@ def test_spellings_commonest_words_and_the_rules_choices():
     assert np.allclose([c[key] for c in got["window"]], want, atol=1e-5)
     assert got[key + "~0.2"] == labels[int(np.argmax(want))]
   assert got["ask_end~0.2"] == " w0"
+
+
+def test_runners_up_counts_the_first_name_among_label_and_runners_up(tmp_path):
+  """A category counts at k when the best candidate or one of its first k - 1 runners-up names it; the label's own
+  count keeps the run's chance check (a withheld label is a miss)."""
+  sys.path.insert(0, ROOT)
+  from experiments.naming import runners_up  # pylint: disable=import-outside-toplevel
+  names = [["tool"], ["city"], ["fish"]]
+  assert runners_up.cumulative([[" knife", " tools"], [" city"], [" shark", " whale", " sea"]], names) == [1, 2, 2]
+  cats = {"tool": {"names": ["tool"]}, "city": {"names": ["city"]}}
+  for name, label, best, nexts in (("tool", None, " knife", [[" hammer", 0.9], [" tools", 0.8]]),
+                                   ("city", " city", " city", [])):
+    os.makedirs(tmp_path / name)
+    with open(tmp_path / name / "result.json", "w", encoding="utf-8") as f:
+      json.dump({"feature": name, "label": label, "best_candidate": best, "runners_up": nexts, "model": "m",
+                 "selection": {"rule": "ask"}}, f)
+  row = runners_up.run_row(str(tmp_path), cats)
+  assert (row["label (chance check)"], row["best 1"], row["best 2"], row["best 3"]) == (1, 1, 1, 2)
