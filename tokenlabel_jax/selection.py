@@ -463,7 +463,7 @@ def _ask_rule(m, disc: disc_lib.DiscriminatorConfig, feature: data_lib.Feature, 
   if not words:
     return compared[0]
   got = coverage.ask_scores(m, words, [cands[i].text for i in near], end=True, best_only=1 + RUNNERS_UP)
-  for i, v in zip(near, got):  # a label whose first token alone is less likely than the best answer gets no score
+  for i, v in zip(near, got):  # a label whose first token alone is less likely than the 5th answer gets no score
     cands[i].stats.update({"ask": float(v)} if np.isfinite(v) else {"ask_bounded": 1.0})
   return near[coverage.ask_choice([cands[i].stats["val_loss"] for i in near], got, scfg.ask_margin)]
 
@@ -561,7 +561,6 @@ def runners_up(cands: Sequence[Candidate], chosen: Candidate, scfg: SelectConfig
   (ask rule), the z-summed signals (coverage rule), the set namer's score within its margin (set namer rule), else
   by validation loss. A person reads the label with them: the category's name is often among them when the label
   misses it (experiments/naming/README.md, "The label's runners-up"). `scfg` as `for_model` fills it."""
-  singles = [c for c in cands if len(c.ids) == 1 or c.source in ("extension", "explainer")]
   if scfg.rule == "ask" and any("ask" in c.stats for c in cands):
     order = sorted((c for c in cands if "ask" in c.stats), key=lambda c: -c.stats["ask"])
   elif scfg.rule == "coverage" and any("lrg" in c.stats for c in cands):
@@ -574,7 +573,7 @@ def runners_up(cands: Sequence[Candidate], chosen: Candidate, scfg: SelectConfig
     best = min(c.stats["val_loss"] for c in scored) + (np.inf if scfg.set_margin is None else scfg.set_margin)
     order = sorted((c for c in scored if c.stats["val_loss"] <= best), key=lambda c: -c.stats["set_pos"])
   else:
-    order = sorted(singles, key=lambda c: c.stats.get("val_loss", np.inf))
+    order = sorted(cands, key=lambda c: c.stats.get("val_loss", np.inf))
   seen, out = naming.inflections(chosen.text), []
   for c in order:  # a word's plural adds nothing for a reader: ' drink' after ' drinks' is skipped
     forms = naming.inflections(c.text)
