@@ -102,19 +102,21 @@ def score_category(m, feature, result: dict, end_only: bool = False) -> dict:
        **{k: float(v[i]) for k, v in got.items() if i < len(v)}} for i, c in enumerate(cands)]}
 
 
-def rescoring_run(study: str, doc: str, gate: str, plan: str):
+def rescoring_run(study: str, doc: str, gate: str, plan: str, model_in_name: bool = True):
   """What a study that re-scores the stored chooser rows starts with: its arguments (--model, --split), its result
-  name and settings, the stored rows of the split and the rows a killed run already wrote. A split other than tune
-  is refused unless the tuning half's result has `gate` set (the plan's bar passed)."""
+  name (<study>_<split>_<model>; without the model for a study whose plan named its file so) and settings, the
+  stored rows of the split and the rows a killed run already wrote. A split other than tune is refused unless the
+  tuning half's result has `gate` set (the plan's bar passed)."""
   ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--model", default="qwen2.5-coder-1.5b")
   ap.add_argument("--split", default="tune", help="tune | test | fresh")
   args = ap.parse_args()
   from absl import logging  # pylint: disable=import-outside-toplevel
   logging.set_verbosity(logging.WARNING)
-  name, settings = f"{study}_{args.split}_{args.model}", {"split": args.split, "model": args.model}
-  if args.split != "tune" and not common.earlier_run(f"{study}_tune_{args.model}",
-                                                     dict(settings, split="tune"))[1].get(gate):
+  def name_of(split):
+    return f"{study}_{split}_{args.model}" if model_in_name else f"{study}_{split}"
+  name, settings = name_of(args.split), {"split": args.split, "model": args.model}
+  if args.split != "tune" and not common.earlier_run(name_of("tune"), dict(settings, split="tune"))[1].get(gate):
     sys.exit(f"the tuning half has not passed the bar of {plan}: no other split is scored")
   with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{args.model}.json"), encoding="utf-8") as f:
     stored = json.load(f)["summary"]["rows"]

@@ -10,12 +10,9 @@ experiments/results/naming_size_principle_<split>.{md,json}; a killed run resume
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -106,42 +103,24 @@ def write(split: str, rows: list[dict], total: int, command: str | None = None) 
 
 
 def main():
-  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--split", default="tune", help="tune; test and fresh only after the tuning half passed the bar")
-  args = ap.parse_args()
-  from absl import logging  # pylint: disable=import-outside-toplevel
   from tokenlabel_jax.loading import load_model  # pylint: disable=import-outside-toplevel
-  logging.set_verbosity(logging.WARNING)
-  if args.split != "tune":
-    if not common.earlier_run("naming_size_principle_tune", {"split": "tune", "model": MODEL})[1].get("passes bar"):
-      sys.exit("the tuning half has not passed the plan's bar (plan_size_principle.md): run --split tune first; the "
-               "other splits are run only if it passes")
-  with open(os.path.join(common.RESULTS, f"naming_chooser_{args.split}_{MODEL}.json"), encoding="utf-8") as f:
-    stored = json.load(f)["summary"]["rows"]
+  args, _, _, stored, rows = chooser.rescoring_run("naming_size_principle", __doc__, "passes bar",
+                                                   "plan_size_principle.md", model_in_name=False)
   cats = {c["name"]: c for c in common.categories(args.split)}
-  name = f"naming_size_principle_{args.split}"
-  rows = common.earlier_run(name, {"split": args.split, "model": MODEL})[1].get("rows", [])
-  done = {r["category"] for r in rows}
   m = load_model(MODEL)
-  t0 = time.time()
-  for s in stored:
-    if s["category"] in done:
-      continue
-    cands, cat = s["candidates"], cats[s["category"]]
+
+  def score(s: dict) -> dict:
+    cands = s["candidates"]
     short = shortlist(cands)
     if s["words"] and short:
       for c, k in zip(short, kinds_scores(m, s["words"], [c["label"] for c in short])):
         c["kinds"] = k
     chosen = max(short, key=lambda c: c.get("kinds", -np.inf)) if short else cands[0]
-    rows.append({"category": s["category"], "names": s["names"], "strict names": strict_names(cat),
-                 "ask_end~0.2": chooser.end_rule(cands)["label"], "size@5": chosen["label"],
-                 "shortlist": [{k: c[k] for k in ("label", "val_loss", "ask_end", "kinds") if k in c} for c in short]})
-    print(f"{len(rows)}/{len(stored)} {s['category']}: {rows[-1]['ask_end~0.2']!r} -> {chosen['label']!r} "
-          f"({time.time() - t0:.0f}s)", flush=True)
-    if len(rows) % 5 == 0:
-      write(args.split, rows, len(stored))
-  write(args.split, rows, len(stored))
-
+    return {"category": s["category"], "names": s["names"], "strict names": strict_names(cats[s["category"]]),
+            "ask_end~0.2": chooser.end_rule(cands)["label"], "size@5": chosen["label"],
+            "shortlist": [{k: c[k] for k in ("label", "val_loss", "ask_end", "kinds") if k in c} for c in short]}
+  chooser.rescore(stored, rows, score, lambda r: f"{r['ask_end~0.2']!r} -> {r['size@5']!r}",
+                  lambda rows: write(args.split, rows, len(stored)))
 
 if __name__ == "__main__":
   main()
