@@ -115,6 +115,11 @@ def test_a_feature_that_fails_is_named_after_the_others_are_written(tiny, tmp_pa
   assert "heldout" in str(e.value) and "finished features are kept" in e.value.fix
   assert (out / good.name / "result.json").is_file() and (out / "index.html").is_file()
   assert list(json.loads((out / "summary.json").read_text())) == [good.name]
+  lines = []  # a study that zips the results with another method's gets None for the failed one, not the next one
+  got = explaining.explain_features(tiny, [bad, good], *_run_args(), str(tmp_path / "direct"), per_batch=2,
+                                    log=lines.append)
+  assert [r and r["feature"] for r in explaining.aligned(got, [bad, good])] == [None, good.name]
+  assert any(l.startswith(f"error: feature {bad.name}") for l in lines)
 
 
 def test_a_killed_run_resumes_with_the_features_it_lacks(tiny, tmp_path, answers):

@@ -128,3 +128,11 @@ def explain_features(m: LoadedModel, features: Sequence[data_lib.Feature], disc:
           + (f"; top token {top['label']!r} {top['auc']:.3f}" if top else "") + ")")
     runfiles.write_summary(summary_path, summary)
   return [results[f.name] for f in features if f.name in results]
+
+
+def aligned(results: Sequence[dict], features: Sequence[data_lib.Feature]) -> list[dict | None]:
+  """`explain_features`' results in the order of `features`, None where a feature failed (it is left out of the
+  list): a study that zips them with another method's results must not pair one feature's explanation with the next
+  feature's label."""
+  by_name = {r["feature"]: r for r in results}
+  return [by_name.get(f.name) for f in features]

@@ -81,13 +81,15 @@ def main():
     ours = labeling.label_features(m, group, disc, lcfg, os.path.join(out, "ours"), (), True, None, scfg, plots=False)
     t_ours = (time.time() - t) / len(group)
     t = time.time()
-    expl = explaining.explain_features(m, group, disc, lcfg, ecfg, os.path.join(out, "explainer"), per_batch=4)
+    expl = explaining.aligned(explaining.explain_features(m, group, disc, lcfg, ecfg, os.path.join(out, "explainer"),
+                                                          per_batch=4), group)
     t_expl = (time.time() - t) / len(group)
     t = time.time()
     comb = labeling.label_features(m, group, disc, lcfg, os.path.join(out, "combined"), (), True, None, combined_scfg,
                                    plots=False)
     t_comb = (time.time() - t) / len(group) + t_expl  # the combination pays for the explainer's answers too
     for f, o, e, c in zip(group, ours, expl, comb):
+      e = e or {"best_candidate": None, "explainer": {"status": "error", "proposals": []}}  # its error line is above
       scan = min((v for v in o["verification"] if len(v["token_ids"]) == 1), key=lambda v: v["val_loss"])
       labels = {"ours": o["best_candidate"], "explainer": e["best_candidate"], "combined": c["best_candidate"],
                 "top token": baselines.top_token(f, lcfg.threshold), "exact scan": scan["label"]}

@@ -194,8 +194,9 @@ def label_chunk(args, m, disc, lcfg, kind: str, chunk, words, rng) -> list[dict]
   expl = comb = [None] * len(chunk)
   if args.explainer:
     from tokenlabel_jax import explainer, explaining  # pylint: disable=import-outside-toplevel
-    expl = explaining.explain_features(m, chunk, disc, lcfg, explainer.ExplainConfig(samples=4),
-                                       os.path.join(args.out, kind + "_explainer"), per_batch=len(chunk))
+    expl = explaining.aligned(explaining.explain_features(m, chunk, disc, lcfg, explainer.ExplainConfig(samples=4),
+                                                          os.path.join(args.out, kind + "_explainer"),
+                                                          per_batch=len(chunk)), chunk)  # None: failed (see its error)
     comb = label_or_keep(m, chunk, disc, lcfg, os.path.join(args.out, kind + "_combined"), {},
                          dataclasses.replace(scfg, propose_with="explainer", proposals=4))
   rows = []
