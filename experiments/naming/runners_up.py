@@ -2,7 +2,10 @@
 
   python experiments/naming/naming_benchmark.py --split test --model smollm2-135m-instruct --scorer '' \
       --tag _smollm2-135m-instruct_runners                                      # 5 minutes on 2 cores
-  python experiments/naming/runners_up.py --split test --runs experiments/runs/naming/test_smollm2-135m-instruct_runners
+  python experiments/naming/naming_benchmark.py --split test --model qwen2.5-coder-1.5b --scorer '' \
+      --tag _qwen2.5-coder-1.5b_shipped                                          # 38 minutes
+  python experiments/naming/runners_up.py --split test --runs experiments/runs/naming/test_smollm2-135m-instruct_runners \
+      experiments/runs/naming/test_qwen2.5-coder-1.5b_shipped
   python experiments/models/speed.py --model qwen2.5-coder-1.5b --runs 1       # the 26 concepts, 6 minutes
   python experiments/naming/runners_up.py --split concepts --runs experiments/runs/models_speed/qwen2.5-coder-1.5b_1
 
