@@ -122,5 +122,6 @@ def main():
   chooser.rescore(stored, rows, score, lambda r: f"{r['ask_end~0.2']!r} -> {r['size@5']!r}",
                   lambda rows: write(args.split, rows, len(stored)))
 
+
 if __name__ == "__main__":
   main()
